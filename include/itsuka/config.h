@@ -1,0 +1,70 @@
+// Node configuration: the settings of conf/itsuka.toml, loaded from the file and
+// overridden by command-line flags. Every setting has a safe default, a type and a
+// range; a bad value is reported with the setting's full name ("server.port").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "itsuka/status.h"
+
+namespace itsuka {
+
+struct Config {
+  // [node]
+  std::string node_id = "node1";
+  std::string data_dir = ".itsuka-local/node1/data";
+  // [server]
+  std::string bind = "127.0.0.1";
+  int64_t port = 7001;
+  std::string requirepass;
+  int64_t max_clients = 10000;
+  int64_t idle_timeout_s = 0;
+  int64_t shutdown_timeout_s = 5;
+  // [limits]
+  int64_t max_bulk_bytes = 16 << 20;
+  int64_t max_args = 1 << 20;
+  int64_t max_inline_bytes = 64 << 10;
+  int64_t max_query_buffer_bytes = 32 << 20;
+  int64_t max_output_buffer_bytes = 256 << 20;
+  int64_t unauth_max_args = 10;
+  int64_t unauth_max_bulk_bytes = 16384;
+  int64_t max_object_bytes = 32 << 20;
+  int64_t max_siblings = 64;
+  // [storage]
+  std::string durability = "os";  // "os" | "fsync"
+  int64_t block_cache_mb = 64;
+  int64_t write_buffer_mb = 64;
+  // [log]
+  std::string log_level = "info";
+  std::string log_file;
+
+  // Not settings: where the values came from.
+  std::string config_file;
+};
+
+// Parses the command line (argv[0] is skipped). Flags: --config FILE, --port N,
+// --bind ADDR, --data-dir DIR, --node-id ID, --requirepass PW, --log-level L,
+// --log-file F, --set section.key=value (repeatable), --check-config, --help, --version.
+struct CommandLine {
+  std::string config_file;
+  std::vector<std::pair<std::string, std::string>> overrides;  // setting name -> text value
+  bool check_config = false;
+  bool help = false;
+  bool version = false;
+};
+Result<CommandLine> ParseCommandLine(int argc, const char* const* argv);
+std::string Usage();
+
+// Loads the file (if any), applies overrides, and validates the result.
+Result<Config> LoadConfig(const CommandLine& cmdline);
+// Same, from TOML text (for tests).
+Result<Config> ParseConfigText(const std::string& toml_text, const std::string& origin,
+                               const std::vector<std::pair<std::string, std::string>>& overrides);
+
+// Every setting as ("section.key", current value as text), in file order; the
+// requirepass value is masked. Used by CONFIG GET and INFO.
+std::vector<std::pair<std::string, std::string>> ListSettings(const Config& config);
+
+}  // namespace itsuka

@@ -1,0 +1,598 @@
+#include "server/commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cctype>
+
+#include "common/log.h"
+#include "wire/object_codec.h"
+#include "wire/resp.h"
+
+namespace itsuka::server {
+namespace {
+
+namespace resp = wire::resp;
+
+constexpr const char* kVersion = "0.1.0";
+// Reported as redis_version for client libraries that branch on it.
+constexpr const char* kRedisCompatVersion = "7.0.0";
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && Lower(a) == Lower(b);
+}
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// Glob matching for CONFIG GET / COMMAND patterns: '*', '?', no classes.
+bool GlobMatch(std::string_view pat, std::string_view s) {
+  if (pat.empty()) return s.empty();
+  if (pat[0] == '*') {
+    for (size_t i = 0; i <= s.size(); ++i) {
+      if (GlobMatch(pat.substr(1), s.substr(i))) return true;
+    }
+    return false;
+  }
+  if (s.empty()) return false;
+  if (pat[0] == '?' || std::tolower(static_cast<unsigned char>(pat[0])) ==
+                           std::tolower(static_cast<unsigned char>(s[0]))) {
+    return GlobMatch(pat.substr(1), s.substr(1));
+  }
+  return false;
+}
+
+void ErrWrongArgs(const std::string& name, std::string* out) {
+  resp::AppendError(out, "ERR wrong number of arguments for '" + Lower(name) + "' command");
+}
+
+void ErrSyntax(std::string* out) { resp::AppendError(out, "ERR syntax error"); }
+
+void ErrNotInteger(std::string* out) {
+  resp::AppendError(out, "ERR value is not an integer or out of range");
+}
+
+}  // namespace
+
+CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stats,
+                                 const Clock& clock)
+    : config_(config), store_(store), stats_(stats), clock_(clock) {
+  limits_.max_siblings = static_cast<size_t>(config.max_siblings);
+  limits_.max_bytes = static_cast<size_t>(config.max_object_bytes);
+  const std::vector<Command> table = {
+      {"ping", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Ping},
+      {"echo", 2, {"fast"}, 0, 0, 0, true, &CommandExecutor::Echo},
+      {"quit", -1, {"fast", "no-auth"}, 0, 0, 0, false, &CommandExecutor::Quit},
+      {"select", 2, {"loading", "fast"}, 0, 0, 0, true, &CommandExecutor::Select},
+      {"hello", -1, {"fast", "no-auth"}, 0, 0, 0, false, &CommandExecutor::Hello},
+      {"auth", -2, {"fast", "no-auth"}, 0, 0, 0, false, &CommandExecutor::Auth},
+      {"command", -1, {"loading"}, 0, 0, 0, true, &CommandExecutor::CommandCmd},
+      {"info", -1, {"loading"}, 0, 0, 0, true, &CommandExecutor::InfoCmd},
+      {"config", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::ConfigCmd},
+      {"client", -2, {"fast"}, 0, 0, 0, true, &CommandExecutor::ClientCmd},
+      {"get", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Get},
+      {"vget", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::VGet},
+      {"set", -3, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::Set},
+      {"del", -2, {"write"}, 1, -1, 1, true, &CommandExecutor::Del},
+      {"exists", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::Exists},
+      {"mget", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::MGet},
+      {"mset", -3, {"write", "denyoom"}, 1, -1, 2, true, &CommandExecutor::MSet},
+      {"ttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
+      {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
+      {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
+  };
+  for (const Command& c : table) commands_.emplace(c.name, c);
+}
+
+void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
+                              std::string* out) {
+  ++stats_.commands_processed;
+  const size_t before = out->size();
+  std::string name = Lower(args[0]);
+  auto it = commands_.find(name);
+  if (it == commands_.end()) {
+    std::string msg = "ERR unknown command '" + args[0].substr(0, 128) +
+                      "', with args beginning with: ";
+    for (size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 128) + "' ";
+    resp::AppendError(out, msg);
+  } else {
+    const Command& cmd = it->second;
+    const int argc = static_cast<int>(args.size());
+    if ((cmd.arity > 0 && argc != cmd.arity) || (cmd.arity < 0 && argc < -cmd.arity)) {
+      ErrWrongArgs(cmd.name, out);
+    } else if (cmd.needs_auth && !session.authenticated) {
+      resp::AppendError(out, "NOAUTH Authentication required.");
+    } else {
+      (this->*cmd.handler)(session, args, out);
+    }
+  }
+  if (out->size() > before && (*out)[before] == '-') ++stats_.error_replies;
+}
+
+// ---- Connection commands ----------------------------------------------------------
+
+void CommandExecutor::Ping(Session&, std::vector<std::string>& args, std::string* out) {
+  if (args.size() > 2) return ErrWrongArgs("ping", out);
+  if (args.size() == 2) return resp::AppendBulk(out, args[1]);
+  resp::AppendSimple(out, "PONG");
+}
+
+void CommandExecutor::Echo(Session&, std::vector<std::string>& args, std::string* out) {
+  resp::AppendBulk(out, args[1]);
+}
+
+void CommandExecutor::Quit(Session& session, std::vector<std::string>&, std::string* out) {
+  session.close_after_reply = true;
+  resp::AppendSimple(out, "OK");
+}
+
+void CommandExecutor::Select(Session&, std::vector<std::string>& args, std::string* out) {
+  int64_t db = 0;
+  if (!ParseInt(args[1], &db)) return ErrNotInteger(out);
+  if (db != 0) return resp::AppendError(out, "ERR DB index is out of range");
+  resp::AppendSimple(out, "OK");
+}
+
+void CommandExecutor::Auth(Session& session, std::vector<std::string>& args, std::string* out) {
+  if (args.size() > 3) return ErrSyntax(out);
+  if (config_.requirepass.empty()) {
+    return resp::AppendError(out,
+                             "ERR AUTH <password> called without any password configured for "
+                             "the default user. Are you sure your configuration is correct?");
+  }
+  const std::string& user = args.size() == 3 ? args[1] : std::string("default");
+  const std::string& pass = args.back();
+  if (user != "default" || pass != config_.requirepass) {
+    return resp::AppendError(out,
+                             "WRONGPASS invalid username-password pair or user is disabled.");
+  }
+  session.authenticated = true;
+  resp::AppendSimple(out, "OK");
+}
+
+void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, std::string* out) {
+  size_t i = 1;
+  if (args.size() > 1) {
+    int64_t ver = 0;
+    if (!ParseInt(args[1], &ver)) {
+      return resp::AppendError(out, "ERR Protocol version is not an integer or out of range");
+    }
+    if (ver != 2) {
+      return resp::AppendError(out, "NOPROTO unsupported protocol version (itsuka speaks RESP2)");
+    }
+    i = 2;
+  }
+  bool authenticated = session.authenticated;
+  for (; i < args.size(); ++i) {
+    if (IEquals(args[i], "AUTH") && i + 2 < args.size()) {
+      if (config_.requirepass.empty() || args[i + 1] != "default" ||
+          args[i + 2] != config_.requirepass) {
+        return resp::AppendError(out,
+                                 "WRONGPASS invalid username-password pair or user is disabled.");
+      }
+      authenticated = true;
+      i += 2;
+    } else if (IEquals(args[i], "SETNAME") && i + 1 < args.size()) {
+      session.name = args[++i];
+    } else {
+      return resp::AppendError(out, "ERR Syntax error in HELLO option '" + args[i] + "'");
+    }
+  }
+  if (!authenticated) {
+    return resp::AppendError(out, "NOAUTH HELLO must be called with the client already "
+                                  "authenticated, otherwise the HELLO AUTH <user> <pass> option "
+                                  "can be used to authenticate the client and select the RESP "
+                                  "protocol version at the same time");
+  }
+  session.authenticated = true;
+  resp::AppendArrayHeader(out, 14);
+  resp::AppendBulk(out, "server");
+  resp::AppendBulk(out, "itsuka");
+  resp::AppendBulk(out, "version");
+  resp::AppendBulk(out, kVersion);
+  resp::AppendBulk(out, "proto");
+  resp::AppendInteger(out, 2);
+  resp::AppendBulk(out, "id");
+  resp::AppendInteger(out, static_cast<int64_t>(session.id));
+  resp::AppendBulk(out, "mode");
+  resp::AppendBulk(out, "standalone");
+  resp::AppendBulk(out, "role");
+  resp::AppendBulk(out, "master");
+  resp::AppendBulk(out, "modules");
+  resp::AppendArrayHeader(out, 0);
+}
+
+void CommandExecutor::ClientCmd(Session& session, std::vector<std::string>& args,
+                                std::string* out) {
+  std::string sub = Lower(args[1]);
+  if (sub == "setname" && args.size() == 3) {
+    for (char c : args[2]) {
+      if (c <= ' ' || c > '~') {
+        return resp::AppendError(out, "ERR Client names cannot contain spaces, newlines or "
+                                      "special characters.");
+      }
+    }
+    session.name = args[2];
+    return resp::AppendSimple(out, "OK");
+  }
+  if (sub == "getname" && args.size() == 2) {
+    return session.name.empty() ? resp::AppendNull(out) : resp::AppendBulk(out, session.name);
+  }
+  if (sub == "id" && args.size() == 2) {
+    return resp::AppendInteger(out, static_cast<int64_t>(session.id));
+  }
+  if (sub == "setinfo" && args.size() == 4) return resp::AppendSimple(out, "OK");
+  resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
+                             "'. Try CLIENT SETNAME, GETNAME, ID, SETINFO.");
+}
+
+// ---- Introspection -----------------------------------------------------------------
+
+void CommandExecutor::AppendCommandInfo(const Command& cmd, std::string* out) const {
+  resp::AppendArrayHeader(out, 10);
+  resp::AppendBulk(out, cmd.name);
+  resp::AppendInteger(out, cmd.arity);
+  resp::AppendArrayHeader(out, cmd.flags.size());
+  for (const std::string& f : cmd.flags) resp::AppendSimple(out, f);
+  resp::AppendInteger(out, cmd.first_key);
+  resp::AppendInteger(out, cmd.last_key);
+  resp::AppendInteger(out, cmd.step);
+  for (int i = 0; i < 4; ++i) resp::AppendArrayHeader(out, 0);  // acl, tips, key specs, subcmds
+}
+
+void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  std::vector<const Command*> all;
+  for (const auto& [name, cmd] : commands_) all.push_back(&cmd);
+  std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  if (args.size() == 1) {
+    resp::AppendArrayHeader(out, all.size());
+    for (const Command* c : all) AppendCommandInfo(*c, out);
+    return;
+  }
+  std::string sub = Lower(args[1]);
+  if (sub == "count" && args.size() == 2) {
+    return resp::AppendInteger(out, static_cast<int64_t>(all.size()));
+  }
+  if (sub == "list" && args.size() == 2) {
+    resp::AppendArrayHeader(out, all.size());
+    for (const Command* c : all) resp::AppendBulk(out, c->name);
+    return;
+  }
+  if (sub == "info") {
+    resp::AppendArrayHeader(out, args.size() - 2);
+    for (size_t i = 2; i < args.size(); ++i) {
+      auto it = commands_.find(Lower(args[i]));
+      if (it == commands_.end()) {
+        out->append("*-1\r\n");
+      } else {
+        AppendCommandInfo(it->second, out);
+      }
+    }
+    return;
+  }
+  if (sub == "docs") {
+    // No documentation is served; an empty map tells redis-cli to use its own hints.
+    return resp::AppendArrayHeader(out, 0);
+  }
+  resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
+                             "'. Try COMMAND COUNT, LIST, INFO, DOCS.");
+}
+
+void CommandExecutor::ConfigCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  if (!IEquals(args[1], "GET") || args.size() < 3) {
+    return resp::AppendError(out, "ERR CONFIG supports only GET <pattern> [pattern ...]; "
+                                  "settings are changed in the config file");
+  }
+  // Redis names that tools such as redis-benchmark ask for: itsuka takes no RDB
+  // snapshots and keeps no AOF (its durability is RocksDB's write-ahead log).
+  std::vector<std::pair<std::string, std::string>> settings = {{"save", ""},
+                                                               {"appendonly", "no"}};
+  for (auto& kv : ListSettings(config_)) settings.push_back(std::move(kv));
+  std::vector<const std::pair<std::string, std::string>*> hits;
+  for (const auto& kv : settings) {
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (GlobMatch(args[i], kv.first)) {
+        hits.push_back(&kv);
+        break;
+      }
+    }
+  }
+  resp::AppendArrayHeader(out, hits.size() * 2);
+  for (const auto* kv : hits) {
+    resp::AppendBulk(out, kv->first);
+    resp::AppendBulk(out, kv->second);
+  }
+}
+
+std::string CommandExecutor::Info(std::string_view section) const {
+  std::string want = Lower(section);
+  bool all = want.empty() || want == "all" || want == "default" || want == "everything";
+  std::string s;
+  auto add = [&](const char* name) {
+    if (!all && want != name) return false;
+    if (!s.empty()) s += "\r\n";
+    std::string title = name;
+    title[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[0])));
+    s += "# " + title + "\r\n";
+    return true;
+  };
+  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  const int64_t uptime_s = (clock_.MonotonicMs() - stats_.start_mono_ms) / 1000;
+  if (add("server")) {
+    kv("itsuka_version", kVersion);
+    kv("redis_version", kRedisCompatVersion);
+    kv("redis_mode", "standalone");
+    kv("node_id", config_.node_id);
+    kv("process_id", std::to_string(::getpid()));
+    kv("tcp_port", std::to_string(config_.port));
+    kv("uptime_in_seconds", std::to_string(uptime_s));
+    kv("uptime_in_days", std::to_string(uptime_s / 86400));
+    kv("config_file", config_.config_file);
+  }
+  if (add("clients")) {
+    kv("connected_clients", std::to_string(stats_.connected_clients));
+    kv("maxclients", std::to_string(config_.max_clients));
+    kv("blocked_clients", "0");
+  }
+  if (add("persistence")) {
+    EngineStats es = store_.engine().Stats();
+    kv("loading", "0");
+    kv("storage_engine", "rocksdb");
+    kv("durability", config_.durability);
+    kv("data_dir", config_.data_dir);
+    kv("commits", std::to_string(store_.commits()));
+    kv("committed_keys", std::to_string(store_.committed_keys()));
+    kv("failed_commits", std::to_string(store_.failed_commits()));
+    kv("synced_writes", std::to_string(es.synced_writes));
+    kv("estimated_live_data_bytes", std::to_string(es.live_data_bytes));
+    kv("rdb_bgsave_in_progress", "0");
+    kv("aof_enabled", "0");
+  }
+  if (add("stats")) {
+    kv("total_connections_received", std::to_string(stats_.connections_received));
+    kv("total_commands_processed", std::to_string(stats_.commands_processed));
+    kv("instantaneous_ops_per_sec", std::to_string(stats_.instantaneous_ops_per_sec));
+    kv("total_net_input_bytes", std::to_string(stats_.net_input_bytes));
+    kv("total_net_output_bytes", std::to_string(stats_.net_output_bytes));
+    kv("rejected_connections", std::to_string(stats_.rejected_connections));
+    kv("keyspace_hits", std::to_string(stats_.keyspace_hits));
+    kv("keyspace_misses", std::to_string(stats_.keyspace_misses));
+    kv("total_error_replies", std::to_string(stats_.error_replies));
+    kv("protocol_errors", std::to_string(stats_.protocol_errors));
+    kv("query_buffer_disconnects", std::to_string(stats_.query_buffer_disconnects));
+    kv("output_buffer_disconnects", std::to_string(stats_.output_buffer_disconnects));
+    kv("idle_disconnects", std::to_string(stats_.idle_disconnects));
+  }
+  if (add("keyspace")) {
+    uint64_t keys = store_.engine().Stats().estimated_keys;
+    // RocksDB's estimate counts tombstoned keys too until they are purged.
+    if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
+  }
+  return s;
+}
+
+void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  std::string text;
+  if (args.size() == 1) {
+    text = Info("");
+  } else {
+    for (size_t i = 1; i < args.size(); ++i) {
+      std::string part = Info(args[i]);
+      if (part.empty()) continue;
+      if (!text.empty()) text += "\r\n";
+      text += part;
+    }
+  }
+  resp::AppendBulk(out, text);
+}
+
+// ---- Keys --------------------------------------------------------------------------
+
+void CommandExecutor::AppendStatusError(const Status& st, std::string* out) {
+  switch (st.code()) {
+    case Status::Code::kTooBig: return resp::AppendError(out, "TOOBIG " + st.message());
+    case Status::Code::kSiblings: return resp::AppendError(out, "SIBLINGS " + st.message());
+    case Status::Code::kUnavailable: return resp::AppendError(out, "UNAVAILABLE " + st.message());
+    case Status::Code::kTimeout: return resp::AppendError(out, "TIMEOUT " + st.message());
+    case Status::Code::kBusy: return resp::AppendError(out, "BUSY " + st.message());
+    case Status::Code::kInvalidArgument: return resp::AppendError(out, "ERR " + st.message());
+    default: return resp::AppendError(out, "ERR storage: " + st.ToString());
+  }
+}
+
+bool CommandExecutor::ReadObject(const std::string& key, core::Object* obj, std::string* out) {
+  Result<core::Object> r = store_.Read(key);
+  if (!r.ok()) {
+    LOG_ERROR << "reading key of " << key.size() << " bytes: " << r.status().ToString();
+    AppendStatusError(r.status(), out);
+    return false;
+  }
+  *obj = std::move(r).value();
+  return true;
+}
+
+Status CommandExecutor::WriteVersion(Session& session, const std::string& key,
+                                     const core::Object& current, const core::VClock* context,
+                                     core::NewVersion version) {
+  version.written_at_ms = clock_.WallMs();
+  Result<core::Object> next = core::ApplyWrite(current, context ? *context : current.clock,
+                                               config_.node_id, std::move(version), limits_);
+  if (!next.ok()) return next.status();
+  store_.Stage(key, std::move(next).value());
+  session.staged_write = true;
+  return Status::Ok();
+}
+
+void CommandExecutor::AppendValues(const core::Object& obj, std::string* out) {
+  std::vector<const core::Sibling*> live = core::LiveSiblings(obj, clock_.WallMs());
+  if (live.empty()) {
+    ++stats_.keyspace_misses;
+    return resp::AppendNull(out);
+  }
+  ++stats_.keyspace_hits;
+  if (live.size() == 1) return resp::AppendBulk(out, live[0]->value);
+  resp::AppendArrayHeader(out, live.size());
+  for (const core::Sibling* s : live) resp::AppendBulk(out, s->value);
+}
+
+void CommandExecutor::Get(Session&, std::vector<std::string>& args, std::string* out) {
+  if (args.size() != 2) return ErrSyntax(out);
+  core::Object obj;
+  if (ReadObject(args[1], &obj, out)) AppendValues(obj, out);
+}
+
+void CommandExecutor::VGet(Session&, std::vector<std::string>& args, std::string* out) {
+  if (args.size() != 2) return ErrSyntax(out);
+  core::Object obj;
+  if (!ReadObject(args[1], &obj, out)) return;
+  std::vector<const core::Sibling*> live = core::LiveSiblings(obj, clock_.WallMs());
+  resp::AppendArrayHeader(out, 2);
+  resp::AppendBulk(out, wire::EncodeContext(obj.clock));
+  resp::AppendArrayHeader(out, live.size());
+  for (const core::Sibling* s : live) resp::AppendBulk(out, s->value);
+}
+
+void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std::string* out) {
+  enum class Cond { kNone, kNx, kXx } cond = Cond::kNone;
+  bool has_expiry = false, keep_ttl = false;
+  int64_t expire_at_ms = 0;
+  std::optional<core::VClock> context;
+  const int64_t now = clock_.WallMs();
+  for (size_t i = 3; i < args.size(); ++i) {
+    std::string opt = Lower(args[i]);
+    bool has_next = i + 1 < args.size();
+    if (opt == "nx" && cond == Cond::kNone) {
+      cond = Cond::kNx;
+    } else if (opt == "xx" && cond == Cond::kNone) {
+      cond = Cond::kXx;
+    } else if (opt == "keepttl" && !has_expiry) {
+      keep_ttl = true;
+    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && has_next &&
+               !has_expiry && !keep_ttl) {
+      int64_t v = 0;
+      if (!ParseInt(args[++i], &v)) return ErrNotInteger(out);
+      // Bound so that the arithmetic below cannot overflow (about 290,000 years).
+      constexpr int64_t kMaxMs = int64_t{1} << 53;
+      bool seconds = opt == "ex" || opt == "exat";
+      if (v <= 0 || v > (seconds ? kMaxMs / 1000 : kMaxMs)) {
+        return resp::AppendError(out, "ERR invalid expire time in 'set' command");
+      }
+      int64_t ms = seconds ? v * 1000 : v;
+      expire_at_ms = (opt == "ex" || opt == "px") ? now + ms : ms;
+      has_expiry = true;
+    } else if (opt == "ctx" && has_next && !context) {
+      Result<core::VClock> ctx = wire::DecodeContext(args[++i]);
+      if (!ctx.ok()) return resp::AppendError(out, "ERR invalid CTX token (use the one VGET returned)");
+      context = std::move(ctx).value();
+    } else {
+      return ErrSyntax(out);
+    }
+  }
+  core::Object current;
+  if (!ReadObject(args[1], &current, out)) return;
+  std::vector<const core::Sibling*> live = core::LiveSiblings(current, now);
+  if ((cond == Cond::kNx && !live.empty()) || (cond == Cond::kXx && live.empty())) {
+    return resp::AppendNull(out);
+  }
+  if (keep_ttl && live.size() == 1) expire_at_ms = live[0]->expire_at_ms;
+  core::NewVersion version{false, std::move(args[2]), expire_at_ms, 0};
+  Status st = WriteVersion(session, args[1], current, context ? &*context : nullptr,
+                           std::move(version));
+  if (!st.ok()) return AppendStatusError(st, out);
+  resp::AppendSimple(out, "OK");
+}
+
+void CommandExecutor::Del(Session& session, std::vector<std::string>& args, std::string* out) {
+  int64_t deleted = 0;
+  const int64_t now = clock_.WallMs();
+  for (size_t i = 1; i < args.size(); ++i) {
+    core::Object current;
+    if (!ReadObject(args[i], &current, out)) return;
+    if (core::LiveSiblings(current, now).empty()) continue;
+    Status st = WriteVersion(session, args[i], current, nullptr, core::NewVersion{true, {}, 0, 0});
+    if (!st.ok()) return AppendStatusError(st, out);
+    ++deleted;
+  }
+  resp::AppendInteger(out, deleted);
+}
+
+void CommandExecutor::Exists(Session&, std::vector<std::string>& args, std::string* out) {
+  int64_t n = 0;
+  const int64_t now = clock_.WallMs();
+  for (size_t i = 1; i < args.size(); ++i) {
+    core::Object obj;
+    if (!ReadObject(args[i], &obj, out)) return;
+    if (!core::LiveSiblings(obj, now).empty()) ++n;
+  }
+  resp::AppendInteger(out, n);
+}
+
+void CommandExecutor::MGet(Session&, std::vector<std::string>& args, std::string* out) {
+  // Read everything first so an error leaves no half-written array behind.
+  std::vector<core::Object> objs(args.size() - 1);
+  std::string err;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (!ReadObject(args[i], &objs[i - 1], &err)) {
+      out->append(err);
+      return;
+    }
+  }
+  resp::AppendArrayHeader(out, objs.size());
+  for (const core::Object& o : objs) AppendValues(o, out);
+}
+
+void CommandExecutor::MSet(Session& session, std::vector<std::string>& args, std::string* out) {
+  if (args.size() % 2 != 1) return ErrWrongArgs("mset", out);
+  // All or nothing: compute every new object before staging any.
+  std::vector<core::Object> next;
+  next.reserve(args.size() / 2);
+  const int64_t now = clock_.WallMs();
+  for (size_t i = 1; i < args.size(); i += 2) {
+    core::Object current;
+    if (!ReadObject(args[i], &current, out)) return;
+    // A key repeated in one MSET: the later value supersedes the earlier one.
+    for (size_t j = 1; j < i; j += 2) {
+      if (args[j] == args[i]) current = next[(j - 1) / 2];
+    }
+    Result<core::Object> obj = core::ApplyWrite(current, current.clock, config_.node_id,
+                                                core::NewVersion{false, args[i + 1], 0, now}, limits_);
+    if (!obj.ok()) return AppendStatusError(obj.status(), out);
+    next.push_back(std::move(obj).value());
+  }
+  for (size_t i = 1; i < args.size(); i += 2) store_.Stage(args[i], std::move(next[(i - 1) / 2]));
+  session.staged_write = true;
+  resp::AppendSimple(out, "OK");
+}
+
+void CommandExecutor::Ttl(Session&, std::vector<std::string>& args, std::string* out) {
+  core::Object obj;
+  if (!ReadObject(args[1], &obj, out)) return;
+  const int64_t now = clock_.WallMs();
+  std::vector<const core::Sibling*> live = core::LiveSiblings(obj, now);
+  if (live.empty()) return resp::AppendInteger(out, -2);
+  // With siblings, the key lives as long as its longest-lived version.
+  int64_t expire = 0;
+  for (const core::Sibling* s : live) {
+    if (s->expire_at_ms == 0) return resp::AppendInteger(out, -1);
+    expire = std::max(expire, s->expire_at_ms);
+  }
+  int64_t left = expire - now;
+  bool millis = IEquals(args[0], "pttl");
+  resp::AppendInteger(out, millis ? left : (left + 500) / 1000);
+}
+
+void CommandExecutor::DbSize(Session&, std::vector<std::string>&, std::string* out) {
+  // An estimate from RocksDB (includes keys whose latest version is a tombstone).
+  resp::AppendInteger(out, static_cast<int64_t>(store_.engine().Stats().estimated_keys));
+}
+
+}  // namespace itsuka::server

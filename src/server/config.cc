@@ -1,0 +1,287 @@
+#include "itsuka/config.h"
+
+#include <toml++/toml.h>
+
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <variant>
+
+namespace itsuka {
+namespace {
+
+struct IntSetting {
+  int64_t Config::*field;
+  int64_t min;
+  int64_t max;
+};
+struct StringSetting {
+  std::string Config::*field;
+  std::vector<std::string> allowed;  // empty: any string
+};
+struct Setting {
+  const char* name;
+  std::variant<IntSetting, StringSetting> kind;
+};
+
+constexpr int64_t kMaxInt = INT64_MAX / 2;
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = {
+      {"node.id", StringSetting{&Config::node_id, {}}},
+      {"node.data_dir", StringSetting{&Config::data_dir, {}}},
+      {"server.bind", StringSetting{&Config::bind, {}}},
+      {"server.port", IntSetting{&Config::port, 0, 65535}},
+      {"server.requirepass", StringSetting{&Config::requirepass, {}}},
+      {"server.max_clients", IntSetting{&Config::max_clients, 1, 1000000}},
+      {"server.idle_timeout_s", IntSetting{&Config::idle_timeout_s, 0, kMaxInt}},
+      {"server.shutdown_timeout_s", IntSetting{&Config::shutdown_timeout_s, 0, 3600}},
+      {"limits.max_bulk_bytes", IntSetting{&Config::max_bulk_bytes, 1, 1LL << 32}},
+      {"limits.max_args", IntSetting{&Config::max_args, 1, 1LL << 24}},
+      {"limits.max_inline_bytes", IntSetting{&Config::max_inline_bytes, 16, 1LL << 30}},
+      {"limits.max_query_buffer_bytes", IntSetting{&Config::max_query_buffer_bytes, 1024, 1LL << 34}},
+      {"limits.max_output_buffer_bytes", IntSetting{&Config::max_output_buffer_bytes, 1024, 1LL << 40}},
+      {"limits.unauth_max_args", IntSetting{&Config::unauth_max_args, 2, 1LL << 24}},
+      {"limits.unauth_max_bulk_bytes", IntSetting{&Config::unauth_max_bulk_bytes, 64, 1LL << 32}},
+      {"limits.max_object_bytes", IntSetting{&Config::max_object_bytes, 1024, 1LL << 32}},
+      {"limits.max_siblings", IntSetting{&Config::max_siblings, 1, 100000}},
+      {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
+      {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
+      {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
+      {"log.level", StringSetting{&Config::log_level, {"debug", "info", "warn", "error"}}},
+      {"log.file", StringSetting{&Config::log_file, {}}},
+  };
+  return settings;
+}
+
+const Setting* FindSetting(std::string_view name) {
+  for (const Setting& s : Settings()) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+Status CheckInt(const Setting& s, const IntSetting& is, int64_t v) {
+  if (v < is.min || v > is.max) {
+    return Status::InvalidArgument("setting '" + std::string(s.name) + "': " + std::to_string(v) +
+                                   " is out of range [" + std::to_string(is.min) + ", " +
+                                   std::to_string(is.max) + "]");
+  }
+  return Status::Ok();
+}
+
+Status CheckString(const Setting& s, const StringSetting& ss, const std::string& v) {
+  if (ss.allowed.empty()) return Status::Ok();
+  for (const std::string& a : ss.allowed) {
+    if (v == a) return Status::Ok();
+  }
+  std::string list;
+  for (const std::string& a : ss.allowed) list += (list.empty() ? "" : ", ") + a;
+  return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + v +
+                                 "' is not one of: " + list);
+}
+
+// Applies a value given as text (command line).
+Status SetFromText(Config* c, const Setting& s, const std::string& text) {
+  if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size()) {
+      return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
+                                     "' is not an integer");
+    }
+    Status st = CheckInt(s, *is, v);
+    if (st.ok()) c->*(is->field) = v;
+    return st;
+  }
+  const auto& ss = std::get<StringSetting>(s.kind);
+  Status st = CheckString(s, ss, text);
+  if (st.ok()) c->*(ss.field) = text;
+  return st;
+}
+
+// Applies a value from the TOML document.
+Status SetFromToml(Config* c, const Setting& s, const toml::node& node) {
+  if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
+    std::optional<int64_t> v = node.value_exact<int64_t>();
+    if (!v) {
+      return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be an integer");
+    }
+    Status st = CheckInt(s, *is, *v);
+    if (st.ok()) c->*(is->field) = *v;
+    return st;
+  }
+  const auto& ss = std::get<StringSetting>(s.kind);
+  std::optional<std::string> v = node.value_exact<std::string>();
+  if (!v) return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be a string");
+  Status st = CheckString(s, ss, *v);
+  if (st.ok()) c->*(ss.field) = *v;
+  return st;
+}
+
+bool ValidNodeId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char ch : id) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status Validate(const Config& c) {
+  if (!ValidNodeId(c.node_id)) {
+    return Status::InvalidArgument("setting 'node.id': '" + c.node_id +
+                                   "' must be 1-64 letters, digits, '-', '_' or '.'");
+  }
+  if (c.data_dir.empty()) return Status::InvalidArgument("setting 'node.data_dir' is empty");
+  if (c.bind.empty()) return Status::InvalidArgument("setting 'server.bind' is empty");
+  if (c.max_query_buffer_bytes < c.max_bulk_bytes) {
+    return Status::InvalidArgument(
+        "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");
+  }
+  if (c.unauth_max_bulk_bytes > c.max_bulk_bytes || c.unauth_max_args > c.max_args) {
+    return Status::InvalidArgument(
+        "settings 'limits.unauth_*' must not exceed limits.max_bulk_bytes / limits.max_args");
+  }
+  return Status::Ok();
+}
+
+Status ApplyOverrides(Config* c,
+                      const std::vector<std::pair<std::string, std::string>>& overrides) {
+  for (const auto& [name, value] : overrides) {
+    const Setting* s = FindSetting(name);
+    if (s == nullptr) return Status::InvalidArgument("unknown setting '" + name + "'");
+    Status st = SetFromText(c, *s, value);
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string Usage() {
+  return "usage: itsukad [--config FILE] [options]\n"
+         "  --config FILE         TOML configuration (see conf/itsuka.toml)\n"
+         "  --port N              server.port\n"
+         "  --bind ADDR           server.bind\n"
+         "  --data-dir DIR        node.data_dir\n"
+         "  --node-id ID          node.id\n"
+         "  --requirepass PW      server.requirepass\n"
+         "  --log-level L         log.level (debug|info|warn|error)\n"
+         "  --log-file F          log.file\n"
+         "  --set NAME=VALUE      any setting, e.g. --set limits.max_args=1024\n"
+         "  --check-config        validate the configuration and exit\n"
+         "  --version, --help\n";
+}
+
+Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  static const std::pair<const char*, const char*> kShortcuts[] = {
+      {"--port", "server.port"},         {"--bind", "server.bind"},
+      {"--data-dir", "node.data_dir"},   {"--node-id", "node.id"},
+      {"--requirepass", "server.requirepass"}, {"--log-level", "log.level"},
+      {"--log-file", "log.file"},
+  };
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&](std::string* out) -> bool {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    std::string value;
+    if (arg == "--help" || arg == "-h") {
+      cl.help = true;
+    } else if (arg == "--version") {
+      cl.version = true;
+    } else if (arg == "--check-config") {
+      cl.check_config = true;
+    } else if (arg == "--config" || arg == "-c") {
+      if (!next(&cl.config_file)) return Status::InvalidArgument("--config needs a file name");
+    } else if (arg == "--set") {
+      if (!next(&value) || value.find('=') == std::string::npos) {
+        return Status::InvalidArgument("--set needs NAME=VALUE");
+      }
+      size_t eq = value.find('=');
+      cl.overrides.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+    } else {
+      bool matched = false;
+      for (const auto& [flag, setting] : kShortcuts) {
+        if (arg == flag) {
+          if (!next(&value)) return Status::InvalidArgument(arg + " needs a value");
+          cl.overrides.emplace_back(setting, value);
+          matched = true;
+        }
+      }
+      if (!matched) return Status::InvalidArgument("unknown option '" + arg + "'");
+    }
+  }
+  return cl;
+}
+
+Result<Config> ParseConfigText(const std::string& toml_text, const std::string& origin,
+                               const std::vector<std::pair<std::string, std::string>>& overrides) {
+  Config c;
+  c.config_file = origin;
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+    return Status::InvalidArgument(msg.str());
+  }
+  for (const auto& [section, node] : doc) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      return Status::InvalidArgument(origin + ": '" + std::string(section.str()) +
+                                     "' must be a [section]");
+    }
+    for (const auto& [key, value] : *table) {
+      std::string name = std::string(section.str()) + "." + std::string(key.str());
+      const Setting* s = FindSetting(name);
+      if (s == nullptr) return Status::InvalidArgument(origin + ": unknown setting '" + name + "'");
+      Status st = SetFromToml(&c, *s, value);
+      if (!st.ok()) return Status::InvalidArgument(origin + ": " + st.message());
+    }
+  }
+  Status st = ApplyOverrides(&c, overrides);
+  if (st.ok()) st = Validate(c);
+  if (!st.ok()) return st;
+  return c;
+}
+
+Result<Config> LoadConfig(const CommandLine& cmdline) {
+  std::string text;
+  if (!cmdline.config_file.empty()) {
+    std::ifstream in(cmdline.config_file);
+    if (!in) {
+      return Status::InvalidArgument("cannot read config file '" + cmdline.config_file + "'");
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  return ParseConfigText(text, cmdline.config_file.empty() ? "(defaults)" : cmdline.config_file,
+                         cmdline.overrides);
+}
+
+std::vector<std::pair<std::string, std::string>> ListSettings(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Setting& s : Settings()) {
+    std::string value;
+    if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
+      value = std::to_string(config.*(is->field));
+    } else {
+      value = config.*(std::get<StringSetting>(s.kind).field);
+      if (std::string_view(s.name) == "server.requirepass" && !value.empty()) value = "********";
+    }
+    out.emplace_back(s.name, value);
+  }
+  return out;
+}
+
+}  // namespace itsuka

@@ -1,0 +1,67 @@
+// An itsuka node: the event loop, the client listener, the store and its group
+// commit, timers and signals. Run() blocks until SIGTERM/SIGINT and a clean shutdown:
+// stop accepting, answer what was received, commit, flush, close RocksDB.
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "itsuka/clock.h"
+#include "itsuka/config.h"
+#include "itsuka/engine.h"
+#include "net/loop.h"
+#include "net/tcp.h"
+#include "server/client.h"
+#include "server/commands.h"
+#include "server/stats.h"
+#include "server/store.h"
+
+namespace itsuka::server {
+
+class Node : public ClientHost {
+ public:
+  // Opens storage and binds the listener; errors name what failed.
+  static Result<std::unique_ptr<Node>> Create(const Config& config);
+  ~Node() override;
+
+  // Serves until shutdown. Returns the process exit code.
+  int Run();
+  int port() const { return listener_ ? listener_->port() : 0; }
+
+  // ClientHost
+  const Config& config() const override { return config_; }
+  Stats& stats() override { return stats_; }
+  CommandExecutor& executor() override { return *executor_; }
+  int64_t NowMs() const override { return loop_.NowMs(); }
+  void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
+  void OnClientClosed(uint64_t client_id) override;
+
+ private:
+  explicit Node(const Config& config);
+  Status Open();
+  void OnAccept(std::unique_ptr<net::TcpConnection> conn);
+  void AfterIo();
+  void OnTick();
+  void BeginShutdown(const char* why);
+
+  Config config_;
+  SystemClock clock_;
+  net::Loop loop_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Store> store_;
+  Stats stats_;
+  std::unique_ptr<CommandExecutor> executor_;
+  std::unique_ptr<net::TcpListener> listener_;
+  std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
+  std::vector<uint64_t> dirty_;
+  uint64_t next_client_id_ = 1;
+  uint64_t commands_at_last_tick_ = 0;
+  net::Timer tick_;
+  std::vector<std::unique_ptr<net::SignalWatcher>> signals_;
+  bool shutting_down_ = false;
+  int64_t shutdown_deadline_ms_ = 0;
+  int exit_code_ = 0;
+};
+
+}  // namespace itsuka::server

@@ -1,0 +1,21 @@
+// Per-connection state that commands read and change.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace itsuka::server {
+
+struct Session {
+  uint64_t id = 0;
+  std::string peer;
+  std::string name;             // CLIENT SETNAME
+  bool authenticated = false;
+  bool close_after_reply = false;  // QUIT, protocol errors
+  bool staged_write = false;       // replies must wait for the next commit
+  int64_t created_mono_ms = 0;
+  int64_t last_active_mono_ms = 0;
+  std::string last_command;
+};
+
+}  // namespace itsuka::server

@@ -1,0 +1,210 @@
+#include "wire/object_codec.h"
+
+#include <msgpack.hpp>
+
+#include <array>
+
+namespace itsuka::wire {
+namespace {
+
+constexpr uint64_t kFormat = 1;
+constexpr uint64_t kFlagTombstone = 1;
+constexpr size_t kMaxNodeIdBytes = 255;
+
+void PackClock(msgpack::packer<msgpack::sbuffer>& pk, const core::VClock& clock) {
+  pk.pack_array(static_cast<uint32_t>(clock.entries().size()));
+  for (const auto& [node, counter] : clock.entries()) {
+    pk.pack_array(2);
+    pk.pack(node);
+    pk.pack(counter);
+  }
+}
+
+// All msgpack access that can throw lives in the Decode* functions below, behind one
+// try/catch each; these helpers only check types and report by returning false.
+bool AsString(const msgpack::object& o, std::string* out, size_t max) {
+  if (o.type == msgpack::type::STR) {
+    if (o.via.str.size > max) return false;
+    out->assign(o.via.str.ptr, o.via.str.size);
+    return true;
+  }
+  if (o.type == msgpack::type::BIN) {
+    if (o.via.bin.size > max) return false;
+    out->assign(o.via.bin.ptr, o.via.bin.size);
+    return true;
+  }
+  return false;
+}
+
+bool AsU64(const msgpack::object& o, uint64_t* out) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
+  *out = o.via.u64;
+  return true;
+}
+
+bool AsI64(const msgpack::object& o, int64_t* out) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) {
+    if (o.via.u64 > static_cast<uint64_t>(INT64_MAX)) return false;
+    *out = static_cast<int64_t>(o.via.u64);
+    return true;
+  }
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    *out = o.via.i64;
+    return true;
+  }
+  return false;
+}
+
+bool ReadClock(const msgpack::object& o, core::VClock* out) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  std::vector<core::VClock::Entry> entries;
+  entries.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const msgpack::object& e = o.via.array.ptr[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 2) return false;
+    core::VClock::Entry entry;
+    if (!AsString(e.via.array.ptr[0], &entry.first, kMaxNodeIdBytes)) return false;
+    if (!AsU64(e.via.array.ptr[1], &entry.second)) return false;
+    entries.push_back(std::move(entry));
+  }
+  if (!core::VClock::IsWellFormed(entries)) return false;
+  *out = core::VClock(std::move(entries));
+  return true;
+}
+
+bool ReadSibling(const msgpack::object& o, core::Sibling* s) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return false;
+  const msgpack::object* f = o.via.array.ptr;
+  uint64_t flags = 0;
+  if (!AsString(f[0], &s->dot.node, kMaxNodeIdBytes) || !AsU64(f[1], &s->dot.counter) ||
+      !AsU64(f[2], &flags) || (flags & ~kFlagTombstone) != 0 ||
+      !AsString(f[3], &s->value, SIZE_MAX) || !AsI64(f[4], &s->expire_at_ms) ||
+      !AsI64(f[5], &s->written_at_ms)) {
+    return false;
+  }
+  s->tombstone = (flags & kFlagTombstone) != 0;
+  return true;
+}
+
+// Untrusted input declares container sizes up front; cap them by the input size (every
+// element takes at least one byte) so a 5-byte header cannot make the decoder allocate
+// gigabytes.
+msgpack::object_handle Unpack(std::string_view bytes) {
+  const size_t n = bytes.size();
+  msgpack::unpack_limit limit(n, n, n, n, n, 8);
+  return msgpack::unpack(bytes.data(), n, nullptr, nullptr, limit);
+}
+
+const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string Base64Url(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kB64[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kB64[(acc << (6 - bits)) & 63]);
+  return out;
+}
+
+bool FromBase64Url(std::string_view in, std::string* out) {
+  std::array<int, 256> rev;
+  rev.fill(-1);
+  for (int i = 0; i < 64; ++i) rev[static_cast<unsigned char>(kB64[i])] = i;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    if (rev[c] < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(rev[c]);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeObject(const core::Object& obj) {
+  msgpack::sbuffer buf(64 + core::ApproxBytes(obj));
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(3);
+  pk.pack(kFormat);
+  PackClock(pk, obj.clock);
+  pk.pack_array(static_cast<uint32_t>(obj.siblings.size()));
+  for (const core::Sibling& s : obj.siblings) {
+    pk.pack_array(6);
+    pk.pack(s.dot.node);
+    pk.pack(s.dot.counter);
+    pk.pack(s.tombstone ? kFlagTombstone : uint64_t{0});
+    pk.pack_bin(static_cast<uint32_t>(s.value.size()));
+    pk.pack_bin_body(s.value.data(), static_cast<uint32_t>(s.value.size()));
+    pk.pack(s.expire_at_ms);
+    pk.pack(s.written_at_ms);
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+Result<core::Object> DecodeObject(std::string_view bytes) {
+  core::Object obj;
+  try {
+    msgpack::object_handle oh = Unpack(bytes);
+    const msgpack::object& root = oh.get();
+    uint64_t format = 0;
+    if (root.type != msgpack::type::ARRAY || root.via.array.size != 3 ||
+        !AsU64(root.via.array.ptr[0], &format)) {
+      return Status::Corruption("object: not a versioned object");
+    }
+    if (format != kFormat) {
+      return Status::Corruption("object: unknown format " + std::to_string(format));
+    }
+    if (!ReadClock(root.via.array.ptr[1], &obj.clock)) {
+      return Status::Corruption("object: bad vector clock");
+    }
+    const msgpack::object& sibs = root.via.array.ptr[2];
+    if (sibs.type != msgpack::type::ARRAY) return Status::Corruption("object: bad siblings");
+    obj.siblings.resize(sibs.via.array.size);
+    for (uint32_t i = 0; i < sibs.via.array.size; ++i) {
+      if (!ReadSibling(sibs.via.array.ptr[i], &obj.siblings[i])) {
+        return Status::Corruption("object: bad sibling " + std::to_string(i));
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("object: undecodable msgpack: ") + e.what());
+  }
+  if (!core::IsWellFormed(obj)) return Status::Corruption("object: invariants violated");
+  return obj;
+}
+
+std::string EncodeContext(const core::VClock& clock) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  PackClock(pk, clock);
+  return Base64Url(std::string_view(buf.data(), buf.size()));
+}
+
+Result<core::VClock> DecodeContext(std::string_view token) {
+  std::string raw;
+  if (token.size() > 65536 || !FromBase64Url(token, &raw)) {
+    return Status::InvalidArgument("invalid context token");
+  }
+  core::VClock clock;
+  try {
+    msgpack::object_handle oh = Unpack(raw);
+    if (!ReadClock(oh.get(), &clock)) return Status::InvalidArgument("invalid context token");
+  } catch (const std::exception&) {
+    return Status::InvalidArgument("invalid context token");
+  }
+  return clock;
+}
+
+}  // namespace itsuka::wire
