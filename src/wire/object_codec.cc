@@ -89,10 +89,14 @@ bool ReadSibling(const msgpack::object& o, core::Sibling* s) {
 // Untrusted input declares container sizes up front; cap them by the input size (every
 // element takes at least one byte) so a 5-byte header cannot make the decoder allocate
 // gigabytes.
+// Trailing bytes after the object are an error too.
 msgpack::object_handle Unpack(std::string_view bytes) {
   const size_t n = bytes.size();
   msgpack::unpack_limit limit(n, n, n, n, n, 8);
-  return msgpack::unpack(bytes.data(), n, nullptr, nullptr, limit);
+  size_t offset = 0;
+  msgpack::object_handle oh = msgpack::unpack(bytes.data(), n, offset, nullptr, nullptr, limit);
+  if (offset != n) throw std::runtime_error("trailing bytes after the object");
+  return oh;
 }
 
 const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -98,6 +98,7 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
       args_.clear();
       args_.reserve(static_cast<size_t>(std::min<int64_t>(n, 1024)));
       bulk_len_ = -1;
+      continue;  // the first bulk header may not have arrived yet
     }
     if (bulk_len_ < 0) {
       if (buf_[pos_] != '$') {
