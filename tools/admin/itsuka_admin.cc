@@ -1,0 +1,251 @@
+// itsuka-admin: the operator's tool. Talks RESP to one node.
+//
+//   itsuka-admin [--host H:P] [--password PW] [--json] status
+//
+// Commands for members, ring, hints and repair arrive with the cluster features that
+// they show; this build has `status`.
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+// A RESP2 reply, as far as the admin tool needs: strings, errors, integers, arrays.
+struct Reply {
+  char type = 0;  // '+', '-', ':', '$', '*'; '$' with null=true for nil
+  bool null = false;
+  std::string str;
+  long long integer = 0;
+  std::vector<Reply> elements;
+};
+
+class Connection {
+ public:
+  ~Connection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  bool Connect(const std::string& host, const std::string& port, std::string* err) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0) {
+      *err = "cannot resolve " + host + ": " + gai_strerror(rc);
+      return false;
+    }
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      fd_ = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+      if (fd_ >= 0 && ::connect(fd_, a->ai_addr, a->ai_addrlen) == 0) break;
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = -1;
+    }
+    ::freeaddrinfo(res);
+    if (fd_ < 0) {
+      *err = "cannot connect to " + host + ":" + port + ": " + std::strerror(errno);
+      return false;
+    }
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return true;
+  }
+
+  std::optional<Reply> Call(const std::vector<std::string>& args, std::string* err) {
+    std::string req = "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    for (size_t off = 0; off < req.size();) {
+      ssize_t n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        *err = std::string("send: ") + std::strerror(errno);
+        return std::nullopt;
+      }
+      off += static_cast<size_t>(n);
+    }
+    Reply r;
+    if (!Read(&r, 0, err)) return std::nullopt;
+    return r;
+  }
+
+ private:
+  bool Fill(std::string* err) {
+    char tmp[65536];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) {
+      *err = n == 0 ? "connection closed by the node" : std::string("recv: ") + std::strerror(errno);
+      return false;
+    }
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  bool Line(std::string* line, std::string* err) {
+    size_t p;
+    while ((p = buf_.find("\r\n")) == std::string::npos) {
+      if (!Fill(err)) return false;
+    }
+    *line = buf_.substr(0, p);
+    buf_.erase(0, p + 2);
+    return true;
+  }
+
+  bool Read(Reply* r, int depth, std::string* err) {
+    std::string line;
+    if (depth > 8 || !Line(&line, err)) return false;
+    if (line.empty()) {
+      *err = "malformed reply";
+      return false;
+    }
+    r->type = line[0];
+    std::string rest = line.substr(1);
+    switch (r->type) {
+      case '+':
+      case '-': r->str = rest; return true;
+      case ':': r->integer = std::atoll(rest.c_str()); return true;
+      case '$': {
+        long long n = std::atoll(rest.c_str());
+        if (n < 0) {
+          r->null = true;
+          return true;
+        }
+        while (buf_.size() < static_cast<size_t>(n) + 2) {
+          if (!Fill(err)) return false;
+        }
+        r->str = buf_.substr(0, static_cast<size_t>(n));
+        buf_.erase(0, static_cast<size_t>(n) + 2);
+        return true;
+      }
+      case '*': {
+        long long n = std::atoll(rest.c_str());
+        for (long long i = 0; i < n; ++i) {
+          r->elements.emplace_back();
+          if (!Read(&r->elements.back(), depth + 1, err)) return false;
+        }
+        return true;
+      }
+      default: *err = "malformed reply"; return false;
+    }
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+};
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char tmp[8];
+      std::snprintf(tmp, sizeof tmp, "\\u%04x", c);
+      out += tmp;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: itsuka-admin [--host HOST:PORT] [--password PW] [--json] <command>\n"
+               "commands:\n"
+               "  status    node identity, uptime, clients, storage and traffic figures\n");
+  return 2;
+}
+
+int Status(Connection& conn, bool json) {
+  std::string err;
+  std::optional<Reply> r = conn.Call({"INFO"}, &err);
+  if (!r) {
+    std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return 1;
+  }
+  if (r->type == '-') {
+    std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+    return 1;
+  }
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> sections;
+  size_t start = 0;
+  while (start < r->str.size()) {
+    size_t end = r->str.find("\r\n", start);
+    if (end == std::string::npos) end = r->str.size();
+    std::string line = r->str.substr(start, end - start);
+    start = end + 2;
+    if (line.rfind("# ", 0) == 0) {
+      sections.emplace_back(line.substr(2), std::map<std::string, std::string>{});
+    } else if (size_t colon = line.find(':'); colon != std::string::npos && !sections.empty()) {
+      sections.back().second[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+  }
+  if (json) {
+    std::string out = "{";
+    for (size_t i = 0; i < sections.size(); ++i) {
+      out += (i ? "," : "") + std::string("\"") + JsonEscape(sections[i].first) + "\":{";
+      bool first = true;
+      for (const auto& [k, v] : sections[i].second) {
+        out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":\"" + JsonEscape(v) + "\"";
+        first = false;
+      }
+      out += "}";
+    }
+    std::printf("%s}\n", out.c_str());
+    return 0;
+  }
+  for (const auto& [name, kv] : sections) {
+    std::printf("%s\n", name.c_str());
+    for (const auto& [k, v] : kv) std::printf("  %-28s %s\n", k.c_str(), v.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string host = "127.0.0.1", port = "7001", password, command;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--host" && i + 1 < argc) {
+      std::string hp = argv[++i];
+      size_t colon = hp.rfind(':');
+      if (colon == std::string::npos) return Usage();
+      host = hp.substr(0, colon);
+      port = hp.substr(colon + 1);
+    } else if (a == "--password" && i + 1 < argc) {
+      password = argv[++i];
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--help" || a == "-h") {
+      Usage();
+      return 0;
+    } else if (command.empty() && a[0] != '-') {
+      command = a;
+    } else {
+      return Usage();
+    }
+  }
+  if (command != "status") return Usage();
+  Connection conn;
+  std::string err;
+  if (!conn.Connect(host, port, &err)) {
+    std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return 1;
+  }
+  if (!password.empty()) {
+    std::optional<Reply> r = conn.Call({"AUTH", password}, &err);
+    if (!r || r->type == '-') {
+      std::fprintf(stderr, "itsuka-admin: AUTH failed: %s\n", r ? r->str.c_str() : err.c_str());
+      return 1;
+    }
+  }
+  return Status(conn, json);
+}
