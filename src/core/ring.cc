@@ -1,0 +1,71 @@
+#include "core/ring.h"
+
+#include <algorithm>
+
+#include "common/hash.h"
+
+namespace itsuka::core {
+
+uint64_t ClaimWeight(uint32_t partition, std::string_view member) {
+  return Hash64(member, 0x9E3779B97F4A7C15ull ^ partition);
+}
+
+Result<Ring> Ring::Create(uint32_t partitions, std::vector<std::string> members,
+                          uint64_t version) {
+  if (partitions == 0 || partitions > (1u << 20)) {
+    return Status::InvalidArgument("ring partitions must be in [1, 1048576]");
+  }
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  Ring r;
+  r.version_ = version;
+  r.members_ = std::move(members);
+  r.owners_.assign(partitions, 0);
+  if (r.members_.empty()) return r;
+  for (uint32_t p = 0; p < partitions; ++p) {
+    uint32_t best = 0;
+    uint64_t best_w = ClaimWeight(p, r.members_[0]);
+    for (uint32_t m = 1; m < r.members_.size(); ++m) {
+      uint64_t w = ClaimWeight(p, r.members_[m]);
+      if (w > best_w) {
+        best = m;
+        best_w = w;
+      }
+    }
+    r.owners_[p] = best;
+  }
+  return r;
+}
+
+uint32_t Ring::PartitionOf(uint64_t key_hash) const {
+  return static_cast<uint32_t>((static_cast<unsigned __int128>(key_hash) * owners_.size()) >> 64);
+}
+
+std::vector<std::string> Ring::PreferenceList(uint32_t partition, size_t n) const {
+  std::vector<std::string> out;
+  if (members_.empty()) return out;
+  n = std::min(n, members_.size());
+  std::vector<bool> taken(members_.size(), false);
+  const uint32_t q = partitions();
+  for (uint32_t i = 0; i < q && out.size() < n; ++i) {
+    uint32_t owner = owners_[(partition + i) % q];
+    if (!taken[owner]) {
+      taken[owner] = true;
+      out.push_back(members_[owner]);
+    }
+  }
+  // With fewer partitions than members some members own nothing; they follow in order.
+  for (uint32_t m = 0; m < members_.size() && out.size() < n; ++m) {
+    if (!taken[m]) out.push_back(members_[m]);
+  }
+  return out;
+}
+
+std::vector<uint32_t> Ring::OwnedCounts() const {
+  std::vector<uint32_t> counts(members_.size(), 0);
+  if (members_.empty()) return counts;
+  for (uint32_t o : owners_) ++counts[o];
+  return counts;
+}
+
+}  // namespace itsuka::core

@@ -1,0 +1,54 @@
+// The ring: which nodes hold which keys.
+//
+// Design note (Dynamo §6.2 "strategy 3", as Riak does it): the 64-bit hash space is cut
+// into Q equal, fixed partitions (Q chosen at cluster creation). A key belongs to the
+// partition its XXH3-64 hash falls in. Partitions are claimed by members with a pure
+// function of the member list — rendezvous (highest-random-weight) hashing of
+// (partition, member) — so every node that knows the same members computes the same
+// ring, and a join or leave moves only the partitions the changed member wins or loses
+// (about Q/M of them). The preference list of a partition is the owners of it and the
+// following partitions, skipping nodes already chosen, until N distinct nodes.
+//
+// A Ring is an immutable value with a version; a new membership makes a new Ring.
+// Pure and thread-compatible (safe to share between threads once built).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "itsuka/status.h"
+
+namespace itsuka::core {
+
+class Ring {
+ public:
+  // REQUIRES: partitions >= 1. Members are deduplicated; an empty list makes a ring
+  // that owns nothing.
+  static Result<Ring> Create(uint32_t partitions, std::vector<std::string> members,
+                             uint64_t version);
+
+  uint32_t partitions() const { return static_cast<uint32_t>(owners_.size()); }
+  uint64_t version() const { return version_; }
+  const std::vector<std::string>& members() const { return members_; }
+
+  // The partition that owns a key hash: hash * Q / 2^64 (equal ranges of hash space).
+  uint32_t PartitionOf(uint64_t key_hash) const;
+  const std::string& Owner(uint32_t partition) const { return members_[owners_[partition]]; }
+  // Up to n distinct nodes: the owners of `partition` and the partitions after it.
+  std::vector<std::string> PreferenceList(uint32_t partition, size_t n) const;
+  // Number of partitions each member owns, in members() order.
+  std::vector<uint32_t> OwnedCounts() const;
+
+ private:
+  Ring() = default;
+  std::vector<std::string> members_;  // sorted, unique
+  std::vector<uint32_t> owners_;      // partition -> index into members_
+  uint64_t version_ = 0;
+};
+
+// The claim weight of `member` for `partition` (exposed for tests).
+uint64_t ClaimWeight(uint32_t partition, std::string_view member);
+
+}  // namespace itsuka::core
