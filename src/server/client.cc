@@ -1,5 +1,7 @@
 #include "server/client.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace itsuka::server {
@@ -21,9 +23,10 @@ wire::RespLimits Client::Limits() const {
   l.max_inline_bytes = static_cast<size_t>(c.max_inline_bytes);
   // Before AUTH the bounds are much stricter, so an unauthenticated peer cannot make
   // the server buffer much.
-  l.max_bulk_bytes = static_cast<size_t>(session_.authenticated ? c.max_bulk_bytes
-                                                                : c.unauth_max_bulk_bytes);
-  l.max_args = static_cast<size_t>(session_.authenticated ? c.max_args : c.unauth_max_args);
+  l.max_bulk_bytes = static_cast<size_t>(
+      session_.authenticated ? c.max_bulk_bytes : std::min(c.max_bulk_bytes, c.unauth_max_bulk_bytes));
+  l.max_args = static_cast<size_t>(
+      session_.authenticated ? c.max_args : std::min(c.max_args, c.unauth_max_args));
   return l;
 }
 

@@ -141,10 +141,6 @@ Status Validate(const Config& c) {
     return Status::InvalidArgument(
         "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");
   }
-  if (c.unauth_max_bulk_bytes > c.max_bulk_bytes || c.unauth_max_args > c.max_args) {
-    return Status::InvalidArgument(
-        "settings 'limits.unauth_*' must not exceed limits.max_bulk_bytes / limits.max_args");
-  }
   return Status::Ok();
 }
 

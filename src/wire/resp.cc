@@ -87,7 +87,7 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
       int64_t n = 0;
       int r = ParseCountLine(&n);
       if (r == 0) {
-        if (buffered() > kMaxCountLine) return Fail("too big mbulk count string");
+        if (buf_.size() - pos_ > kMaxCountLine) return Fail("too big mbulk count string");
         return Outcome::kNeedMore;
       }
       if (r < 0 || n < 0 || static_cast<uint64_t>(n) > limits_.max_args) {
@@ -107,7 +107,7 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
       int64_t n = 0;
       int r = ParseCountLine(&n);
       if (r == 0) {
-        if (buffered() > kMaxCountLine) return Fail("too big bulk count string");
+        if (buf_.size() - pos_ > kMaxCountLine) return Fail("too big bulk count string");
         return Outcome::kNeedMore;
       }
       if (r < 0 || n < 0 || static_cast<uint64_t>(n) > limits_.max_bulk_bytes) {
@@ -117,17 +117,19 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
       // Make room once for a large value instead of growing the buffer step by step.
       if (buf_.capacity() < pos_ + n + 2) buf_.reserve(pos_ + n + 2);
     }
-    if (buffered() < static_cast<size_t>(bulk_len_) + 2) return Outcome::kNeedMore;
+    if (buf_.size() - pos_ < static_cast<size_t>(bulk_len_) + 2) return Outcome::kNeedMore;
     const char* data = buf_.data() + pos_;
     if (data[bulk_len_] != '\r' || data[bulk_len_ + 1] != '\n') {
       return Fail("expected CRLF after bulk string");
     }
     args_.emplace_back(data, static_cast<size_t>(bulk_len_));
+    args_bytes_ += static_cast<size_t>(bulk_len_);
     pos_ += static_cast<size_t>(bulk_len_) + 2;
     bulk_len_ = -1;
     if (--args_left_ == 0) {
       args->swap(args_);
       args_.clear();
+      args_bytes_ = 0;
       return Outcome::kCommand;
     }
   }
@@ -136,7 +138,7 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
 
 RespParser::Outcome RespParser::ParseInline(std::vector<std::string>* args) {
   const char* start = buf_.data() + pos_;
-  size_t avail = buffered();
+  size_t avail = buf_.size() - pos_;
   const char* nl = static_cast<const char*>(std::memchr(start, '\n', avail));
   if (nl == nullptr) {
     if (avail > limits_.max_inline_bytes) return Fail("too big inline request");

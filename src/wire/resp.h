@@ -42,8 +42,9 @@ class RespParser {
   Outcome Next(std::vector<std::string>* args);
 
   const std::string& error() const { return error_; }
-  // Bytes received but not yet returned as commands.
-  size_t buffered() const { return buf_.size() - pos_; }
+  // Bytes received but not yet returned as commands, including the arguments already
+  // parsed of an incomplete command (so one huge multibulk is bounded too).
+  size_t buffered() const { return buf_.size() - pos_ + args_bytes_; }
 
  private:
   Outcome Fail(std::string msg);
@@ -58,6 +59,7 @@ class RespParser {
   int64_t args_left_ = 0;  // > 0 while inside a multibulk request
   int64_t bulk_len_ = -1;  // >= 0 once a bulk header was read
   std::vector<std::string> args_;
+  size_t args_bytes_ = 0;  // total size of args_
   std::string error_;
 };
 

@@ -1,0 +1,197 @@
+"""Multi-process test helpers: start real itsukad processes, talk RESP to them.
+
+Every process is started here and recorded by pid; only those pids are signalled.
+Waits poll for a condition with a bound; nothing sleeps for readiness.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ITSUKAD = os.environ.get("ITSUKAD", "build/bin/itsukad")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RespError(Exception):
+    """An error reply (-ERR ...), as a value the tests can compare."""
+
+
+class Closed(Exception):
+    pass
+
+
+class Client:
+    """A minimal blocking RESP2 client over a raw socket (binary safe)."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    @staticmethod
+    def encode(*args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode()
+            elif isinstance(a, int):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(*args))
+        return self.read()
+
+    def _fill(self):
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise Closed("connection closed by server")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            val, self.buf = self.buf[:n], self.buf[n + 2:]
+            return val
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise AssertionError(f"malformed reply line {line!r}")
+
+    def read_until_closed(self, timeout=5.0):
+        """Everything the server sends until it closes the connection."""
+        self.sock.settimeout(timeout)
+        out = self.buf
+        self.buf = b""
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                raise AssertionError(f"server did not close the connection; got {out[:200]!r}")
+            except ConnectionResetError:
+                return out
+            if not data:
+                return out
+            out += data
+
+
+class Node:
+    """One itsukad process with its own data directory and port."""
+
+    def __init__(self, *extra, data_dir=None, port=None, node_id="node1"):
+        self.tmp = None
+        if data_dir is None:
+            self.tmp = tempfile.mkdtemp(prefix="itsuka-it-")
+            data_dir = os.path.join(self.tmp, "data")
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.node_id = node_id
+        self.extra = list(extra)
+        self.proc = None
+        self.log_path = os.path.join(self.tmp or os.path.dirname(data_dir), "itsukad.log")
+
+    def argv(self):
+        return [ITSUKAD, "--port", str(self.port), "--data-dir", self.data_dir,
+                "--node-id", self.node_id] + self.extra
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout=20, what=f"itsukad on port {self.port}")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"itsukad exited with {self.proc.returncode}: {self.log_tail()}")
+        try:
+            c = Client(self.port, timeout=1)
+            c.close()
+            return True
+        except OSError:
+            return False
+
+    def log_tail(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def client(self):
+        return Client(self.port)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout=15):
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGCONT)
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def redis_cli(port, *args, password=None):
+    cmd = ["redis-cli", "-p", str(port)]
+    if password:
+        cmd += ["-a", password, "--no-auth-warning"]
+    r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, timeout=30)
+    return r.stdout.decode(errors="replace").rstrip("\n")
