@@ -32,6 +32,8 @@ struct BadConfig {
   std::string must_mention;
 };
 
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.must_mention; }
+
 class ConfigErrors : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(ConfigErrors, NameTheSetting) {

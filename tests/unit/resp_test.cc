@@ -117,6 +117,8 @@ struct BadInput {
   const char* error;
 };
 
+void PrintTo(const BadInput& b, std::ostream* os) { *os << b.error; }
+
 class RespParserErrors : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(RespParserErrors, RejectsWithClearError) {
@@ -223,5 +225,20 @@ TEST(RespWriter, FormatsEveryType) {
                  "$3\r\na\0b\r\n$-1\r\n*2\r\n"s);
 }
 
+}  // namespace
+}  // namespace itsuka::wire
+
+namespace itsuka::wire {
+namespace {
+TEST(RespParser, BufferedCountsArgumentsOfAnIncompleteCommand) {
+  RespParser p;
+  Args args;
+  p.Feed("*3\r\n$5\r\nhello\r\n$5\r\nworld\r\n");
+  EXPECT_EQ(p.Next(&args), Outcome::kNeedMore);
+  EXPECT_EQ(p.buffered(), 10u);
+  p.Feed("$1\r\n!\r\n");
+  EXPECT_EQ(p.Next(&args), Outcome::kCommand);
+  EXPECT_EQ(p.buffered(), 0u);
+}
 }  // namespace
 }  // namespace itsuka::wire
