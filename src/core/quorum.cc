@@ -41,58 +41,43 @@ std::vector<Target> PickTargets(const std::vector<std::string>& primaries,
   return out;
 }
 
-namespace {
-int CountPrimaries(const std::vector<Target>& targets) {
-  return static_cast<int>(std::count_if(targets.begin(), targets.end(),
-                                        [](const Target& t) { return t.primary; }));
+// ---- QuorumTracker ----------------------------------------------------------------
+
+QuorumTracker::QuorumTracker(std::vector<Target> targets, int need, int need_primaries)
+    : targets_(std::move(targets)), state_(targets_.size(), 0), need_(need),
+      need_primaries_(need_primaries) {}
+
+bool QuorumTracker::Reachable() {
+  const int reachable = static_cast<int>(targets_.size());
+  const int primaries = static_cast<int>(std::count_if(
+      targets_.begin(), targets_.end(), [](const Target& t) { return t.primary; }));
+  if (reachable < need_) {
+    why_ = "need " + std::to_string(need_) + " replicas, " + std::to_string(reachable) +
+           " reachable";
+    return false;
+  }
+  if (primaries < need_primaries_) {
+    why_ = "need " + std::to_string(need_primaries_) + " primary replicas, " +
+           std::to_string(primaries) + " reachable";
+    return false;
+  }
+  return true;
 }
 
-int IndexOf(const std::vector<Target>& targets, const std::vector<int>& state,
-            const std::string& node) {
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i].node == node && state[i] == 0) return static_cast<int>(i);
+int QuorumTracker::Record(const std::string& node, bool ok) {
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (targets_[i].node != node || state_[i] != 0) continue;
+    state_[i] = ok ? 1 : -1;
+    if (ok) {
+      ++got_;
+      if (targets_[i].primary) ++got_primaries_;
+    }
+    return static_cast<int>(i);
   }
   return -1;
 }
-}  // namespace
 
-// ---- PutCoordinator ---------------------------------------------------------------
-
-PutCoordinator::PutCoordinator(std::vector<Target> targets, int w, int pw, int64_t deadline_ms)
-    : targets_(std::move(targets)), state_(targets_.size(), 0), w_(w), pw_(pw),
-      deadline_ms_(deadline_ms) {}
-
-Outcome PutCoordinator::Check() {
-  const int reachable = static_cast<int>(targets_.size());
-  const int primaries = CountPrimaries(targets_);
-  if (reachable < w_) {
-    outcome_ = Outcome::kUnavailable;
-    why_ = "need " + std::to_string(w_) + " replicas, " + std::to_string(reachable) + " reachable";
-  } else if (primaries < pw_) {
-    outcome_ = Outcome::kUnavailable;
-    why_ = "need " + std::to_string(pw_) + " primary replicas, " + std::to_string(primaries) +
-           " reachable";
-  }
-  return outcome_;
-}
-
-Outcome PutCoordinator::OnAck(const std::string& node, bool ok) {
-  if (outcome_ != Outcome::kPending) return outcome_;
-  int i = IndexOf(targets_, state_, node);
-  if (i < 0) return outcome_;
-  state_[i] = ok ? 1 : -1;
-  if (ok) {
-    ++acks_;
-    if (targets_[i].primary) ++primary_acks_;
-  }
-  return Evaluate();
-}
-
-Outcome PutCoordinator::Evaluate() {
-  if (acks_ >= w_ && primary_acks_ >= pw_) {
-    outcome_ = Outcome::kOk;
-    return outcome_;
-  }
+bool QuorumTracker::StillPossible() const {
   int waiting = 0, waiting_primaries = 0;
   for (size_t i = 0; i < targets_.size(); ++i) {
     if (state_[i] == 0) {
@@ -100,11 +85,48 @@ Outcome PutCoordinator::Evaluate() {
       if (targets_[i].primary) ++waiting_primaries;
     }
   }
-  if (acks_ + waiting < w_ || primary_acks_ + waiting_primaries < pw_) {
+  return got_ + waiting >= need_ && got_primaries_ + waiting_primaries >= need_primaries_;
+}
+
+bool QuorumTracker::AllAnswered() const {
+  return std::none_of(state_.begin(), state_.end(), [](int s) { return s == 0; });
+}
+
+std::string QuorumTracker::Progress(const char* noun) const {
+  return std::to_string(got_) + " of " + std::to_string(need_) + " " + noun;
+}
+
+Status OutcomeStatus(Outcome outcome, const std::string& why) {
+  switch (outcome) {
+    case Outcome::kOk: return Status::Ok();
+    case Outcome::kUnavailable: return Status::Unavailable(why);
+    case Outcome::kTimeout: return Status::Timeout(why);
+    case Outcome::kPending: break;
+  }
+  return Status::Busy("request still pending");
+}
+
+// ---- PutCoordinator ---------------------------------------------------------------
+
+PutCoordinator::PutCoordinator(std::vector<Target> targets, int w, int pw, int64_t deadline_ms)
+    : quorum_(std::move(targets), w, pw), deadline_ms_(deadline_ms) {}
+
+Outcome PutCoordinator::Check() {
+  if (!quorum_.Reachable()) {
+    outcome_ = Outcome::kUnavailable;
+    why_ = quorum_.why();
+  }
+  return outcome_;
+}
+
+Outcome PutCoordinator::OnAck(const std::string& node, bool ok) {
+  if (outcome_ != Outcome::kPending || quorum_.Record(node, ok) < 0) return outcome_;
+  if (quorum_.Met()) {
+    outcome_ = Outcome::kOk;
+  } else if (!quorum_.StillPossible()) {
     // Some replicas may have applied the write: the outcome is unknown, not "failed".
     outcome_ = Outcome::kTimeout;
-    why_ = std::to_string(acks_) + " of " + std::to_string(w_) +
-           " acks, other replicas failed (outcome unknown)";
+    why_ = quorum_.Progress("acks") + ", other replicas failed (outcome unknown)";
   }
   return outcome_;
 }
@@ -112,71 +134,39 @@ Outcome PutCoordinator::Evaluate() {
 Outcome PutCoordinator::OnTime(int64_t now_ms) {
   if (outcome_ == Outcome::kPending && now_ms >= deadline_ms_) {
     outcome_ = Outcome::kTimeout;
-    why_ = std::to_string(acks_) + " of " + std::to_string(w_) + " acks (outcome unknown)";
+    why_ = quorum_.Progress("acks") + " (outcome unknown)";
   }
   return outcome_;
-}
-
-Status PutCoordinator::ToStatus() const {
-  switch (outcome_) {
-    case Outcome::kOk: return Status::Ok();
-    case Outcome::kUnavailable: return Status::Unavailable(why_);
-    case Outcome::kTimeout: return Status::Timeout(why_);
-    case Outcome::kPending: break;
-  }
-  return Status::Busy("request still pending");
 }
 
 // ---- GetCoordinator ---------------------------------------------------------------
 
 GetCoordinator::GetCoordinator(std::vector<Target> targets, int r, int pr, int64_t deadline_ms)
-    : targets_(std::move(targets)), state_(targets_.size(), 0), replies_(targets_.size()), r_(r),
-      pr_(pr), deadline_ms_(deadline_ms) {}
+    : quorum_(std::move(targets), r, pr), replies_(quorum_.targets().size()),
+      deadline_ms_(deadline_ms) {}
 
 Outcome GetCoordinator::Check() {
-  const int reachable = static_cast<int>(targets_.size());
-  const int primaries = CountPrimaries(targets_);
-  if (reachable < r_) {
+  if (!quorum_.Reachable()) {
     outcome_ = Outcome::kUnavailable;
-    why_ = "need " + std::to_string(r_) + " replicas, " + std::to_string(reachable) + " reachable";
-  } else if (primaries < pr_) {
-    outcome_ = Outcome::kUnavailable;
-    why_ = "need " + std::to_string(pr_) + " primary replicas, " + std::to_string(primaries) +
-           " reachable";
+    why_ = quorum_.why();
   }
   return outcome_;
 }
 
 Outcome GetCoordinator::OnReply(const std::string& node, bool ok, const Object& obj) {
-  int i = IndexOf(targets_, state_, node);
+  // Replies after the outcome still count: they feed read repair.
+  int i = quorum_.Record(node, ok);
   if (i < 0) return outcome_;
-  state_[i] = ok ? 1 : -1;
   if (ok) {
     replies_[i] = obj;
     merged_ = Merge(merged_, obj);
-    ++replies_ok_;
-    if (targets_[i].primary) ++primary_replies_;
   }
-  return Evaluate();
-}
-
-Outcome GetCoordinator::Evaluate() {
   if (outcome_ != Outcome::kPending) return outcome_;
-  if (replies_ok_ >= r_ && primary_replies_ >= pr_) {
+  if (quorum_.Met()) {
     outcome_ = Outcome::kOk;
-    return outcome_;
-  }
-  int waiting = 0, waiting_primaries = 0;
-  for (size_t i = 0; i < targets_.size(); ++i) {
-    if (state_[i] == 0) {
-      ++waiting;
-      if (targets_[i].primary) ++waiting_primaries;
-    }
-  }
-  if (replies_ok_ + waiting < r_ || primary_replies_ + waiting_primaries < pr_) {
+  } else if (!quorum_.StillPossible()) {
     outcome_ = Outcome::kUnavailable;
-    why_ = std::to_string(replies_ok_) + " of " + std::to_string(r_) +
-           " replicas answered, the others failed";
+    why_ = quorum_.Progress("replicas answered") + ", the others failed";
   }
   return outcome_;
 }
@@ -186,31 +176,18 @@ Outcome GetCoordinator::OnTime(int64_t now_ms) {
     timed_out_ = true;
     if (outcome_ == Outcome::kPending) {
       outcome_ = Outcome::kTimeout;
-      why_ = std::to_string(replies_ok_) + " of " + std::to_string(r_) + " replicas answered in time";
+      why_ = quorum_.Progress("replicas answered in time");
     }
   }
   return outcome_;
 }
 
-Status GetCoordinator::ToStatus() const {
-  switch (outcome_) {
-    case Outcome::kOk: return Status::Ok();
-    case Outcome::kUnavailable: return Status::Unavailable(why_);
-    case Outcome::kTimeout: return Status::Timeout(why_);
-    case Outcome::kPending: break;
-  }
-  return Status::Busy("request still pending");
-}
-
-bool GetCoordinator::done() const {
-  return timed_out_ || std::none_of(state_.begin(), state_.end(), [](int s) { return s == 0; });
-}
-
 std::vector<std::string> GetCoordinator::StaleReplicas() const {
   std::vector<std::string> out;
   if (merged_.empty()) return out;
-  for (size_t i = 0; i < targets_.size(); ++i) {
-    if (state_[i] == 1 && !(replies_[i] == merged_)) out.push_back(targets_[i].node);
+  const std::vector<Target>& t = quorum_.targets();
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (quorum_.state(i) == 1 && !(replies_[i] == merged_)) out.push_back(t[i].node);
   }
   return out;
 }

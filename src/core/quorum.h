@@ -44,6 +44,39 @@ std::vector<Target> PickTargets(const std::vector<std::string>& primaries,
 
 enum class Outcome { kPending, kOk, kUnavailable, kTimeout };
 
+// Counts answers from a request's targets against a quorum (`need` answers, of which
+// `need_primaries` from primaries). Shared by the read and write coordinators.
+class QuorumTracker {
+ public:
+  QuorumTracker(std::vector<Target> targets, int need, int need_primaries);
+
+  // Before sending: false (and why()) if the targets cannot meet the quorum.
+  bool Reachable();
+  // Records a target's answer; returns its index, or -1 for a duplicate or unknown node.
+  int Record(const std::string& node, bool ok);
+  bool Met() const { return got_ >= need_ && got_primaries_ >= need_primaries_; }
+  // False once too many targets failed for the quorum to be met.
+  bool StillPossible() const;
+  bool AllAnswered() const;
+  // "<got> of <need> <noun>"
+  std::string Progress(const char* noun) const;
+
+  const std::vector<Target>& targets() const { return targets_; }
+  int state(size_t i) const { return state_[i]; }  // 0 waiting, 1 ok, -1 failed
+  int got() const { return got_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::vector<Target> targets_;
+  std::vector<int> state_;
+  int need_, need_primaries_;
+  int got_ = 0, got_primaries_ = 0;
+  std::string why_;
+};
+
+// The client-facing status of a finished request (kPending: kBusy).
+Status OutcomeStatus(Outcome outcome, const std::string& why);
+
 class PutCoordinator {
  public:
   // REQUIRES: 1 <= w, 0 <= pw <= w.
@@ -51,24 +84,18 @@ class PutCoordinator {
 
   // Before sending: kUnavailable (with a message) if the targets cannot meet W/PW.
   Outcome Check();
-  const std::vector<Target>& targets() const { return targets_; }
+  const std::vector<Target>& targets() const { return quorum_.targets(); }
   // A replica's answer. Duplicate or unknown answers are ignored.
   Outcome OnAck(const std::string& node, bool ok);
   Outcome OnTime(int64_t now_ms);
 
   Outcome outcome() const { return outcome_; }
-  // The client-facing status for a finished request.
-  Status ToStatus() const;
-  int acks() const { return acks_; }
+  Status ToStatus() const { return OutcomeStatus(outcome_, why_); }
+  int acks() const { return quorum_.got(); }
 
  private:
-  Outcome Evaluate();
-
-  std::vector<Target> targets_;
-  std::vector<int> state_;  // per target: 0 waiting, 1 acked, -1 failed
-  int w_, pw_;
+  QuorumTracker quorum_;
   int64_t deadline_ms_;
-  int acks_ = 0, primary_acks_ = 0;
   Outcome outcome_ = Outcome::kPending;
   std::string why_;
 };
@@ -78,31 +105,26 @@ class GetCoordinator {
   GetCoordinator(std::vector<Target> targets, int r, int pr, int64_t deadline_ms);
 
   Outcome Check();
-  const std::vector<Target>& targets() const { return targets_; }
+  const std::vector<Target>& targets() const { return quorum_.targets(); }
   // A replica's object (empty if it has none), or failure (ok = false).
   Outcome OnReply(const std::string& node, bool ok, const Object& obj);
   Outcome OnTime(int64_t now_ms);
 
   Outcome outcome() const { return outcome_; }
-  Status ToStatus() const;
+  Status ToStatus() const { return OutcomeStatus(outcome_, why_); }
   // The merge of every reply so far.
   const Object& merged() const { return merged_; }
   // True once every target replied or the deadline passed: repairs can be computed.
-  bool done() const;
+  bool done() const { return timed_out_ || quorum_.AllAnswered(); }
   // Replicas whose reply the merge supersedes (or that had nothing): they should be
   // sent merged(). Only meaningful once done().
   std::vector<std::string> StaleReplicas() const;
 
  private:
-  Outcome Evaluate();
-
-  std::vector<Target> targets_;
-  std::vector<int> state_;
+  QuorumTracker quorum_;
   std::vector<Object> replies_;
-  int r_, pr_;
   int64_t deadline_ms_;
   bool timed_out_ = false;
-  int replies_ok_ = 0, primary_replies_ = 0;
   Object merged_;
   Outcome outcome_ = Outcome::kPending;
   std::string why_;
