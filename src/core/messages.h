@@ -1,0 +1,57 @@
+// Messages between nodes, one struct each, as the core sees them. src/wire encodes them
+// (msgpack); the transport frames them. Plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "core/object.h"
+
+namespace itsuka::core {
+
+inline constexpr uint32_t kPeerProtocolVersion = 1;
+
+// First message on every peer connection, both ways.
+struct Hello {
+  std::string cluster;
+  uint32_t protocol_version = kPeerProtocolVersion;
+  std::string node_id;
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+// Store (merge) this object for `key`; `hint_for` names the unreachable primary a
+// sloppy substitute stands in for (empty for a primary). Answered by ReplicaWriteAck
+// once durable. req_id 0: no answer wanted (read repair).
+struct ReplicaWrite {
+  uint64_t req_id = 0;
+  std::string key;
+  Object object;
+  std::string hint_for;
+  friend bool operator==(const ReplicaWrite&, const ReplicaWrite&) = default;
+};
+
+struct ReplicaWriteAck {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  friend bool operator==(const ReplicaWriteAck&, const ReplicaWriteAck&) = default;
+};
+
+struct ReplicaRead {
+  uint64_t req_id = 0;
+  std::string key;
+  friend bool operator==(const ReplicaRead&, const ReplicaRead&) = default;
+};
+
+struct ReplicaReadReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  Object object;  // empty when the replica has nothing for the key
+  std::string error;
+  friend bool operator==(const ReplicaReadReply&, const ReplicaReadReply&) = default;
+};
+
+using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead, ReplicaReadReply>;
+
+}  // namespace itsuka::core

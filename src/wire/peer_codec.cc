@@ -1,0 +1,168 @@
+#include "wire/peer_codec.h"
+
+#include <msgpack.hpp>
+
+#include "wire/object_codec.h"
+
+namespace itsuka::wire {
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackBin(Packer& pk, std::string_view s) {
+  pk.pack_bin(static_cast<uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+struct Encoder {
+  Packer& pk;
+  void operator()(const core::Hello& m) {
+    pk.pack_array(4);
+    pk.pack(uint32_t{0});
+    pk.pack(m.cluster);
+    pk.pack(m.protocol_version);
+    pk.pack(m.node_id);
+  }
+  void operator()(const core::ReplicaWrite& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{1});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBin(pk, EncodeObject(m.object));
+    pk.pack(m.hint_for);
+  }
+  void operator()(const core::ReplicaWriteAck& m) {
+    pk.pack_array(4);
+    pk.pack(uint32_t{2});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+  }
+  void operator()(const core::ReplicaRead& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{3});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+  }
+  void operator()(const core::ReplicaReadReply& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{4});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBin(pk, EncodeObject(m.object));
+    pk.pack(m.error);
+  }
+};
+
+// Field readers: false on a type mismatch (no exceptions escape the decoder).
+class Fields {
+ public:
+  explicit Fields(const msgpack::object& array) : a_(array.via.array) {}
+  size_t size() const { return a_.size; }
+  bool Str(size_t i, std::string* out) const {
+    const msgpack::object& o = a_.ptr[i];
+    if (o.type == msgpack::type::STR) {
+      out->assign(o.via.str.ptr, o.via.str.size);
+    } else if (o.type == msgpack::type::BIN) {
+      out->assign(o.via.bin.ptr, o.via.bin.size);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  bool U64(size_t i, uint64_t* out) const {
+    if (a_.ptr[i].type != msgpack::type::POSITIVE_INTEGER) return false;
+    *out = a_.ptr[i].via.u64;
+    return true;
+  }
+  bool Bool(size_t i, bool* out) const {
+    if (a_.ptr[i].type != msgpack::type::BOOLEAN) return false;
+    *out = a_.ptr[i].via.boolean;
+    return true;
+  }
+  bool Obj(size_t i, core::Object* out) const {
+    std::string bytes;
+    if (!Str(i, &bytes)) return false;
+    Result<core::Object> r = DecodeObject(bytes);
+    if (!r.ok()) return false;
+    *out = std::move(r).value();
+    return true;
+  }
+
+ private:
+  const msgpack::object_array& a_;
+};
+
+Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
+  const Status bad = Status::Corruption("peer message: bad fields for type " + std::to_string(type));
+  switch (type) {
+    case 0: {
+      core::Hello m;
+      uint64_t v = 0;
+      if (f.size() != 4 || !f.Str(1, &m.cluster) || !f.U64(2, &v) || v > UINT32_MAX ||
+          !f.Str(3, &m.node_id)) {
+        return bad;
+      }
+      m.protocol_version = static_cast<uint32_t>(v);
+      return core::PeerMessage(std::move(m));
+    }
+    case 1: {
+      core::ReplicaWrite m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.Obj(3, &m.object) ||
+          !f.Str(4, &m.hint_for)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 2: {
+      core::ReplicaWriteAck m;
+      if (f.size() != 4 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 3: {
+      core::ReplicaRead m;
+      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key)) return bad;
+      return core::PeerMessage(std::move(m));
+    }
+    case 4: {
+      core::ReplicaReadReply m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Obj(3, &m.object) ||
+          !f.Str(4, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    default: return Status::Corruption("peer message: unknown type " + std::to_string(type));
+  }
+}
+
+}  // namespace
+
+std::string EncodePeerMessage(const core::PeerMessage& msg) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  std::visit(Encoder{pk}, msg);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes) {
+  try {
+    const size_t n = bytes.size();
+    size_t offset = 0;
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), n, offset, nullptr, nullptr,
+                                                msgpack::unpack_limit(n, n, n, n, n, 4));
+    if (offset != n) return Status::Corruption("peer message: trailing bytes");
+    const msgpack::object& root = oh.get();
+    if (root.type != msgpack::type::ARRAY || root.via.array.size == 0 ||
+        root.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER) {
+      return Status::Corruption("peer message: not a message");
+    }
+    return FromFields(Fields(root), root.via.array.ptr[0].via.u64);
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("peer message: undecodable msgpack: ") + e.what());
+  }
+}
+
+}  // namespace itsuka::wire
