@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "core/object.h"
+#include "core/version.h"
 
 namespace itsuka::core {
 
@@ -52,6 +53,36 @@ struct ReplicaReadReply {
   friend bool operator==(const ReplicaReadReply&, const ReplicaReadReply&) = default;
 };
 
-using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead, ReplicaReadReply>;
+// How a write builds its new version from the coordinator's current object.
+struct WriteSpec {
+  enum class Cond : uint8_t { kNone = 0, kNx = 1, kXx = 2, kIfLive = 3 };
+  NewVersion version;
+  bool has_context = false;  // false: supersede what the coordinator has seen
+  VClock context;
+  Cond cond = Cond::kNone;   // kIfLive: only if the key has a live value (DEL)
+  bool keep_ttl = false;
+  friend bool operator==(const WriteSpec&, const WriteSpec&) = default;
+};
+
+// A node that may not coordinate a write (it is not a replica of the key) hands it to
+// one that may. Answered by ForwardResult.
+struct ForwardPut {
+  uint64_t req_id = 0;
+  std::string key;
+  WriteSpec spec;
+  uint32_t w = 1, pw = 0;
+  friend bool operator==(const ForwardPut&, const ForwardPut&) = default;
+};
+
+struct ForwardResult {
+  uint64_t req_id = 0;
+  uint32_t code = 0;  // Status::Code
+  std::string message;
+  bool applied = false;  // false when a condition (NX/XX/IfLive) did not hold
+  friend bool operator==(const ForwardResult&, const ForwardResult&) = default;
+};
+
+using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
+                                 ReplicaReadReply, ForwardPut, ForwardResult>;
 
 }  // namespace itsuka::core

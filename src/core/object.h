@@ -54,6 +54,7 @@ struct NewVersion {
   std::string value;
   int64_t expire_at_ms = 0;
   int64_t written_at_ms = 0;
+  friend bool operator==(const NewVersion&, const NewVersion&) = default;
 };
 
 // Coordinates a write at server `node`: drops the siblings of `current` covered by

@@ -44,6 +44,30 @@ struct Encoder {
     pk.pack(m.req_id);
     PackBin(pk, m.key);
   }
+  void operator()(const core::ForwardPut& m) {
+    pk.pack_array(13);
+    pk.pack(uint32_t{5});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    pk.pack(m.spec.version.tombstone);
+    PackBin(pk, m.spec.version.value);
+    pk.pack(m.spec.version.expire_at_ms);
+    pk.pack(m.spec.version.written_at_ms);
+    pk.pack(m.spec.has_context);
+    pk.pack(EncodeContext(m.spec.context));
+    pk.pack(static_cast<uint32_t>(m.spec.cond));
+    pk.pack(m.spec.keep_ttl);
+    pk.pack(m.w);
+    pk.pack(m.pw);
+  }
+  void operator()(const core::ForwardResult& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{6});
+    pk.pack(m.req_id);
+    pk.pack(m.code);
+    pk.pack(m.message);
+    pk.pack(m.applied);
+  }
   void operator()(const core::ReplicaReadReply& m) {
     pk.pack_array(5);
     pk.pack(uint32_t{4});
@@ -73,6 +97,31 @@ class Fields {
   bool U64(size_t i, uint64_t* out) const {
     if (a_.ptr[i].type != msgpack::type::POSITIVE_INTEGER) return false;
     *out = a_.ptr[i].via.u64;
+    return true;
+  }
+  bool I64(size_t i, int64_t* out) const {
+    const msgpack::object& o = a_.ptr[i];
+    if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= static_cast<uint64_t>(INT64_MAX)) {
+      *out = static_cast<int64_t>(o.via.u64);
+    } else if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+      *out = o.via.i64;
+    } else {
+      return false;
+    }
+    return true;
+  }
+  bool U32(size_t i, uint32_t* out) const {
+    uint64_t v = 0;
+    if (!U64(i, &v) || v > UINT32_MAX) return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+  }
+  bool Clock(size_t i, core::VClock* out) const {
+    std::string token;
+    if (!Str(i, &token)) return false;
+    Result<core::VClock> r = DecodeContext(token);
+    if (!r.ok()) return false;
+    *out = std::move(r).value();
     return true;
   }
   bool Bool(size_t i, bool* out) const {
@@ -130,6 +179,29 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       core::ReplicaReadReply m;
       if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Obj(3, &m.object) ||
           !f.Str(4, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 5: {
+      core::ForwardPut m;
+      uint32_t cond = 0;
+      if (f.size() != 13 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) ||
+          !f.Bool(3, &m.spec.version.tombstone) || !f.Str(4, &m.spec.version.value) ||
+          !f.I64(5, &m.spec.version.expire_at_ms) || !f.I64(6, &m.spec.version.written_at_ms) ||
+          !f.Bool(7, &m.spec.has_context) || !f.Clock(8, &m.spec.context) || !f.U32(9, &cond) ||
+          cond > static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive) ||
+          !f.Bool(10, &m.spec.keep_ttl) || !f.U32(11, &m.w) || !f.U32(12, &m.pw)) {
+        return bad;
+      }
+      m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
+      return core::PeerMessage(std::move(m));
+    }
+    case 6: {
+      core::ForwardResult m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) ||
+          m.code > static_cast<uint32_t>(Status::Code::kBusy) || !f.Str(3, &m.message) ||
+          !f.Bool(4, &m.applied)) {
         return bad;
       }
       return core::PeerMessage(std::move(m));

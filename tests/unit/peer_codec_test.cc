@@ -24,7 +24,14 @@ std::vector<core::PeerMessage> Samples() {
           core::ReplicaWriteAck{43, false, "TOOBIG object too big"},
           core::ReplicaRead{7, "key"},
           core::ReplicaReadReply{7, true, SomeObject(), ""},
-          core::ReplicaReadReply{8, false, core::Object(), "storage error"}};
+          core::ReplicaReadReply{8, false, core::Object(), "storage error"},
+          core::ForwardPut{9, "fk",
+                           core::WriteSpec{core::NewVersion{false, "val", 1234, 99}, true,
+                                           SomeObject().clock, core::WriteSpec::Cond::kNx, true},
+                           2, 1},
+          core::ForwardPut{10, "del", core::WriteSpec{core::NewVersion{true, "", 0, 5}}, 3, 0},
+          core::ForwardResult{9, 5, "need 2 replicas, 1 reachable", false},
+          core::ForwardResult{10, 0, "", true}};
 }
 
 TEST(PeerCodec, RoundTripsEveryMessage) {

@@ -1,0 +1,295 @@
+#include "core/node_core.h"
+
+#include <algorithm>
+
+#include "common/hash.h"
+
+namespace itsuka::core {
+
+NodeCore::NodeCore(std::string self, LocalStore& store, NodeOptions options)
+    : self_(std::move(self)), store_(store), options_(options) {}
+
+void NodeCore::SetReachable(const std::string& node, bool up) {
+  if (up) {
+    unreachable_.erase(node);
+  } else if (node != self_) {
+    unreachable_.insert(node);
+  }
+}
+
+bool NodeCore::IsReachable(const std::string& node) const {
+  return node == self_ || unreachable_.count(node) == 0;
+}
+
+std::vector<std::string> NodeCore::Replicas(std::string_view key) const {
+  if (!ring_) return {};
+  return ring_->PreferenceList(ring_->PartitionOf(Hash64(key)), static_cast<size_t>(options_.n));
+}
+
+int NodeCore::EffectiveN() const {
+  if (!ring_) return 0;
+  return std::min<int>(options_.n, static_cast<int>(ring_->members().size()));
+}
+
+Outbox NodeCore::TakeOutbox() {
+  Outbox o;
+  std::swap(o, out_);
+  return o;
+}
+
+// ---- Reads ------------------------------------------------------------------------
+
+void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int pr,
+                        int64_t now_ms) {
+  if (AtCapacity()) {
+    out_.results.push_back({client_req, Status::Busy("too many requests in flight"), true, {}});
+    return;
+  }
+  std::vector<Target> targets;
+  for (const std::string& node : Replicas(key)) {
+    if (IsReachable(node)) targets.push_back(Target{node, true, {}});
+  }
+  const uint64_t req = next_req_++;
+  auto [it, inserted] = gets_.emplace(
+      req, PendingGet{client_req, key, GetCoordinator(targets, r, pr, now_ms + options_.request_timeout_ms)});
+  PendingGet& g = it->second;
+  if (g.coord.Check() == Outcome::kUnavailable) {
+    AnswerGet(g);
+    gets_.erase(it);
+    return;
+  }
+  for (const Target& t : g.coord.targets()) {
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
+  }
+  for (const Target& t : g.coord.targets()) {
+    if (t.node != self_) continue;
+    Result<Object> local = store_.Read(key);
+    g.coord.OnReply(self_, local.ok(), local.ok() ? *local : Object());
+  }
+  if (g.coord.outcome() != Outcome::kPending) AnswerGet(g);
+  if (g.coord.done()) {
+    RepairAfterGet(g);
+    gets_.erase(it);
+  }
+}
+
+void NodeCore::AnswerGet(PendingGet& g) {
+  if (g.answered) return;
+  g.answered = true;
+  out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged()});
+}
+
+void NodeCore::RepairAfterGet(PendingGet& g) {
+  for (const std::string& node : g.coord.StaleReplicas()) {
+    if (node == self_) {
+      Status ignored;
+      MergeLocally(g.key, g.coord.merged(), &ignored);
+    } else {
+      out_.sends.emplace_back(node, ReplicaWrite{0, g.key, g.coord.merged(), ""});
+    }
+  }
+}
+
+void NodeCore::MergeLocally(const std::string& key, const Object& incoming, Status* status) {
+  Result<Object> local = store_.Read(key);
+  if (!local.ok()) {
+    *status = local.status();
+    return;
+  }
+  Object merged = Merge(*local, incoming);
+  if (!(merged == *local)) store_.Stage(key, std::move(merged));
+  *status = Status::Ok();
+}
+
+// ---- Writes -----------------------------------------------------------------------
+
+void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w,
+                        int pw, int64_t now_ms) {
+  std::vector<std::string> replicas = Replicas(key);
+  if (std::find(replicas.begin(), replicas.end(), self_) != replicas.end()) {
+    Coordinate(Origin{client_req, {}, 0}, key, std::move(spec), w, pw, now_ms);
+    return;
+  }
+  auto to = std::find_if(replicas.begin(), replicas.end(),
+                         [&](const std::string& n) { return IsReachable(n); });
+  if (to == replicas.end()) {
+    out_.results.push_back(
+        {client_req, Status::Unavailable("need " + std::to_string(w) + " replicas, 0 reachable"),
+         true, {}});
+    return;
+  }
+  if (AtCapacity()) {
+    out_.results.push_back({client_req, Status::Busy("too many requests in flight"), true, {}});
+    return;
+  }
+  const uint64_t req = next_req_++;
+  forwards_.emplace(req, PendingForward{client_req, *to, now_ms + options_.request_timeout_ms});
+  out_.sends.emplace_back(*to, ForwardPut{req, key, std::move(spec), static_cast<uint32_t>(w),
+                                          static_cast<uint32_t>(pw)});
+}
+
+void NodeCore::Coordinate(Origin origin, const std::string& key, WriteSpec spec, int w, int pw,
+                          int64_t now_ms) {
+  if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
+  std::vector<Target> targets;
+  for (const std::string& node : Replicas(key)) {
+    if (IsReachable(node)) targets.push_back(Target{node, true, {}});
+  }
+  PutCoordinator coord(std::move(targets), w, pw, now_ms + options_.request_timeout_ms);
+  if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
+
+  Result<Object> local = store_.Read(key);
+  if (!local.ok()) return Finish(origin, local.status(), true);
+  // Conditions are judged on this replica's view (a CONSISTENT path does better).
+  std::vector<const Sibling*> live = LiveSiblings(*local, spec.version.written_at_ms);
+  using Cond = WriteSpec::Cond;
+  if ((spec.cond == Cond::kNx && !live.empty()) ||
+      ((spec.cond == Cond::kXx || spec.cond == Cond::kIfLive) && live.empty())) {
+    return Finish(origin, Status::Ok(), false);
+  }
+  if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
+  const VClock& context = spec.has_context ? spec.context : local->clock;
+  Result<Object> next = ApplyWrite(*local, context, self_, std::move(spec.version), options_.limits);
+  if (!next.ok()) return Finish(origin, next.status(), true);
+  if (options_.record_writes) {
+    const Dot dot{self_, next->clock.Get(self_)};
+    out_.writes.push_back(WriteRecord{key, dot, context, "", false});
+    for (const Sibling& s : next->siblings) {
+      if (s.dot == dot) {
+        out_.writes.back().value = s.value;
+        out_.writes.back().tombstone = s.tombstone;
+      }
+    }
+  }
+  store_.Stage(key, *next);
+
+  const uint64_t req = next_req_++;
+  for (const Target& t : coord.targets()) {
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, key, *next, ""});
+  }
+  coord.OnAck(self_, true);  // durable with this round's commit, before anything is sent
+  auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord)}).first;
+  if (it->second.coord.outcome() != Outcome::kPending) FinishPut(it);
+}
+
+void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
+  Finish(it->second.origin, it->second.coord.ToStatus(), true);
+  puts_.erase(it);
+}
+
+void NodeCore::Finish(const Origin& origin, const Status& status, bool applied) {
+  if (origin.node.empty()) {
+    out_.results.push_back({origin.client_req, status, applied, {}});
+  } else {
+    out_.sends.emplace_back(origin.node,
+                            ForwardResult{origin.remote_req, static_cast<uint32_t>(status.code()),
+                                          status.message(), applied});
+  }
+}
+
+// ---- Messages ---------------------------------------------------------------------
+
+void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms) {
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ReplicaWrite>) HandleWrite(from, m);
+        else if constexpr (std::is_same_v<T, ReplicaRead>) HandleRead(from, m);
+        else if constexpr (std::is_same_v<T, ReplicaWriteAck>) HandleWriteAck(from, m);
+        else if constexpr (std::is_same_v<T, ReplicaReadReply>) HandleReadReply(from, m);
+        else if constexpr (std::is_same_v<T, ForwardPut>) HandleForwardPut(from, m, now_ms);
+        else if constexpr (std::is_same_v<T, ForwardResult>) HandleForwardResult(m);
+        // Hello is the transport's business.
+      },
+      msg);
+}
+
+void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
+  Status st;
+  MergeLocally(m.key, m.object, &st);
+  if (m.req_id != 0) out_.sends.emplace_back(from, ReplicaWriteAck{m.req_id, st.ok(), st.ToString()});
+}
+
+void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
+  Result<Object> local = store_.Read(m.key);
+  out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, local.ok(),
+                                                 local.ok() ? *local : Object(),
+                                                 local.ok() ? "" : local.status().ToString()});
+}
+
+void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m) {
+  auto it = puts_.find(m.req_id);
+  if (it == puts_.end()) return;
+  if (it->second.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+}
+
+void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& m) {
+  auto it = gets_.find(m.req_id);
+  if (it == gets_.end()) return;
+  PendingGet& g = it->second;
+  if (g.coord.OnReply(from, m.ok, m.object) != Outcome::kPending) AnswerGet(g);
+  if (g.coord.done()) {
+    RepairAfterGet(g);
+    gets_.erase(it);
+  }
+}
+
+void NodeCore::HandleForwardPut(const std::string& from, const ForwardPut& m, int64_t now_ms) {
+  Origin origin{0, from, m.req_id};
+  std::vector<std::string> replicas = Replicas(m.key);
+  if (std::find(replicas.begin(), replicas.end(), self_) == replicas.end()) {
+    // The rings disagree (a membership change in flight): refuse rather than issue a
+    // dot from a node that does not hold the key.
+    return Finish(origin, Status::Unavailable("forwarded to a node that is not a replica"), true);
+  }
+  Coordinate(origin, m.key, m.spec, static_cast<int>(m.w), static_cast<int>(m.pw), now_ms);
+}
+
+void NodeCore::HandleForwardResult(const ForwardResult& m) {
+  auto it = forwards_.find(m.req_id);
+  if (it == forwards_.end()) return;
+  Status st;
+  switch (static_cast<Status::Code>(m.code)) {
+    case Status::Code::kOk: break;
+    case Status::Code::kUnavailable: st = Status::Unavailable(m.message); break;
+    case Status::Code::kTimeout: st = Status::Timeout(m.message); break;
+    case Status::Code::kTooBig: st = Status::TooBig(m.message); break;
+    case Status::Code::kSiblings: st = Status::Siblings(m.message); break;
+    case Status::Code::kBusy: st = Status::Busy(m.message); break;
+    case Status::Code::kInvalidArgument: st = Status::InvalidArgument(m.message); break;
+    default: st = Status::IOError(m.message); break;
+  }
+  out_.results.push_back({it->second.client_req, st, m.applied, {}});
+  forwards_.erase(it);
+}
+
+void NodeCore::Tick(int64_t now_ms) {
+  for (auto it = puts_.begin(); it != puts_.end();) {
+    auto next = std::next(it);
+    if (it->second.coord.OnTime(now_ms) != Outcome::kPending) FinishPut(it);
+    it = next;
+  }
+  for (auto it = gets_.begin(); it != gets_.end();) {
+    PendingGet& g = it->second;
+    if (g.coord.OnTime(now_ms) != Outcome::kPending) AnswerGet(g);
+    if (g.coord.done()) {
+      RepairAfterGet(g);
+      it = gets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (now_ms >= it->second.deadline_ms) {
+      out_.results.push_back({it->second.client_req,
+                              Status::Timeout("forwarded to " + it->second.to +
+                                              ", no answer (outcome unknown)"),
+                              true, {}});
+      it = forwards_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace itsuka::core

@@ -1,0 +1,157 @@
+// The replication logic of one node, as a pure state machine.
+//
+// Design note (Dynamo §4.5-4.6; Riak's put/get FSMs; the etcd-raft "Ready" pattern): the
+// shell feeds NodeCore client requests, peer messages and the time, and collects an
+// Outbox of effects: messages to send and client results. NodeCore reads and stages
+// objects through a LocalStore; the shell commits what was staged *before* it sends
+// anything from the Outbox, so every ack and every reply leaves only after the write
+// it confirms is durable.
+//
+//  - Reads: any node coordinates. It asks the key's reachable primaries, replies once R
+//    (PR of them primaries) answered with the merge of their objects, and after all
+//    answered (or the deadline) writes the merge back to replicas it supersedes.
+//  - Writes: only a primary replica of the key coordinates, because the new version's
+//    dot must come from a node whose stored object holds every dot it issued for that
+//    key (the dotted-version-vector invariant). Another node forwards the write to the
+//    first reachable primary. The coordinator applies the write locally, sends the
+//    resulting object to the other reachable primaries, which merge it, and replies once
+//    W acks (PW from primaries) arrived.
+//
+// No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/messages.h"
+#include "core/object.h"
+#include "core/quorum.h"
+#include "core/ring.h"
+
+namespace itsuka::core {
+
+// Where a node keeps its objects. Staged objects are read back by Read and become
+// durable when the shell commits them (before the Outbox is sent).
+class LocalStore {
+ public:
+  virtual ~LocalStore() = default;
+  // The key's object (empty if absent), or an error.
+  virtual Result<Object> Read(std::string_view key) = 0;
+  virtual void Stage(std::string_view key, Object obj) = 0;
+};
+
+struct NodeOptions {
+  int n = 3;                        // replicas per key
+  int64_t request_timeout_ms = 2000;
+  size_t max_inflight = 10000;      // coordinated requests at once; more are refused (kBusy)
+  ObjectLimits limits;
+  bool record_writes = false;       // fill Outbox::writes (simulator, tracing)
+};
+
+struct ClientResult {
+  uint64_t client_req = 0;
+  Status status;
+  bool applied = true;  // writes: false when the condition (NX/XX/if-live) did not hold
+  Object object;        // reads: the merge of the replies
+};
+
+// A write this node coordinated (for the simulator's invariants and for tracing).
+struct WriteRecord {
+  std::string key;
+  Dot dot;
+  VClock context;
+  std::string value;
+  bool tombstone = false;
+};
+
+struct Outbox {
+  std::vector<std::pair<std::string, PeerMessage>> sends;  // (destination, message)
+  std::vector<ClientResult> results;
+  std::vector<WriteRecord> writes;
+  bool empty() const { return sends.empty() && results.empty() && writes.empty(); }
+};
+
+class NodeCore {
+ public:
+  NodeCore(std::string self, LocalStore& store, NodeOptions options);
+
+  const std::string& self() const { return self_; }
+  const NodeOptions& options() const { return options_; }
+  void SetRing(Ring ring) { ring_ = std::move(ring); }
+  const std::optional<Ring>& ring() const { return ring_; }
+  // Whether messages to `node` can be delivered now (the node itself always can).
+  void SetReachable(const std::string& node, bool up);
+  bool IsReachable(const std::string& node) const;
+
+  // The key's preference list under the current ring (at most n nodes).
+  std::vector<std::string> Replicas(std::string_view key) const;
+  // n capped by the cluster size: what "all" and "quorum" mean for this cluster.
+  int EffectiveN() const;
+
+  // REQUIRES: 1 <= r <= EffectiveN-independent bound (the caller validated), 0 <= pr <= r.
+  void StartGet(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms);
+  void StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w, int pw,
+                int64_t now_ms);
+  void OnMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  void Tick(int64_t now_ms);
+
+  Outbox TakeOutbox();
+  size_t inflight() const { return gets_.size() + puts_.size() + forwards_.size(); }
+
+ private:
+  // Who is waiting for a write's outcome: a local client or a forwarding node.
+  struct Origin {
+    uint64_t client_req = 0;  // local client request (when node is empty)
+    std::string node;         // forwarding node
+    uint64_t remote_req = 0;  // its ForwardPut req_id
+  };
+  struct PendingGet {
+    uint64_t client_req;
+    std::string key;
+    GetCoordinator coord;
+    bool answered = false;
+  };
+  struct PendingPut {
+    Origin origin;
+    PutCoordinator coord;
+  };
+  struct PendingForward {
+    uint64_t client_req;
+    std::string to;
+    int64_t deadline_ms;
+  };
+
+  void Coordinate(Origin origin, const std::string& key, WriteSpec spec, int w, int pw,
+                  int64_t now_ms);
+  void Finish(const Origin& origin, const Status& status, bool applied);
+  void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
+  void AnswerGet(PendingGet& g);
+  void RepairAfterGet(PendingGet& g);
+  void MergeLocally(const std::string& key, const Object& incoming, Status* status);
+  bool AtCapacity() const { return inflight() >= options_.max_inflight; }
+
+  void HandleWrite(const std::string& from, const ReplicaWrite& m);
+  void HandleRead(const std::string& from, const ReplicaRead& m);
+  void HandleWriteAck(const std::string& from, const ReplicaWriteAck& m);
+  void HandleReadReply(const std::string& from, const ReplicaReadReply& m);
+  void HandleForwardPut(const std::string& from, const ForwardPut& m, int64_t now_ms);
+  void HandleForwardResult(const ForwardResult& m);
+
+  const std::string self_;
+  LocalStore& store_;
+  const NodeOptions options_;
+  std::optional<Ring> ring_;
+  std::set<std::string> unreachable_;
+  uint64_t next_req_ = 1;
+  std::map<uint64_t, PendingGet> gets_;
+  std::map<uint64_t, PendingPut> puts_;
+  std::map<uint64_t, PendingForward> forwards_;
+  Outbox out_;
+};
+
+}  // namespace itsuka::core
