@@ -101,6 +101,7 @@ class NodeCore {
   void Tick(int64_t now_ms);
 
   Outbox TakeOutbox();
+  bool HasOutput() const { return !out_.empty(); }
   size_t inflight() const { return gets_.size() + puts_.size() + forwards_.size(); }
 
  private:

@@ -19,7 +19,10 @@ struct TcpConnection::Impl {
   bool reading = false;
   bool closing = false;
   bool close_after_writes = false;
+  bool connecting = false;  // Start() before the connection is up defers reading
+  bool want_reading = false;
   std::string peer;
+  TcpConnection::ConnectedFn on_connected;
 };
 
 namespace {
@@ -60,6 +63,10 @@ void CloseImpl(TcpConnection::Impl* impl) {
 }
 
 void StartReading(TcpConnection::Impl* impl) {
+  if (impl->connecting) {
+    impl->want_reading = true;
+    return;
+  }
   if (impl->reading || impl->closing) return;
   impl->reading = true;
   uv_read_start(
@@ -89,6 +96,57 @@ void StopReading(TcpConnection::Impl* impl) {
 }  // namespace
 
 TcpConnection::TcpConnection(Impl* impl) : impl_(impl) { impl_->owner = this; }
+
+namespace {
+struct ConnectReq {
+  uv_connect_t req;
+  TcpConnection::Impl* conn;
+};
+}  // namespace
+
+std::unique_ptr<TcpConnection> TcpConnection::Connect(Loop& loop, const std::string& host,
+                                                      int port, ConnectedFn on_connected) {
+  auto* impl = new Impl;
+  impl->loop = loop.impl();
+  impl->connecting = true;
+  impl->on_connected = std::move(on_connected);
+  impl->peer = host + ":" + std::to_string(port);
+  uv_tcp_init(&impl->loop->loop, &impl->handle);
+  impl->handle.data = impl;
+  auto conn = std::make_unique<TcpConnection>(impl);
+  sockaddr_storage addr;
+  int rc = uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
+  if (rc != 0) rc = uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr));
+  auto* creq = new ConnectReq{{}, impl};
+  creq->req.data = creq;
+  if (rc == 0) {
+    rc = uv_tcp_connect(&creq->req, &impl->handle, reinterpret_cast<sockaddr*>(&addr),
+                        [](uv_connect_t* r, int status) {
+                          auto* creq = static_cast<ConnectReq*>(r->data);
+                          Impl* impl = creq->conn;
+                          delete creq;
+                          impl->connecting = false;
+                          ConnectedFn cb = std::move(impl->on_connected);
+                          if (impl->closing) return;  // closed while connecting
+                          if (status < 0) {
+                            if (cb) cb(Status::IOError(std::string("connect: ") + uv_strerror(status)));
+                            CloseImpl(impl);
+                            return;
+                          }
+                          uv_tcp_nodelay(&impl->handle, 1);
+                          if (impl->want_reading) StartReading(impl);
+                          if (cb) cb(Status::Ok());
+                        });
+  }
+  if (rc != 0) {
+    delete creq;
+    impl->connecting = false;
+    // Report from the loop, not from inside Connect, like every other outcome.
+    impl->on_connected = nullptr;
+    CloseImpl(impl);
+  }
+  return conn;
+}
 
 TcpConnection::~TcpConnection() {
   // The impl may already be gone if the close callback ran (it clears owner first).

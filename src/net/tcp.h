@@ -29,6 +29,14 @@ class TcpConnection {
 
   using ReadFn = std::function<void(std::string_view data)>;
   using ClosedFn = std::function<void()>;
+  using ConnectedFn = std::function<void(Status)>;
+
+  // Connects to host:port (an IP literal). on_connected runs once from the loop; on
+  // failure the connection is closed and on_closed runs after it. Call Start() from
+  // on_connected (or at once: reads begin when the connection is established).
+  static std::unique_ptr<TcpConnection> Connect(Loop& loop, const std::string& host, int port,
+                                                ConnectedFn on_connected);
+
   void Start(ReadFn on_read, ClosedFn on_closed);
 
   // Queues bytes for sending. Ignored once closing.

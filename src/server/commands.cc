@@ -64,10 +64,8 @@ void ErrNotInteger(std::string* out) {
 }  // namespace
 
 CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stats,
-                                 const Clock& clock)
-    : config_(config), store_(store), stats_(stats), clock_(clock) {
-  limits_.max_siblings = static_cast<size_t>(config.max_siblings);
-  limits_.max_bytes = static_cast<size_t>(config.max_object_bytes);
+                                 const Clock& clock, const core::NodeCore& core)
+    : config_(config), store_(store), stats_(stats), clock_(clock), core_(core) {
   const std::vector<Command> table = {
       {"ping", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Ping},
       {"echo", 2, {"fast"}, 0, 0, 0, true, &CommandExecutor::Echo},
@@ -89,12 +87,16 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"ttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
       {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
+      {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
 
 void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
-                              std::string* out) {
+                              PendingReply& reply, Dispatcher& dispatch) {
+  reply_ = &reply;
+  dispatch_ = &dispatch;
+  std::string* out = &reply.data;
   ++stats_.commands_processed;
   const size_t before = out->size();
   std::string name = Lower(args[0]);
@@ -116,6 +118,8 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
     }
   }
   if (out->size() > before && (*out)[before] == '-') ++stats_.error_replies;
+  reply_ = nullptr;
+  dispatch_ = nullptr;
 }
 
 // ---- Connection commands ----------------------------------------------------------
@@ -372,6 +376,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
     kv("output_buffer_disconnects", std::to_string(stats_.output_buffer_disconnects));
     kv("idle_disconnects", std::to_string(stats_.idle_disconnects));
   }
+  if (add("cluster") && cluster_info_) s += cluster_info_();
   if (add("keyspace")) {
     uint64_t keys = store_.engine().Stats().estimated_keys;
     // RocksDB's estimate counts tombstoned keys too until they are purged.
@@ -397,7 +402,9 @@ void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::str
 
 // ---- Keys --------------------------------------------------------------------------
 
-void CommandExecutor::AppendStatusError(const Status& st, std::string* out) {
+namespace {
+
+void AppendStatusError(const Status& st, std::string* out) {
   switch (st.code()) {
     case Status::Code::kTooBig: return resp::AppendError(out, "TOOBIG " + st.message());
     case Status::Code::kSiblings: return resp::AppendError(out, "SIBLINGS " + st.message());
@@ -409,27 +416,55 @@ void CommandExecutor::AppendStatusError(const Status& st, std::string* out) {
   }
 }
 
-bool CommandExecutor::ReadObject(const std::string& key, core::Object* obj, std::string* out) {
-  Result<core::Object> r = store_.Read(key);
-  if (!r.ok()) {
-    LOG_ERROR << "reading key of " << key.size() << " bytes: " << r.status().ToString();
-    AppendStatusError(r.status(), out);
+// The first failed result, if any: a multi-key command reports it instead of a
+// partial answer.
+const core::ClientResult* FirstError(const PendingReply& r) {
+  for (const core::ClientResult& c : r.results) {
+    if (!c.status.ok()) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool CommandExecutor::ResolveQuorum(const std::string& name, const std::string& text, int* out,
+                                    std::string* err) {
+  const int effective = std::max(1, core_.EffectiveN());
+  std::string t = Lower(text);
+  if (t == "one" || t == "quorum" || t == "all") {
+    *out = *core::ParseQuorum(t, effective);
+    return true;
+  }
+  int64_t v = 0;
+  if (!ParseInt(t, &v) || v < (name[0] == 'P' ? 0 : 1) || v > config_.n) {
+    resp::AppendError(err, "ERR " + name + " must be one, quorum, all or a number from " +
+                               (name[0] == 'P' ? "0" : "1") + " to " + std::to_string(config_.n));
     return false;
   }
-  *obj = std::move(r).value();
+  *out = static_cast<int>(v);
   return true;
 }
 
-Status CommandExecutor::WriteVersion(Session& session, const std::string& key,
-                                     const core::Object& current, const core::VClock* context,
-                                     core::NewVersion version) {
-  version.written_at_ms = clock_.WallMs();
-  Result<core::Object> next = core::ApplyWrite(current, context ? *context : current.clock,
-                                               config_.node_id, std::move(version), limits_);
-  if (!next.ok()) return next.status();
-  store_.Stage(key, std::move(next).value());
-  session.staged_write = true;
-  return Status::Ok();
+bool CommandExecutor::SessionQuorums(const Session& session, Quorums* q, std::string* err) {
+  return ResolveQuorum("R", session.r.empty() ? config_.read_quorum : session.r, &q->r, err) &&
+         ResolveQuorum("W", session.w.empty() ? config_.write_quorum : session.w, &q->w, err) &&
+         ResolveQuorum("PR", session.pr.empty() ? "0" : session.pr, &q->pr, err) &&
+         ResolveQuorum("PW", session.pw.empty() ? "0" : session.pw, &q->pw, err);
+}
+
+void CommandExecutor::Await(size_t n, std::function<void(PendingReply&)> render) {
+  reply_->results.resize(n);
+  reply_->waiting = n;
+  reply_->render = std::move(render);
+}
+
+void CommandExecutor::StartGet(size_t index, const std::string& key, const Quorums& q) {
+  dispatch_->Get(*reply_, index, key, q.r, std::min(q.pr, q.r));
+}
+
+void CommandExecutor::StartPut(size_t index, const std::string& key, core::WriteSpec spec,
+                               const Quorums& q) {
+  dispatch_->Put(*reply_, index, key, std::move(spec), q.w, std::min(q.pw, q.w));
 }
 
 void CommandExecutor::AppendValues(const core::Object& obj, std::string* out) {
@@ -444,40 +479,63 @@ void CommandExecutor::AppendValues(const core::Object& obj, std::string* out) {
   for (const core::Sibling* s : live) resp::AppendBulk(out, s->value);
 }
 
-void CommandExecutor::Get(Session&, std::vector<std::string>& args, std::string* out) {
-  if (args.size() != 2) return ErrSyntax(out);
-  core::Object obj;
-  if (ReadObject(args[1], &obj, out)) AppendValues(obj, out);
+// Parses [R n] [PR n] (reads) or [W n] [PW n] (writes) at args[i]; returns false if
+// args[i] is not such an option. On a bad value sets *bad.
+namespace {
+bool IsQuorumOption(const std::string& opt, bool write) {
+  return write ? (opt == "w" || opt == "pw") : (opt == "r" || opt == "pr");
+}
+}  // namespace
+
+void CommandExecutor::Get(Session& session, std::vector<std::string>& args, std::string* out) {
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  for (size_t i = 2; i < args.size(); ++i) {
+    std::string opt = Lower(args[i]);
+    if (IsQuorumOption(opt, false) && i + 1 < args.size()) {
+      if (!ResolveQuorum(opt == "r" ? "R" : "PR", args[++i], opt == "r" ? &q.r : &q.pr, out)) return;
+    } else if (opt == "consistent") {
+      return resp::AppendError(out, "ERR CONSISTENT reads are not available yet");
+    } else {
+      return ErrSyntax(out);
+    }
+  }
+  const bool vget = IEquals(args[0], "vget");
+  Await(1, [this, vget](PendingReply& r) {
+    const core::ClientResult& res = r.results[0];
+    if (!res.status.ok()) return AppendStatusError(res.status, &r.data);
+    if (!vget) return AppendValues(res.object, &r.data);
+    std::vector<const core::Sibling*> live = core::LiveSiblings(res.object, clock_.WallMs());
+    resp::AppendArrayHeader(&r.data, 2);
+    resp::AppendBulk(&r.data, wire::EncodeContext(res.object.clock));
+    resp::AppendArrayHeader(&r.data, live.size());
+    for (const core::Sibling* s : live) resp::AppendBulk(&r.data, s->value);
+  });
+  StartGet(0, args[1], q);
 }
 
-void CommandExecutor::VGet(Session&, std::vector<std::string>& args, std::string* out) {
-  if (args.size() != 2) return ErrSyntax(out);
-  core::Object obj;
-  if (!ReadObject(args[1], &obj, out)) return;
-  std::vector<const core::Sibling*> live = core::LiveSiblings(obj, clock_.WallMs());
-  resp::AppendArrayHeader(out, 2);
-  resp::AppendBulk(out, wire::EncodeContext(obj.clock));
-  resp::AppendArrayHeader(out, live.size());
-  for (const core::Sibling* s : live) resp::AppendBulk(out, s->value);
+void CommandExecutor::VGet(Session& session, std::vector<std::string>& args, std::string* out) {
+  Get(session, args, out);
 }
 
 void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std::string* out) {
-  enum class Cond { kNone, kNx, kXx } cond = Cond::kNone;
-  bool has_expiry = false, keep_ttl = false;
-  int64_t expire_at_ms = 0;
-  std::optional<core::VClock> context;
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  core::WriteSpec spec;
+  bool has_expiry = false;
   const int64_t now = clock_.WallMs();
+  using Cond = core::WriteSpec::Cond;
   for (size_t i = 3; i < args.size(); ++i) {
     std::string opt = Lower(args[i]);
     bool has_next = i + 1 < args.size();
-    if (opt == "nx" && cond == Cond::kNone) {
-      cond = Cond::kNx;
-    } else if (opt == "xx" && cond == Cond::kNone) {
-      cond = Cond::kXx;
+    if (opt == "nx" && spec.cond == Cond::kNone) {
+      spec.cond = Cond::kNx;
+    } else if (opt == "xx" && spec.cond == Cond::kNone) {
+      spec.cond = Cond::kXx;
     } else if (opt == "keepttl" && !has_expiry) {
-      keep_ttl = true;
+      spec.keep_ttl = true;
     } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && has_next &&
-               !has_expiry && !keep_ttl) {
+               !has_expiry && !spec.keep_ttl) {
       int64_t v = 0;
       if (!ParseInt(args[++i], &v)) return ErrNotInteger(out);
       // Bound so that the arithmetic below cannot overflow (about 290,000 years).
@@ -487,112 +545,163 @@ void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std:
         return resp::AppendError(out, "ERR invalid expire time in 'set' command");
       }
       int64_t ms = seconds ? v * 1000 : v;
-      expire_at_ms = (opt == "ex" || opt == "px") ? now + ms : ms;
+      spec.version.expire_at_ms = (opt == "ex" || opt == "px") ? now + ms : ms;
       has_expiry = true;
-    } else if (opt == "ctx" && has_next && !context) {
+    } else if (opt == "ctx" && has_next && !spec.has_context) {
       Result<core::VClock> ctx = wire::DecodeContext(args[++i]);
       if (!ctx.ok()) return resp::AppendError(out, "ERR invalid CTX token (use the one VGET returned)");
-      context = std::move(ctx).value();
+      spec.has_context = true;
+      spec.context = std::move(ctx).value();
+    } else if (IsQuorumOption(opt, true) && has_next) {
+      if (!ResolveQuorum(opt == "w" ? "W" : "PW", args[++i], opt == "w" ? &q.w : &q.pw, out)) return;
+    } else if (opt == "consistent") {
+      return resp::AppendError(out, "ERR CONSISTENT writes are not available yet");
     } else {
       return ErrSyntax(out);
     }
   }
-  core::Object current;
-  if (!ReadObject(args[1], &current, out)) return;
-  std::vector<const core::Sibling*> live = core::LiveSiblings(current, now);
-  if ((cond == Cond::kNx && !live.empty()) || (cond == Cond::kXx && live.empty())) {
-    return resp::AppendNull(out);
+  if (args[2].size() > static_cast<size_t>(config_.max_object_bytes)) {
+    return resp::AppendError(out, "TOOBIG value of " + std::to_string(args[2].size()) +
+                                      " bytes is over limits.max_object_bytes");
   }
-  if (keep_ttl && live.size() == 1) expire_at_ms = live[0]->expire_at_ms;
-  core::NewVersion version{false, std::move(args[2]), expire_at_ms, 0};
-  Status st = WriteVersion(session, args[1], current, context ? &*context : nullptr,
-                           std::move(version));
-  if (!st.ok()) return AppendStatusError(st, out);
-  resp::AppendSimple(out, "OK");
+  spec.version.value = std::move(args[2]);
+  spec.version.written_at_ms = now;
+  Await(1, [](PendingReply& r) {
+    const core::ClientResult& res = r.results[0];
+    if (!res.status.ok()) return AppendStatusError(res.status, &r.data);
+    if (!res.applied) return resp::AppendNull(&r.data);
+    resp::AppendSimple(&r.data, "OK");
+  });
+  StartPut(0, args[1], std::move(spec), q);
 }
 
 void CommandExecutor::Del(Session& session, std::vector<std::string>& args, std::string* out) {
-  int64_t deleted = 0;
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
   const int64_t now = clock_.WallMs();
+  Await(args.size() - 1, [](PendingReply& r) {
+    if (const core::ClientResult* e = FirstError(r)) return AppendStatusError(e->status, &r.data);
+    int64_t n = 0;
+    for (const core::ClientResult& c : r.results) n += c.applied ? 1 : 0;
+    resp::AppendInteger(&r.data, n);
+  });
   for (size_t i = 1; i < args.size(); ++i) {
-    core::Object current;
-    if (!ReadObject(args[i], &current, out)) return;
-    if (core::LiveSiblings(current, now).empty()) continue;
-    Status st = WriteVersion(session, args[i], current, nullptr, core::NewVersion{true, {}, 0, 0});
-    if (!st.ok()) return AppendStatusError(st, out);
-    ++deleted;
+    core::WriteSpec spec;
+    spec.version = core::NewVersion{true, {}, 0, now};
+    spec.cond = core::WriteSpec::Cond::kIfLive;
+    StartPut(i - 1, args[i], std::move(spec), q);
   }
-  resp::AppendInteger(out, deleted);
 }
 
-void CommandExecutor::Exists(Session&, std::vector<std::string>& args, std::string* out) {
-  int64_t n = 0;
-  const int64_t now = clock_.WallMs();
-  for (size_t i = 1; i < args.size(); ++i) {
-    core::Object obj;
-    if (!ReadObject(args[i], &obj, out)) return;
-    if (!core::LiveSiblings(obj, now).empty()) ++n;
-  }
-  resp::AppendInteger(out, n);
+void CommandExecutor::Exists(Session& session, std::vector<std::string>& args, std::string* out) {
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  Await(args.size() - 1, [this](PendingReply& r) {
+    if (const core::ClientResult* e = FirstError(r)) return AppendStatusError(e->status, &r.data);
+    const int64_t now = clock_.WallMs();
+    int64_t n = 0;
+    for (const core::ClientResult& c : r.results) n += core::LiveSiblings(c.object, now).empty() ? 0 : 1;
+    resp::AppendInteger(&r.data, n);
+  });
+  for (size_t i = 1; i < args.size(); ++i) StartGet(i - 1, args[i], q);
 }
 
-void CommandExecutor::MGet(Session&, std::vector<std::string>& args, std::string* out) {
-  // Read everything first so an error leaves no half-written array behind.
-  std::vector<core::Object> objs(args.size() - 1);
-  std::string err;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (!ReadObject(args[i], &objs[i - 1], &err)) {
-      out->append(err);
-      return;
-    }
-  }
-  resp::AppendArrayHeader(out, objs.size());
-  for (const core::Object& o : objs) AppendValues(o, out);
+void CommandExecutor::MGet(Session& session, std::vector<std::string>& args, std::string* out) {
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  Await(args.size() - 1, [this](PendingReply& r) {
+    if (const core::ClientResult* e = FirstError(r)) return AppendStatusError(e->status, &r.data);
+    resp::AppendArrayHeader(&r.data, r.results.size());
+    for (const core::ClientResult& c : r.results) AppendValues(c.object, &r.data);
+  });
+  for (size_t i = 1; i < args.size(); ++i) StartGet(i - 1, args[i], q);
 }
 
 void CommandExecutor::MSet(Session& session, std::vector<std::string>& args, std::string* out) {
   if (args.size() % 2 != 1) return ErrWrongArgs("mset", out);
-  // All or nothing: compute every new object before staging any.
-  std::vector<core::Object> next;
-  next.reserve(args.size() / 2);
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  // A key given twice: only its last value is written, as if applied in order.
+  std::unordered_map<std::string_view, size_t> last;
+  for (size_t i = 1; i < args.size(); i += 2) last[args[i]] = i;
   const int64_t now = clock_.WallMs();
+  Await(last.size(), [](PendingReply& r) {
+    if (const core::ClientResult* e = FirstError(r)) return AppendStatusError(e->status, &r.data);
+    resp::AppendSimple(&r.data, "OK");
+  });
+  size_t index = 0;
   for (size_t i = 1; i < args.size(); i += 2) {
-    core::Object current;
-    if (!ReadObject(args[i], &current, out)) return;
-    // A key repeated in one MSET: the later value supersedes the earlier one.
-    for (size_t j = 1; j < i; j += 2) {
-      if (args[j] == args[i]) current = next[(j - 1) / 2];
-    }
-    Result<core::Object> obj = core::ApplyWrite(current, current.clock, config_.node_id,
-                                                core::NewVersion{false, args[i + 1], 0, now}, limits_);
-    if (!obj.ok()) return AppendStatusError(obj.status(), out);
-    next.push_back(std::move(obj).value());
+    if (last[args[i]] != i) continue;
+    core::WriteSpec spec;
+    spec.version = core::NewVersion{false, args[i + 1], 0, now};
+    StartPut(index++, args[i], std::move(spec), q);
   }
-  for (size_t i = 1; i < args.size(); i += 2) store_.Stage(args[i], std::move(next[(i - 1) / 2]));
-  session.staged_write = true;
-  resp::AppendSimple(out, "OK");
 }
 
-void CommandExecutor::Ttl(Session&, std::vector<std::string>& args, std::string* out) {
-  core::Object obj;
-  if (!ReadObject(args[1], &obj, out)) return;
-  const int64_t now = clock_.WallMs();
-  std::vector<const core::Sibling*> live = core::LiveSiblings(obj, now);
-  if (live.empty()) return resp::AppendInteger(out, -2);
-  // With siblings, the key lives as long as its longest-lived version.
-  int64_t expire = 0;
-  for (const core::Sibling* s : live) {
-    if (s->expire_at_ms == 0) return resp::AppendInteger(out, -1);
-    expire = std::max(expire, s->expire_at_ms);
-  }
-  int64_t left = expire - now;
-  bool millis = IEquals(args[0], "pttl");
-  resp::AppendInteger(out, millis ? left : (left + 500) / 1000);
+void CommandExecutor::Ttl(Session& session, std::vector<std::string>& args, std::string* out) {
+  Quorums q;
+  if (!SessionQuorums(session, &q, out)) return;
+  const bool millis = IEquals(args[0], "pttl");
+  Await(1, [this, millis](PendingReply& r) {
+    const core::ClientResult& res = r.results[0];
+    if (!res.status.ok()) return AppendStatusError(res.status, &r.data);
+    const int64_t now = clock_.WallMs();
+    std::vector<const core::Sibling*> live = core::LiveSiblings(res.object, now);
+    if (live.empty()) return resp::AppendInteger(&r.data, -2);
+    // With siblings, the key lives as long as its longest-lived version.
+    int64_t expire = 0;
+    for (const core::Sibling* s : live) {
+      if (s->expire_at_ms == 0) return resp::AppendInteger(&r.data, -1);
+      expire = std::max(expire, s->expire_at_ms);
+    }
+    int64_t left = expire - now;
+    resp::AppendInteger(&r.data, millis ? left : (left + 500) / 1000);
+  });
+  StartGet(0, args[1], q);
 }
 
 void CommandExecutor::DbSize(Session&, std::vector<std::string>&, std::string* out) {
-  // An estimate from RocksDB (includes keys whose latest version is a tombstone).
+  // This node's estimate from RocksDB (includes keys whose latest version is a tombstone).
   resp::AppendInteger(out, static_cast<int64_t>(store_.engine().Stats().estimated_keys));
+}
+
+void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
+                               std::string* out) {
+  Session next = session;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string opt = Lower(args[i]);
+    if (i + 1 >= args.size()) return ErrSyntax(out);
+    const std::string& value = args[++i];
+    int ignored = 0;
+    if (opt == "r" || opt == "w" || opt == "pr" || opt == "pw") {
+      std::string upper = opt;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (!ResolveQuorum(upper, value, &ignored, out)) return;
+      (opt == "r" ? next.r : opt == "w" ? next.w : opt == "pr" ? next.pr : next.pw) = value;
+    } else if (opt == "consistent") {
+      if (IEquals(value, "off")) continue;
+      if (IEquals(value, "on")) {
+        return resp::AppendError(out, "ERR CONSISTENT is not available yet");
+      }
+      return ErrSyntax(out);
+    } else {
+      return ErrSyntax(out);
+    }
+  }
+  session = next;
+  if (args.size() > 1) return resp::AppendSimple(out, "OK");
+  // Without arguments: show the connection's effective defaults.
+  resp::AppendArrayHeader(out, 10);
+  const std::pair<const char*, std::string> show[] = {
+      {"R", session.r.empty() ? config_.read_quorum : session.r},
+      {"W", session.w.empty() ? config_.write_quorum : session.w},
+      {"PR", session.pr.empty() ? "0" : session.pr},
+      {"PW", session.pw.empty() ? "0" : session.pw},
+      {"CONSISTENT", "off"}};
+  for (const auto& [k, v] : show) {
+    resp::AppendBulk(out, k);
+    resp::AppendBulk(out, v);
+  }
 }
 
 }  // namespace itsuka::server

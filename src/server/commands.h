@@ -1,5 +1,6 @@
-// Redis-protocol commands of a single node: parsing of arguments and options, the
-// local read/write path through core::ApplyWrite, and Redis-compatible replies.
+// Redis-protocol commands: parsing of arguments and options (R/W/PR/PW, CTX), the
+// replicated reads and writes they start through a Dispatcher, and Redis-compatible
+// replies rendered once those finish.
 //
 // Thread-compatible: used from the event-loop thread only.
 #pragma once
@@ -9,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/node_core.h"
 #include "core/object.h"
 #include "itsuka/clock.h"
 #include "itsuka/config.h"
@@ -18,18 +20,44 @@
 
 namespace itsuka::server {
 
+// A reply being built. Most commands fill `data` at once; a command that starts
+// replicated reads or writes sets `waiting` and `render`, and the reply is rendered
+// when every result has arrived.
+struct PendingReply {
+  std::string data;
+  size_t waiting = 0;
+  std::vector<core::ClientResult> results;
+  std::function<void(PendingReply&)> render;
+  bool ready() const { return waiting == 0; }
+};
+
+// Starts replicated requests whose results land in reply.results[index].
+class Dispatcher {
+ public:
+  virtual ~Dispatcher() = default;
+  virtual void Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) = 0;
+  virtual void Put(PendingReply& reply, size_t index, const std::string& key,
+                   core::WriteSpec spec, int w, int pw) = 0;
+};
+
 class CommandExecutor {
  public:
-  CommandExecutor(const Config& config, Store& store, Stats& stats, const Clock& clock);
+  CommandExecutor(const Config& config, Store& store, Stats& stats, const Clock& clock,
+                  const core::NodeCore& core);
 
-  // Runs one command and appends its reply to *out.
-  void Execute(Session& session, std::vector<std::string>& args, std::string* out);
+  // Runs one command: fills reply.data, or starts requests through `dispatch`.
+  void Execute(Session& session, std::vector<std::string>& args, PendingReply& reply,
+               Dispatcher& dispatch);
 
   // INFO text for the given section ("" = default sections).
   std::string Info(std::string_view section) const;
+  // Extra INFO lines from the node (cluster section).
+  void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
 
  private:
   struct Command;
+  // Handlers get the reply buffer for immediate replies and the reply/dispatcher for
+  // replicated work (ctx_).
   using Handler = void (CommandExecutor::*)(Session&, std::vector<std::string>&, std::string*);
   struct Command {
     std::string name;
@@ -59,22 +87,32 @@ class CommandExecutor {
   void MSet(Session&, std::vector<std::string>&, std::string*);
   void Ttl(Session&, std::vector<std::string>&, std::string*);
   void DbSize(Session&, std::vector<std::string>&, std::string*);
+  void Defaults(Session&, std::vector<std::string>&, std::string*);
 
-  // Reads a key; on failure appends the error reply and returns false.
-  bool ReadObject(const std::string& key, core::Object* obj, std::string* out);
-  // Writes a new version with `context` (the local clock when null) and stages it.
-  Status WriteVersion(Session& session, const std::string& key, const core::Object& current,
-                      const core::VClock* context, core::NewVersion version);
+  // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
+  struct Quorums {
+    int r = 1, pr = 0, w = 1, pw = 0;
+  };
+  // Resolves "one|quorum|all|N" for this cluster. False with an error reply if bad.
+  bool ResolveQuorum(const std::string& name, const std::string& text, int* out, std::string* err);
+  bool SessionQuorums(const Session& session, Quorums* q, std::string* err);
+  // Starts `n` requests; `render` builds the reply from the results.
+  void Await(size_t n, std::function<void(PendingReply&)> render);
+  void StartGet(size_t index, const std::string& key, const Quorums& q);
+  void StartPut(size_t index, const std::string& key, core::WriteSpec spec, const Quorums& q);
   void AppendValues(const core::Object& obj, std::string* out);
-  void AppendStatusError(const Status& st, std::string* out);
   void AppendCommandInfo(const Command& cmd, std::string* out) const;
 
   const Config& config_;
   Store& store_;
   Stats& stats_;
   const Clock& clock_;
-  core::ObjectLimits limits_;
+  const core::NodeCore& core_;
   std::unordered_map<std::string, Command> commands_;
+  // Valid during Execute: where a replicated command's reply and requests go.
+  PendingReply* reply_ = nullptr;
+  Dispatcher* dispatch_ = nullptr;
+  std::function<std::string()> cluster_info_;
 };
 
 }  // namespace itsuka::server

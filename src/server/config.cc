@@ -20,9 +20,12 @@ struct StringSetting {
   std::string Config::*field;
   std::vector<std::string> allowed;  // empty: any string
 };
+struct ListSetting {
+  std::vector<std::string> Config::*field;
+};
 struct Setting {
   const char* name;
-  std::variant<IntSetting, StringSetting> kind;
+  std::variant<IntSetting, StringSetting, ListSetting> kind;
 };
 
 constexpr int64_t kMaxInt = INT64_MAX / 2;
@@ -46,6 +49,15 @@ const std::vector<Setting>& Settings() {
       {"limits.unauth_max_bulk_bytes", IntSetting{&Config::unauth_max_bulk_bytes, 64, 1LL << 32}},
       {"limits.max_object_bytes", IntSetting{&Config::max_object_bytes, 1024, 1LL << 32}},
       {"limits.max_siblings", IntSetting{&Config::max_siblings, 1, 100000}},
+      {"cluster.name", StringSetting{&Config::cluster_name, {}}},
+      {"cluster.peer_port", IntSetting{&Config::peer_port, 0, 65535}},
+      {"cluster.seeds", ListSetting{&Config::seeds}},
+      {"cluster.n", IntSetting{&Config::n, 1, 9}},
+      {"cluster.partitions", IntSetting{&Config::partitions, 1, 65536}},
+      {"cluster.read_quorum", StringSetting{&Config::read_quorum, {}}},
+      {"cluster.write_quorum", StringSetting{&Config::write_quorum, {}}},
+      {"cluster.request_timeout_ms", IntSetting{&Config::request_timeout_ms, 10, 600000}},
+      {"cluster.max_peer_queue_bytes", IntSetting{&Config::max_peer_queue_bytes, 1 << 20, 1LL << 34}},
       {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
@@ -95,6 +107,18 @@ Status SetFromText(Config* c, const Setting& s, const std::string& text) {
     if (st.ok()) c->*(is->field) = v;
     return st;
   }
+  if (const auto* ls = std::get_if<ListSetting>(&s.kind)) {
+    std::vector<std::string> items;
+    size_t start = 0;
+    while (start <= text.size() && !text.empty()) {
+      size_t comma = text.find(',', start);
+      if (comma == std::string::npos) comma = text.size();
+      if (comma > start) items.push_back(text.substr(start, comma - start));
+      start = comma + 1;
+    }
+    c->*(ls->field) = std::move(items);
+    return Status::Ok();
+  }
   const auto& ss = std::get<StringSetting>(s.kind);
   Status st = CheckString(s, ss, text);
   if (st.ok()) c->*(ss.field) = text;
@@ -111,6 +135,22 @@ Status SetFromToml(Config* c, const Setting& s, const toml::node& node) {
     Status st = CheckInt(s, *is, *v);
     if (st.ok()) c->*(is->field) = *v;
     return st;
+  }
+  if (const auto* ls = std::get_if<ListSetting>(&s.kind)) {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) {
+      return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be an array of strings");
+    }
+    std::vector<std::string> items;
+    for (const toml::node& item : *arr) {
+      std::optional<std::string> v = item.value_exact<std::string>();
+      if (!v) {
+        return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be an array of strings");
+      }
+      items.push_back(*v);
+    }
+    c->*(ls->field) = std::move(items);
+    return Status::Ok();
   }
   const auto& ss = std::get<StringSetting>(s.kind);
   std::optional<std::string> v = node.value_exact<std::string>();
@@ -140,6 +180,27 @@ Status Validate(const Config& c) {
   if (c.max_query_buffer_bytes < c.max_bulk_bytes) {
     return Status::InvalidArgument(
         "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");
+  }
+  if (!c.seeds.empty() && EffectivePeerPort(c) > 65535) {
+    return Status::InvalidArgument("setting 'cluster.peer_port': server.port + 10000 is over 65535; "
+                                   "set cluster.peer_port");
+  }
+  for (const std::string& seed : c.seeds) {
+    Result<SeedAddress> a = ParseSeed(seed);
+    if (!a.ok()) return Status::InvalidArgument("setting 'cluster.seeds': " + a.status().message());
+    if (a->id == c.node_id) {
+      return Status::InvalidArgument("setting 'cluster.seeds': lists this node ('" + a->id + "')");
+    }
+  }
+  for (const char* name : {"read_quorum", "write_quorum"}) {
+    const std::string& v = std::string(name) == "read_quorum" ? c.read_quorum : c.write_quorum;
+    int64_t num = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), num);
+    bool numeric = ec == std::errc() && p == v.data() + v.size() && num >= 1 && num <= c.n;
+    if (!numeric && v != "one" && v != "quorum" && v != "all") {
+      return Status::InvalidArgument("setting 'cluster." + std::string(name) + "': '" + v +
+                                     "' must be one, quorum, all or 1..cluster.n");
+    }
   }
   return Status::Ok();
 }
@@ -265,12 +326,36 @@ Result<Config> LoadConfig(const CommandLine& cmdline) {
                          cmdline.overrides);
 }
 
+Result<SeedAddress> ParseSeed(const std::string& text) {
+  size_t at = text.find('@');
+  size_t colon = text.rfind(':');
+  if (at == std::string::npos || colon == std::string::npos || colon < at) {
+    return Status::InvalidArgument("'" + text + "' is not id@host:port");
+  }
+  SeedAddress a;
+  a.id = text.substr(0, at);
+  a.host = text.substr(at + 1, colon - at - 1);
+  std::string port = text.substr(colon + 1);
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), a.port);
+  if (!ValidNodeId(a.id) || a.host.empty() || ec != std::errc() ||
+      p != port.data() + port.size() || a.port < 1 || a.port > 65535) {
+    return Status::InvalidArgument("'" + text + "' is not id@host:port");
+  }
+  return a;
+}
+
+int64_t EffectivePeerPort(const Config& config) {
+  return config.peer_port != 0 ? config.peer_port : config.port + 10000;
+}
+
 std::vector<std::pair<std::string, std::string>> ListSettings(const Config& config) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const Setting& s : Settings()) {
     std::string value;
     if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
       value = std::to_string(config.*(is->field));
+    } else if (const auto* ls = std::get_if<ListSetting>(&s.kind)) {
+      for (const std::string& item : config.*(ls->field)) value += (value.empty() ? "" : ",") + item;
     } else {
       value = config.*(std::get<StringSetting>(s.kind).field);
       if (std::string_view(s.name) == "server.requirepass" && !value.empty()) value = "********";

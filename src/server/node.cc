@@ -10,11 +10,15 @@
 
 namespace itsuka::server {
 
-Node::Node(const Config& config) : config_(config), tick_(loop_, [this] { OnTick(); }) {}
+Node::Node(const Config& config)
+    : config_(config),
+      core_tick_(loop_, [this] { core_->Tick(loop_.NowMs()); }),
+      tick_(loop_, [this] { OnTick(); }) {}
 
 Node::~Node() {
   clients_.clear();
   listener_.reset();
+  peers_.reset();
   signals_.clear();
 }
 
@@ -57,7 +61,31 @@ Status Node::Open() {
   store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync");
   stats_.start_wall_ms = clock_.WallMs();
   stats_.start_mono_ms = clock_.MonotonicMs();
-  executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_);
+  core::NodeOptions options;
+  options.n = static_cast<int>(config_.n);
+  options.request_timeout_ms = config_.request_timeout_ms;
+  options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
+  options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
+  core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
+  std::vector<std::string> members = {config_.node_id};
+  for (const std::string& seed : config_.seeds) members.push_back(ParseSeed(seed)->id);
+  Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions), members, 1);
+  if (!ring.ok()) return ring.status();
+  core_->SetRing(std::move(ring).value());
+  // Until the transport connects, peers are unreachable.
+  for (size_t i = 1; i < members.size(); ++i) core_->SetReachable(members[i], false);
+  executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
+  executor_->SetClusterInfo([this] { return ClusterInfo(); });
+  peers_ = std::make_unique<PeerTransport>(
+      loop_, config_,
+      [this](const std::string& from, const core::PeerMessage& msg) {
+        core_->OnMessage(from, msg, loop_.NowMs());
+      },
+      [this](const std::string& node, bool up) { core_->SetReachable(node, up); });
+  if (!config_.seeds.empty()) {
+    st = peers_->Start();
+    if (!st.ok()) return st;
+  }
 
   Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
       loop_, config_.bind, static_cast<int>(config_.port), 511,
@@ -72,6 +100,7 @@ Status Node::Open() {
 int Node::Run() {
   loop_.SetAfterIoHook([this] { AfterIo(); });
   tick_.Start(1000, 1000);
+  core_tick_.Start(20, 20);
   signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGTERM, [this] {
     BeginShutdown("SIGTERM");
   }));
@@ -118,28 +147,83 @@ void Node::OnClientClosed(uint64_t client_id) {
   if (shutting_down_ && clients_.empty()) loop_.Stop();
 }
 
-void Node::AfterIo() {
-  if (dirty_.empty() && !store_->HasStaged()) return;
+
+void Node::StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) {
+  const uint64_t req = next_request_++;
+  requests_.emplace(req, std::make_pair(client_id, tag));
+  core_->StartGet(req, key, r, pr, loop_.NowMs());
+}
+
+void Node::StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
+                    core::WriteSpec spec, int w, int pw) {
+  const uint64_t req = next_request_++;
+  requests_.emplace(req, std::make_pair(client_id, tag));
+  core_->StartPut(req, key, std::move(spec), w, pw, loop_.NowMs());
+}
+
+Status Node::CommitAndRelease() {
   Status st = store_->Commit();
+  core::Outbox out = core_->TakeOutbox();
   std::vector<uint64_t> dirty;
   dirty.swap(dirty_);
+  if (st.ok()) {
+    for (auto& [to, msg] : out.sends) peers_->Send(to, msg);
+  }
+  for (core::ClientResult& r : out.results) {
+    auto it = requests_.find(r.client_req);
+    if (it == requests_.end()) continue;
+    auto [client_id, tag] = it->second;
+    requests_.erase(it);
+    auto c = clients_.find(client_id);
+    if (c == clients_.end()) continue;
+    if (st.ok()) {
+      c->second->OnResult(tag, std::move(r));
+    } else {
+      dirty.push_back(client_id);
+    }
+  }
   if (!st.ok()) {
     // Nothing from this round may leave: replies to writes would acknowledge what was
     // not stored, and replies to reads may show it. Those clients see a closed
     // connection, i.e. an unknown outcome.
     ++stats_.commit_failures;
-    LOG_ERROR << "commit failed: " << st.ToString() << "; closing " << dirty.size()
-              << " client(s) whose replies depended on it";
+    LOG_ERROR << "commit failed: " << st.ToString() << "; closing the clients owed replies";
     for (uint64_t id : dirty) {
-      auto it = clients_.find(id);
-      if (it != clients_.end()) it->second->Abort();
+      auto c = clients_.find(id);
+      if (c != clients_.end()) c->second->Abort();
     }
-    return;
+    return st;
   }
+  dirty.insert(dirty.end(), dirty_.begin(), dirty_.end());  // marked by OnResult
+  dirty_.clear();
   for (uint64_t id : dirty) {
-    auto it = clients_.find(id);
-    if (it != clients_.end()) it->second->Flush();
+    auto c = clients_.find(id);
+    if (c != clients_.end()) c->second->Flush();
   }
+  return st;
+}
+
+std::string Node::ClusterInfo() const {
+  std::string s = "cluster_name:" + config_.cluster_name + "\r\n";
+  s += "members:" + std::to_string(core_->ring()->members().size()) + "\r\n";
+  s += "n:" + std::to_string(config_.n) + "\r\n";
+  s += "partitions:" + std::to_string(config_.partitions) + "\r\n";
+  int i = 0;
+  for (const auto& [id, addr, up] : peers_->Peers()) {
+    s += "peer" + std::to_string(i++) + ":id=" + id + ",addr=" + addr + ",state=" +
+         (up ? "up" : "down") + "\r\n";
+  }
+  const PeerStats& ps = peers_->stats();
+  s += "peer_messages_sent:" + std::to_string(ps.messages_sent) + "\r\n";
+  s += "peer_messages_received:" + std::to_string(ps.messages_received) + "\r\n";
+  s += "peer_messages_dropped:" + std::to_string(ps.messages_dropped) + "\r\n";
+  s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
+  return s;
+}
+
+void Node::AfterIo() {
+  if (dirty_.empty() && !store_->HasStaged() && !core_->HasOutput()) return;
+  CommitAndRelease();
 }
 
 void Node::OnTick() {

@@ -12,7 +12,9 @@
 #include "itsuka/engine.h"
 #include "net/loop.h"
 #include "net/tcp.h"
+#include "core/node_core.h"
 #include "server/client.h"
+#include "server/peers.h"
 #include "server/commands.h"
 #include "server/stats.h"
 #include "server/store.h"
@@ -36,6 +38,9 @@ class Node : public ClientHost {
   int64_t NowMs() const override { return loop_.NowMs(); }
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void OnClientClosed(uint64_t client_id) override;
+  void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) override;
+  void StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
+                int w, int pw) override;
 
  private:
   explicit Node(const Config& config);
@@ -44,6 +49,11 @@ class Node : public ClientHost {
   void AfterIo();
   void OnTick();
   void BeginShutdown(const char* why);
+  // Commits staged writes, then releases what the core produced: peer messages and
+  // client results. If the commit fails nothing is released and every client owed
+  // something from this round is closed (its outcome is unknown).
+  Status CommitAndRelease();
+  std::string ClusterInfo() const;
 
   Config config_;
   SystemClock clock_;
@@ -51,7 +61,13 @@ class Node : public ClientHost {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Store> store_;
   Stats stats_;
+  std::unique_ptr<core::NodeCore> core_;
+  std::unique_ptr<PeerTransport> peers_;
   std::unique_ptr<CommandExecutor> executor_;
+  // Core request id -> (client id, client tag) of the replicated requests in flight.
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> requests_;
+  uint64_t next_request_ = 1;
+  net::Timer core_tick_;
   std::unique_ptr<net::TcpListener> listener_;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::vector<uint64_t> dirty_;

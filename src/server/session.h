@@ -12,7 +12,8 @@ struct Session {
   std::string name;             // CLIENT SETNAME
   bool authenticated = false;
   bool close_after_reply = false;  // QUIT, protocol errors
-  bool staged_write = false;       // replies must wait for the next commit
+  // ITSUKA.DEFAULTS: per-connection quorums, as given ("" = the config's default).
+  std::string r, w, pr, pw;
   int64_t created_mono_ms = 0;
   int64_t last_active_mono_ms = 0;
   std::string last_command;

@@ -14,20 +14,21 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/node_core.h"
 #include "core/object.h"
 #include "itsuka/engine.h"
 #include "itsuka/status.h"
 
 namespace itsuka::server {
 
-class Store {
+class Store : public core::LocalStore {
  public:
   Store(Engine& engine, bool sync) : engine_(engine), sync_(sync) {}
 
   // The key's object (empty if absent). kCorruption if the stored bytes do not decode.
-  Result<core::Object> Read(std::string_view key);
+  Result<core::Object> Read(std::string_view key) override;
   // Replaces the key's object at the next Commit.
-  void Stage(std::string_view key, core::Object obj);
+  void Stage(std::string_view key, core::Object obj) override;
   bool HasStaged() const { return !staged_.empty(); }
   // Writes everything staged in one atomic batch. On failure nothing staged was
   // applied and the staged writes are discarded.

@@ -1,0 +1,203 @@
+#include "server/peers.h"
+
+#include "common/log.h"
+#include "wire/peer_codec.h"
+
+namespace itsuka::server {
+
+bool PeerTransport::FrameBuffer::Feed(std::string_view data, size_t max_frame,
+                                      const std::function<bool(std::string_view)>& on_frame) {
+  buf.append(data.data(), data.size());
+  size_t pos = 0;
+  while (buf.size() - pos >= 4) {
+    const auto* p = reinterpret_cast<const unsigned char*>(buf.data() + pos);
+    const size_t len = (size_t{p[0]} << 24) | (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
+    if (len > max_frame) return false;
+    if (buf.size() - pos - 4 < len) break;
+    if (!on_frame(std::string_view(buf.data() + pos + 4, len))) return false;
+    pos += 4 + len;
+  }
+  buf.erase(0, pos);
+  return true;
+}
+
+PeerTransport::PeerTransport(net::Loop& loop, const Config& config, MessageFn on_message,
+                             UpFn on_up)
+    : loop_(loop), config_(config), on_message_(std::move(on_message)), on_up_(std::move(on_up)) {}
+
+PeerTransport::~PeerTransport() {
+  incoming_.clear();
+  outgoing_.clear();
+  listener_.reset();
+}
+
+size_t PeerTransport::MaxFrame() const {
+  // The largest message carries one object of at most max_object_bytes (plus a little
+  // framing); a merge may have grown it past the cap, so allow twice that.
+  return static_cast<size_t>(config_.max_object_bytes) * 2 + (1 << 20);
+}
+
+Status PeerTransport::Start() {
+  const int port = static_cast<int>(EffectivePeerPort(config_));
+  Result<std::unique_ptr<net::TcpListener>> l = net::TcpListener::Listen(
+      loop_, config_.bind, port, 128,
+      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); });
+  if (!l.ok()) return Status::IOError("cluster.peer_port: " + l.status().message());
+  listener_ = std::move(l).value();
+  for (const std::string& seed : config_.seeds) {
+    SeedAddress a = ParseSeed(seed).value();  // validated with the config
+    Outgoing& out = outgoing_[a.id];
+    out.addr = a;
+    out.retry = std::make_unique<net::Timer>(loop_, [this, id = a.id] { Connect(outgoing_[id]); });
+    Connect(out);
+  }
+  return Status::Ok();
+}
+
+void PeerTransport::Connect(Outgoing& out) {
+  const std::string id = out.addr.id;
+  out.frames.buf.clear();
+  out.conn = net::TcpConnection::Connect(loop_, out.addr.host, out.addr.port, [this, id](Status st) {
+    Outgoing& o = outgoing_[id];
+    if (!st.ok()) {
+      LOG_DEBUG << "peer " << id << ": " << st.message();
+      return;  // on_closed follows and schedules the retry
+    }
+    WriteFrame(*o.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
+  });
+  out.conn->Start(
+      [this, id](std::string_view data) {
+        Outgoing& o = outgoing_[id];
+        if (!o.frames.Feed(data, MaxFrame(), [&](std::string_view f) { return OnOutgoingFrame(o, f); })) {
+          ++stats_.bad_frames;
+          LOG_WARN << "peer " << id << ": bad frame on outgoing connection; reconnecting";
+          o.conn->Close();
+        }
+      },
+      [this, id] { OnOutgoingClosed(outgoing_[id]); });
+}
+
+void PeerTransport::OnOutgoingClosed(Outgoing& out) {
+  if (out.up) {
+    out.up = false;
+    LOG_WARN << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port
+             << ") is unreachable; retrying";
+    on_up_(out.addr.id, false);
+  }
+  out.conn.reset();
+  out.retry->Start(out.backoff_ms, 0);
+  out.backoff_ms = std::min<uint64_t>(out.backoff_ms * 2, 5000);
+}
+
+bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  if (!msg.ok()) return false;
+  if (out.up) return true;  // only the Hello is expected on this direction
+  const auto* hello = std::get_if<core::Hello>(&*msg);
+  std::string why;
+  if (hello == nullptr) return false;
+  if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";
+  else if (!AcceptHello(*hello, &why)) {}
+  if (!why.empty()) {
+    ++stats_.handshakes_refused;
+    LOG_WARN << "peer " << out.addr.id << ": handshake refused: " << why;
+    return false;
+  }
+  out.up = true;
+  out.backoff_ms = 100;
+  LOG_INFO << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port << ") is up";
+  on_up_(out.addr.id, true);
+  return true;
+}
+
+bool PeerTransport::AcceptHello(const core::Hello& hello, std::string* why) const {
+  if (hello.cluster != config_.cluster_name) {
+    *why = "cluster '" + hello.cluster + "', expected '" + config_.cluster_name + "'";
+  } else if (hello.protocol_version != core::kPeerProtocolVersion) {
+    *why = "protocol version " + std::to_string(hello.protocol_version) + ", expected " +
+           std::to_string(core::kPeerProtocolVersion);
+  } else if (outgoing_.count(hello.node_id) == 0) {
+    *why = "node '" + hello.node_id + "' is not in cluster.seeds";
+  }
+  return why->empty();
+}
+
+void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
+  const uint64_t id = next_incoming_++;
+  Incoming& in = incoming_[id];
+  in.conn = std::move(conn);
+  in.conn->Start(
+      [this, id](std::string_view data) {
+        Incoming& i = incoming_[id];
+        if (!i.frames.Feed(data, MaxFrame(), [&](std::string_view f) { return OnIncomingFrame(id, f); })) {
+          ++stats_.bad_frames;
+          LOG_WARN << "peer connection from " << i.conn->peer() << ": bad frame or handshake; closing";
+          i.conn->Close();
+        }
+      },
+      [this, id] { incoming_.erase(id); });
+}
+
+bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
+  Incoming& in = incoming_[id];
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  if (!msg.ok()) {
+    LOG_WARN << "peer " << (in.peer_id.empty() ? in.conn->peer() : in.peer_id) << ": "
+             << msg.status().message();
+    return false;
+  }
+  if (in.peer_id.empty()) {
+    const auto* hello = std::get_if<core::Hello>(&*msg);
+    std::string why = hello == nullptr ? "first message is not a Hello" : "";
+    if (hello != nullptr) AcceptHello(*hello, &why);
+    if (!why.empty()) {
+      ++stats_.handshakes_refused;
+      LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << why;
+      return false;
+    }
+    in.peer_id = hello->node_id;
+    WriteFrame(*in.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
+    return true;
+  }
+  ++stats_.messages_received;
+  on_message_(in.peer_id, *msg);
+  return true;
+}
+
+void PeerTransport::WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg) {
+  std::string body = wire::EncodePeerMessage(msg);
+  std::string frame(4, '\0');
+  const size_t n = body.size();
+  frame[0] = static_cast<char>(n >> 24);
+  frame[1] = static_cast<char>(n >> 16);
+  frame[2] = static_cast<char>(n >> 8);
+  frame[3] = static_cast<char>(n);
+  frame += body;
+  conn.Write(frame);
+}
+
+void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
+  auto it = outgoing_.find(to);
+  if (it == outgoing_.end() || !it->second.up || !it->second.conn ||
+      it->second.conn->queued_bytes() > static_cast<size_t>(config_.max_peer_queue_bytes)) {
+    ++stats_.messages_dropped;
+    return;
+  }
+  ++stats_.messages_sent;
+  WriteFrame(*it->second.conn, msg);
+}
+
+bool PeerTransport::IsUp(const std::string& node) const {
+  auto it = outgoing_.find(node);
+  return it != outgoing_.end() && it->second.up;
+}
+
+std::vector<std::tuple<std::string, std::string, bool>> PeerTransport::Peers() const {
+  std::vector<std::tuple<std::string, std::string, bool>> out;
+  for (const auto& [id, o] : outgoing_) {
+    out.emplace_back(id, o.addr.host + ":" + std::to_string(o.addr.port), o.up);
+  }
+  return out;
+}
+
+}  // namespace itsuka::server

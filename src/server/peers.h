@@ -1,0 +1,95 @@
+// The peer transport: framed msgpack messages between nodes over TCP.
+//
+// Every node keeps one outgoing connection to each other member and accepts theirs.
+// It sends on its outgoing connection and receives on the accepted ones. Frames are a
+// 4-byte big-endian length and an encoded core::PeerMessage. Each connection starts
+// with Hello both ways (cluster name, protocol version, node id); a peer with another
+// cluster name, version or an unknown id is refused and logged. A peer is "up" while
+// the outgoing connection to it has completed its handshake; when it drops, the
+// transport reconnects with exponential backoff (100 ms doubling to 5 s). Messages for
+// a peer that is down, or whose send queue is over its bound, are dropped (counted):
+// the coordinator's timeout turns them into -TIMEOUT, never into unbounded memory.
+//
+// Thread-compatible: the event-loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/messages.h"
+#include "itsuka/config.h"
+#include "net/loop.h"
+#include "net/tcp.h"
+
+namespace itsuka::server {
+
+struct PeerStats {
+  uint64_t messages_sent = 0;
+  uint64_t messages_received = 0;
+  uint64_t messages_dropped = 0;  // peer down or its queue full
+  uint64_t handshakes_refused = 0;
+  uint64_t bad_frames = 0;
+};
+
+class PeerTransport {
+ public:
+  using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
+  using UpFn = std::function<void(const std::string& node, bool up)>;
+
+  PeerTransport(net::Loop& loop, const Config& config, MessageFn on_message, UpFn on_up);
+  ~PeerTransport();
+
+  // Binds the peer port and starts connecting to every seed.
+  Status Start();
+  void Send(const std::string& to, const core::PeerMessage& msg);
+  bool IsUp(const std::string& node) const;
+  const PeerStats& stats() const { return stats_; }
+  // (id, "host:port", up) for every member but this node.
+  std::vector<std::tuple<std::string, std::string, bool>> Peers() const;
+
+ private:
+  struct FrameBuffer {
+    std::string buf;
+    // Appends bytes; calls on_frame for each complete frame. False on a bad frame.
+    bool Feed(std::string_view data, size_t max_frame,
+              const std::function<bool(std::string_view)>& on_frame);
+  };
+  struct Outgoing {
+    SeedAddress addr;
+    std::unique_ptr<net::TcpConnection> conn;
+    std::unique_ptr<net::Timer> retry;
+    FrameBuffer frames;
+    bool up = false;
+    uint64_t backoff_ms = 100;
+  };
+  struct Incoming {
+    std::unique_ptr<net::TcpConnection> conn;
+    FrameBuffer frames;
+    std::string peer_id;  // set by its Hello
+  };
+
+  void Connect(Outgoing& out);
+  void OnOutgoingClosed(Outgoing& out);
+  void OnAccept(std::unique_ptr<net::TcpConnection> conn);
+  bool OnIncomingFrame(uint64_t id, std::string_view frame);
+  bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
+  // Checks a Hello; on refusal returns false with *why.
+  bool AcceptHello(const core::Hello& hello, std::string* why) const;
+  void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
+  size_t MaxFrame() const;
+
+  net::Loop& loop_;
+  const Config& config_;
+  MessageFn on_message_;
+  UpFn on_up_;
+  std::unique_ptr<net::TcpListener> listener_;
+  std::map<std::string, Outgoing> outgoing_;
+  std::map<uint64_t, Incoming> incoming_;
+  uint64_t next_incoming_ = 1;
+  PeerStats stats_;
+};
+
+}  // namespace itsuka::server
