@@ -195,3 +195,46 @@ def redis_cli(port, *args, password=None):
         cmd += ["-a", password, "--no-auth-warning"]
     r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, timeout=30)
     return r.stdout.decode(errors="replace").rstrip("\n")
+
+
+class Cluster:
+    """N itsukad processes on loopback that know each other as seeds."""
+
+    def __init__(self, n=3, *extra):
+        self.tmp = tempfile.mkdtemp(prefix="itsuka-cl-")
+        ports = [free_port() for _ in range(n)]
+        peer_ports = [free_port() for _ in range(n)]
+        self.nodes = []
+        for i in range(n):
+            seeds = ",".join(f"node{j + 1}@127.0.0.1:{peer_ports[j]}" for j in range(n) if j != i)
+            d = os.path.join(self.tmp, f"node{i + 1}")
+            os.makedirs(d)
+            node = Node("--set", f"cluster.peer_port={peer_ports[i]}", "--set", f"cluster.seeds={seeds}",
+                        *extra, data_dir=os.path.join(d, "data"), port=ports[i],
+                        node_id=f"node{i + 1}")
+            node.log_path = os.path.join(d, "itsukad.log")
+            self.nodes.append(node)
+
+    def start(self):
+        for node in self.nodes:
+            node.start()
+        self.wait_connected()
+        return self
+
+    def peers_up(self, node):
+        c = node.client()
+        try:
+            return c.call("INFO", "cluster").decode().count("state=up")
+        finally:
+            c.close()
+
+    def wait_connected(self, nodes=None):
+        nodes = nodes or [n for n in self.nodes if n.proc is not None]
+        want = len(nodes) - 1
+        wait_until(lambda: all(self.peers_up(n) >= want for n in nodes), timeout=20,
+                   what="every node to see its peers")
+
+    def cleanup(self):
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)

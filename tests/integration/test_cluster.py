@@ -1,0 +1,107 @@
+"""Multi-process tests of a 3-node cluster on loopback: replication across nodes,
+siblings from concurrent writes and their resolution, quorums with a node down, and
+read repair of a restarted node."""
+import unittest
+
+from harness import Cluster, RespError, redis_cli, wait_until
+
+
+class ThreeNodes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(3).start()
+        cls.n1, cls.n2, cls.n3 = cls.cluster.nodes
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.cleanup()
+
+    def test_write_through_one_node_read_through_another(self):
+        self.assertEqual(redis_cli(self.n1.port, "SET", "x:1", "hello"), "OK")  # W=quorum
+        # R + W > N: a quorum read through another node must see it.
+        self.assertEqual(redis_cli(self.n2.port, "GET", "x:1", "R", "quorum"), "hello")
+        self.assertEqual(redis_cli(self.n3.port, "GET", "x:1", "R", "all"), "hello")
+        c = self.n3.client()
+        self.assertEqual(c.call("MSET", "x:a", "1", "x:b", "2"), "OK")
+        self.assertEqual(c.call("MGET", "x:a", "x:b"), [b"1", b"2"])  # node3 holds its own write
+        c.close()
+        c = self.n2.client()
+        self.assertEqual(c.call("ITSUKA.DEFAULTS", "R", "all"), "OK")
+        self.assertEqual(c.call("MGET", "x:a", "x:b", "x:none"), [b"1", b"2", None])
+        self.assertEqual(c.call("EXISTS", "x:a", "x:b", "x:none"), 2)
+        self.assertEqual(c.call("DEL", "x:a", "x:none"), 1)
+        self.assertIsNone(c.call("GET", "x:a"))
+        c.close()
+
+    def test_concurrent_writes_become_siblings_and_a_context_resolves_them(self):
+        c1, c2, c3 = self.n1.client(), self.n2.client(), self.n3.client()
+        ctx, values = c1.call("VGET", "s:k", "R", "all")
+        self.assertEqual(values, [])
+        self.assertEqual(c1.call("SET", "s:k", "from-1", "CTX", ctx, "W", "all"), "OK")
+        self.assertEqual(c2.call("SET", "s:k", "from-2", "CTX", ctx, "W", "all"), "OK")
+        self.assertEqual(sorted(c3.call("GET", "s:k", "R", "all")), [b"from-1", b"from-2"])
+        ctx2, values = c3.call("VGET", "s:k", "R", "all")
+        self.assertEqual(sorted(values), [b"from-1", b"from-2"])
+        self.assertEqual(c2.call("SET", "s:k", "merged", "CTX", ctx2, "W", "all"), "OK")
+        for c in (c1, c2, c3):
+            self.assertEqual(c.call("GET", "s:k", "R", "all"), b"merged")
+            c.close()
+
+    def test_quorum_options_are_validated(self):
+        c = self.n1.client()
+        self.assertEqual(str(c.call("GET", "k", "R", "4")),
+                         "ERR R must be one, quorum, all or a number from 1 to 3")
+        self.assertEqual(str(c.call("SET", "k", "v", "W", "zero")),
+                         "ERR W must be one, quorum, all or a number from 1 to 3")
+        self.assertIsInstance(c.call("ITSUKA.DEFAULTS", "W", "9"), RespError)
+        self.assertEqual(c.call("ITSUKA.DEFAULTS"),
+                         [b"R", b"one", b"W", b"quorum", b"PR", b"0", b"PW", b"0", b"CONSISTENT", b"off"])
+        c.close()
+
+
+class NodeDown(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster(3).start()
+        self.n1, self.n2, self.n3 = self.cluster.nodes
+
+    def tearDown(self):
+        self.cluster.cleanup()
+
+    def test_quorums_with_one_node_killed(self):
+        self.n3.kill9()
+        wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")
+        c = self.n1.client()
+        self.assertEqual(c.call("SET", "d:k", "v", "W", "2"), "OK")
+        self.assertEqual(c.call("GET", "d:k", "R", "2"), b"v")
+        self.assertEqual(str(c.call("GET", "d:k", "R", "3")), "UNAVAILABLE need 3 replicas, 2 reachable")
+        self.assertEqual(str(c.call("SET", "d:k", "w", "W", "all")),
+                         "UNAVAILABLE need 3 replicas, 2 reachable")
+        self.assertEqual(c.call("GET", "d:k", "R", "2"), b"v")  # the refused write left nothing
+        c.close()
+
+    def test_read_repair_updates_a_restarted_node(self):
+        self.n3.kill9()
+        wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")
+        c = self.n1.client()
+        keys = [f"rr:{i}" for i in range(50)]
+        for k in keys:
+            self.assertEqual(c.call("SET", k, "v-" + k, "W", "2"), "OK")
+        self.n3.start()
+        self.cluster.wait_connected()
+        # Reads with R=all merge every replica's copy and write the merge back to the
+        # replicas that were missing it.
+        for k in keys:
+            self.assertEqual(c.call("GET", k, "R", "all"), ("v-" + k).encode())
+        c.close()
+        # With the other nodes gone, node3 answers from its own (repaired) copy.
+        self.n1.stop()
+        self.n2.stop()
+        c3 = self.n3.client()
+        wait_until(lambda: self.cluster.peers_up(self.n3) == 0, what="node3 to see it is alone")
+        missing = [k for k in keys if c3.call("GET", k, "R", "1") != ("v-" + k).encode()]
+        self.assertEqual(missing, [])
+        c3.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
