@@ -55,6 +55,7 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
   PendingGet& g = it->second;
   if (g.coord.Check() == Outcome::kUnavailable) {
     AnswerGet(g);
+    --answered_gets_;
     gets_.erase(it);
     return;
   }
@@ -67,15 +68,24 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
     g.coord.OnReply(self_, local.ok(), local.ok() ? *local : Object());
   }
   if (g.coord.outcome() != Outcome::kPending) AnswerGet(g);
-  if (g.coord.done()) {
-    RepairAfterGet(g);
-    gets_.erase(it);
+  MaybeRetire(it);
+}
+
+std::map<uint64_t, NodeCore::PendingGet>::iterator NodeCore::MaybeRetire(
+    std::map<uint64_t, PendingGet>::iterator it) {
+  PendingGet& g = it->second;
+  if (!g.coord.done() && !(g.answered && answered_gets_ > options_.max_inflight)) {
+    return std::next(it);
   }
+  RepairAfterGet(g);  // with the replies that did arrive
+  if (g.answered) --answered_gets_;
+  return gets_.erase(it);
 }
 
 void NodeCore::AnswerGet(PendingGet& g) {
   if (g.answered) return;
   g.answered = true;
+  ++answered_gets_;
   out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged()});
 }
 
@@ -228,10 +238,7 @@ void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& 
   if (it == gets_.end()) return;
   PendingGet& g = it->second;
   if (g.coord.OnReply(from, m.ok, m.object) != Outcome::kPending) AnswerGet(g);
-  if (g.coord.done()) {
-    RepairAfterGet(g);
-    gets_.erase(it);
-  }
+  MaybeRetire(it);
 }
 
 void NodeCore::HandleForwardPut(const std::string& from, const ForwardPut& m, int64_t now_ms) {
@@ -270,14 +277,8 @@ void NodeCore::Tick(int64_t now_ms) {
     it = next;
   }
   for (auto it = gets_.begin(); it != gets_.end();) {
-    PendingGet& g = it->second;
-    if (g.coord.OnTime(now_ms) != Outcome::kPending) AnswerGet(g);
-    if (g.coord.done()) {
-      RepairAfterGet(g);
-      it = gets_.erase(it);
-    } else {
-      ++it;
-    }
+    if (it->second.coord.OnTime(now_ms) != Outcome::kPending) AnswerGet(it->second);
+    it = MaybeRetire(it);
   }
   for (auto it = forwards_.begin(); it != forwards_.end();) {
     if (now_ms >= it->second.deadline_ms) {

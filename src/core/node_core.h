@@ -102,7 +102,9 @@ class NodeCore {
 
   Outbox TakeOutbox();
   bool HasOutput() const { return !out_.empty(); }
-  size_t inflight() const { return gets_.size() + puts_.size() + forwards_.size(); }
+  // Requests not yet answered (answered reads may still wait for late replies to
+  // repair replicas; they do not count, and are let go when there are too many).
+  size_t inflight() const { return gets_.size() - answered_gets_ + puts_.size() + forwards_.size(); }
 
  private:
   // Who is waiting for a write's outcome: a local client or a forwarding node.
@@ -132,6 +134,9 @@ class NodeCore {
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
+  // Repairs and forgets a read once every replica answered, or at once if too many
+  // answered reads are waiting. Returns the next iterator.
+  std::map<uint64_t, PendingGet>::iterator MaybeRetire(std::map<uint64_t, PendingGet>::iterator it);
   void RepairAfterGet(PendingGet& g);
   void MergeLocally(const std::string& key, const Object& incoming, Status* status);
   bool AtCapacity() const { return inflight() >= options_.max_inflight; }
@@ -150,6 +155,7 @@ class NodeCore {
   std::set<std::string> unreachable_;
   uint64_t next_req_ = 1;
   std::map<uint64_t, PendingGet> gets_;
+  size_t answered_gets_ = 0;
   std::map<uint64_t, PendingPut> puts_;
   std::map<uint64_t, PendingForward> forwards_;
   Outbox out_;

@@ -168,6 +168,7 @@ Status Node::CommitAndRelease() {
   dirty.swap(dirty_);
   if (st.ok()) {
     for (auto& [to, msg] : out.sends) peers_->Send(to, msg);
+    peers_->Flush();
   }
   for (core::ClientResult& r : out.results) {
     auto it = requests_.find(r.client_req);

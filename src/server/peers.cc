@@ -164,27 +164,39 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   return true;
 }
 
-void PeerTransport::WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg) {
+void PeerTransport::AppendFrame(std::string* out, const core::PeerMessage& msg) {
   std::string body = wire::EncodePeerMessage(msg);
-  std::string frame(4, '\0');
   const size_t n = body.size();
-  frame[0] = static_cast<char>(n >> 24);
-  frame[1] = static_cast<char>(n >> 16);
-  frame[2] = static_cast<char>(n >> 8);
-  frame[3] = static_cast<char>(n);
-  frame += body;
+  const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                          static_cast<char>(n >> 8), static_cast<char>(n)};
+  out->append(header, 4);
+  out->append(body);
+}
+
+void PeerTransport::WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg) {
+  std::string frame;
+  AppendFrame(&frame, msg);
   conn.Write(frame);
 }
 
 void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
   auto it = outgoing_.find(to);
   if (it == outgoing_.end() || !it->second.up || !it->second.conn ||
-      it->second.conn->queued_bytes() > static_cast<size_t>(config_.max_peer_queue_bytes)) {
+      it->second.conn->queued_bytes() + it->second.pending.size() >
+          static_cast<size_t>(config_.max_peer_queue_bytes)) {
     ++stats_.messages_dropped;
     return;
   }
   ++stats_.messages_sent;
-  WriteFrame(*it->second.conn, msg);
+  AppendFrame(&it->second.pending, msg);
+}
+
+void PeerTransport::Flush() {
+  for (auto& [id, out] : outgoing_) {
+    if (out.pending.empty()) continue;
+    if (out.up && out.conn) out.conn->Write(out.pending);
+    out.pending.clear();
+  }
 }
 
 bool PeerTransport::IsUp(const std::string& node) const {

@@ -44,7 +44,10 @@ class PeerTransport {
 
   // Binds the peer port and starts connecting to every seed.
   Status Start();
+  // Queues a message; Flush() hands everything queued to the sockets, one write per
+  // peer (the node calls it once per loop round, after its commit).
   void Send(const std::string& to, const core::PeerMessage& msg);
+  void Flush();
   bool IsUp(const std::string& node) const;
   const PeerStats& stats() const { return stats_; }
   // (id, "host:port", up) for every member but this node.
@@ -64,6 +67,7 @@ class PeerTransport {
     FrameBuffer frames;
     bool up = false;
     uint64_t backoff_ms = 100;
+    std::string pending;  // frames queued by Send since the last Flush
   };
   struct Incoming {
     std::unique_ptr<net::TcpConnection> conn;
@@ -78,6 +82,7 @@ class PeerTransport {
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
   // Checks a Hello; on refusal returns false with *why.
   bool AcceptHello(const core::Hello& hello, std::string* why) const;
+  static void AppendFrame(std::string* out, const core::PeerMessage& msg);
   void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
   size_t MaxFrame() const;
 
