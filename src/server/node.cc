@@ -67,13 +67,15 @@ Status Node::Open() {
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
   core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
-  std::vector<std::string> members = {config_.node_id};
-  for (const std::string& seed : config_.seeds) members.push_back(ParseSeed(seed)->id);
-  Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions), members, 1);
+  membership_ = std::make_unique<StaticMembership>(config_);
+  Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions),
+                                               membership_->Members(), membership_->version());
   if (!ring.ok()) return ring.status();
   core_->SetRing(std::move(ring).value());
   // Until the transport connects, peers are unreachable.
-  for (size_t i = 1; i < members.size(); ++i) core_->SetReachable(members[i], false);
+  for (const std::string& m : membership_->Members()) {
+    if (m != config_.node_id) core_->SetReachable(m, false);
+  }
   executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
   peers_ = std::make_unique<PeerTransport>(

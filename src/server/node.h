@@ -14,6 +14,7 @@
 #include "net/tcp.h"
 #include "core/node_core.h"
 #include "server/client.h"
+#include "server/membership.h"
 #include "server/peers.h"
 #include "server/commands.h"
 #include "server/stats.h"
@@ -61,6 +62,7 @@ class Node : public ClientHost {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Store> store_;
   Stats stats_;
+  std::unique_ptr<Membership> membership_;
   std::unique_ptr<core::NodeCore> core_;
   std::unique_ptr<PeerTransport> peers_;
   std::unique_ptr<CommandExecutor> executor_;

@@ -59,6 +59,35 @@ class ThreeNodes(unittest.TestCase):
         c.close()
 
 
+class BadPeers(unittest.TestCase):
+    def test_garbage_and_strangers_on_the_peer_port_are_refused(self):
+        cluster = Cluster(2).start()
+        try:
+            n1 = cluster.nodes[0]
+            peer_port = int([a for a in n1.argv() if a.startswith("cluster.peer_port=")][0].split("=")[1])
+            import socket
+            import struct
+            for payload in (b"\xff\xff\xff\xff" + b"x" * 100,          # frame over the bound
+                            struct.pack(">I", 3) + b"\xc1\xc1\xc1",      # undecodable
+                            b"GET / HTTP/1.1\r\n\r\n"):
+                s = socket.create_connection(("127.0.0.1", peer_port), timeout=5)
+                s.sendall(payload)
+                self.assertEqual(s.recv(100), b"")  # closed without an answer
+                s.close()
+            # A Hello from another cluster is refused the same way.
+            hello = b"\x94\x00\xa5other\x01\xa5node2"
+            s = socket.create_connection(("127.0.0.1", peer_port), timeout=5)
+            s.sendall(struct.pack(">I", len(hello)) + hello)
+            self.assertEqual(s.recv(100), b"")
+            s.close()
+            c = n1.client()
+            self.assertEqual(c.call("SET", "still", "fine", "W", "all"), "OK")
+            self.assertGreaterEqual(cluster.peers_up(n1), 1)
+            c.close()
+        finally:
+            cluster.cleanup()
+
+
 class NodeDown(unittest.TestCase):
     def setUp(self):
         self.cluster = Cluster(3).start()
@@ -78,6 +107,18 @@ class NodeDown(unittest.TestCase):
                          "UNAVAILABLE need 3 replicas, 2 reachable")
         self.assertEqual(c.call("GET", "d:k", "R", "2"), b"v")  # the refused write left nothing
         c.close()
+
+    def test_a_stopped_replica_makes_w_all_time_out_with_outcome_unknown(self):
+        import signal
+        self.n3.proc.send_signal(signal.SIGSTOP)  # connected but silent
+        try:
+            c = self.n1.client()
+            r = c.call("SET", "t:k", "v", "W", "all")
+            self.assertEqual(str(r), "TIMEOUT 2 of 3 acks (outcome unknown)")
+            self.assertEqual(c.call("SET", "t:k", "w", "W", "2"), "OK")
+            c.close()
+        finally:
+            self.n3.proc.send_signal(signal.SIGCONT)
 
     def test_read_repair_updates_a_restarted_node(self):
         self.n3.kill9()

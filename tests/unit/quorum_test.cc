@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
-
 namespace itsuka::core {
 namespace {
 
@@ -120,46 +118,6 @@ TEST(GetCoordinator, UnavailableAndTimeout) {
   GetCoordinator f(Primaries({"a", "b"}), 2, 0, 1000);
   f.Check();
   EXPECT_EQ(f.OnReply("a", false, Object()), Outcome::kUnavailable);
-}
-
-}  // namespace
-}  // namespace itsuka::core
-
-#include "core/node_core.h"
-
-namespace itsuka::core {
-namespace {
-
-class MapStore : public LocalStore {
- public:
-  Result<Object> Read(std::string_view key) override {
-    auto it = data.find(std::string(key));
-    return it == data.end() ? Object() : it->second;
-  }
-  void Stage(std::string_view key, Object obj) override { data[std::string(key)] = std::move(obj); }
-  std::map<std::string, Object> data;
-};
-
-// Reads that were answered but still wait for slow replicas (to repair them) must not
-// make the node refuse new requests.
-TEST(NodeCore, AnsweredReadsDoNotCountAgainstTheInFlightLimit) {
-  MapStore store;
-  NodeOptions o;
-  o.max_inflight = 4;
-  NodeCore core("a", store, o);
-  core.SetRing(Ring::Create(8, {"a", "b", "c"}, 1).value());
-  for (uint64_t i = 1; i <= 20; ++i) core.StartGet(i, "k" + std::to_string(i), 1, 0, 0);
-  Outbox out = core.TakeOutbox();
-  ASSERT_EQ(out.results.size(), 20u);
-  for (const ClientResult& r : out.results) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(core.inflight(), 0u);
-  // A write that needs a remote ack does count.
-  for (uint64_t i = 21; i <= 24; ++i) core.StartPut(i, "w", WriteSpec{NewVersion{false, "v", 0, 1}}, 2, 0, 0);
-  core.StartPut(25, "w", WriteSpec{NewVersion{false, "v", 0, 1}}, 2, 0, 0);
-  out = core.TakeOutbox();
-  ASSERT_EQ(out.results.size(), 1u);
-  EXPECT_EQ(out.results[0].client_req, 25u);
-  EXPECT_EQ(out.results[0].status.code(), Status::Code::kBusy);
 }
 
 }  // namespace

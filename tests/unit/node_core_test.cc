@@ -1,0 +1,122 @@
+#include "core/node_core.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+namespace itsuka::core {
+namespace {
+
+class MapStore : public LocalStore {
+ public:
+  Result<Object> Read(std::string_view key) override {
+    auto it = data.find(std::string(key));
+    return it == data.end() ? Object() : it->second;
+  }
+  void Stage(std::string_view key, Object obj) override { data[std::string(key)] = std::move(obj); }
+  std::map<std::string, Object> data;
+};
+
+// Reads that were answered but still wait for slow replicas (to repair them) must not
+// make the node refuse new requests.
+TEST(NodeCore, AnsweredReadsDoNotCountAgainstTheInFlightLimit) {
+  MapStore store;
+  NodeOptions o;
+  o.max_inflight = 4;
+  NodeCore core("a", store, o);
+  core.SetRing(Ring::Create(8, {"a", "b", "c"}, 1).value());
+  for (uint64_t i = 1; i <= 20; ++i) core.StartGet(i, "k" + std::to_string(i), 1, 0, 0);
+  Outbox out = core.TakeOutbox();
+  ASSERT_EQ(out.results.size(), 20u);
+  for (const ClientResult& r : out.results) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(core.inflight(), 0u);
+  // A write that needs a remote ack does count.
+  for (uint64_t i = 21; i <= 24; ++i) core.StartPut(i, "w", WriteSpec{NewVersion{false, "v", 0, 1}}, 2, 0, 0);
+  core.StartPut(25, "w", WriteSpec{NewVersion{false, "v", 0, 1}}, 2, 0, 0);
+  out = core.TakeOutbox();
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_EQ(out.results[0].client_req, 25u);
+  EXPECT_EQ(out.results[0].status.code(), Status::Code::kBusy);
+}
+
+}  // namespace
+}  // namespace itsuka::core
+
+namespace itsuka::core {
+namespace {
+
+// Finds the first key whose preference list (n=2 of a, b, c) does not include "a".
+std::string KeyNotOn(const NodeCore& core, const std::string& node) {
+  for (int i = 0;; ++i) {
+    std::string k = "key" + std::to_string(i);
+    auto r = core.Replicas(k);
+    if (std::find(r.begin(), r.end(), node) == r.end()) return k;
+  }
+}
+
+TEST(NodeCore, NonReplicaForwardsWritesToAPrimary) {
+  MapStore store;
+  NodeOptions o;
+  o.n = 2;
+  NodeCore core("a", store, o);
+  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  std::string key = KeyNotOn(core, "a");
+  core.StartPut(1, key, WriteSpec{NewVersion{false, "v", 0, 1}}, 1, 0, 0);
+  Outbox out = core.TakeOutbox();
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].first, core.Replicas(key)[0]);
+  const auto* fwd = std::get_if<ForwardPut>(&out.sends[0].second);
+  ASSERT_NE(fwd, nullptr);
+  EXPECT_TRUE(store.data.empty());  // it issued no dot of its own
+  core.OnMessage(out.sends[0].first, ForwardResult{fwd->req_id, 0, "", true}, 5);
+  out = core.TakeOutbox();
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_TRUE(out.results[0].status.ok());
+  // With every primary unreachable: not applied.
+  for (const std::string& r : core.Replicas(key)) core.SetReachable(r, false);
+  core.StartPut(2, key, WriteSpec{NewVersion{false, "v", 0, 1}}, 1, 0, 0);
+  out = core.TakeOutbox();
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_EQ(out.results[0].status.code(), Status::Code::kUnavailable);
+}
+
+TEST(NodeCore, ReadRepairSendsTheMergeToStaleReplicas) {
+  MapStore store;
+  NodeOptions o;
+  o.n = 3;
+  NodeCore core("a", store, o);
+  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  Object newer = ApplyWrite(Object(), VClock(), "b", NewVersion{false, "new", 0, 1}, ObjectLimits{}).value();
+  core.StartGet(1, "k", 1, 0, 0);
+  Outbox out = core.TakeOutbox();
+  ASSERT_EQ(out.results.size(), 1u);  // R=1: answered from the local (empty) copy
+  EXPECT_TRUE(out.results[0].object.empty());
+  uint64_t req = 0;
+  for (auto& [to, msg] : out.sends) req = std::get<ReplicaRead>(msg).req_id;
+  core.OnMessage("b", ReplicaReadReply{req, true, newer, ""}, 1);
+  core.OnMessage("c", ReplicaReadReply{req, true, Object(), ""}, 2);
+  out = core.TakeOutbox();
+  EXPECT_EQ(store.data["k"], newer);  // the local copy was repaired
+  ASSERT_EQ(out.sends.size(), 1u);    // and so is c; b was current
+  EXPECT_EQ(out.sends[0].first, "c");
+  EXPECT_EQ(std::get<ReplicaWrite>(out.sends[0].second).object, newer);
+}
+
+TEST(NodeCore, ReplicaMergesAndAcksWrites) {
+  MapStore store;
+  NodeCore core("b", store, NodeOptions{});
+  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  Object x = ApplyWrite(Object(), VClock(), "a", NewVersion{false, "x", 0, 1}, ObjectLimits{}).value();
+  Object y = ApplyWrite(Object(), VClock(), "c", NewVersion{false, "y", 0, 1}, ObjectLimits{}).value();
+  core.OnMessage("a", ReplicaWrite{7, "k", x, ""}, 0);
+  core.OnMessage("c", ReplicaWrite{0, "k", y, ""}, 0);  // read repair: no ack
+  Outbox out = core.TakeOutbox();
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].first, "a");
+  EXPECT_EQ(std::get<ReplicaWriteAck>(out.sends[0].second), (ReplicaWriteAck{7, true, "OK"}));
+  EXPECT_EQ(store.data["k"].siblings.size(), 2u);  // concurrent: both kept
+}
+
+}  // namespace
+}  // namespace itsuka::core
