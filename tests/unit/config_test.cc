@@ -18,6 +18,17 @@ TEST(Config, ShippedConfigFileIsValidAndMatchesDefaults) {
   EXPECT_EQ(file, builtin);
 }
 
+TEST(Config, ExampleClusterConfigsAreValid) {
+  for (int i = 1; i <= 3; ++i) {
+    CommandLine cl;
+    cl.config_file = std::string(ITSUKA_SOURCE_DIR) + "/conf/cluster-3/node" + std::to_string(i) + ".toml";
+    Result<Config> c = LoadConfig(cl);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(c->node_id, "node" + std::to_string(i));
+    EXPECT_EQ(c->seeds.size(), 2u);
+  }
+}
+
 TEST(Config, OverridesApplyAfterTheFile) {
   Result<Config> c = ParseConfigText("[server]\nport = 7005\n", "t.toml",
                                      {{"server.port", "7010"}, {"limits.max_args", "64"}});
