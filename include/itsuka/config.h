@@ -32,6 +32,16 @@ struct Config {
   int64_t unauth_max_bulk_bytes = 16384;
   int64_t max_object_bytes = 32 << 20;
   int64_t max_siblings = 64;
+  // [cluster]
+  std::string cluster_name = "itsuka";
+  int64_t peer_port = 0;          // 0: server.port + 10000
+  std::vector<std::string> seeds;  // "id@host:port" of the other members
+  int64_t n = 3;
+  int64_t partitions = 256;
+  std::string read_quorum = "one";
+  std::string write_quorum = "quorum";
+  int64_t request_timeout_ms = 2000;
+  int64_t max_peer_queue_bytes = 64 << 20;
   // [storage]
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;
@@ -62,6 +72,16 @@ Result<Config> LoadConfig(const CommandLine& cmdline);
 // Same, from TOML text (for tests).
 Result<Config> ParseConfigText(const std::string& toml_text, const std::string& origin,
                                const std::vector<std::pair<std::string, std::string>>& overrides);
+
+// A member named in cluster.seeds.
+struct SeedAddress {
+  std::string id;
+  std::string host;
+  int port = 0;
+};
+// Parses "id@host:port".
+Result<SeedAddress> ParseSeed(const std::string& text);
+int64_t EffectivePeerPort(const Config& config);
 
 // Every setting as ("section.key", current value as text), in file order; the
 // requirepass value is masked. Used by CONFIG GET and INFO.
