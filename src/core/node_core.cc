@@ -145,25 +145,58 @@ void NodeCore::Coordinate(Origin origin, const std::string& key, WriteSpec spec,
   for (const std::string& node : Replicas(key)) {
     if (IsReachable(node)) targets.push_back(Target{node, true, {}});
   }
-  PutCoordinator coord(std::move(targets), w, pw, now_ms + options_.request_timeout_ms);
+  const int64_t deadline = now_ms + options_.request_timeout_ms;
+  PutCoordinator coord(targets, w, pw, deadline);
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
-
+  const uint64_t req = next_req_++;
+  const bool read_first = spec.cond != WriteSpec::Cond::kNone;
+  auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
+                                          std::nullopt}).first;
+  if (!read_first) return ApplyPut(it);
+  PendingPut& p = it->second;
+  p.read.emplace(targets, w, 0, deadline);
+  for (const Target& t : targets) {
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
+  }
   Result<Object> local = store_.Read(key);
-  if (!local.ok()) return Finish(origin, local.status(), true);
-  // Conditions are judged on this replica's view (a CONSISTENT path does better).
+  if (p.read->OnReply(self_, local.ok(), local.ok() ? *local : Object()) != Outcome::kPending) {
+    ApplyPut(it);
+  }
+}
+
+void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
+  PendingPut& p = it->second;
+  const uint64_t req = it->first;
+  auto fail = [&](const Status& st, bool applied) {
+    Finish(p.origin, st, applied);
+    puts_.erase(it);
+  };
+  if (p.read) {
+    if (p.read->outcome() != Outcome::kOk) {
+      // Nothing was written yet: whatever stopped the read, the write was not applied.
+      return fail(Status::Unavailable("read before write: " + p.read->ToStatus().message()), true);
+    }
+    Status st;
+    MergeLocally(p.key, p.read->merged(), &st);
+    p.read.reset();
+    if (!st.ok()) return fail(st, true);
+  }
+  Result<Object> local = store_.Read(p.key);
+  if (!local.ok()) return fail(local.status(), true);
+  WriteSpec& spec = p.spec;
   std::vector<const Sibling*> live = LiveSiblings(*local, spec.version.written_at_ms);
   using Cond = WriteSpec::Cond;
   if ((spec.cond == Cond::kNx && !live.empty()) ||
       ((spec.cond == Cond::kXx || spec.cond == Cond::kIfLive) && live.empty())) {
-    return Finish(origin, Status::Ok(), false);
+    return fail(Status::Ok(), false);
   }
   if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
-  const VClock& context = spec.has_context ? spec.context : local->clock;
+  const VClock context = spec.has_context ? spec.context : local->clock;
   Result<Object> next = ApplyWrite(*local, context, self_, std::move(spec.version), options_.limits);
-  if (!next.ok()) return Finish(origin, next.status(), true);
+  if (!next.ok()) return fail(next.status(), true);
   if (options_.record_writes) {
     const Dot dot{self_, next->clock.Get(self_)};
-    out_.writes.push_back(WriteRecord{key, dot, context, "", false});
+    out_.writes.push_back(WriteRecord{p.key, dot, context, "", false});
     for (const Sibling& s : next->siblings) {
       if (s.dot == dot) {
         out_.writes.back().value = s.value;
@@ -171,15 +204,12 @@ void NodeCore::Coordinate(Origin origin, const std::string& key, WriteSpec spec,
       }
     }
   }
-  store_.Stage(key, *next);
-
-  const uint64_t req = next_req_++;
-  for (const Target& t : coord.targets()) {
-    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, key, *next, ""});
+  store_.Stage(p.key, *next);
+  for (const Target& t : p.coord.targets()) {
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, ""});
   }
-  coord.OnAck(self_, true);  // durable with this round's commit, before anything is sent
-  auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord)}).first;
-  if (it->second.coord.outcome() != Outcome::kPending) FinishPut(it);
+  // The local copy is durable with this round's commit, before anything is sent.
+  if (p.coord.OnAck(self_, true) != Outcome::kPending) FinishPut(it);
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
@@ -235,7 +265,14 @@ void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m)
 
 void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& m) {
   auto it = gets_.find(m.req_id);
-  if (it == gets_.end()) return;
+  if (it == gets_.end()) {
+    auto p = puts_.find(m.req_id);  // the read before a conditional write
+    if (p != puts_.end() && p->second.read &&
+        p->second.read->OnReply(from, m.ok, m.object) != Outcome::kPending) {
+      ApplyPut(p);
+    }
+    return;
+  }
   PendingGet& g = it->second;
   if (g.coord.OnReply(from, m.ok, m.object) != Outcome::kPending) AnswerGet(g);
   MaybeRetire(it);
@@ -273,7 +310,11 @@ void NodeCore::HandleForwardResult(const ForwardResult& m) {
 void NodeCore::Tick(int64_t now_ms) {
   for (auto it = puts_.begin(); it != puts_.end();) {
     auto next = std::next(it);
-    if (it->second.coord.OnTime(now_ms) != Outcome::kPending) FinishPut(it);
+    if (it->second.read) {
+      if (it->second.read->OnTime(now_ms) != Outcome::kPending) ApplyPut(it);
+    } else if (it->second.coord.OnTime(now_ms) != Outcome::kPending) {
+      FinishPut(it);
+    }
     it = next;
   }
   for (auto it = gets_.begin(); it != gets_.end();) {

@@ -15,7 +15,9 @@
 //    key (the dotted-version-vector invariant). Another node forwards the write to the
 //    first reachable primary. The coordinator applies the write locally, sends the
 //    resulting object to the other reachable primaries, which merge it, and replies once
-//    W acks (PW from primaries) arrived.
+//    W acks (PW from primaries) arrived. A conditional write (NX, XX, DEL) first reads
+//    the key from W replicas and merges what they hold, so that, say, a DEL through a
+//    replica that missed the value still deletes it.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
@@ -122,6 +124,11 @@ class NodeCore {
   struct PendingPut {
     Origin origin;
     PutCoordinator coord;
+    std::string key;
+    WriteSpec spec;
+    // Conditional writes (NX, XX, DEL) first read the key from the replicas, R = W, so
+    // that the condition and the new version's context see more than this replica.
+    std::optional<GetCoordinator> read;
   };
   struct PendingForward {
     uint64_t client_req;
@@ -133,6 +140,8 @@ class NodeCore {
                   int64_t now_ms);
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
+  // Applies the write locally and sends it to the replicas (after the read, if any).
+  void ApplyPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
   // Repairs and forgets a read once every replica answered, or at once if too many
   // answered reads are waiting. Returns the next iterator.

@@ -120,6 +120,23 @@ class NodeDown(unittest.TestCase):
         finally:
             self.n3.proc.send_signal(signal.SIGCONT)
 
+    def test_delete_through_a_replica_that_missed_the_value(self):
+        self.n3.kill9()
+        wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")
+        c1 = self.n1.client()
+        self.assertEqual(c1.call("SET", "del:k", "v", "W", "2"), "OK")
+        self.n3.start()
+        self.cluster.wait_connected()
+        c3 = self.n3.client()
+        self.assertIsNone(c3.call("GET", "del:k", "R", "1"))  # node3 missed it: a stale read
+        # DEL reads the key from W replicas first, so it sees (and deletes) the value.
+        self.assertEqual(c3.call("DEL", "del:k"), 1)
+        self.assertIsNone(c1.call("GET", "del:k", "R", "all"))
+        self.assertEqual(c1.call("SET", "del:n", "v", "W", "2"), "OK")
+        self.assertIsNone(c3.call("SET", "del:n", "w", "NX"))  # NX sees the value as well
+        c1.close()
+        c3.close()
+
     def test_read_repair_updates_a_restarted_node(self):
         self.n3.kill9()
         wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")

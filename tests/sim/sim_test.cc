@@ -123,6 +123,17 @@ class Cluster {
     n.core->StartPut(req, key, spec, w, 0, now_);
     Drain(via);
   }
+  void Del(const std::string& via, const std::string& key, int w) {
+    Node& n = nodes_[via];
+    if (!n.up) return;
+    WriteSpec spec;
+    spec.version = NewVersion{true, "", 0, now_};
+    spec.cond = WriteSpec::Cond::kIfLive;
+    uint64_t req = next_client_req_++;
+    n.pending[req] = "del " + key;
+    n.core->StartPut(req, key, spec, w, 0, now_);
+    Drain(via);
+  }
   void Get(const std::string& via, const std::string& key, int r) {
     Node& n = nodes_[via];
     if (!n.up) return;
@@ -195,6 +206,7 @@ class Cluster {
   const std::string& trace() const { return trace_; }
   int ok_puts() const { return ok_puts_; }
   int failed_ops() const { return failed_ops_; }
+  int ok_deletes() const { return ok_deletes_; }
 
  private:
   struct Node {
@@ -259,7 +271,9 @@ class Cluster {
         ++failed_ops_;
         continue;
       }
-      if (what.rfind("put ", 0) == 0) {
+      if (what.rfind("del ", 0) == 0) {
+        ++ok_deletes_;
+      } else if (what.rfind("put ", 0) == 0) {
         size_t sp = what.find(' ', 4);
         acked_.push_back(Ack{what.substr(4, sp - 4), what.substr(sp + 1)});
         ++ok_puts_;
@@ -282,13 +296,14 @@ class Cluster {
   std::vector<WriteRecord> writes_;
   std::map<std::string, VClock> last_read_ctx_;
   std::string trace_;
-  int ok_puts_ = 0, failed_ops_ = 0, outcome_unknown_ = 0;
+  int ok_puts_ = 0, ok_deletes_ = 0, failed_ops_ = 0, outcome_unknown_ = 0;
 };
 
 struct RunResult {
   std::string failure;  // empty: all invariants held
   uint64_t digest = 0;
   int ok_puts = 0;
+  int ok_deletes = 0;
 };
 
 RunResult RunSeed(uint64_t seed) {
@@ -310,7 +325,11 @@ RunResult RunSeed(uint64_t seed) {
               ctx == c.last_read_ctx().end() ? std::nullopt : std::optional<VClock>(ctx->second), 2);
         break;
       }
-      case 5: case 6: c.Get(via, key, 1 + static_cast<int>(rng() % 3)); break;
+      case 5:
+        if (rng() % 3 == 0) c.Del(via, key, 1 + static_cast<int>(rng() % 2));
+        else c.Get(via, key, 1 + static_cast<int>(rng() % 3));
+        break;
+      case 6: c.Get(via, key, 1 + static_cast<int>(rng() % 3)); break;
       case 7:
         if (rng() % 4 == 0) c.Crash(pick(c.ids()));
         else c.Restart(pick(c.ids()));
@@ -336,6 +355,7 @@ RunResult RunSeed(uint64_t seed) {
 
   RunResult res;
   res.ok_puts = c.ok_puts();
+  res.ok_deletes = c.ok_deletes();
   // Which writes' dots were superseded by some write's context.
   auto superseded = [&](const std::string& key, const Dot& d) {
     for (const WriteRecord& w : c.writes()) {
@@ -391,17 +411,19 @@ TEST(Simulation, InvariantsHoldUnderFaults) {
     if (const char* n = std::getenv("ITSUKA_SIM_SEEDS")) count = std::atoi(n);
     for (int i = 1; i <= count; ++i) seeds.push_back(static_cast<uint64_t>(i));
   }
-  int total_acked = 0;
+  int total_acked = 0, total_deletes = 0;
   for (uint64_t seed : seeds) {
     RunResult a = RunSeed(seed);
     ASSERT_EQ(a.failure, "") << "seed " << seed << " (replay: ITSUKA_SIM_SEED=" << seed << ")";
     RunResult b = RunSeed(seed);
     ASSERT_EQ(a.digest, b.digest) << "seed " << seed << " is nondeterministic";
     total_acked += a.ok_puts;
+    total_deletes += a.ok_deletes;
   }
   // The workload must actually acknowledge writes, or the invariants prove nothing.
   EXPECT_GT(total_acked, static_cast<int>(seeds.size()) * 10);
-  std::printf("simulated %zu seeds, %d acknowledged writes checked\n", seeds.size(), total_acked);
+  std::printf("simulated %zu seeds, %d acknowledged writes checked, %d deletes\n", seeds.size(),
+              total_acked, total_deletes);
 }
 
 }  // namespace
