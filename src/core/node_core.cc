@@ -7,7 +7,10 @@
 namespace itsuka::core {
 
 NodeCore::NodeCore(std::string self, LocalStore& store, NodeOptions options)
-    : self_(std::move(self)), store_(store), options_(options) {}
+    : self_(std::move(self)),
+      actor_(options.actor.empty() ? self_ : options.actor),
+      store_(store),
+      options_(options) {}
 
 void NodeCore::SetReachable(const std::string& node, bool up) {
   if (up) {
@@ -192,10 +195,10 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
   }
   if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
   const VClock context = spec.has_context ? spec.context : local->clock;
-  Result<Object> next = ApplyWrite(*local, context, self_, std::move(spec.version), options_.limits);
+  Result<Object> next = ApplyWrite(*local, context, actor_, std::move(spec.version), options_.limits);
   if (!next.ok()) return fail(next.status(), true);
   if (options_.record_writes) {
-    const Dot dot{self_, next->clock.Get(self_)};
+    const Dot dot{actor_, next->clock.Get(actor_)};
     out_.writes.push_back(WriteRecord{p.key, dot, context, "", false});
     for (const Sibling& s : next->siblings) {
       if (s.dot == dot) {

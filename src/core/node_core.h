@@ -53,6 +53,10 @@ struct NodeOptions {
   size_t max_inflight = 10000;      // coordinated requests at once; more are refused (kBusy)
   ObjectLimits limits;
   bool record_writes = false;       // fill Outbox::writes (simulator, tracing)
+  // The name this node's dots carry; empty: the node id. The shell gives each data
+  // directory its own (node id plus an incarnation made when the directory was
+  // created), so a node that lost its data never reissues a dot it issued before.
+  std::string actor;
 };
 
 struct ClientResult {
@@ -158,6 +162,7 @@ class NodeCore {
   void HandleForwardResult(const ForwardResult& m);
 
   const std::string self_;
+  const std::string actor_;
   LocalStore& store_;
   const NodeOptions options_;
   std::optional<Ring> ring_;

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "common/log.h"
 #include "storage/rocksdb_engine.h"
@@ -51,12 +53,24 @@ Status Node::Open() {
     return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "' belongs to node '" +
                                    owner + "', but node.id is '" + config_.node_id + "'");
   }
+  // The actor names this data directory's dots: the node id plus an incarnation chosen
+  // when the directory was created. A node whose data was lost starts a new
+  // incarnation, so it cannot reissue a dot that other replicas already hold (which
+  // would make them drop its new writes as already seen).
+  std::string actor;
   if (st.IsNotFound()) {
+    std::random_device rd;
+    char inc[17];
+    std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
+    actor = config_.node_id + "." + inc;
     WriteBatch b;
     b.Put(Column::kMeta, "node_id", config_.node_id);
+    b.Put(Column::kMeta, "actor", actor);
     st = engine_->Write(b, /*sync=*/true);
+  } else if (st.ok()) {
+    st = engine_->Get(Column::kMeta, "actor", &actor);
   }
-  if (!st.ok()) return st;
+  if (!st.ok()) return Status::IOError("reading node identity from node.data_dir: " + st.ToString());
 
   store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync");
   stats_.start_wall_ms = clock_.WallMs();
@@ -66,6 +80,7 @@ Status Node::Open() {
   options.request_timeout_ms = config_.request_timeout_ms;
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
+  options.actor = actor;
   core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
   membership_ = std::make_unique<StaticMembership>(config_);
   Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions),

@@ -137,6 +137,25 @@ class NodeDown(unittest.TestCase):
         c1.close()
         c3.close()
 
+    def test_a_wiped_node_never_reuses_its_old_dots(self):
+        import shutil
+        c1 = self.n1.client()
+        self.assertEqual(c1.call("SET", "wipe:k", "old", "W", "all"), "OK")
+        c1.close()
+        # The node that coordinated loses its disk and comes back empty, same id.
+        self.n1.stop()
+        shutil.rmtree(self.n1.data_dir)
+        self.n1.start()
+        self.cluster.wait_connected()
+        c1 = self.n1.client()
+        # A blind write through it must not collide with the version it wrote before
+        # it lost its data: both survive as siblings.
+        self.assertEqual(c1.call("SET", "wipe:k", "new", "W", "all"), "OK")
+        c2 = self.n2.client()
+        self.assertEqual(sorted(c2.call("GET", "wipe:k", "R", "all")), [b"new", b"old"])
+        c1.close()
+        c2.close()
+
     def test_read_repair_updates_a_restarted_node(self):
         self.n3.kill9()
         wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")
