@@ -66,7 +66,15 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[limits]\nmax_query_buffer_bytes = 2048\n", {}, "limits.max_query_buffer_bytes"},
                       BadConfig{"[server\n", {}, "t.toml:1"},
                       BadConfig{"", {{"server.port", "12x"}}, "server.port"},
-                      BadConfig{"", {{"no.such", "1"}}, "no.such"}));
+                      BadConfig{"", {{"no.such", "1"}}, "no.such"},
+                      BadConfig{"[cluster]\nseeds = [\"node2\"]\n", {}, "cluster.seeds"},
+                      BadConfig{"[cluster]\nseeds = [\"node1@h:1\"]\n", {}, "cluster.seeds"},
+                      BadConfig{"[cluster]\nseeds = \"node2@h:1\"\n", {}, "cluster.seeds"},
+                      BadConfig{"[cluster]\nseeds = [\"node2@h:99999\"]\n", {}, "cluster.seeds"},
+                      BadConfig{"[cluster]\nwrite_quorum = \"most\"\n", {}, "cluster.write_quorum"},
+                      BadConfig{"[cluster]\nread_quorum = \"4\"\n", {}, "cluster.read_quorum"},
+                      BadConfig{"[server]\nport = 60000\n[cluster]\nseeds = [\"b@h:1\"]\n", {},
+                                "cluster.peer_port"}));
 
 TEST(CommandLine, ParsesFlagsAndRejectsUnknownOnes) {
   const char* argv[] = {"itsukad", "--config", "x.toml", "--port", "7002",
