@@ -8,10 +8,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 ITSUKAD = os.environ.get("ITSUKAD", "build/bin/itsukad")
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "fault"))
+from resp import Client, Closed, RespError  # noqa: E402,F401  (shared with the fault harness)
 
 
 def free_port():
@@ -27,93 +31,6 @@ def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class RespError(Exception):
-    """An error reply (-ERR ...), as a value the tests can compare."""
-
-
-class Closed(Exception):
-    pass
-
-
-class Client:
-    """A minimal blocking RESP2 client over a raw socket (binary safe)."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
-    @staticmethod
-    def encode(*args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        return b"".join(out)
-
-    def call(self, *args):
-        self.sock.sendall(self.encode(*args))
-        return self.read()
-
-    def _fill(self):
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise Closed("connection closed by server")
-        self.buf += data
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def read(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            val, self.buf = self.buf[:n], self.buf[n + 2:]
-            return val
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise AssertionError(f"malformed reply line {line!r}")
-
-    def read_until_closed(self, timeout=5.0):
-        """Everything the server sends until it closes the connection."""
-        self.sock.settimeout(timeout)
-        out = self.buf
-        self.buf = b""
-        while True:
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                raise AssertionError(f"server did not close the connection; got {out[:200]!r}")
-            except ConnectionResetError:
-                return out
-            if not data:
-                return out
-            out += data
 
 
 class Node:
