@@ -46,6 +46,8 @@ struct Config {
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;
   int64_t write_buffer_mb = 64;
+  // [testing]
+  int64_t unsafe_ack_before_quorum = 0;  // 1: acknowledge writes before W acks (BROKEN)
   // [log]
   std::string log_level = "info";
   std::string log_file;

@@ -212,7 +212,8 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, ""});
   }
   // The local copy is durable with this round's commit, before anything is sent.
-  if (p.coord.OnAck(self_, true) != Outcome::kPending) FinishPut(it);
+  if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
+  if (options_.unsafe_ack_before_quorum) return fail(Status::Ok(), true);  // BROKEN on purpose
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {

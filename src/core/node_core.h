@@ -57,6 +57,8 @@ struct NodeOptions {
   // directory its own (node id plus an incarnation made when the directory was
   // created), so a node that lost its data never reissues a dot it issued before.
   std::string actor;
+  // Test-only, deliberately broken: acknowledge writes before W replicas answered.
+  bool unsafe_ack_before_quorum = false;
 };
 
 struct ClientResult {

@@ -81,6 +81,11 @@ Status Node::Open() {
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
   options.actor = actor;
+  options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
+  if (options.unsafe_ack_before_quorum) {
+    LOG_WARN << "testing.unsafe_ack_before_quorum is set: writes are acknowledged before W "
+                "replicas answered. This node is broken on purpose.";
+  }
   core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
   membership_ = std::make_unique<StaticMembership>(config_);
   Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions),

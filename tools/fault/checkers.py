@@ -54,18 +54,18 @@ def pair(history):
 
 # ---- Linearizability of a register (Wing & Gong, with Lowe's memoisation) -------------
 
-def _linearizable(ops, initial=None, budget=2_000_000):
+def _linearizable(ops, initial=None, budget=300_000):
     """True/False for one key's operations against a read/write register, or None if
     the search exceeded `budget` steps. 'fail' operations must be removed beforehand;
     'info' operations may take effect at any point after their call, or never."""
     ops = sorted(ops, key=lambda o: o.call)
     n = len(ops)
-    must = [o.ret != INF for o in ops]
+    required = sum(1 for o in ops if o.ret != INF)
     seen = set()
     steps = [0]
 
-    def search(done, state):
-        if all(done >> i & 1 or not must[i] for i in range(n)):
+    def search(done, done_required, state):
+        if done_required == required:
             return True
         key = (done, state)
         if key in seen:
@@ -78,43 +78,54 @@ def _linearizable(ops, initial=None, budget=2_000_000):
         # pending operation returned.
         horizon = min((ops[i].ret for i in range(n) if not done >> i & 1), default=INF)
         for i in range(n):
-            if done >> i & 1 or ops[i].call > horizon:
-                continue
             o = ops[i]
+            if o.call > horizon:
+                break
+            if done >> i & 1:
+                continue
+            bit, req = 1 << i, done_required + (o.ret != INF)
             if o.f == "write":
-                if search(done | 1 << i, o.value):
+                if search(done | bit, req, o.value):
                     return True
-            elif o.f == "read":
-                if o.type == "info":
-                    if search(done | 1 << i, state):
-                        return True
-                elif o.result == state and search(done | 1 << i, state):
+            elif o.type == "info" or o.result == state:   # an unknown read constrains nothing
+                if search(done | bit, req, state):
                     return True
         return False
 
     try:
-        return search(0, initial)
+        return search(0, 0, initial)
     except TimeoutError:
         return None
 
 
-def _minimise(ops, initial=None):
-    """Drops operations while the rest still is not linearizable: a small counterexample.
-    A write whose value a remaining read returned is kept, so the counterexample shows
-    where every value came from."""
-    current = list(ops)
+def _minimise(ops, initial=None, seconds=5.0):
+    """A small counterexample: the shortest failing prefix (by call time), then drops
+    operations while the rest still fails, within `seconds`. A write whose value a
+    remaining read returned is kept, so the counterexample shows where values came from."""
+    import time
+    deadline = time.monotonic() + seconds
+    ops = sorted(ops, key=lambda o: o.call)
+    current = ops
+    for m in range(10, len(ops) + 10, 10):
+        if _linearizable(ops[:m], initial, budget=50_000) is False:
+            current = ops[:m]
+            break
     changed = True
-    while changed:
+    while changed and time.monotonic() < deadline:
         changed = False
-        for i in range(len(current)):
+        for i in range(len(current) - 1, -1, -1):
             o = current[i]
-            if o.f == "write" and any(r.f == "read" and r.type == "ok" and r.result == o.value
-                                      for r in current):
+            if o.f == "write" and any(
+                    r.f == "read" and r.type == "ok" and
+                    (r.result == o.value or (isinstance(r.result, list) and o.value in r.result))
+                    for r in current):
                 continue
             trial = current[:i] + current[i + 1:]
-            if _linearizable(trial, initial, budget=200_000) is False:
+            if _linearizable(trial, initial, budget=50_000) is False:
                 current = trial
                 changed = True
+                break
+            if time.monotonic() > deadline:
                 break
     return sorted(current, key=lambda o: o.call)
 
