@@ -186,12 +186,16 @@ class Nemesis(threading.Thread):
         self.active = None
 
     def log(self, fault):
+        """fault: a new fault joins those in effect; None: everything was healed."""
         t = (now_ns() - self.t0) / 1e9
-        if self.active:
-            self.active["end"] = t
-        self.active = {"start": t, "end": None, "fault": fault} if fault else None
-        if fault:
-            self.schedule.append(self.active)
+        if fault is None:
+            for a in self.active or []:
+                a["end"] = t
+            self.active = []
+            return
+        entry = {"start": t, "end": None, "fault": fault}
+        self.active = (self.active or []) + [entry]
+        self.schedule.append(entry)
 
     def heal(self):
         if self.hosts.partitions:
@@ -204,8 +208,11 @@ class Nemesis(threading.Thread):
 
     def run(self):
         while not self.stop_event.wait(self.interval * self.rng.uniform(0.5, 1.0)):
-            self.heal()
             kind = self.rng.choice(self.kinds)
+            # Faults combine: a third of the time a process fault joins what is already
+            # in effect (say, a kill during a partition) instead of replacing it.
+            if kind in PARTITIONS or self.rng.random() < 2 / 3:
+                self.heal()
             n = self.cluster.n
             if kind in PARTITIONS:
                 pairs = partition_pairs(kind, n, self.rng)
@@ -240,13 +247,11 @@ class Recorder:
                                 "value": value, "time": now_ns() - self.t0, "node": node})
 
 
-def classify(reply, write):
-    """ok / fail / info for a reply (an exception means the outcome is unknown)."""
+def classify(reply):
+    """ok / fail / info for a reply. -TIMEOUT is "outcome unknown", never a failure;
+    -UNAVAILABLE and other errors mean nothing was applied."""
     if isinstance(reply, RespError):
-        text = str(reply)
-        if text.startswith("TIMEOUT") or text.startswith("BUSY"):
-            return "info" if write else "fail"
-        return "fail"
+        return "info" if str(reply).startswith("TIMEOUT") else "fail"
     return "ok"
 
 
@@ -264,7 +269,7 @@ class Worker(threading.Thread):
             self.conn = self.cluster.client(self.node, timeout=3.0)
         return self.conn
 
-    def invoke(self, f, key, value, *cmd, write):
+    def invoke(self, f, key, value, *cmd):
         """Runs one command, recording invoke and completion; returns (type, reply)."""
         node = f"node{self.node + 1}"
         self.rec.add(self.p, "invoke", f, key, value, node)
@@ -274,13 +279,13 @@ class Worker(threading.Thread):
             if self.conn is not None:
                 self.conn.close()
             self.conn = None
-            # A write whose connection broke may have happened; a read did nothing.
-            t = "info" if write else "fail"
+            # A timeout or a broken connection: the outcome is unknown.
+            t = "info"
             self.rec.add(self.p, t, f, key, None, node)
             self.node = self.rng.randrange(self.cluster.n)   # try another node next
             time.sleep(0.05)
             return t, None
-        t = classify(reply, write)
+        t = classify(reply)
         self.rec.add(self.p, t, f, key, reply if t == "ok" else None, node)
         return t, reply
 
@@ -301,12 +306,12 @@ class Worker(threading.Thread):
         if x < 0.4:
             self.counter += 1
             v = self.p * 1_000_000 + self.counter
-            self.invoke("write", key, v, "SET", key, str(v), "W", "quorum", write=True)
+            self.invoke("write", key, v, "SET", key, str(v), "W", "quorum")
         elif x < 0.8:
-            t, r = self.invoke("read", key, None, "GET", key, "R", "quorum", write=False)
+            t, r = self.invoke("read", key, None, "GET", key, "R", "quorum")
             self.fix_read()
         else:
-            self.invoke("read1", key, None, "GET", key, "R", "one", write=False)
+            self.invoke("read1", key, None, "GET", key, "R", "one")
             self.fix_read()
 
     def fix_read(self):
@@ -338,23 +343,23 @@ class Worker(threading.Thread):
             union |= parse_set(s)
         union.add(element)
         value = ",".join(str(x) for x in sorted(union))
-        self.invoke("add", key, element, "SET", key, value, "CTX", ctx, "W", "quorum", write=True)
+        self.invoke("add", key, element, "SET", key, value, "CTX", ctx, "W", "quorum")
 
     # durability: every key written once.
     def op_durability(self):
         time.sleep(0.002)
         self.counter += 1
         key = f"d{self.p}-{self.counter}"
-        self.invoke("write", key, f"v{key}", "SET", key, f"v{key}", "W", "quorum", write=True)
+        self.invoke("write", key, f"v{key}", "SET", key, f"v{key}", "W", "quorum")
 
     # delete: write a key, then delete it.
     def op_delete(self):
         time.sleep(0.002)
         self.counter += 1
         key = f"x{self.p}-{self.counter}"
-        t, _ = self.invoke("write", key, f"v{key}", "SET", key, f"v{key}", "W", "quorum", write=True)
+        t, _ = self.invoke("write", key, f"v{key}", "SET", key, f"v{key}", "W", "quorum")
         if t != "fail":
-            self.invoke("delete", key, None, "DEL", key, write=True)
+            self.invoke("delete", key, None, "DEL", key)
 
 
 def parse_set(value):
@@ -505,10 +510,10 @@ def write_then_read_across_a_partition(o):
         hosts.cut(partition_pairs("isolate", 3, _FirstIs(0)))
         writer = Worker(0, cluster, "register", rec, 0, random.Random(1), 0)
         writer.node = 0
-        writer.invoke("write", "k", 1, "SET", "k", "1", "W", "quorum", write=True)
+        writer.invoke("write", "k", 1, "SET", "k", "1", "W", "quorum")
         reader = Worker(1, cluster, "register", rec, 0, random.Random(2), 0)
         reader.node = 1
-        reader.invoke("read", "k", None, "GET", "k", "R", "quorum", write=False)
+        reader.invoke("read", "k", None, "GET", "k", "R", "quorum")
         reader.fix_read()
         for w in (writer, reader):
             if w.conn is not None:
