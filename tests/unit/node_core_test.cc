@@ -18,14 +18,27 @@ class MapStore : public LocalStore {
   std::map<std::string, Object> data;
 };
 
+// A node "a" of the cluster {a, b, c} over a MapStore.
+struct TestNode {
+  explicit TestNode(int n = 3, size_t max_inflight = 10000, const std::string& self = "a")
+      : core(self, store, Options(n, max_inflight)) {
+    core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  }
+  static NodeOptions Options(int n, size_t max_inflight) {
+    NodeOptions o;
+    o.n = n;
+    o.max_inflight = max_inflight;
+    return o;
+  }
+  MapStore store;
+  NodeCore core;
+};
+
 // Reads that were answered but still wait for slow replicas (to repair them) must not
 // make the node refuse new requests.
 TEST(NodeCore, AnsweredReadsDoNotCountAgainstTheInFlightLimit) {
-  MapStore store;
-  NodeOptions o;
-  o.max_inflight = 4;
-  NodeCore core("a", store, o);
-  core.SetRing(Ring::Create(8, {"a", "b", "c"}, 1).value());
+  TestNode t(3, 4);
+  NodeCore& core = t.core;
   for (uint64_t i = 1; i <= 20; ++i) core.StartGet(i, "k" + std::to_string(i), 1, 0, 0);
   Outbox out = core.TakeOutbox();
   ASSERT_EQ(out.results.size(), 20u);
@@ -40,12 +53,6 @@ TEST(NodeCore, AnsweredReadsDoNotCountAgainstTheInFlightLimit) {
   EXPECT_EQ(out.results[0].status.code(), Status::Code::kBusy);
 }
 
-}  // namespace
-}  // namespace itsuka::core
-
-namespace itsuka::core {
-namespace {
-
 // Finds the first key whose preference list (n=2 of a, b, c) does not include "a".
 std::string KeyNotOn(const NodeCore& core, const std::string& node) {
   for (int i = 0;; ++i) {
@@ -56,11 +63,9 @@ std::string KeyNotOn(const NodeCore& core, const std::string& node) {
 }
 
 TEST(NodeCore, NonReplicaForwardsWritesToAPrimary) {
-  MapStore store;
-  NodeOptions o;
-  o.n = 2;
-  NodeCore core("a", store, o);
-  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  TestNode t(2);
+  NodeCore& core = t.core;
+  MapStore& store = t.store;
   std::string key = KeyNotOn(core, "a");
   core.StartPut(1, key, WriteSpec{NewVersion{false, "v", 0, 1}}, 1, 0, 0);
   Outbox out = core.TakeOutbox();
@@ -82,11 +87,9 @@ TEST(NodeCore, NonReplicaForwardsWritesToAPrimary) {
 }
 
 TEST(NodeCore, ReadRepairSendsTheMergeToStaleReplicas) {
-  MapStore store;
-  NodeOptions o;
-  o.n = 3;
-  NodeCore core("a", store, o);
-  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  TestNode t;
+  NodeCore& core = t.core;
+  MapStore& store = t.store;
   Object newer = ApplyWrite(Object(), VClock(), "b", NewVersion{false, "new", 0, 1}, ObjectLimits{}).value();
   core.StartGet(1, "k", 1, 0, 0);
   Outbox out = core.TakeOutbox();
@@ -104,9 +107,9 @@ TEST(NodeCore, ReadRepairSendsTheMergeToStaleReplicas) {
 }
 
 TEST(NodeCore, ReplicaMergesAndAcksWrites) {
-  MapStore store;
-  NodeCore core("b", store, NodeOptions{});
-  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  TestNode t(3, 10000, "b");
+  NodeCore& core = t.core;
+  MapStore& store = t.store;
   Object x = ApplyWrite(Object(), VClock(), "a", NewVersion{false, "x", 0, 1}, ObjectLimits{}).value();
   Object y = ApplyWrite(Object(), VClock(), "c", NewVersion{false, "y", 0, 1}, ObjectLimits{}).value();
   core.OnMessage("a", ReplicaWrite{7, "k", x, ""}, 0);
