@@ -106,6 +106,11 @@ class NodeDown(unittest.TestCase):
         self.assertEqual(str(c.call("SET", "d:k", "w", "W", "all")),
                          "UNAVAILABLE need 3 replicas, 2 reachable")
         self.assertEqual(c.call("GET", "d:k", "R", "2"), b"v")  # the refused write left nothing
+        # Connection defaults apply to commands without their own options.
+        self.assertEqual(c.call("ITSUKA.DEFAULTS", "W", "all", "R", "all"), "OK")
+        self.assertEqual(str(c.call("DEL", "d:k")), "UNAVAILABLE need 3 replicas, 2 reachable")
+        self.assertEqual(str(c.call("MSET", "d:k", "x")), "UNAVAILABLE need 3 replicas, 2 reachable")
+        self.assertTrue(str(c.call("GET", "d:k")).startswith("UNAVAILABLE need 3 replicas"))
         c.close()
 
     def test_a_stopped_replica_makes_w_all_time_out_with_outcome_unknown(self):

@@ -263,6 +263,39 @@ class BadInput(NodeTest):
         slow.close()
 
 
+class IdleAndAdmin(unittest.TestCase):
+    def test_idle_clients_are_closed(self):
+        node = Node("--set", "server.idle_timeout_s=1").start()
+        try:
+            c = node.client()
+            self.assertEqual(c.call("PING"), "PONG")
+            self.assertEqual(c.read_until_closed(timeout=10), b"")  # closed by the server
+            self.assertEqual(node.client().call("PING"), "PONG")
+        finally:
+            node.cleanup()
+
+    def test_itsuka_admin_status(self):
+        import json
+        admin = os.path.join(os.path.dirname(ITSUKAD), "itsuka-admin")
+        node = Node("--requirepass", "pw").start()
+        try:
+            r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "--password", "pw",
+                                "--json", "status"], capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            status = json.loads(r.stdout)
+            self.assertEqual(status["Server"]["node_id"], "node1")
+            self.assertEqual(status["Server"]["tcp_port"], str(node.port))
+            r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "status"],
+                               capture_output=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)  # no password: NOAUTH, reported
+            self.assertIn(b"NOAUTH", r.stderr)
+            r = subprocess.run([admin, "--host", "127.0.0.1:1", "status"], capture_output=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"cannot connect", r.stderr)
+        finally:
+            node.cleanup()
+
+
 class MaxClients(unittest.TestCase):
     def test_connections_over_the_limit_are_refused_with_an_error(self):
         node = Node("--set", "server.max_clients=4").start()
