@@ -63,6 +63,9 @@ class Cluster:
                 # The wall clock moves; the monotonic clock (timeouts) is left alone.
                 cmd += ["faketime", "-f", f"{skew_s:+d}s"]
                 env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+                # libfaketime is preloaded; let an ASan build accept that.
+                env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                             "verify_asan_link_order=0"]))
             cmd += [self.itsukad, "--config", self.config(i)]
             for kv in self.extra:
                 cmd += ["--set", kv]
@@ -84,7 +87,9 @@ class Cluster:
             except (OSError, Closed):
                 pass
             if self.procs[i].poll() is not None:
-                raise RuntimeError(f"node{i + 1} exited: {self.procs[i].returncode}")
+                with open(os.path.join(self.workdir, f"node{i + 1}", "stderr.log"), "rb") as f:
+                    tail = f.read()[-1500:].decode(errors="replace")
+                raise RuntimeError(f"node{i + 1} exited: {self.procs[i].returncode}\n{tail}")
             time.sleep(0.05)
         raise RuntimeError(f"node{i + 1} does not answer")
 
