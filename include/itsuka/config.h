@@ -42,6 +42,8 @@ struct Config {
   std::string write_quorum = "quorum";
   int64_t request_timeout_ms = 2000;
   int64_t max_peer_queue_bytes = 64 << 20;
+  int64_t heartbeat_interval_ms = 200;
+  int64_t phi_threshold = 8;
   // [storage]
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;

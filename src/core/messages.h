@@ -82,7 +82,13 @@ struct ForwardResult {
   friend bool operator==(const ForwardResult&, const ForwardResult&) = default;
 };
 
+// Sent by the transport every cluster.heartbeat_interval_ms; feeds the receiver's
+// failure detector. Never reaches NodeCore.
+struct Heartbeat {
+  friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
-                                 ReplicaReadReply, ForwardPut, ForwardResult>;
+                                 ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat>;
 
 }  // namespace itsuka::core

@@ -232,9 +232,8 @@ std::string Node::ClusterInfo() const {
   s += "n:" + std::to_string(config_.n) + "\r\n";
   s += "partitions:" + std::to_string(config_.partitions) + "\r\n";
   int i = 0;
-  for (const auto& [id, addr, up] : peers_->Peers()) {
-    s += "peer" + std::to_string(i++) + ":id=" + id + ",addr=" + addr + ",state=" +
-         (up ? "up" : "down") + "\r\n";
+  for (const std::string& peer : peers_->Describe()) {
+    s += "peer" + std::to_string(i++) + ":" + peer + "\r\n";
   }
   const PeerStats& ps = peers_->stats();
   s += "peer_messages_sent:" + std::to_string(ps.messages_sent) + "\r\n";

@@ -1,5 +1,7 @@
 #include "server/peers.h"
 
+#include <cstdio>
+
 #include "common/log.h"
 #include "wire/peer_codec.h"
 
@@ -26,6 +28,7 @@ PeerTransport::PeerTransport(net::Loop& loop, const Config& config, MessageFn on
     : loop_(loop), config_(config), on_message_(std::move(on_message)), on_up_(std::move(on_up)) {}
 
 PeerTransport::~PeerTransport() {
+  heartbeat_.reset();
   incoming_.clear();
   outgoing_.clear();
   listener_.reset();
@@ -51,7 +54,35 @@ Status PeerTransport::Start() {
     out.retry = std::make_unique<net::Timer>(loop_, [this, id = a.id] { Connect(outgoing_[id]); });
     Connect(out);
   }
+  const auto interval = static_cast<uint64_t>(config_.heartbeat_interval_ms);
+  heartbeat_ = std::make_unique<net::Timer>(loop_, [this] { OnHeartbeatTimer(); });
+  heartbeat_->Start(interval, interval);
   return Status::Ok();
+}
+
+bool PeerTransport::Suspected(const Outgoing& out) const {
+  return out.detector.Phi(loop_.NowMs()) > static_cast<double>(config_.phi_threshold);
+}
+
+void PeerTransport::Report(Outgoing& out) {
+  const bool reachable = out.up && !Suspected(out);
+  if (reachable == out.reported) return;
+  out.reported = reachable;
+  if (out.up && !reachable) {
+    LOG_WARN << "peer " << out.addr.id << " is suspected (phi "
+             << out.detector.Phi(loop_.NowMs()) << "): no heartbeat";
+  } else if (out.up) {
+    LOG_INFO << "peer " << out.addr.id << " is reachable";
+  }
+  on_up_(out.addr.id, reachable);
+}
+
+void PeerTransport::OnHeartbeatTimer() {
+  for (auto& [id, out] : outgoing_) {
+    if (out.up) Send(id, core::Heartbeat{});
+    Report(out);
+  }
+  Flush();
 }
 
 void PeerTransport::Connect(Outgoing& out) {
@@ -82,7 +113,7 @@ void PeerTransport::OnOutgoingClosed(Outgoing& out) {
     out.up = false;
     LOG_WARN << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port
              << ") is unreachable; retrying";
-    on_up_(out.addr.id, false);
+    Report(out);
   }
   out.conn.reset();
   out.retry->Start(out.backoff_ms, 0);
@@ -105,8 +136,13 @@ bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {
   }
   out.up = true;
   out.backoff_ms = 100;
+  // A fresh detector: silence from before this connection says nothing about it. The
+  // Hello itself is the first sign of life, so a peer that falls silent right after
+  // the handshake is still suspected.
+  out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
+  out.detector.Heartbeat(loop_.NowMs());
   LOG_INFO << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port << ") is up";
-  on_up_(out.addr.id, true);
+  Report(out);
   return true;
 }
 
@@ -160,6 +196,10 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     return true;
   }
   ++stats_.messages_received;
+  // Every message from a peer shows it is alive, not just heartbeats.
+  auto out = outgoing_.find(in.peer_id);
+  if (out != outgoing_.end()) out->second.detector.Heartbeat(loop_.NowMs());
+  if (std::holds_alternative<core::Heartbeat>(*msg)) return true;
   on_message_(in.peer_id, *msg);
   return true;
 }
@@ -204,10 +244,15 @@ bool PeerTransport::IsUp(const std::string& node) const {
   return it != outgoing_.end() && it->second.up;
 }
 
-std::vector<std::tuple<std::string, std::string, bool>> PeerTransport::Peers() const {
-  std::vector<std::tuple<std::string, std::string, bool>> out;
+std::vector<std::string> PeerTransport::Describe() const {
+  std::vector<std::string> out;
+  char phi[32];
   for (const auto& [id, o] : outgoing_) {
-    out.emplace_back(id, o.addr.host + ":" + std::to_string(o.addr.port), o.up);
+    std::snprintf(phi, sizeof phi, "%.1f", o.detector.Phi(loop_.NowMs()));
+    // The state the node acts on (as last reported to it), and phi as of now.
+    const char* state = !o.up ? "down" : o.reported ? "up" : "suspect";
+    out.push_back("id=" + id + ",addr=" + o.addr.host + ":" + std::to_string(o.addr.port) +
+                  ",state=" + state + ",phi=" + phi);
   }
   return out;
 }

@@ -9,6 +9,9 @@
 // transport reconnects with exponential backoff (100 ms doubling to 5 s). Messages for
 // a peer that is down, or whose send queue is over its bound, are dropped (counted):
 // the coordinator's timeout turns them into -TIMEOUT, never into unbounded memory.
+// Heartbeats go to every peer each cluster.heartbeat_interval_ms; a phi-accrual
+// detector per peer turns their arrival into suspicion. A peer is reported reachable
+// while it is connected and not suspected.
 //
 // Thread-compatible: the event-loop thread only.
 #pragma once
@@ -19,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "core/failure_detector.h"
 #include "core/messages.h"
 #include "itsuka/config.h"
 #include "net/loop.h"
@@ -50,8 +54,8 @@ class PeerTransport {
   void Flush();
   bool IsUp(const std::string& node) const;
   const PeerStats& stats() const { return stats_; }
-  // (id, "host:port", up) for every member but this node.
-  std::vector<std::tuple<std::string, std::string, bool>> Peers() const;
+  // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=...".
+  std::vector<std::string> Describe() const;
 
  private:
   struct FrameBuffer {
@@ -65,9 +69,11 @@ class PeerTransport {
     std::unique_ptr<net::TcpConnection> conn;
     std::unique_ptr<net::Timer> retry;
     FrameBuffer frames;
-    bool up = false;
+    bool up = false;         // connected and handshaked
+    bool reported = false;   // what on_up_ was last told
     uint64_t backoff_ms = 100;
     std::string pending;  // frames queued by Send since the last Flush
+    core::PhiAccrualDetector detector;
   };
   struct Incoming {
     std::unique_ptr<net::TcpConnection> conn;
@@ -85,6 +91,10 @@ class PeerTransport {
   static void AppendFrame(std::string* out, const core::PeerMessage& msg);
   void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
   size_t MaxFrame() const;
+  bool Suspected(const Outgoing& out) const;
+  // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
+  void Report(Outgoing& out);
+  void OnHeartbeatTimer();
 
   net::Loop& loop_;
   const Config& config_;
@@ -95,6 +105,7 @@ class PeerTransport {
   std::map<uint64_t, Incoming> incoming_;
   uint64_t next_incoming_ = 1;
   PeerStats stats_;
+  std::unique_ptr<net::Timer> heartbeat_;
 };
 
 }  // namespace itsuka::server

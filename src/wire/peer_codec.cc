@@ -68,6 +68,10 @@ struct Encoder {
     pk.pack(m.message);
     pk.pack(m.applied);
   }
+  void operator()(const core::Heartbeat&) {
+    pk.pack_array(1);
+    pk.pack(uint32_t{7});
+  }
   void operator()(const core::ReplicaReadReply& m) {
     pk.pack_array(5);
     pk.pack(uint32_t{4});
@@ -206,6 +210,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       }
       return core::PeerMessage(std::move(m));
     }
+    case 7:
+      if (f.size() != 1) return bad;
+      return core::PeerMessage(core::Heartbeat{});
     default: return Status::Corruption("peer message: unknown type " + std::to_string(type));
   }
 }

@@ -161,6 +161,26 @@ class NodeDown(unittest.TestCase):
         c1.close()
         c2.close()
 
+    def test_a_silent_replica_is_suspected_and_skipped(self):
+        import signal
+        import time
+        info = lambda: self.n1.client().call("INFO", "cluster").decode()
+        self.n3.proc.send_signal(signal.SIGSTOP)
+        try:
+            # Heartbeats stop; phi-accrual suspects node3 within a few intervals.
+            wait_until(lambda: "id=node3" in info() and "state=suspect" in info(), timeout=10,
+                       what="node1 to suspect node3")
+            c = self.n1.client()
+            start = time.monotonic()
+            self.assertEqual(str(c.call("SET", "fd:k", "v", "W", "all")),
+                             "UNAVAILABLE need 3 replicas, 2 reachable")
+            self.assertLess(time.monotonic() - start, 0.5)  # refused at once, not timed out
+            self.assertEqual(c.call("SET", "fd:k", "v", "W", "2"), "OK")
+            c.close()
+        finally:
+            self.n3.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: info().count("state=up") == 2, timeout=10, what="node3 to be trusted again")
+
     def test_read_repair_updates_a_restarted_node(self):
         self.n3.kill9()
         wait_until(lambda: self.cluster.peers_up(self.n1) == 1, what="node1 to notice node3 is down")

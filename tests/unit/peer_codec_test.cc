@@ -31,7 +31,8 @@ std::vector<core::PeerMessage> Samples() {
                            2, 1},
           core::ForwardPut{10, "del", core::WriteSpec{core::NewVersion{true, "", 0, 5}}, 3, 0},
           core::ForwardResult{9, 5, "need 2 replicas, 1 reachable", false},
-          core::ForwardResult{10, 0, "", true}};
+          core::ForwardResult{10, 0, "", true},
+          core::Heartbeat{}};
 }
 
 TEST(PeerCodec, RoundTripsEveryMessage) {
@@ -59,6 +60,7 @@ TEST(PeerCodec, MutatedBytesNeverCrash) {
   EXPECT_LT(decoded, 5000);  // most mutations are caught; none crashed
   EXPECT_FALSE(DecodePeerMessage("").ok());
   EXPECT_FALSE(DecodePeerMessage("\x91\x09").ok());  // unknown type
+  EXPECT_FALSE(DecodePeerMessage("\x92\x07\x01").ok());  // heartbeat with a field
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ import time
 
 import checkers
 import report
-from hosts import LoopbackHosts, NetnsHosts, netns_available
+from hosts import LoopbackHosts, NetnsHosts, free_tag, netns_available
 from resp import Client, Closed, RespError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -423,7 +423,8 @@ def run(o):
     use_netns = not o.loopback and netns_available()
     if not o.loopback and not use_netns:
         print("fault: network namespaces unavailable; running on loopback (process faults only)")
-    hosts = NetnsHosts(o.nodes, tag=o.seed % 200 + 1) if use_netns else LoopbackHosts(o.nodes, o.base_port)
+    hosts = (NetnsHosts(o.nodes, tag=free_tag(os.getpid() + o.seed)) if use_netns
+             else LoopbackHosts(o.nodes, o.base_port))
     # A majorities ring needs at least 5 nodes to cut anything.
     kinds = [k for k in o.nemesis if k in PROCESS_FAULTS or
              (k in PARTITIONS and hosts.partitions and (k != "ring" or o.nodes >= 5))]
@@ -500,7 +501,7 @@ def write_then_read_across_a_partition(o):
     linearizability verdict of the recorded history. Needs network namespaces."""
     if not netns_available():
         raise RuntimeError("this scenario needs root and network namespaces")
-    hosts = NetnsHosts(3, tag=250)
+    hosts = NetnsHosts(3, tag=free_tag(os.getpid()))
     workdir = tempfile.mkdtemp(prefix="itsuka-fault-scenario-")
     cluster = Cluster(hosts, 3, o.itsukad, workdir, o.settings)
     try:

@@ -61,8 +61,18 @@ class LoopbackHosts:
         pass
 
 
+def free_tag(start):
+    """A tag (1-250) whose bridge does not exist yet, so concurrent runs on one machine
+    never share (or tear down) each other's namespaces."""
+    for k in range(250):
+        tag = (start + k) % 250 + 1
+        if run("ip", "link", "show", f"itskbr{tag}", check=False).returncode != 0:
+            return tag
+    raise RuntimeError("no free namespace tag (stale itskbr* bridges?)")
+
+
 class NetnsHosts:
-    """n namespaces on a bridge. `tag` (0-255) keeps concurrent runs apart."""
+    """n namespaces on a bridge; `tag` (1-250, see free_tag) names them for this run."""
     partitions = True
 
     def __init__(self, n, tag):
@@ -86,7 +96,6 @@ class NetnsHosts:
         return ["ip", "netns", "exec", self.ns(i)]
 
     def setup(self):
-        self.teardown()
         run("ip", "link", "add", self.bridge, "type", "bridge")
         run("ip", "addr", "add", f"10.77.{self.tag}.254/24", "dev", self.bridge)
         run("ip", "link", "set", self.bridge, "up")
