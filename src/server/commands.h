@@ -56,8 +56,8 @@ class CommandExecutor {
 
  private:
   struct Command;
-  // Handlers get the reply buffer for immediate replies and the reply/dispatcher for
-  // replicated work (ctx_).
+  // Handlers append immediate replies to the buffer they get; replicated work goes
+  // through reply_ and dispatch_, which are set for the duration of Execute.
   using Handler = void (CommandExecutor::*)(Session&, std::vector<std::string>&, std::string*);
   struct Command {
     std::string name;
