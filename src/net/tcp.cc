@@ -169,6 +169,12 @@ void TcpConnection::Start(ReadFn on_read, ClosedFn on_closed) {
 }
 
 void TcpConnection::Write(std::string_view data) {
+  // libuv buffers carry 32-bit lengths: hand over larger data in pieces.
+  constexpr size_t kMaxPiece = size_t{1} << 30;
+  while (data.size() > kMaxPiece) {
+    Write(data.substr(0, kMaxPiece));
+    data.remove_prefix(kMaxPiece);
+  }
   if (impl_ == nullptr || impl_->closing || data.empty()) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&impl_->handle);
   if (impl_->queued == 0) {

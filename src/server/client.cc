@@ -117,6 +117,15 @@ void Client::OnResult(uint64_t tag, core::ClientResult result) {
     if (!r.data.empty() && r.data[0] == '-') ++host_.stats().error_replies;
     r.results.clear();
     r.render = nullptr;
+    // Replies rendered from replicated results count against the output limit too
+    // (say, MGET of one large key repeated many times).
+    if (r.data.size() > 4096 && OverOutputLimit()) {
+      ++host_.stats().output_buffer_disconnects;
+      LOG_WARN << "client " << session_.peer << ": output buffer over "
+               << host_.config().max_output_buffer_bytes << " bytes; closing";
+      Abort();
+      return;
+    }
   }
   host_.MarkDirty(session_.id);
 }
@@ -136,15 +145,15 @@ void Client::Flush() {
     conn_->Write(out_);
     out_.clear();
   }
-  if (session_.close_after_reply) {
-    if (replies_.empty()) conn_->CloseAfterWrites();
-    return;
-  }
   if (OverOutputLimit()) {
     ++host_.stats().output_buffer_disconnects;
     LOG_WARN << "client " << session_.peer << ": output buffer over "
              << host_.config().max_output_buffer_bytes << " bytes; closing";
     conn_->Close();
+    return;
+  }
+  if (session_.close_after_reply) {
+    if (replies_.empty()) conn_->CloseAfterWrites();
     return;
   }
   if (paused_ && replies_.size() < kMaxPendingReplies / 2) {

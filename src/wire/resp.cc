@@ -114,8 +114,10 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
         return Fail("invalid bulk length");
       }
       bulk_len_ = n;
-      // Make room once for a large value instead of growing the buffer step by step.
-      if (buf_.capacity() < pos_ + n + 2) buf_.reserve(pos_ + n + 2);
+      // Make room for a large value up front, but only up to 1 MiB: a 20-byte header
+      // must not reserve the whole bulk before any of it arrives.
+      const size_t want = pos_ + static_cast<size_t>(std::min<int64_t>(n + 2, 1 << 20));
+      if (buf_.capacity() < want) buf_.reserve(want);
     }
     if (buf_.size() - pos_ < static_cast<size_t>(bulk_len_) + 2) return Outcome::kNeedMore;
     const char* data = buf_.data() + pos_;

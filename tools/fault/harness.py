@@ -24,6 +24,7 @@ from hosts import LoopbackHosts, NetnsHosts, free_tag, netns_available
 from resp import Client, Closed, RespError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def now_ns():
@@ -61,7 +62,11 @@ class Cluster:
             env = dict(os.environ)
             if skew_s:
                 # The wall clock moves; the monotonic clock (timeouts) is left alone.
-                cmd += ["faketime", "-f", f"{skew_s:+d}s"]
+                # libfaketime is preloaded directly rather than through the faketime
+                # program, which would run itsukad as its child: the pid recorded here
+                # must be itsukad's, or kill -9 and SIGSTOP would miss it.
+                env["LD_PRELOAD"] = FAKETIME_LIB
+                env["FAKETIME"] = f"{skew_s:+d}s"
                 env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
                 # libfaketime is preloaded; let an ASan build accept that.
                 env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
@@ -426,6 +431,9 @@ def run(o):
     hosts = (NetnsHosts(o.nodes, tag=free_tag(os.getpid() + o.seed)) if use_netns
              else LoopbackHosts(o.nodes, o.base_port))
     # A majorities ring needs at least 5 nodes to cut anything.
+    if "skew" in o.nemesis and not os.path.exists(FAKETIME_LIB):
+        print(f"fault: {FAKETIME_LIB} missing (apt-get install faketime); no clock skew")
+        o.nemesis = [k for k in o.nemesis if k != "skew"]
     kinds = [k for k in o.nemesis if k in PROCESS_FAULTS or
              (k in PARTITIONS and hosts.partitions and (k != "ring" or o.nodes >= 5))]
     workdir = tempfile.mkdtemp(prefix=f"itsuka-fault-{o.workload}-")
