@@ -1,8 +1,11 @@
 """Multi-process test helpers: start real itsukad processes, talk RESP to them.
 
 Every process is started here and recorded by pid; only those pids are signalled.
-Waits poll for a condition with a bound; nothing sleeps for readiness.
+Waits poll for a condition with a bound; nothing sleeps for readiness. Processes still
+running when the interpreter exits (a test that crashed before its tearDown, Ctrl-C,
+SIGTERM to the runner) are stopped by an atexit hook.
 """
+import atexit
 import os
 import shutil
 import signal
@@ -33,6 +36,15 @@ def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+_running = set()  # Nodes whose process this module started and has not stopped yet
+
+
+@atexit.register
+def _stop_leftovers():
+    for node in list(_running):
+        node.cleanup()
+
+
 class Node:
     """One itsukad process with its own data directory and port."""
 
@@ -53,8 +65,9 @@ class Node:
                 "--node-id", self.node_id] + self.extra
 
     def start(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+        _running.add(self)
         wait_until(self._ready, timeout=20, what=f"itsukad on port {self.port}")
         return self
 
@@ -94,11 +107,12 @@ class Node:
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             try:
-                self.proc.send_signal(signal.SIGCONT)
+                self.proc.send_signal(signal.SIGCONT)  # a SIGSTOPped node cannot handle SIGTERM
                 self.terminate()
             except subprocess.TimeoutExpired:
                 self.kill9()
         self.proc = None
+        _running.discard(self)
 
     def cleanup(self):
         self.stop()

@@ -3,6 +3,7 @@ redis-benchmark and raw sockets, limits and bad input, AUTH, durability across k
 and SIGTERM, and configuration errors."""
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -134,10 +135,64 @@ class RedisCompatibility(NodeTest):
                          [b"server.port", str(self.node.port).encode()])
         self.assertEqual(self.c.call("CLIENT", "SETNAME", "tester"), "OK")
         self.assertEqual(self.c.call("CLIENT", "GETNAME"), b"tester")
-        # redis-cli in interactive mode asks for COMMAND DOCS; non-interactive it just runs.
+        self.assertRegex(redis_cli(self.node.port, "COMMAND", "COUNT"), r"^[1-9][0-9]*$")
+        # redis-cli reading commands from a pipe (no terminal) just runs them.
         r = subprocess.run(["redis-cli", "-p", str(self.node.port)], input=b"PING\nSET i 1\nGET i\n",
                            capture_output=True, timeout=30)
         self.assertEqual(r.stdout.decode().split(), ["PONG", "OK", "1"])
+
+    def test_redis_cli_interactive_session(self):
+        """redis-cli on a terminal (here a pseudo-terminal) starts without complaint: at
+        startup it asks the server for COMMAND DOCS to build its hints."""
+        import fcntl
+        import pty
+        import select
+        import struct
+        import termios
+        master, slave = pty.openpty()
+        # A window size, or redis-cli's line editor asks the terminal for it and waits.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
+        proc = subprocess.Popen(["redis-cli", "-p", str(self.node.port)], stdin=slave, stdout=slave,
+                                stderr=slave, env=dict(os.environ, TERM="xterm"),
+                                start_new_session=True)
+        os.close(slave)
+        out = b""
+
+        def read_until(token, timeout=10.0):
+            """Reads until `token` appears; returns the output that came before it."""
+            nonlocal out
+            deadline = time.monotonic() + timeout
+            while token not in out:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([master], [], [], left)[0]:
+                    self.fail(f"redis-cli did not print {token!r}; terminal so far: {out!r}")
+                try:
+                    out += os.read(master, 4096)
+                except OSError:  # EIO: redis-cli exited
+                    self.fail(f"redis-cli exited before printing {token!r}; terminal: {out!r}")
+            before, out = out.split(token, 1)
+            return before
+
+        def command(line):
+            """Types a line at the prompt; returns what redis-cli printed up to its next prompt."""
+            os.write(master, line + b"\r")
+            read_until(b"\r\n")  # the echo of the line, ending when Enter was processed
+            return read_until(prompt).strip()
+
+        try:
+            prompt = f"127.0.0.1:{self.node.port}> ".encode()
+            startup = read_until(prompt)  # typing before the prompt would be discarded
+            self.assertEqual(startup, b"")
+            self.assertEqual(command(b"SET interactive:k hello"), b"OK")
+            self.assertEqual(command(b"GET interactive:k"), b'"hello"')
+            self.assertEqual(command(b"EXISTS interactive:k nosuchkey"), b"(integer) 1")
+            os.write(master, b"quit\r")
+            self.assertEqual(proc.wait(timeout=10), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
 
     def test_inline_commands(self):
         self.c.send_raw(b"SET inline:k \"a b\\x41\"\r\nGET inline:k\r\n")
@@ -178,6 +233,14 @@ class RedisCompatibility(NodeTest):
             rows = [line for line in out.splitlines() if line.startswith('"')]
             tests = {row.split(",")[0].strip('"') for row in rows[1:]}
             self.assertTrue({"SET", "GET", "MSET (10 keys)"} <= tests, out)
+        # -r 1000: the keys are key:000000000000 .. key:000000000999. 40,000 SETs and
+        # 400,000 MSET keys drawn from 1000 cover every one (a miss has odds ~e^-400),
+        # each holding a 100-byte (-d 100) value.
+        keys = [f"key:{i:012d}" for i in range(1000)]
+        self.assertEqual(self.c.call("EXISTS", *keys), 1000)
+        self.assertEqual(self.c.call("EXISTS", "key:000000001000"), 0)
+        values = self.c.call("MGET", *keys)
+        self.assertEqual({len(v) for v in values}, {100})
 
 
 class BadInput(NodeTest):
@@ -434,12 +497,21 @@ class Durability(unittest.TestCase):
 
 
 class ConfigErrors(unittest.TestCase):
+    # A bad configuration must stop startup at once: well before this bound (a node that
+    # started serving instead would be killed when it runs out).
+    BOUND_S = 10
+
+    def run_itsukad(self, *argv):
+        start = time.monotonic()
+        r = subprocess.run([ITSUKAD, *argv], capture_output=True, timeout=self.BOUND_S)
+        self.assertLess(time.monotonic() - start, self.BOUND_S)
+        return r
+
     def run_with_config(self, text, *extra):
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
             f.write(text)
         try:
-            return subprocess.run([ITSUKAD, "--config", f.name, *extra], capture_output=True,
-                                  timeout=30)
+            return self.run_itsukad("--config", f.name, *extra), f.name
         finally:
             os.unlink(f.name)
 
@@ -448,15 +520,31 @@ class ConfigErrors(unittest.TestCase):
                            ("[server]\nport = 70000\n", b"server.port"),
                            ("[server]\nbogus = 1\n", b"server.bogus"),
                            ("[storage]\ndurability = \"maybe\"\n", b"storage.durability")]:
-            r = self.run_with_config(text)
-            self.assertEqual(r.returncode, 2, r.stderr)
-            self.assertIn(name, r.stderr)
+            with self.subTest(config=text):
+                r, _ = self.run_with_config(text)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(name, r.stderr)
+
+    def test_toml_syntax_error_names_the_file(self):
+        r, path = self.run_with_config("[server\nport = 1\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(path.encode(), r.stderr)
+
+    def test_bad_flags_name_the_setting(self):
+        for argv, name in [(["--port", "99999"], b"server.port"),
+                           (["--port", "abc"], b"server.port"),
+                           (["--set", "limits.max_args=abc"], b"limits.max_args"),
+                           (["--set", "nosuch.key=1"], b"nosuch.key")]:
+            with self.subTest(argv=argv):
+                r = self.run_itsukad(*argv)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(name, r.stderr)
 
     def test_missing_file_and_bad_flags(self):
-        r = subprocess.run([ITSUKAD, "--config", "/nonexistent.toml"], capture_output=True, timeout=30)
+        r = self.run_itsukad("--config", "/nonexistent.toml")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b"/nonexistent.toml", r.stderr)
-        r = subprocess.run([ITSUKAD, "--bogus"], capture_output=True, timeout=30)
+        r = self.run_itsukad("--bogus")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b"unknown option '--bogus'", r.stderr)
 
@@ -468,14 +556,14 @@ class ConfigErrors(unittest.TestCase):
 
     def test_port_in_use_is_a_clear_error(self):
         node = Node().start()
+        other = tempfile.mkdtemp(prefix="itsuka-it-")
         try:
-            other = tempfile.mkdtemp(prefix="itsuka-it-")
-            r = subprocess.run([ITSUKAD, "--data-dir", other + "/d", "--port", str(node.port)],
-                               capture_output=True, timeout=30)
+            r = self.run_itsukad("--data-dir", other + "/d", "--port", str(node.port))
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"server.bind/server.port", r.stderr)
         finally:
             node.cleanup()
+            shutil.rmtree(other, ignore_errors=True)
 
 
 if __name__ == "__main__":
