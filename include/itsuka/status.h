@@ -43,6 +43,10 @@ class Status {
   static Status TooBig(std::string_view msg) { return Status(Code::kTooBig, msg); }
   static Status Siblings(std::string_view msg) { return Status(Code::kSiblings, msg); }
   static Status Busy(std::string_view msg) { return Status(Code::kBusy, msg); }
+  // Rebuilds a status sent over the wire as (code, message); kOk ignores the message.
+  static Status FromCode(Code code, std::string_view msg) {
+    return code == Code::kOk ? Status() : Status(code, msg);
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -48,10 +48,7 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
     out_.results.push_back({client_req, Status::Busy("too many requests in flight"), true, {}});
     return;
   }
-  std::vector<Target> targets;
-  for (const std::string& node : Replicas(key)) {
-    if (IsReachable(node)) targets.push_back(Target{node, true, {}});
-  }
+  std::vector<Target> targets = ReachableTargets(Replicas(key));
   const uint64_t req = next_req_++;
   auto [it, inserted] = gets_.emplace(
       req, PendingGet{client_req, key, GetCoordinator(targets, r, pr, now_ms + options_.request_timeout_ms)});
@@ -120,7 +117,7 @@ void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec s
                         int pw, int64_t now_ms) {
   std::vector<std::string> replicas = Replicas(key);
   if (std::find(replicas.begin(), replicas.end(), self_) != replicas.end()) {
-    Coordinate(Origin{client_req, {}, 0}, key, std::move(spec), w, pw, now_ms);
+    Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, now_ms);
     return;
   }
   auto to = std::find_if(replicas.begin(), replicas.end(),
@@ -141,13 +138,19 @@ void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec s
                                           static_cast<uint32_t>(pw)});
 }
 
-void NodeCore::Coordinate(Origin origin, const std::string& key, WriteSpec spec, int w, int pw,
-                          int64_t now_ms) {
-  if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
+std::vector<Target> NodeCore::ReachableTargets(const std::vector<std::string>& replicas) const {
   std::vector<Target> targets;
-  for (const std::string& node : Replicas(key)) {
+  for (const std::string& node : replicas) {
     if (IsReachable(node)) targets.push_back(Target{node, true, {}});
   }
+  return targets;
+}
+
+void NodeCore::Coordinate(Origin origin, const std::string& key,
+                          const std::vector<std::string>& replicas, WriteSpec spec, int w, int pw,
+                          int64_t now_ms) {
+  if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
+  std::vector<Target> targets = ReachableTargets(replicas);
   const int64_t deadline = now_ms + options_.request_timeout_ms;
   PutCoordinator coord(targets, w, pw, deadline);
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
@@ -290,23 +293,13 @@ void NodeCore::HandleForwardPut(const std::string& from, const ForwardPut& m, in
     // dot from a node that does not hold the key.
     return Finish(origin, Status::Unavailable("forwarded to a node that is not a replica"), true);
   }
-  Coordinate(origin, m.key, m.spec, static_cast<int>(m.w), static_cast<int>(m.pw), now_ms);
+  Coordinate(origin, m.key, replicas, m.spec, static_cast<int>(m.w), static_cast<int>(m.pw), now_ms);
 }
 
 void NodeCore::HandleForwardResult(const ForwardResult& m) {
   auto it = forwards_.find(m.req_id);
   if (it == forwards_.end()) return;
-  Status st;
-  switch (static_cast<Status::Code>(m.code)) {
-    case Status::Code::kOk: break;
-    case Status::Code::kUnavailable: st = Status::Unavailable(m.message); break;
-    case Status::Code::kTimeout: st = Status::Timeout(m.message); break;
-    case Status::Code::kTooBig: st = Status::TooBig(m.message); break;
-    case Status::Code::kSiblings: st = Status::Siblings(m.message); break;
-    case Status::Code::kBusy: st = Status::Busy(m.message); break;
-    case Status::Code::kInvalidArgument: st = Status::InvalidArgument(m.message); break;
-    default: st = Status::IOError(m.message); break;
-  }
+  const Status st = Status::FromCode(static_cast<Status::Code>(m.code), m.message);
   out_.results.push_back({it->second.client_req, st, m.applied, {}});
   forwards_.erase(it);
 }

@@ -142,8 +142,11 @@ class NodeCore {
     int64_t deadline_ms;
   };
 
-  void Coordinate(Origin origin, const std::string& key, WriteSpec spec, int w, int pw,
-                  int64_t now_ms);
+  // REQUIRES: replicas == Replicas(key) and this node is among them.
+  void Coordinate(Origin origin, const std::string& key, const std::vector<std::string>& replicas,
+                  WriteSpec spec, int w, int pw, int64_t now_ms);
+  // The reachable ones among `replicas`, as primary targets.
+  std::vector<Target> ReachableTargets(const std::vector<std::string>& replicas) const;
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
   // Applies the write locally and sends it to the replicas (after the read, if any).
