@@ -239,6 +239,9 @@ std::string Node::ClusterInfo() const {
   s += "peer_messages_sent:" + std::to_string(ps.messages_sent) + "\r\n";
   s += "peer_messages_received:" + std::to_string(ps.messages_received) + "\r\n";
   s += "peer_messages_dropped:" + std::to_string(ps.messages_dropped) + "\r\n";
+  s += "peer_messages_oversized:" + std::to_string(ps.messages_oversized) + "\r\n";
+  s += "peer_connections_refused:" + std::to_string(ps.connections_refused) + "\r\n";
+  s += "peer_handshakes_timed_out:" + std::to_string(ps.handshakes_timed_out) + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
   return s;
 }

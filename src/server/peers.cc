@@ -99,7 +99,8 @@ void PeerTransport::Connect(Outgoing& out) {
   out.conn->Start(
       [this, id](std::string_view data) {
         Outgoing& o = outgoing_[id];
-        if (!o.frames.Feed(data, MaxFrame(), [&](std::string_view f) { return OnOutgoingFrame(o, f); })) {
+        if (!o.frames.Feed(data, FrameLimit(o.up),
+                           [&](std::string_view f) { return OnOutgoingFrame(o, f); })) {
           ++stats_.bad_frames;
           LOG_WARN << "peer " << id << ": bad frame on outgoing connection; reconnecting";
           o.conn->Close();
@@ -159,13 +160,29 @@ bool PeerTransport::AcceptHello(const core::Hello& hello, std::string* why) cons
 }
 
 void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
+  if (incoming_.size() >= static_cast<size_t>(config_.max_peer_connections)) {
+    ++stats_.connections_refused;
+    LOG_WARN << "peer connection from " << conn->peer() << " refused: cluster.max_peer_connections ("
+             << config_.max_peer_connections << ") reached";
+    return;  // destroying the connection closes it
+  }
   const uint64_t id = next_incoming_++;
   Incoming& in = incoming_[id];
   in.conn = std::move(conn);
+  in.handshake_deadline = std::make_unique<net::Timer>(loop_, [this, id] {
+    auto it = incoming_.find(id);
+    if (it == incoming_.end() || !it->second.peer_id.empty()) return;
+    ++stats_.handshakes_timed_out;
+    LOG_WARN << "peer connection from " << it->second.conn->peer() << ": no Hello within "
+             << kHandshakeTimeoutMs << " ms; closing";
+    it->second.conn->Close();
+  });
+  in.handshake_deadline->Start(kHandshakeTimeoutMs, 0);
   in.conn->Start(
       [this, id](std::string_view data) {
         Incoming& i = incoming_[id];
-        if (!i.frames.Feed(data, MaxFrame(), [&](std::string_view f) { return OnIncomingFrame(id, f); })) {
+        if (!i.frames.Feed(data, FrameLimit(!i.peer_id.empty()),
+                           [&](std::string_view f) { return OnIncomingFrame(id, f); })) {
           ++stats_.bad_frames;
           LOG_WARN << "peer connection from " << i.conn->peer() << ": bad frame or handshake; closing";
           i.conn->Close();
@@ -192,6 +209,7 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
       return false;
     }
     in.peer_id = hello->node_id;
+    in.handshake_deadline.reset();
     WriteFrame(*in.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
     return true;
   }
@@ -204,8 +222,7 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   return true;
 }
 
-void PeerTransport::AppendFrame(std::string* out, const core::PeerMessage& msg) {
-  std::string body = wire::EncodePeerMessage(msg);
+void PeerTransport::AppendFrame(std::string* out, std::string_view body) {
   const size_t n = body.size();
   const char header[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
                           static_cast<char>(n >> 8), static_cast<char>(n)};
@@ -215,7 +232,7 @@ void PeerTransport::AppendFrame(std::string* out, const core::PeerMessage& msg) 
 
 void PeerTransport::WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg) {
   std::string frame;
-  AppendFrame(&frame, msg);
+  AppendFrame(&frame, wire::EncodePeerMessage(msg));
   conn.Write(frame);
 }
 
@@ -227,8 +244,17 @@ void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
     ++stats_.messages_dropped;
     return;
   }
+  std::string body = wire::EncodePeerMessage(msg);
+  if (body.size() > MaxFrame()) {
+    // Siblings merged from both sides of a partition can outgrow the object cap; the
+    // peer would refuse the frame and drop the connection with everything queued on it.
+    ++stats_.messages_oversized;
+    LOG_WARN << "peer " << to << ": not sending a " << body.size() << "-byte message (limit "
+             << MaxFrame() << ")";
+    return;
+  }
   ++stats_.messages_sent;
-  AppendFrame(&it->second.pending, msg);
+  AppendFrame(&it->second.pending, body);
 }
 
 void PeerTransport::Flush() {

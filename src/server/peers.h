@@ -13,6 +13,13 @@
 // detector per peer turns their arrival into suspicion. A peer is reported reachable
 // while it is connected and not suspected.
 //
+// Until a connection has shaken hands it may send one frame of at most
+// kMaxHandshakeFrame bytes, within kHandshakeTimeoutMs; at most
+// cluster.max_peer_connections accepted connections exist at once. So a stranger on
+// the peer port costs a bounded amount of memory and never a full-size frame buffer.
+// A message whose frame would exceed what a peer accepts (MaxFrame) is not sent but
+// counted, because the receiver would close the whole connection over it.
+//
 // Thread-compatible: the event-loop thread only.
 #pragma once
 
@@ -36,10 +43,16 @@ struct PeerStats {
   uint64_t messages_dropped = 0;  // peer down or its queue full
   uint64_t handshakes_refused = 0;
   uint64_t bad_frames = 0;
+  uint64_t messages_oversized = 0;     // larger than a peer accepts: never sent
+  uint64_t connections_refused = 0;    // over cluster.max_peer_connections
+  uint64_t handshakes_timed_out = 0;   // no Hello within kHandshakeTimeoutMs
 };
 
 class PeerTransport {
  public:
+  static constexpr size_t kMaxHandshakeFrame = 64 << 10;
+  static constexpr uint64_t kHandshakeTimeoutMs = 5000;
+
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
 
@@ -79,6 +92,7 @@ class PeerTransport {
     std::unique_ptr<net::TcpConnection> conn;
     FrameBuffer frames;
     std::string peer_id;  // set by its Hello
+    std::unique_ptr<net::Timer> handshake_deadline;
   };
 
   void Connect(Outgoing& out);
@@ -88,9 +102,11 @@ class PeerTransport {
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
   // Checks a Hello; on refusal returns false with *why.
   bool AcceptHello(const core::Hello& hello, std::string* why) const;
-  static void AppendFrame(std::string* out, const core::PeerMessage& msg);
+  static void AppendFrame(std::string* out, std::string_view body);
   void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
   size_t MaxFrame() const;
+  // The frame limit for a connection: small until its handshake is done.
+  size_t FrameLimit(bool handshaken) const { return handshaken ? MaxFrame() : kMaxHandshakeFrame; }
   bool Suspected(const Outgoing& out) const;
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
