@@ -1,9 +1,13 @@
 """Hinted handoff across real processes: a node that was down while 10,000 keys were
 written (W=2) gets every one of them from the others' hints once it is back, and then
 serves them alone."""
+import json
+import os
 import re
+import subprocess
 import unittest
 
+import harness
 from harness import Cluster, wait_until
 
 KEYS = 10000
@@ -73,6 +77,18 @@ class HintedHandoff(unittest.TestCase):
             self.assertIn(b"hints_stored:5000", itsuka_hints.call("ITSUKA.HINTS"))
         finally:
             itsuka_hints.close()
+        admin = os.path.join(os.path.dirname(harness.ITSUKAD), "itsuka-admin")
+        r = subprocess.run([admin, "--host", f"127.0.0.1:{n2.port}", "--json", "hints"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["hints_stored"], 5000)
+        self.assertEqual(doc["targets"], [{"id": "node3", "keys": 5000, "bytes": doc["targets"][0]["bytes"],
+                                           "state": "down"}])
+        self.assertGreater(doc["targets"][0]["bytes"], 5000 * 10)
+        r = subprocess.run([admin, "--host", f"127.0.0.1:{n2.port}", "hints"], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.decode(), r"node3\s+5000\s+\d+\s+down")
 
         n3.start()
         self.cluster.wait_connected()
