@@ -170,6 +170,7 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
   auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
                                           std::nullopt, {}}).first;
   PendingPut& p = it->second;
+  p.deadline_ms = deadline;
   if (Sloppy()) {
     for (const std::string& primary : replicas) {
       bool covered = std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
@@ -241,13 +242,40 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
   for (const Target& t : p.coord.targets()) {
     if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, t.hint_for});
   }
+  if (Sloppy()) {
+    p.applied = true;
+    p.sent = *next;
+  }
   // The local copy is durable with this round's commit, before anything is sent.
   if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
   if (options_.unsafe_ack_before_quorum) return fail(Status::Ok(), true);  // BROKEN on purpose
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
-  Finish(it->second.origin, it->second.coord.ToStatus(), true);
+  PendingPut& p = it->second;
+  Finish(p.origin, p.coord.ToStatus(), true);
+  if (!p.applied) {
+    puts_.erase(it);
+    return;
+  }
+  p.answered = true;
+  ++answered_puts_;
+  // Too many answered writes waiting: hint the slow targets now rather than grow.
+  if (p.answered_by.size() + 1 >= p.coord.targets().size() ||
+      answered_puts_ > options_.max_inflight) {
+    RetirePut(it);
+  }
+}
+
+void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
+  PendingPut& p = it->second;
+  for (const Target& t : p.coord.targets()) {
+    if (t.node == self_ || p.acked.count(t.node)) continue;
+    // A primary that did not ack, or the primary a silent substitute stood in for.
+    Status ignored = AddHint(t.primary ? t.node : t.hint_for, p.key, p.sent);
+    (void)ignored;
+  }
+  if (p.answered) --answered_puts_;
   puts_.erase(it);
 }
 
@@ -302,7 +330,17 @@ void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m)
     if (r != replays_.end() && r->second.target == from) HandleReplayAck(r, m);
     return;
   }
-  if (it->second.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+  PendingPut& p = it->second;
+  const bool target = std::any_of(p.coord.targets().begin(), p.coord.targets().end(),
+                                  [&](const Target& t) { return t.node == from; });
+  if (!target || from == self_) return;
+  p.answered_by.insert(from);
+  if (m.ok) p.acked.insert(from);
+  if (!p.answered) {
+    if (p.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+  } else if (p.answered_by.size() + 1 >= p.coord.targets().size()) {
+    RetirePut(it);  // every other target answered
+  }
 }
 
 void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& m) {
@@ -344,6 +382,8 @@ void NodeCore::Tick(int64_t now_ms) {
     auto next = std::next(it);
     if (it->second.read) {
       if (it->second.read->OnTime(now_ms) != Outcome::kPending) ApplyPut(it);
+    } else if (it->second.answered) {
+      if (now_ms >= it->second.deadline_ms) RetirePut(it);
     } else if (it->second.coord.OnTime(now_ms) != Outcome::kPending) {
       FinishPut(it);
     }

@@ -136,7 +136,9 @@ class NodeCore {
   bool HasOutput() const { return !out_.empty(); }
   // Requests not yet answered (answered reads may still wait for late replies to
   // repair replicas; they do not count, and are let go when there are too many).
-  size_t inflight() const { return gets_.size() - answered_gets_ + puts_.size() + forwards_.size(); }
+  size_t inflight() const {
+    return gets_.size() - answered_gets_ + puts_.size() - answered_puts_ + forwards_.size();
+  }
 
  private:
   // Who is waiting for a write's outcome: a local client or a forwarding node.
@@ -161,6 +163,14 @@ class NodeCore {
     std::optional<GetCoordinator> read;
     // Unreachable primaries with no substitute: the coordinator keeps their hints.
     std::vector<std::string> self_hints;
+    // With hints on, an answered write waits (until every target answered or the
+    // deadline) for the targets that have not acked, and keeps a hint for each of them.
+    int64_t deadline_ms = 0;
+    bool applied = false;          // `sent` was staged here and sent to the targets
+    Object sent;
+    std::set<std::string> acked;   // targets that acknowledged
+    std::set<std::string> answered_by;
+    bool answered = false;         // the client (or forwarder) has its answer
   };
   struct PendingReplay {
     std::string target;
@@ -188,6 +198,8 @@ class NodeCore {
   void HandleReplayAck(std::map<uint64_t, PendingReplay>::iterator it, const ReplicaWriteAck& m);
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
+  // Forgets an answered write, keeping hints for its targets that did not ack.
+  void RetirePut(std::map<uint64_t, PendingPut>::iterator it);
   // Applies the write locally and sends it to the replicas (after the read, if any).
   void ApplyPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
@@ -215,6 +227,7 @@ class NodeCore {
   std::map<uint64_t, PendingGet> gets_;
   size_t answered_gets_ = 0;
   std::map<uint64_t, PendingPut> puts_;
+  size_t answered_puts_ = 0;
   std::map<uint64_t, PendingForward> forwards_;
   Outbox out_;
   // Hinted handoff.

@@ -332,6 +332,37 @@ TEST(SloppyQuorum, WithNoPrimaryReachableTheWriteIsRefused) {
   EXPECT_TRUE(t.hints.Usage().empty());
 }
 
+TEST(SloppyQuorum, ATargetThatDoesNotAckByTheDeadlineGetsAHintFromTheCoordinator) {
+  SloppyNode t({"a", "b", "c"});
+  t.core.StartPut(1, "k", Blind("v"), 1, 0, 0);  // W=1: answered at once
+  Outbox out = t.Take();
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_TRUE(out.results[0].status.ok());
+  ASSERT_EQ(out.sends.size(), 2u);
+  const uint64_t req = std::get<ReplicaWrite>(out.sends[0].second).req_id;
+  EXPECT_EQ(t.core.inflight(), 0u);  // waiting for late acks does not count as load
+  t.core.OnMessage("b", ReplicaWriteAck{req, true, ""}, 10);
+  t.core.Tick(1000);
+  t.Take();
+  EXPECT_TRUE(t.hints.Usage().empty());  // c may still answer
+  t.core.Tick(5000);                     // past the deadline: c never acked
+  t.Take();
+  ASSERT_EQ(t.hints.Usage().size(), 1u);
+  EXPECT_EQ(t.hints.Usage().at("c").keys, 1u);
+  EXPECT_EQ((*t.hints.Get("c", "k").value()).object, t.store.data.at("k"));
+
+  // Every target acked: nothing is kept.
+  t.core.StartPut(2, "k2", Blind("v"), 1, 0, 0);
+  out = t.Take();
+  for (auto& [to, msg] : out.sends) {
+    t.core.OnMessage(to, ReplicaWriteAck{std::get<ReplicaWrite>(msg).req_id, true, ""}, 20);
+  }
+  t.core.Tick(10000);
+  t.Take();
+  EXPECT_EQ(t.hints.Get("b", "k2")->has_value() || t.hints.Get("c", "k2")->has_value(), false);
+  EXPECT_EQ(t.core.inflight(), 0u);
+}
+
 // ---- NodeCore: replay bookkeeping ---------------------------------------------------
 
 TEST(Handoff, ReplaysToAReachableTargetAndDeletesOnlyAfterItsAck) {
