@@ -438,6 +438,12 @@ void NodeCore::ReplayHints(int64_t now_ms, int64_t wall_ms) {
   if (hints_ == nullptr) return;
   for (const auto& [target, usage] : hints_->Usage()) {
     if (target == self_ || !IsReachable(target)) continue;
+    // A node that left the ring is not replayed to (its hints wait for an operator or
+    // expire); the membership that removes nodes decides what happens to them.
+    if (!ring_ || std::find(ring_->members().begin(), ring_->members().end(), target) ==
+                      ring_->members().end()) {
+      continue;
+    }
     size_t inflight = 0;
     for (const auto& [t, k] : replaying_) inflight += t == target ? 1 : 0;
     if (inflight >= handoff_.max_inflight_per_target) continue;
