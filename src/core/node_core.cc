@@ -180,14 +180,12 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
     }
   }
   if (!read_first) return ApplyPut(it);
-  // Substitutes hold no data for the key, so the read asks the reachable primaries.
-  std::vector<Target> read_targets = ReachableTargets(replicas);
-  const int read_need = std::min(w, static_cast<int>(read_targets.size()));
-  p.read.emplace(read_targets, read_need, 0, deadline);
-  for (const Target& t : read_targets) {
+  // Substitutes answer with the hints they keep for the key (ReadWithHints).
+  p.read.emplace(targets, w, 0, deadline);
+  for (const Target& t : targets) {
     if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
   }
-  Result<Object> local = store_.Read(key);
+  Result<Object> local = ReadWithHints(key);
   if (p.read->OnReply(self_, local.ok(), local.ok() ? *local : Object()) != Outcome::kPending) {
     ApplyPut(it);
   }
@@ -316,8 +314,20 @@ void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
   if (m.req_id != 0) out_.sends.emplace_back(from, ReplicaWriteAck{m.req_id, st.ok(), st.ToString()});
 }
 
+Result<Object> NodeCore::ReadWithHints(const std::string& key) {
+  Result<Object> local = store_.Read(key);
+  if (!local.ok() || hints_ == nullptr) return local;
+  Object merged = std::move(local).value();
+  for (const auto& [target, usage] : hints_->Usage()) {
+    Result<std::optional<Hint>> h = hints_->Get(target, key);
+    if (!h.ok()) return h.status();
+    if (h->has_value()) merged = Merge(merged, (*h)->object);
+  }
+  return merged;
+}
+
 void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
-  Result<Object> local = store_.Read(m.key);
+  Result<Object> local = ReadWithHints(m.key);
   out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, local.ok(),
                                                  local.ok() ? *local : Object(),
                                                  local.ok() ? "" : local.status().ToString()});

@@ -29,7 +29,8 @@
 //    dots it issued and would reissue them (a later write dropped as "already seen").
 //    So with no primary reachable a write is refused with -UNAVAILABLE (Dynamo §4.5
 //    likewise hands writes to one of the top N). The read before a conditional write
-//    asks reachable primaries only (min(W, their number)): substitutes hold no data.
+//    goes to the same targets; replicas answer reads with their copy merged with the
+//    hints they keep for the key, so a substitute shows what it holds for a primary.
 //    ReplayHints sends stored hints to targets that are reachable again, rate-limited,
 //    and deletes each only after the target's durable ack.
 //
@@ -208,6 +209,9 @@ class NodeCore {
   std::map<uint64_t, PendingGet>::iterator MaybeRetire(std::map<uint64_t, PendingGet>::iterator it);
   void RepairAfterGet(PendingGet& g);
   void MergeLocally(const std::string& key, const Object& incoming, Status* status);
+  // The key's object merged with the hints this node keeps for it (for any target):
+  // what a replica or a substitute answers a read with.
+  Result<Object> ReadWithHints(const std::string& key);
   bool AtCapacity() const { return inflight() >= options_.max_inflight; }
 
   void HandleWrite(const std::string& from, const ReplicaWrite& m);

@@ -363,6 +363,19 @@ TEST(SloppyQuorum, ATargetThatDoesNotAckByTheDeadlineGetsAHintFromTheCoordinator
   EXPECT_EQ(t.core.inflight(), 0u);
 }
 
+TEST(SloppyQuorum, ASubstituteAnswersReadsWithTheHintsItKeepsForTheKey) {
+  SloppyNode t({"a", "b", "c"});
+  t.core.OnMessage("b", ReplicaWrite{1, "k", ObjectWith("b", 1, "v"), "c"}, 0);
+  t.Take();
+  t.core.OnMessage("b", core::ReplicaRead{2, "k"}, 1);
+  Outbox out = t.Take();
+  ASSERT_EQ(out.sends.size(), 1u);
+  const auto& reply = std::get<core::ReplicaReadReply>(out.sends[0].second);
+  ASSERT_TRUE(reply.ok);
+  EXPECT_EQ(reply.object, ObjectWith("b", 1, "v"));
+  EXPECT_TRUE(t.store.data.empty());  // still only a hint
+}
+
 // ---- NodeCore: replay bookkeeping ---------------------------------------------------
 
 TEST(Handoff, ReplaysToAReachableTargetAndDeletesOnlyAfterItsAck) {
