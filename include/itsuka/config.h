@@ -54,6 +54,14 @@ struct Config {
   // [log]
   std::string log_level = "info";
   std::string log_file;
+  // [cluster] (continued)
+  int64_t sloppy_quorum = 1;  // 1 (true): substitutes stand in for unreachable primaries
+  // [handoff]
+  int64_t handoff_max_keys_per_target = 1000000;
+  int64_t handoff_max_bytes_per_target = 1LL << 30;
+  int64_t handoff_max_hint_age_s = 3 * 3600;
+  int64_t handoff_rate_keys_per_s = 5000;
+  int64_t handoff_max_inflight_per_target = 256;
 
   // Not settings: where the values came from.
   std::string config_file;

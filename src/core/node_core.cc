@@ -138,6 +138,17 @@ void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec s
                                           static_cast<uint32_t>(pw)});
 }
 
+std::vector<Target> NodeCore::WriteTargets(const std::string& key,
+                                           const std::vector<std::string>& replicas) const {
+  if (!Sloppy() || !ring_) return ReachableTargets(replicas);
+  const std::vector<std::string> fallbacks =
+      ring_->Fallbacks(ring_->PartitionOf(Hash64(key)), replicas.size());
+  std::vector<bool> primary_up, fallback_up;
+  for (const std::string& n : replicas) primary_up.push_back(IsReachable(n));
+  for (const std::string& n : fallbacks) fallback_up.push_back(IsReachable(n));
+  return PickTargets(replicas, fallbacks, primary_up, fallback_up, true);
+}
+
 std::vector<Target> NodeCore::ReachableTargets(const std::vector<std::string>& replicas) const {
   std::vector<Target> targets;
   for (const std::string& node : replicas) {
@@ -150,21 +161,31 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
                           const std::vector<std::string>& replicas, WriteSpec spec, int w, int pw,
                           int64_t now_ms) {
   if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
-  std::vector<Target> targets = ReachableTargets(replicas);
+  std::vector<Target> targets = WriteTargets(key, replicas);
   const int64_t deadline = now_ms + options_.request_timeout_ms;
   PutCoordinator coord(targets, w, pw, deadline);
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
   const uint64_t req = next_req_++;
   const bool read_first = spec.cond != WriteSpec::Cond::kNone;
   auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
-                                          std::nullopt}).first;
-  if (!read_first) return ApplyPut(it);
+                                          std::nullopt, {}}).first;
   PendingPut& p = it->second;
+  p.deadline_ms = deadline;
+  if (Sloppy()) {
+    for (const std::string& primary : replicas) {
+      bool covered = std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
+        return t.node == primary || t.hint_for == primary;
+      });
+      if (!covered) p.self_hints.push_back(primary);
+    }
+  }
+  if (!read_first) return ApplyPut(it);
+  // Substitutes answer with the hints they keep for the key (ReadWithHints).
   p.read.emplace(targets, w, 0, deadline);
   for (const Target& t : targets) {
     if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
   }
-  Result<Object> local = store_.Read(key);
+  Result<Object> local = ReadWithHints(key);
   if (p.read->OnReply(self_, local.ok(), local.ok() ? *local : Object()) != Outcome::kPending) {
     ApplyPut(it);
   }
@@ -211,8 +232,17 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     }
   }
   store_.Stage(p.key, *next);
+  for (const std::string& target : p.self_hints) {
+    // A refused hint is counted; anti-entropy repair carries what it would have.
+    Status ignored = AddHint(target, p.key, *next);
+    (void)ignored;
+  }
   for (const Target& t : p.coord.targets()) {
-    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, ""});
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, t.hint_for});
+  }
+  if (Sloppy()) {
+    p.applied = true;
+    p.sent = *next;
   }
   // The local copy is durable with this round's commit, before anything is sent.
   if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
@@ -220,7 +250,30 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
-  Finish(it->second.origin, it->second.coord.ToStatus(), true);
+  PendingPut& p = it->second;
+  Finish(p.origin, p.coord.ToStatus(), true);
+  if (!p.applied) {
+    puts_.erase(it);
+    return;
+  }
+  p.answered = true;
+  ++answered_puts_;
+  // Too many answered writes waiting: hint the slow targets now rather than grow.
+  if (p.answered_by.size() + 1 >= p.coord.targets().size() ||
+      answered_puts_ > options_.max_inflight) {
+    RetirePut(it);
+  }
+}
+
+void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
+  PendingPut& p = it->second;
+  for (const Target& t : p.coord.targets()) {
+    if (t.node == self_ || p.acked.count(t.node)) continue;
+    // A primary that did not ack, or the primary a silent substitute stood in for.
+    Status ignored = AddHint(t.primary ? t.node : t.hint_for, p.key, p.sent);
+    (void)ignored;
+  }
+  if (p.answered) --answered_puts_;
   puts_.erase(it);
 }
 
@@ -253,12 +306,28 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
 
 void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
   Status st;
-  MergeLocally(m.key, m.object, &st);
+  if (!m.hint_for.empty() && m.hint_for != self_) {
+    st = AddHint(m.hint_for, m.key, m.object);
+  } else {
+    MergeLocally(m.key, m.object, &st);
+  }
   if (m.req_id != 0) out_.sends.emplace_back(from, ReplicaWriteAck{m.req_id, st.ok(), st.ToString()});
 }
 
+Result<Object> NodeCore::ReadWithHints(const std::string& key) {
+  Result<Object> local = store_.Read(key);
+  if (!local.ok() || hints_ == nullptr) return local;
+  Object merged = std::move(local).value();
+  for (const auto& [target, usage] : hints_->Usage()) {
+    Result<std::optional<Hint>> h = hints_->Get(target, key);
+    if (!h.ok()) return h.status();
+    if (h->has_value()) merged = Merge(merged, (*h)->object);
+  }
+  return merged;
+}
+
 void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
-  Result<Object> local = store_.Read(m.key);
+  Result<Object> local = ReadWithHints(m.key);
   out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, local.ok(),
                                                  local.ok() ? *local : Object(),
                                                  local.ok() ? "" : local.status().ToString()});
@@ -266,8 +335,22 @@ void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
 
 void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m) {
   auto it = puts_.find(m.req_id);
-  if (it == puts_.end()) return;
-  if (it->second.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+  if (it == puts_.end()) {
+    auto r = replays_.find(m.req_id);
+    if (r != replays_.end() && r->second.target == from) HandleReplayAck(r, m);
+    return;
+  }
+  PendingPut& p = it->second;
+  const bool target = std::any_of(p.coord.targets().begin(), p.coord.targets().end(),
+                                  [&](const Target& t) { return t.node == from; });
+  if (!target || from == self_) return;
+  p.answered_by.insert(from);
+  if (m.ok) p.acked.insert(from);
+  if (!p.answered) {
+    if (p.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+  } else if (p.answered_by.size() + 1 >= p.coord.targets().size()) {
+    RetirePut(it);  // every other target answered
+  }
 }
 
 void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& m) {
@@ -309,6 +392,8 @@ void NodeCore::Tick(int64_t now_ms) {
     auto next = std::next(it);
     if (it->second.read) {
       if (it->second.read->OnTime(now_ms) != Outcome::kPending) ApplyPut(it);
+    } else if (it->second.answered) {
+      if (now_ms >= it->second.deadline_ms) RetirePut(it);
     } else if (it->second.coord.OnTime(now_ms) != Outcome::kPending) {
       FinishPut(it);
     }
@@ -317,6 +402,15 @@ void NodeCore::Tick(int64_t now_ms) {
   for (auto it = gets_.begin(); it != gets_.end();) {
     if (it->second.coord.OnTime(now_ms) != Outcome::kPending) AnswerGet(it->second);
     it = MaybeRetire(it);
+  }
+  for (auto it = replays_.begin(); it != replays_.end();) {
+    if (now_ms >= it->second.deadline_ms) {
+      ++handoff_stats_.replay_failed;
+      replaying_.erase({it->second.target, it->second.key});
+      it = replays_.erase(it);
+    } else {
+      ++it;
+    }
   }
   for (auto it = forwards_.begin(); it != forwards_.end();) {
     if (now_ms >= it->second.deadline_ms) {
@@ -329,6 +423,88 @@ void NodeCore::Tick(int64_t now_ms) {
       ++it;
     }
   }
+}
+
+// ---- Hinted handoff ---------------------------------------------------------------
+
+void NodeCore::SetHintStore(HintStore* hints, HandoffOptions options) {
+  hints_ = hints;
+  handoff_ = options;
+  replay_limiter_ = RateLimiter(options.rate_keys_per_s);
+}
+
+Status NodeCore::AddHint(const std::string& target, const std::string& key, const Object& obj) {
+  if (hints_ == nullptr) return Status::Unavailable("this node keeps no hints");
+  Status st = hints_->Add(target, key, obj);
+  if (st.ok()) {
+    ++handoff_stats_.written;
+  } else {
+    ++handoff_stats_.refused;
+  }
+  return st;
+}
+
+void NodeCore::ReplayHints(int64_t now_ms, int64_t wall_ms) {
+  if (hints_ == nullptr) return;
+  for (const auto& [target, usage] : hints_->Usage()) {
+    if (target == self_ || !IsReachable(target)) continue;
+    // A node that left the ring is not replayed to (its hints wait for an operator or
+    // expire); the membership that removes nodes decides what happens to them.
+    if (!ring_ || std::find(ring_->members().begin(), ring_->members().end(), target) ==
+                      ring_->members().end()) {
+      continue;
+    }
+    size_t inflight = 0;
+    for (const auto& [t, k] : replaying_) inflight += t == target ? 1 : 0;
+    if (inflight >= handoff_.max_inflight_per_target) continue;
+    const size_t want = handoff_.max_inflight_per_target - inflight;
+    const size_t granted = replay_limiter_.Take(now_ms, want);
+    if (granted == 0) return;
+    std::string& cursor = replay_cursor_[target];
+    // Hints in flight are skipped, so ask for enough to find `granted` others.
+    Result<std::vector<Hint>> batch = hints_->Scan(target, cursor, granted + inflight);
+    if (!batch.ok()) {
+      replay_limiter_.Refund(granted);
+      continue;
+    }
+    size_t used = 0;
+    for (Hint& h : *batch) {
+      if (used == granted) break;
+      cursor = h.key + '\0';  // the smallest key after h.key
+      if (replaying_.count({target, h.key})) continue;
+      ++used;
+      if (wall_ms - h.updated_ms > handoff_.max_hint_age_ms) {
+        hints_->Remove(target, h.key);
+        ++handoff_stats_.dropped;
+        continue;
+      }
+      const uint64_t req = next_req_++;
+      out_.sends.emplace_back(target, ReplicaWrite{req, h.key, h.object, ""});
+      replaying_.insert({target, h.key});
+      replays_.emplace(req, PendingReplay{target, std::move(h.key), std::move(h.object),
+                                          now_ms + options_.request_timeout_ms});
+    }
+    if (batch->size() < granted + inflight) cursor.clear();  // reached the end: wrap around
+    replay_limiter_.Refund(granted - used);
+  }
+}
+
+void NodeCore::HandleReplayAck(std::map<uint64_t, PendingReplay>::iterator it,
+                               const ReplicaWriteAck& m) {
+  PendingReplay& r = it->second;
+  if (!m.ok) {
+    ++handoff_stats_.replay_failed;
+  } else {
+    // The target holds what was sent, durably. A hint that changed meanwhile (a newer
+    // write merged into it) stays, to be sent again.
+    Result<std::optional<Hint>> now = hints_->Get(r.target, r.key);
+    if (now.ok() && now->has_value() && (*now)->object == r.sent) {
+      hints_->Remove(r.target, r.key);
+      ++handoff_stats_.replayed;
+    }
+  }
+  replaying_.erase({r.target, r.key});
+  replays_.erase(it);
 }
 
 }  // namespace itsuka::core

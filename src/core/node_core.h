@@ -18,6 +18,21 @@
 //    W acks (PW from primaries) arrived. A conditional write (NX, XX, DEL) first reads
 //    the key from W replicas and merges what they hold, so that, say, a DEL through a
 //    replica that missed the value still deletes it.
+//  - Sloppy quorum and hinted handoff (core/hints.h; on when a HintStore is set and
+//    HandoffOptions::sloppy_quorum): a write's unreachable primaries are replaced by the
+//    first reachable nodes after the preference list, which store the object as a hint
+//    for the primary they stand in for; W counts their acks, PW does not. A primary
+//    left without a substitute (small clusters, where every node is a primary) gets a
+//    hint stored by the coordinator beside its own copy; it counts once toward W.
+//    The coordinator is still always a primary: a substitute holds the key only as a
+//    hint, and hints are deleted after handoff, so a substitute could not read back the
+//    dots it issued and would reissue them (a later write dropped as "already seen").
+//    So with no primary reachable a write is refused with -UNAVAILABLE (Dynamo §4.5
+//    likewise hands writes to one of the top N). The read before a conditional write
+//    goes to the same targets; replicas answer reads with their copy merged with the
+//    hints they keep for the key, so a substitute shows what it holds for a primary.
+//    ReplayHints sends stored hints to targets that are reachable again, rate-limited,
+//    and deletes each only after the target's durable ack.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
@@ -30,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/hints.h"
 #include "core/messages.h"
 #include "core/object.h"
 #include "core/quorum.h"
@@ -108,11 +124,22 @@ class NodeCore {
   void OnMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
   void Tick(int64_t now_ms);
 
+  // Enables sloppy quorum (if options.sloppy_quorum) and hinted handoff with `hints`
+  // (not owned; must outlive this core). Without a HintStore writes stay strict.
+  void SetHintStore(HintStore* hints, HandoffOptions options);
+  // Replays hints to reachable targets (rate-limited) and drops hints older than
+  // max_hint_age_ms. `wall_ms`: wall clock, the clock hints are stamped with.
+  void ReplayHints(int64_t now_ms, int64_t wall_ms);
+  const HandoffStats& handoff_stats() const { return handoff_stats_; }
+  size_t replays_in_flight() const { return replays_.size(); }
+
   Outbox TakeOutbox();
   bool HasOutput() const { return !out_.empty(); }
   // Requests not yet answered (answered reads may still wait for late replies to
   // repair replicas; they do not count, and are let go when there are too many).
-  size_t inflight() const { return gets_.size() - answered_gets_ + puts_.size() + forwards_.size(); }
+  size_t inflight() const {
+    return gets_.size() - answered_gets_ + puts_.size() - answered_puts_ + forwards_.size();
+  }
 
  private:
   // Who is waiting for a write's outcome: a local client or a forwarding node.
@@ -135,6 +162,22 @@ class NodeCore {
     // Conditional writes (NX, XX, DEL) first read the key from the replicas, R = W, so
     // that the condition and the new version's context see more than this replica.
     std::optional<GetCoordinator> read;
+    // Unreachable primaries with no substitute: the coordinator keeps their hints.
+    std::vector<std::string> self_hints;
+    // With hints on, an answered write waits (until every target answered or the
+    // deadline) for the targets that have not acked, and keeps a hint for each of them.
+    int64_t deadline_ms = 0;
+    bool applied = false;          // `sent` was staged here and sent to the targets
+    Object sent;
+    std::set<std::string> acked;   // targets that acknowledged
+    std::set<std::string> answered_by;
+    bool answered = false;         // the client (or forwarder) has its answer
+  };
+  struct PendingReplay {
+    std::string target;
+    std::string key;
+    Object sent;
+    int64_t deadline_ms;
   };
   struct PendingForward {
     uint64_t client_req;
@@ -147,8 +190,17 @@ class NodeCore {
                   WriteSpec spec, int w, int pw, int64_t now_ms);
   // The reachable ones among `replicas`, as primary targets.
   std::vector<Target> ReachableTargets(const std::vector<std::string>& replicas) const;
+  // Where a write goes: the reachable primaries plus, with sloppy quorum, substitutes.
+  std::vector<Target> WriteTargets(const std::string& key,
+                                   const std::vector<std::string>& replicas) const;
+  bool Sloppy() const { return hints_ != nullptr && handoff_.sloppy_quorum; }
+  // Stores `obj` as a hint for `target` here, counting it; false if refused.
+  Status AddHint(const std::string& target, const std::string& key, const Object& obj);
+  void HandleReplayAck(std::map<uint64_t, PendingReplay>::iterator it, const ReplicaWriteAck& m);
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
+  // Forgets an answered write, keeping hints for its targets that did not ack.
+  void RetirePut(std::map<uint64_t, PendingPut>::iterator it);
   // Applies the write locally and sends it to the replicas (after the read, if any).
   void ApplyPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
@@ -157,6 +209,9 @@ class NodeCore {
   std::map<uint64_t, PendingGet>::iterator MaybeRetire(std::map<uint64_t, PendingGet>::iterator it);
   void RepairAfterGet(PendingGet& g);
   void MergeLocally(const std::string& key, const Object& incoming, Status* status);
+  // The key's object merged with the hints this node keeps for it (for any target):
+  // what a replica or a substitute answers a read with.
+  Result<Object> ReadWithHints(const std::string& key);
   bool AtCapacity() const { return inflight() >= options_.max_inflight; }
 
   void HandleWrite(const std::string& from, const ReplicaWrite& m);
@@ -176,8 +231,17 @@ class NodeCore {
   std::map<uint64_t, PendingGet> gets_;
   size_t answered_gets_ = 0;
   std::map<uint64_t, PendingPut> puts_;
+  size_t answered_puts_ = 0;
   std::map<uint64_t, PendingForward> forwards_;
   Outbox out_;
+  // Hinted handoff.
+  HintStore* hints_ = nullptr;
+  HandoffOptions handoff_;
+  HandoffStats handoff_stats_;
+  RateLimiter replay_limiter_{0};
+  std::map<uint64_t, PendingReplay> replays_;
+  std::set<std::pair<std::string, std::string>> replaying_;  // (target, key) in replays_
+  std::map<std::string, std::string> replay_cursor_;         // per target: next key to scan
 };
 
 }  // namespace itsuka::core

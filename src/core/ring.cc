@@ -68,4 +68,10 @@ std::vector<uint32_t> Ring::OwnedCounts() const {
   return counts;
 }
 
+std::vector<std::string> Ring::Fallbacks(uint32_t partition, size_t n) const {
+  std::vector<std::string> all = PreferenceList(partition, members_.size());
+  if (n >= all.size()) return {};
+  return std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(n), all.end());
+}
+
 }  // namespace itsuka::core

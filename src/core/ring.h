@@ -40,6 +40,9 @@ class Ring {
   std::vector<std::string> PreferenceList(uint32_t partition, size_t n) const;
   // Number of partitions each member owns, in members() order.
   std::vector<uint32_t> OwnedCounts() const;
+  // The members after PreferenceList(partition, n), in the same ring order: where a
+  // sloppy quorum looks for substitutes of unreachable primaries.
+  std::vector<std::string> Fallbacks(uint32_t partition, size_t n) const;
 
  private:
   Ring() = default;

@@ -88,6 +88,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
+      {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -382,6 +383,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
     // RocksDB's estimate counts tombstoned keys too until they are purged.
     if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
+  if (add("handoff") && handoff_info_) s += handoff_info_();
   return s;
 }
 
@@ -702,6 +704,10 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
     resp::AppendBulk(out, k);
     resp::AppendBulk(out, v);
   }
+}
+
+void CommandExecutor::Hints(Session&, std::vector<std::string>&, std::string* out) {
+  resp::AppendBulk(out, handoff_info_ ? handoff_info_() : std::string());
 }
 
 }  // namespace itsuka::server

@@ -53,6 +53,8 @@ class CommandExecutor {
   std::string Info(std::string_view section) const;
   // Extra INFO lines from the node (cluster section).
   void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
+  // The "handoff" INFO section's lines, also the reply of ITSUKA.HINTS.
+  void SetHandoffInfo(std::function<std::string()> f) { handoff_info_ = std::move(f); }
 
  private:
   struct Command;
@@ -88,6 +90,7 @@ class CommandExecutor {
   void Ttl(Session&, std::vector<std::string>&, std::string*);
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
+  void Hints(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -113,6 +116,7 @@ class CommandExecutor {
   PendingReply* reply_ = nullptr;
   Dispatcher* dispatch_ = nullptr;
   std::function<std::string()> cluster_info_;
+  std::function<std::string()> handoff_info_;
 };
 
 }  // namespace itsuka::server

@@ -67,6 +67,12 @@ const std::vector<Setting>& Settings() {
       {"testing.unsafe_ack_before_quorum", IntSetting{&Config::unsafe_ack_before_quorum, 0, 1}},
       {"log.level", StringSetting{&Config::log_level, {"debug", "info", "warn", "error"}}},
       {"log.file", StringSetting{&Config::log_file, {}}},
+      {"cluster.sloppy_quorum", IntSetting{&Config::sloppy_quorum, 0, 1}},
+      {"handoff.max_keys_per_target", IntSetting{&Config::handoff_max_keys_per_target, 1, 1LL << 40}},
+      {"handoff.max_bytes_per_target", IntSetting{&Config::handoff_max_bytes_per_target, 1024, 1LL << 50}},
+      {"handoff.max_hint_age_s", IntSetting{&Config::handoff_max_hint_age_s, 1, 1LL << 31}},
+      {"handoff.rate_keys_per_s", IntSetting{&Config::handoff_rate_keys_per_s, 1, 10000000}},
+      {"handoff.max_inflight_per_target", IntSetting{&Config::handoff_max_inflight_per_target, 1, 100000}},
   };
   return settings;
 }
@@ -103,7 +109,9 @@ Status SetFromText(Config* c, const Setting& s, const std::string& text) {
   if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
     int64_t v = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || p != text.data() + text.size()) {
+    const bool on_off = is->min == 0 && is->max == 1 && (text == "true" || text == "false");
+    if (on_off) v = text == "true" ? 1 : 0;
+    if (!on_off && (ec != std::errc() || p != text.data() + text.size())) {
       return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
                                      "' is not an integer");
     }
@@ -133,6 +141,9 @@ Status SetFromText(Config* c, const Setting& s, const std::string& text) {
 Status SetFromToml(Config* c, const Setting& s, const toml::node& node) {
   if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
     std::optional<int64_t> v = node.value_exact<int64_t>();
+    if (!v && is->min == 0 && is->max == 1) {  // an on/off setting may be a TOML boolean
+      if (std::optional<bool> b = node.value_exact<bool>()) v = *b ? 1 : 0;
+    }
     if (!v) {
       return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be an integer");
     }

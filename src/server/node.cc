@@ -14,7 +14,10 @@ namespace itsuka::server {
 
 Node::Node(const Config& config)
     : config_(config),
-      core_tick_(loop_, [this] { core_->Tick(loop_.NowMs()); }),
+      core_tick_(loop_, [this] {
+        core_->Tick(loop_.NowMs());
+        core_->ReplayHints(loop_.NowMs(), clock_.WallMs());
+      }),
       tick_(loop_, [this] { OnTick(); }) {}
 
 Node::~Node() {
@@ -87,6 +90,22 @@ Status Node::Open() {
                 "replicas answered. This node is broken on purpose.";
   }
   core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
+  core::HintLimits hint_limits;
+  hint_limits.max_keys_per_target = static_cast<uint64_t>(config_.handoff_max_keys_per_target);
+  hint_limits.max_bytes_per_target = static_cast<uint64_t>(config_.handoff_max_bytes_per_target);
+  hints_ = std::make_unique<HintTable>(*engine_, hint_limits, [this] { return clock_.WallMs(); });
+  st = hints_->Load();
+  if (!st.ok()) return Status::IOError("reading hints from node.data_dir: " + st.ToString());
+  if (hints_->corrupt() > 0) {
+    LOG_WARN << hints_->corrupt() << " stored hint(s) do not decode; they are left alone";
+  }
+  store_->AttachHints(hints_.get());
+  core::HandoffOptions handoff;
+  handoff.sloppy_quorum = config_.sloppy_quorum != 0;
+  handoff.max_hint_age_ms = config_.handoff_max_hint_age_s * 1000;
+  handoff.rate_keys_per_s = config_.handoff_rate_keys_per_s;
+  handoff.max_inflight_per_target = static_cast<size_t>(config_.handoff_max_inflight_per_target);
+  core_->SetHintStore(hints_.get(), handoff);
   membership_ = std::make_unique<StaticMembership>(config_);
   Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions),
                                                membership_->Members(), membership_->version());
@@ -98,6 +117,7 @@ Status Node::Open() {
   }
   executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
+  executor_->SetHandoffInfo([this] { return HandoffInfo(); });
   peers_ = std::make_unique<PeerTransport>(
       loop_, config_,
       [this](const std::string& from, const core::PeerMessage& msg) {
@@ -243,6 +263,36 @@ std::string Node::ClusterInfo() const {
   s += "peer_connections_refused:" + std::to_string(ps.connections_refused) + "\r\n";
   s += "peer_handshakes_timed_out:" + std::to_string(ps.handshakes_timed_out) + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
+  return s;
+}
+
+std::string Node::HandoffInfo() const {
+  const core::HandoffStats& hs = core_->handoff_stats();
+  const std::map<std::string, core::HintUsage> usage = hints_->Usage();
+  uint64_t keys = 0, bytes = 0;
+  for (const auto& [target, u] : usage) {
+    keys += u.keys;
+    bytes += u.bytes;
+  }
+  std::string s;
+  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  kv("sloppy_quorum", config_.sloppy_quorum ? "1" : "0");
+  kv("hints_stored", std::to_string(keys));
+  kv("hints_stored_bytes", std::to_string(bytes));
+  kv("hints_targets", std::to_string(usage.size()));
+  kv("hints_written", std::to_string(hs.written));
+  kv("hints_refused", std::to_string(hs.refused));
+  kv("hints_replayed", std::to_string(hs.replayed));
+  kv("hints_dropped", std::to_string(hs.dropped));
+  kv("hints_replay_failed", std::to_string(hs.replay_failed));
+  kv("hints_replaying", std::to_string(core_->replays_in_flight()));
+  kv("hints_corrupt", std::to_string(hints_->corrupt()));
+  int i = 0;
+  for (const auto& [target, u] : usage) {
+    kv("target" + std::to_string(i++),
+       "id=" + target + ",keys=" + std::to_string(u.keys) + ",bytes=" + std::to_string(u.bytes) +
+           ",state=" + (core_->IsReachable(target) ? "up" : "down"));
+  }
   return s;
 }
 

@@ -55,12 +55,14 @@ class Node : public ClientHost {
   // something from this round is closed (its outcome is unknown).
   Status CommitAndRelease();
   std::string ClusterInfo() const;
+  std::string HandoffInfo() const;
 
   Config config_;
   SystemClock clock_;
   net::Loop loop_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<HintTable> hints_;
   Stats stats_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<core::NodeCore> core_;

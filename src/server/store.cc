@@ -21,12 +21,14 @@ void Store::Stage(std::string_view key, core::Object obj) {
 }
 
 Status Store::Commit() {
-  if (staged_.empty()) return Status::Ok();
+  if (!HasStaged()) return Status::Ok();
   WriteBatch batch;
   for (const auto& [key, obj] : staged_) batch.Put(Column::kData, key, wire::EncodeObject(obj));
+  if (hints_) hints_->AppendStaged(&batch);
   const size_t n = staged_.size();
   staged_.clear();
   Status st = engine_.Write(batch, sync_);
+  if (hints_) hints_->Committed(st.ok());
   if (st.ok()) {
     ++commits_;
     committed_keys_ += n;

@@ -18,6 +18,7 @@
 #include "core/object.h"
 #include "itsuka/engine.h"
 #include "itsuka/status.h"
+#include "server/hint_table.h"
 
 namespace itsuka::server {
 
@@ -29,7 +30,9 @@ class Store : public core::LocalStore {
   Result<core::Object> Read(std::string_view key) override;
   // Replaces the key's object at the next Commit.
   void Stage(std::string_view key, core::Object obj) override;
-  bool HasStaged() const { return !staged_.empty(); }
+  bool HasStaged() const { return !staged_.empty() || (hints_ && hints_->HasStaged()); }
+  // Hints whose staged changes commit in the same batch as the data (not owned).
+  void AttachHints(HintTable* hints) { hints_ = hints; }
   // Writes everything staged in one atomic batch. On failure nothing staged was
   // applied and the staged writes are discarded.
   Status Commit();
@@ -44,6 +47,7 @@ class Store : public core::LocalStore {
   Engine& engine_;
   const bool sync_;
   std::unordered_map<std::string, core::Object> staged_;
+  HintTable* hints_ = nullptr;
   uint64_t commits_ = 0;
   uint64_t committed_keys_ = 0;
   uint64_t failed_commits_ = 0;

@@ -117,6 +117,23 @@ class DurabilityAndDeletes(unittest.TestCase):
         self.assertFalse(r["valid"])
         self.assertEqual(r["zombie_count"], 1)
 
+    def test_a_delete_that_found_nothing_after_an_unknown_write_is_not_a_zombie(self):
+        def history(write_type, deleted):
+            return [
+                {"process": 0, "type": "invoke", "f": "write", "key": "a", "value": "v", "time": 0},
+                {"process": 0, "type": write_type, "f": "write", "key": "a", "value": "v", "time": 1},
+                {"process": 0, "type": "invoke", "f": "delete", "key": "a", "value": None, "time": 2},
+                {"process": 0, "type": "ok", "f": "delete", "key": "a", "value": deleted, "time": 3},
+            ]
+        # The write's outcome is unknown and the delete removed nothing: the write may
+        # have taken effect afterwards.
+        r = checkers.check_deletes(history("info", 0), {"a": ["v"]})
+        self.assertTrue(r["valid"], r)
+        self.assertEqual(r["found_nothing_after_unknown_write"], 1)
+        # The delete removed it, or the write had completed: a value that is back is a zombie.
+        self.assertFalse(checkers.check_deletes(history("info", 1), {"a": ["v"]})["valid"])
+        self.assertFalse(checkers.check_deletes(history("ok", 0), {"a": ["v"]})["valid"])
+
 
 if __name__ == "__main__":
     unittest.main()

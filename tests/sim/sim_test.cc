@@ -24,6 +24,8 @@
 
 #include "common/hash.h"
 #include "core/node_core.h"
+#include "server/hint_table.h"
+#include "storage/mem_engine.h"
 
 namespace itsuka::core {
 namespace {
@@ -62,11 +64,14 @@ struct Ack {
 
 class Cluster {
  public:
-  Cluster(uint64_t seed, int nodes) : rng_(seed) {
+  // hints: sloppy quorum and hinted handoff on (a HintTable over a MemEngine per node,
+  // which survives crashes like the node's durable store).
+  Cluster(uint64_t seed, int nodes, bool hints = false) : rng_(seed), hints_(hints) {
     for (int i = 0; i < nodes; ++i) ids_.push_back("n" + std::to_string(i));
     for (const std::string& id : ids_) {
       auto& n = nodes_[id];
       n.store = std::make_unique<SimStore>();
+      n.hint_engine = std::make_unique<storage::MemEngine>();
       Boot(id);
     }
   }
@@ -78,6 +83,7 @@ class Cluster {
     n.up = false;
     n.store->Crash();
     n.core.reset();
+    n.hints.reset();  // staged hints are lost; committed ones stay in hint_engine
       outcome_unknown_ += static_cast<int>(n.pending.size());  // clients see a closed connection
     n.pending.clear();
     trace_ += "crash " + id + ";";
@@ -160,6 +166,7 @@ class Cluster {
         for (const std::string& id : ids_) {
           if (!nodes_[id].up) continue;
           nodes_[id].core->Tick(now_);
+          nodes_[id].core->ReplayHints(now_, now_);
           Drain(id);
         }
       }
@@ -199,6 +206,17 @@ class Cluster {
   }
 
   const std::vector<std::string>& ids() const { return ids_; }
+  // Hints still stored on live nodes, and the handoff counters summed over the
+  // cores that are running now (a crash resets a core's counters).
+  uint64_t StoredHints() {
+    uint64_t keys = 0;
+    for (const std::string& id : ids_) {
+      if (!nodes_[id].hints) continue;
+      for (const auto& [t, u] : nodes_[id].hints->Usage()) keys += u.keys;
+    }
+    return keys;
+  }
+  HandoffStats handoff_totals() const { return handoff_totals_; }
   std::mt19937_64& rng() { return rng_; }
   const std::vector<Ack>& acked() const { return acked_; }
   const std::vector<WriteRecord>& writes() const { return writes_; }
@@ -212,6 +230,8 @@ class Cluster {
   struct Node {
     std::unique_ptr<SimStore> store;
     std::unique_ptr<NodeCore> core;
+    std::unique_ptr<storage::MemEngine> hint_engine;
+    std::unique_ptr<server::HintTable> hints;
     bool up = false;
     std::map<uint64_t, std::string> pending;  // client requests in flight here
   };
@@ -223,7 +243,18 @@ class Cluster {
     o.request_timeout_ms = 1000;
     o.record_writes = true;
     n.core = std::make_unique<NodeCore>(id, *n.store, o);
+    last_stats_[id] = HandoffStats{};
     n.core->SetRing(Ring::Create(16, ids_, 1).value());
+    if (hints_) {
+      n.hints = std::make_unique<server::HintTable>(*n.hint_engine, HintLimits{6, 1 << 20},
+                                                    [this] { return now_; });
+      EXPECT_TRUE(n.hints->Load().ok());
+      HandoffOptions h;
+      h.rate_keys_per_s = 200;
+      h.max_inflight_per_target = 4;
+      h.max_hint_age_ms = 60000;
+      n.core->SetHintStore(n.hints.get(), h);
+    }
     n.up = true;
   }
 
@@ -253,6 +284,19 @@ class Cluster {
     Node& n = nodes_[id];
     Outbox out = n.core->TakeOutbox();
     n.store->Commit();
+    if (n.hints) {  // the same group commit as the data, before anything is sent
+      WriteBatch batch;
+      n.hints->AppendStaged(&batch);
+      EXPECT_TRUE(n.hint_engine->Write(batch, false).ok());
+      n.hints->Committed(true);
+      const HandoffStats& hs = n.core->handoff_stats();
+      HandoffStats& last = last_stats_[id];
+      handoff_totals_.written += hs.written - last.written;
+      handoff_totals_.replayed += hs.replayed - last.replayed;
+      handoff_totals_.refused += hs.refused - last.refused;
+      handoff_totals_.dropped += hs.dropped - last.dropped;
+      last = hs;
+    }
     for (auto& w : out.writes) writes_.push_back(std::move(w));
     for (auto& [to, msg] : out.sends) {
       uint64_t seq = next_seq_++;
@@ -284,6 +328,9 @@ class Cluster {
   }
 
   std::mt19937_64 rng_;
+  const bool hints_;
+  HandoffStats handoff_totals_;
+  std::map<std::string, HandoffStats> last_stats_;  // per live core, for handoff_totals_
   std::vector<std::string> ids_;
   std::map<std::string, Node> nodes_;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
@@ -304,12 +351,16 @@ struct RunResult {
   uint64_t digest = 0;
   int ok_puts = 0;
   int ok_deletes = 0;
+  uint64_t hints_written = 0, hints_replayed = 0, hints_refused = 0;
 };
 
-RunResult RunSeed(uint64_t seed) {
-  Cluster c(seed, 3 + static_cast<int>(seed % 3));
+// hints: sloppy quorum and hinted handoff on, over more keys than a target may keep
+// hints for (so refusals happen too); the hints must all be handed off after the heal.
+RunResult RunSeed(uint64_t seed, bool hints = false) {
+  Cluster c(seed, 3 + static_cast<int>(seed % 3), hints);
   auto& rng = c.rng();
-  const std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
+  std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
+  for (int i = 4; hints && i < 12; ++i) keys.push_back("k" + std::to_string(i));
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   int value = 0;
   for (int step = 0; step < 150; ++step) {
@@ -351,9 +402,18 @@ RunResult RunSeed(uint64_t seed) {
   }
   c.Heal();
   c.Run(5000);
+  RunResult res;
+  if (hints) {
+    res.hints_written = c.handoff_totals().written;
+    res.hints_replayed = c.handoff_totals().replayed;
+    res.hints_refused = c.handoff_totals().refused;
+    if (c.StoredHints() != 0) {
+      res.failure = std::to_string(c.StoredHints()) + " hints not handed off 5 s after the heal";
+      return res;
+    }
+  }
   c.RepairAll(keys);
 
-  RunResult res;
   res.ok_puts = c.ok_puts();
   res.ok_deletes = c.ok_deletes();
   // Which writes' dots were superseded by some write's context.
@@ -424,6 +484,42 @@ TEST(Simulation, InvariantsHoldUnderFaults) {
   EXPECT_GT(total_acked, static_cast<int>(seeds.size()) * 10);
   std::printf("simulated %zu seeds, %d acknowledged writes checked, %d deletes\n", seeds.size(),
               total_acked, total_deletes);
+}
+
+// ---- Sloppy quorum and hinted handoff ------------------------------------------------
+// The same workload and invariants with hints on (3 to 5 nodes, so both substitutes and
+// coordinator-kept hints occur), plus: every hint is handed off after the heal.
+TEST(Simulation, HintedHandoffInvariantsHoldUnderFaults) {
+  std::vector<uint64_t> seeds;
+  if (const char* one = std::getenv("ITSUKA_SIM_SEED")) {
+    seeds.push_back(std::strtoull(one, nullptr, 10));
+  } else {
+    int count = 300;
+    if (const char* n = std::getenv("ITSUKA_SIM_SEEDS")) count = std::atoi(n);
+    for (int i = 1; i <= count; ++i) seeds.push_back(static_cast<uint64_t>(i));
+  }
+  int total_acked = 0;
+  uint64_t written = 0, replayed = 0, refused = 0;
+  for (uint64_t seed : seeds) {
+    RunResult a = RunSeed(seed, true);
+    ASSERT_EQ(a.failure, "") << "seed " << seed << " (replay: ITSUKA_SIM_SEED=" << seed << ")";
+    RunResult b = RunSeed(seed, true);
+    ASSERT_EQ(a.digest, b.digest) << "seed " << seed << " is nondeterministic";
+    total_acked += a.ok_puts;
+    written += a.hints_written;
+    replayed += a.hints_replayed;
+    refused += a.hints_refused;
+  }
+  EXPECT_GT(total_acked, static_cast<int>(seeds.size()) * 10);
+  // Hints must actually be written and handed off, or the run proves nothing about them.
+  if (seeds.size() >= 20) {
+    EXPECT_GT(written, seeds.size());
+    EXPECT_GT(replayed, seeds.size() / 2);
+  }
+  std::printf("simulated %zu seeds with hints: %d acknowledged writes checked, %llu hints "
+              "written, %llu replayed, %llu refused (target full)\n",
+              seeds.size(), total_acked, static_cast<unsigned long long>(written),
+              static_cast<unsigned long long>(replayed), static_cast<unsigned long long>(refused));
 }
 
 }  // namespace

@@ -158,7 +158,9 @@ int Usage() {
   std::fprintf(stderr,
                "usage: itsuka-admin [--host HOST:PORT] [--password PW] [--json] <command>\n"
                "commands:\n"
-               "  status    node identity, uptime, clients, storage and traffic figures\n");
+               "  status    node identity, uptime, clients, storage and traffic figures\n"
+               "  hints     hints kept on this node for unreachable replicas, per target node,\n"
+               "            and the handoff counters (written, replayed, dropped, refused)\n");
   return 2;
 }
 
@@ -207,6 +209,75 @@ int Status(Connection& conn, bool json) {
   return 0;
 }
 
+// ITSUKA.HINTS answers "key:value" lines; targetN lines are "id=..,keys=..,bytes=..,state=..".
+int Hints(Connection& conn, bool json) {
+  std::string err;
+  std::optional<Reply> r = conn.Call({"ITSUKA.HINTS"}, &err);
+  if (!r) {
+    std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return 1;
+  }
+  if (r->type != '$' || r->null) {
+    std::fprintf(stderr, "itsuka-admin: node replied: %s\n",
+                 r->type == '-' ? r->str.c_str() : "an unexpected reply");
+    return 1;
+  }
+  std::vector<std::pair<std::string, std::string>> counters;
+  std::vector<std::map<std::string, std::string>> targets;
+  size_t start = 0;
+  while (start < r->str.size()) {
+    size_t end = r->str.find("\r\n", start);
+    if (end == std::string::npos) end = r->str.size();
+    std::string line = r->str.substr(start, end - start);
+    start = end + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string k = line.substr(0, colon), v = line.substr(colon + 1);
+    if (k.rfind("target", 0) != 0) {
+      counters.emplace_back(k, v);
+      continue;
+    }
+    std::map<std::string, std::string> t;
+    size_t p = 0;
+    while (p <= v.size()) {
+      size_t comma = v.find(',', p);
+      if (comma == std::string::npos) comma = v.size();
+      std::string field = v.substr(p, comma - p);
+      if (size_t eq = field.find('='); eq != std::string::npos) t[field.substr(0, eq)] = field.substr(eq + 1);
+      p = comma + 1;
+    }
+    targets.push_back(std::move(t));
+  }
+  if (json) {
+    std::string out = "{";
+    for (const auto& [k, v] : counters) {
+      bool numeric = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+      out += "\"" + JsonEscape(k) + "\":" + (numeric ? v : "\"" + JsonEscape(v) + "\"") + ",";
+    }
+    out += "\"targets\":[";
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const auto& t = targets[i];
+      auto get = [&](const char* f) { auto it = t.find(f); return it == t.end() ? std::string() : it->second; };
+      auto num = [&](const char* f) { std::string v = get(f); return v.empty() ? std::string("0") : v; };
+      out += std::string(i ? "," : "") + "{\"id\":\"" + JsonEscape(get("id")) + "\",\"keys\":" +
+             num("keys") + ",\"bytes\":" + num("bytes") + ",\"state\":\"" + JsonEscape(get("state")) + "\"}";
+    }
+    std::printf("%s]}\n", out.c_str());
+    return 0;
+  }
+  if (targets.empty()) {
+    std::printf("no hints stored\n");
+  } else {
+    std::printf("%-24s %12s %14s  %s\n", "TARGET", "KEYS", "BYTES", "STATE");
+    for (auto& t : targets) {
+      std::printf("%-24s %12s %14s  %s\n", t["id"].c_str(), t["keys"].c_str(), t["bytes"].c_str(),
+                  t["state"].c_str());
+    }
+  }
+  for (const auto& [k, v] : counters) std::printf("  %-22s %s\n", k.c_str(), v.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -233,7 +304,7 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
-  if (command != "status") return Usage();
+  if (command != "status" && command != "hints") return Usage();
   Connection conn;
   std::string err;
   if (!conn.Connect(host, port, &err)) {
@@ -247,5 +318,6 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (command == "hints") return Hints(conn, json);
   return Status(conn, json);
 }

@@ -421,6 +421,24 @@ def convergence(cluster, keys, timeout=30):
     return {"converged": False, "seconds": timeout}
 
 
+def handoff_counters(cluster):
+    """The INFO handoff counters summed over the nodes (since each node's last start),
+    plus the hints still stored; {} if no node reports them."""
+    total = {}
+    for i in range(cluster.n):
+        try:
+            c = cluster.client(i, timeout=10)
+            text = c.call("INFO", "handoff").decode()
+            c.close()
+        except (OSError, RespError, Closed):
+            continue
+        for line in text.split("\r\n"):
+            k, _, v = line.partition(":")
+            if k.startswith("hints_") and v.isdigit():
+                total[k] = total.get(k, 0) + int(v)
+    return total
+
+
 # ---- a run ------------------------------------------------------------------------------
 
 def run(o):
@@ -479,6 +497,7 @@ def run(o):
         keys = sorted({e["key"] for e in history if e["key"] is not None})
         final = final_reads(cluster, keys)
         result["convergence"] = convergence(cluster, keys)
+        result["handoff"] = handoff_counters(cluster)
         result["schedule"] = nemesis.schedule if nemesis else []
         result["operations"] = sum(1 for e in history if e["type"] == "invoke")
         result["checkers"] = check(o.workload, history, final)

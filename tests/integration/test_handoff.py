@@ -1,0 +1,113 @@
+"""Hinted handoff across real processes: a node that was down while 10,000 keys were
+written (W=2) gets every one of them from the others' hints once it is back, and then
+serves them alone."""
+import json
+import os
+import re
+import subprocess
+import unittest
+
+import harness
+from harness import Cluster, wait_until
+
+KEYS = 10000
+
+
+def info(node, section):
+    c = node.client()
+    try:
+        text = c.call("INFO", section).decode()
+    finally:
+        c.close()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+def pipelined(node, commands, chunk=500):
+    """Sends the commands in pipelined chunks; returns the replies in order."""
+    c = node.client()
+    replies = []
+    try:
+        for i in range(0, len(commands), chunk):
+            part = commands[i:i + chunk]
+            c.send_raw(b"".join(c.encode(*cmd) for cmd in part))
+            for _ in part:
+                replies.append(c.read())
+    finally:
+        c.close()
+    return replies
+
+
+def sees_down(node, peer_id):
+    text = info(node, "cluster")
+    return not any(v.startswith(f"id={peer_id},") and "state=up" in v
+                   for k, v in text.items() if re.fullmatch(r"peer\d+", k))
+
+
+class HintedHandoff(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster(3, "--set", "handoff.rate_keys_per_s=20000")
+        self.cluster.start()
+
+    def tearDown(self):
+        self.cluster.cleanup()
+
+    def test_restarted_node_gets_every_missed_write_and_serves_it_alone(self):
+        n1, n2, n3 = self.cluster.nodes
+        n3.kill9()
+        wait_until(lambda: sees_down(n1, "node3") and sees_down(n2, "node3"), timeout=20,
+                   what="node1 and node2 to see node3 down")
+
+        # 10,000 writes with W=2, half through each live node.
+        for node, part in ((n1, range(0, KEYS, 2)), (n2, range(1, KEYS, 2))):
+            replies = pipelined(node, [("SET", f"h:{i}", f"v{i}", "W", "2") for i in part])
+            bad = [r for r in replies if r != "OK"]
+            self.assertEqual(bad, [], f"{len(bad)} writes through {node.node_id} failed, e.g. {bad[:3]}")
+
+        # Every node is a primary of every key (3 nodes, n=3): there is no substitute, so
+        # each coordinator kept a hint for node3 beside its own copy.
+        stored = {n.node_id: info(n, "handoff") for n in (n1, n2)}
+        for nid, h in stored.items():
+            self.assertEqual(h["sloppy_quorum"], "1")
+            self.assertEqual(int(h["hints_stored"]), KEYS // 2, f"{nid}: {h}")
+            self.assertIn("id=node3,keys=5000", h["target0"])
+            self.assertIn("state=down", h["target0"])
+            self.assertEqual(int(h["hints_refused"]), 0)
+        itsuka_hints = n1.client()
+        try:
+            self.assertIn(b"hints_stored:5000", itsuka_hints.call("ITSUKA.HINTS"))
+        finally:
+            itsuka_hints.close()
+        admin = os.path.join(os.path.dirname(harness.ITSUKAD), "itsuka-admin")
+        r = subprocess.run([admin, "--host", f"127.0.0.1:{n2.port}", "--json", "hints"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["hints_stored"], 5000)
+        self.assertEqual(doc["targets"], [{"id": "node3", "keys": 5000, "bytes": doc["targets"][0]["bytes"],
+                                           "state": "down"}])
+        self.assertGreater(doc["targets"][0]["bytes"], 5000 * 10)
+        r = subprocess.run([admin, "--host", f"127.0.0.1:{n2.port}", "hints"], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.decode(), r"node3\s+5000\s+\d+\s+down")
+
+        n3.start()
+        self.cluster.wait_connected()
+
+        def replayed():
+            return all(info(n, "handoff")["hints_stored"] == "0" for n in (n1, n2))
+        wait_until(replayed, timeout=90, interval=0.2, what="the hints to be replayed to node3")
+        done = [info(n, "handoff") for n in (n1, n2)]
+        self.assertEqual(sum(int(h["hints_replayed"]) for h in done), KEYS)
+        self.assertEqual(sum(int(h["hints_dropped"]) for h in done), 0)
+
+        # With the others stopped, node3 alone must hold every key.
+        n1.stop()
+        n2.stop()
+        replies = pipelined(n3, [("GET", f"h:{i}", "R", "1") for i in range(KEYS)])
+        missing = [i for i, r in enumerate(replies) if r != f"v{i}".encode()]
+        self.assertEqual(missing, [], f"{len(missing)} of {KEYS} keys missing on node3, e.g. "
+                                      f"{[(i, replies[i]) for i in missing[:3]]}")
+
+
+if __name__ == "__main__":
+    unittest.main()
