@@ -72,6 +72,18 @@ class ShortRuns(unittest.TestCase):
         self.assertTrue(r["checkers"]["convergence"]["valid"])
 
 
+class ConsistentRegister(unittest.TestCase):
+    """CONSISTENT writes and reads under every nemesis must be linearizable; the same
+    history read with default R=1 reads is reported (it is expected not to be)."""
+
+    def test_cregister(self):
+        r = ShortRuns.run_workload(self, "cregister", 15, 100000)
+        self.assertTrue(r["checkers"]["linearizable_consistent"]["valid"],
+                        r["checkers"]["linearizable_consistent"])
+        self.assertGreater(r["checkers"]["linearizable_consistent"]["operations"], 50)
+        self.assertTrue(r["checkers"]["convergence"]["valid"])
+
+
 @unittest.skipUnless(netns_available(), "needs root and network namespaces")
 class CatchesABrokenBuild(unittest.TestCase):
     def scenario(self, broken):
