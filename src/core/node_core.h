@@ -18,6 +18,8 @@
 //    W acks (PW from primaries) arrived. A conditional write (NX, XX, DEL) first reads
 //    the key from W replicas and merges what they hold, so that, say, a DEL through a
 //    replica that missed the value still deletes it.
+//  - CONSISTENT operations: per-key Paxos over the primaries; see core/paxos.h and
+//    node_core_consistent.cc.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once

@@ -1,6 +1,6 @@
 // The acceptor and proposer pieces of per-key Paxos (core/paxos.h), the stored and
-// wire encodings of its state and messages, and NodeCore's CONSISTENT path on a tiny
-// hand-driven cluster.
+// wire encodings of its state and messages, and the store's staging of Paxos state.
+// NodeCore's CONSISTENT path is exercised by tests/sim/consistent_sim_test.cc.
 #include "core/paxos.h"
 
 #include <gtest/gtest.h>
