@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "core/ballot.h"
 #include "core/object.h"
 #include "core/version.h"
 
@@ -88,7 +89,78 @@ struct Heartbeat {
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };
 
+// ---- CONSISTENT operations: per-key Paxos over the primaries (core/paxos.h) ----
+
+// Phase 1a: promise `ballot` for `key`. Answered by PaxosPromise once the promise is
+// durable.
+struct PaxosPrepare {
+  uint64_t req_id = 0;
+  std::string key;
+  Ballot ballot;
+  friend bool operator==(const PaxosPrepare&, const PaxosPrepare&) = default;
+};
+
+// Phase 1b. ok: promised, with what this acceptor accepted last (zero ballot: nothing)
+// and its data object. !ok: `promised` is the higher ballot it promised instead, or
+// `error` says why it could not answer (storage).
+struct PaxosPromise {
+  uint64_t req_id = 0;
+  bool ok = false;
+  Ballot promised;
+  Ballot accepted;
+  Object value;
+  Object data;
+  std::string error;
+  friend bool operator==(const PaxosPromise&, const PaxosPromise&) = default;
+};
+
+// Phase 2a: accept `object` at `ballot`. Answered by PaxosAccepted once durable.
+struct PaxosAccept {
+  uint64_t req_id = 0;
+  std::string key;
+  Ballot ballot;
+  Object object;
+  friend bool operator==(const PaxosAccept&, const PaxosAccept&) = default;
+};
+
+struct PaxosAccepted {
+  uint64_t req_id = 0;
+  bool ok = false;
+  Ballot promised;  // !ok: the higher ballot promised instead
+  std::string error;
+  friend bool operator==(const PaxosAccepted&, const PaxosAccepted&) = default;
+};
+
+// `object` was chosen at `ballot`: merge it into the key's data. No answer.
+struct PaxosCommit {
+  std::string key;
+  Ballot ballot;
+  Object object;
+  friend bool operator==(const PaxosCommit&, const PaxosCommit&) = default;
+};
+
+// A node that is not the key's first reachable primary hands a CONSISTENT operation
+// to it. Answered by ConsistentResult.
+struct ForwardConsistent {
+  uint64_t req_id = 0;
+  std::string key;
+  bool read = true;
+  WriteSpec spec;  // writes only
+  friend bool operator==(const ForwardConsistent&, const ForwardConsistent&) = default;
+};
+
+struct ConsistentResult {
+  uint64_t req_id = 0;
+  uint32_t code = 0;  // Status::Code
+  std::string message;
+  bool applied = false;
+  Object object;  // reads: the agreed object
+  friend bool operator==(const ConsistentResult&, const ConsistentResult&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
-                                 ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat>;
+                                 ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
+                                 PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
+                                 PaxosCommit, ForwardConsistent, ConsistentResult>;
 
 }  // namespace itsuka::core

@@ -10,7 +10,8 @@ NodeCore::NodeCore(std::string self, LocalStore& store, NodeOptions options)
     : self_(std::move(self)),
       actor_(options.actor.empty() ? self_ : options.actor),
       store_(store),
-      options_(options) {}
+      options_(options),
+      next_req_(options.first_request_id == 0 ? 1 : options.first_request_id) {}
 
 void NodeCore::SetReachable(const std::string& node, bool up) {
   if (up) {
@@ -299,6 +300,13 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
         else if constexpr (std::is_same_v<T, ReplicaReadReply>) HandleReadReply(from, m);
         else if constexpr (std::is_same_v<T, ForwardPut>) HandleForwardPut(from, m, now_ms);
         else if constexpr (std::is_same_v<T, ForwardResult>) HandleForwardResult(m);
+        else if constexpr (std::is_same_v<T, PaxosPrepare>) HandlePaxosPrepare(from, m);
+        else if constexpr (std::is_same_v<T, PaxosPromise>) HandlePaxosPromise(from, m, now_ms);
+        else if constexpr (std::is_same_v<T, PaxosAccept>) HandlePaxosAccept(from, m);
+        else if constexpr (std::is_same_v<T, PaxosAccepted>) HandlePaxosAccepted(from, m, now_ms);
+        else if constexpr (std::is_same_v<T, PaxosCommit>) HandlePaxosCommit(m);
+        else if constexpr (std::is_same_v<T, ForwardConsistent>) HandleForwardConsistent(from, m, now_ms);
+        else if constexpr (std::is_same_v<T, ConsistentResult>) HandleConsistentResult(m);
         // Hello is the transport's business.
       },
       msg);
@@ -423,6 +431,7 @@ void NodeCore::Tick(int64_t now_ms) {
       ++it;
     }
   }
+  TickConsistent(now_ms);
 }
 
 // ---- Hinted handoff ---------------------------------------------------------------

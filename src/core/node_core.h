@@ -33,11 +33,14 @@
 //    hints they keep for the key, so a substitute shows what it holds for a primary.
 //    ReplayHints sends stored hints to targets that are reachable again, rate-limited,
 //    and deletes each only after the target's durable ack.
+//  - CONSISTENT operations: per-key Paxos over the primaries; see core/paxos.h and
+//    node_core_consistent.cc.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -48,6 +51,7 @@
 #include "core/hints.h"
 #include "core/messages.h"
 #include "core/object.h"
+#include "core/paxos.h"
 #include "core/quorum.h"
 #include "core/ring.h"
 
@@ -61,6 +65,13 @@ class LocalStore {
   // The key's object (empty if absent), or an error.
   virtual Result<Object> Read(std::string_view key) = 0;
   virtual void Stage(std::string_view key, Object obj) = 0;
+  // The key's Paxos acceptor state (core/paxos.h); staged state is read back and
+  // becomes durable with the same commit as staged objects. A store that keeps none
+  // makes CONSISTENT operations fail with its error.
+  virtual Result<AcceptorState> ReadPaxos(std::string_view /*key*/) {
+    return Status::IOError("this store keeps no Paxos state");
+  }
+  virtual void StagePaxos(std::string_view /*key*/, AcceptorState /*state*/) {}
 };
 
 struct NodeOptions {
@@ -75,6 +86,11 @@ struct NodeOptions {
   std::string actor;
   // Test-only, deliberately broken: acknowledge writes before W replicas answered.
   bool unsafe_ack_before_quorum = false;
+  // Where this incarnation's request ids start. Replies are matched by request id, so a
+  // restarted node must not reuse the ids of its previous life (a late reply would
+  // answer the wrong request): the shell passes a random start, the simulator a
+  // different one per boot.
+  uint64_t first_request_id = 1;
 };
 
 struct ClientResult {
@@ -121,6 +137,12 @@ class NodeCore {
   void StartGet(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms);
   void StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w, int pw,
                 int64_t now_ms);
+  // A CONSISTENT read (`read`) or write (`spec`) of `key`: linearizable, through a
+  // Paxos round over a majority of the key's primaries (core/paxos.h). Results:
+  // kUnavailable (nothing applied), kTimeout (outcome unknown), or ok with `applied`
+  // (writes) and `object` (the agreed object).
+  void StartConsistent(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
+                       int64_t now_ms);
   void OnMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
   void Tick(int64_t now_ms);
 
@@ -138,8 +160,19 @@ class NodeCore {
   // Requests not yet answered (answered reads may still wait for late replies to
   // repair replicas; they do not count, and are let go when there are too many).
   size_t inflight() const {
-    return gets_.size() - answered_gets_ + puts_.size() - answered_puts_ + forwards_.size();
+    return gets_.size() - answered_gets_ + puts_.size() - answered_puts_ + forwards_.size() +
+           consistent_.size();
   }
+  // Counters of the CONSISTENT path, for INFO.
+  struct ConsistentStats {
+    uint64_t rounds = 0;     // prepare phases started (including retries)
+    uint64_t chosen = 0;     // operations answered ok
+    uint64_t retries = 0;    // rounds restarted after a refusal
+    uint64_t unavailable = 0;
+    uint64_t timeouts = 0;
+    uint64_t forwarded = 0;  // handed to another primary
+  };
+  const ConsistentStats& consistent_stats() const { return consistent_stats_; }
 
  private:
   // Who is waiting for a write's outcome: a local client or a forwarding node.
@@ -227,7 +260,7 @@ class NodeCore {
   const NodeOptions options_;
   std::optional<Ring> ring_;
   std::set<std::string> unreachable_;
-  uint64_t next_req_ = 1;
+  uint64_t next_req_;
   std::map<uint64_t, PendingGet> gets_;
   size_t answered_gets_ = 0;
   std::map<uint64_t, PendingPut> puts_;
@@ -242,6 +275,49 @@ class NodeCore {
   std::map<uint64_t, PendingReplay> replays_;
   std::set<std::pair<std::string, std::string>> replaying_;  // (target, key) in replays_
   std::map<std::string, std::string> replay_cursor_;         // per target: next key to scan
+
+  // ---- CONSISTENT operations (node_core_consistent.cc) ----
+  struct PendingConsistent {
+    enum class State { kQueued, kRound, kBackoff };
+    Origin origin;
+    std::string key;
+    StrongOp op;
+    int64_t deadline_ms = 0;
+    State state = State::kQueued;
+    uint64_t round_req = 0;           // req id of the current round's messages
+    std::optional<PaxosRound> round;
+    StrongProposal proposal;
+    bool accept_sent = false;         // a write's new version was proposed: outcome unknown on failure
+    uint64_t highest_seen = 0;        // highest ballot counter heard of, for the next ballot
+    int attempts = 0;
+    int64_t retry_at_ms = 0;
+  };
+  using ConsistentIt = std::map<uint64_t, PendingConsistent>::iterator;
+  void CoordinateConsistent(Origin origin, const std::string& key, StrongOp op, int64_t now_ms);
+  void StartRound(ConsistentIt it, int64_t now_ms);
+  void SendAccept(ConsistentIt it, int64_t now_ms);
+  void OnRoundFailed(ConsistentIt it, int64_t now_ms);
+  void OnChosen(ConsistentIt it, int64_t now_ms);
+  // Answers the operation, forgets it and starts the next one queued for its key.
+  void FinishConsistent(ConsistentIt it, const Status& status, bool applied, const Object& object,
+                        int64_t now_ms);
+  // Fails with kTimeout if a write's new version may have been accepted, else kUnavailable.
+  void FailConsistent(ConsistentIt it, const std::string& why, int64_t now_ms);
+  void ReplyConsistent(const Origin& origin, const Status& status, bool applied, const Object& object);
+  void TickConsistent(int64_t now_ms);
+  void HandlePaxosPrepare(const std::string& from, const PaxosPrepare& m);
+  void HandlePaxosPromise(const std::string& from, const PaxosPromise& m, int64_t now_ms);
+  void HandlePaxosAccept(const std::string& from, const PaxosAccept& m);
+  void HandlePaxosAccepted(const std::string& from, const PaxosAccepted& m, int64_t now_ms);
+  void HandlePaxosCommit(const PaxosCommit& m);
+  void HandleForwardConsistent(const std::string& from, const ForwardConsistent& m, int64_t now_ms);
+  void HandleConsistentResult(const ConsistentResult& m);
+  bool IsPrimary(const std::string& key) const;
+
+  std::map<uint64_t, PendingConsistent> consistent_;  // by operation id
+  std::map<uint64_t, uint64_t> rounds_;               // round req id -> operation id
+  std::map<std::string, std::deque<uint64_t>> key_queue_;  // key -> operations, running first
+  ConsistentStats consistent_stats_;
 };
 
 }  // namespace itsuka::core

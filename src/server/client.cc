@@ -105,6 +105,11 @@ void Client::Put(PendingReply& reply, size_t index, const std::string& key, core
   host_.StartPut(session_.id, Tag(reply, index), key, std::move(spec), w, pw);
 }
 
+void Client::Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
+                        core::WriteSpec spec) {
+  host_.StartConsistent(session_.id, Tag(reply, index), key, read, std::move(spec));
+}
+
 void Client::OnResult(uint64_t tag, core::ClientResult result) {
   const uint64_t seq = tag >> kIndexBits;
   const size_t index = tag & ((uint64_t{1} << kIndexBits) - 1);

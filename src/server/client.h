@@ -36,6 +36,8 @@ class ClientHost {
   virtual void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) = 0;
   virtual void StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
                         core::WriteSpec spec, int w, int pw) = 0;
+  virtual void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                               core::WriteSpec spec) = 0;
 };
 
 class Client : private Dispatcher {
@@ -68,6 +70,8 @@ class Client : private Dispatcher {
   void Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) override;
   void Put(PendingReply& reply, size_t index, const std::string& key, core::WriteSpec spec,
            int w, int pw) override;
+  void Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
+                  core::WriteSpec spec) override;
   uint64_t Tag(const PendingReply& reply, size_t index) const;
 
   ClientHost& host_;

@@ -448,6 +448,7 @@ bool CommandExecutor::ResolveQuorum(const std::string& name, const std::string& 
 }
 
 bool CommandExecutor::SessionQuorums(const Session& session, Quorums* q, std::string* err) {
+  q->consistent = session.consistent;
   return ResolveQuorum("R", session.r.empty() ? config_.read_quorum : session.r, &q->r, err) &&
          ResolveQuorum("W", session.w.empty() ? config_.write_quorum : session.w, &q->w, err) &&
          ResolveQuorum("PR", session.pr.empty() ? "0" : session.pr, &q->pr, err) &&
@@ -461,11 +462,13 @@ void CommandExecutor::Await(size_t n, std::function<void(PendingReply&)> render)
 }
 
 void CommandExecutor::StartGet(size_t index, const std::string& key, const Quorums& q) {
+  if (q.consistent) return dispatch_->Consistent(*reply_, index, key, true, {});
   dispatch_->Get(*reply_, index, key, q.r, std::min(q.pr, q.r));
 }
 
 void CommandExecutor::StartPut(size_t index, const std::string& key, core::WriteSpec spec,
                                const Quorums& q) {
+  if (q.consistent) return dispatch_->Consistent(*reply_, index, key, false, std::move(spec));
   dispatch_->Put(*reply_, index, key, std::move(spec), q.w, std::min(q.pw, q.w));
 }
 
@@ -497,7 +500,7 @@ void CommandExecutor::Get(Session& session, std::vector<std::string>& args, std:
     if (IsQuorumOption(opt, false) && i + 1 < args.size()) {
       if (!ResolveQuorum(opt == "r" ? "R" : "PR", args[++i], opt == "r" ? &q.r : &q.pr, out)) return;
     } else if (opt == "consistent") {
-      return resp::AppendError(out, "ERR CONSISTENT reads are not available yet");
+      q.consistent = true;
     } else {
       return ErrSyntax(out);
     }
@@ -557,7 +560,7 @@ void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std:
     } else if (IsQuorumOption(opt, true) && has_next) {
       if (!ResolveQuorum(opt == "w" ? "W" : "PW", args[++i], opt == "w" ? &q.w : &q.pw, out)) return;
     } else if (opt == "consistent") {
-      return resp::AppendError(out, "ERR CONSISTENT writes are not available yet");
+      q.consistent = true;
     } else {
       return ErrSyntax(out);
     }
@@ -681,9 +684,9 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
       if (!ResolveQuorum(upper, value, &ignored, out)) return;
       (opt == "r" ? next.r : opt == "w" ? next.w : opt == "pr" ? next.pr : next.pw) = value;
     } else if (opt == "consistent") {
-      if (IEquals(value, "off")) continue;
-      if (IEquals(value, "on")) {
-        return resp::AppendError(out, "ERR CONSISTENT is not available yet");
+      if (IEquals(value, "off") || IEquals(value, "on")) {
+        next.consistent = IEquals(value, "on");
+        continue;
       }
       return ErrSyntax(out);
     } else {
@@ -699,7 +702,7 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
       {"W", session.w.empty() ? config_.write_quorum : session.w},
       {"PR", session.pr.empty() ? "0" : session.pr},
       {"PW", session.pw.empty() ? "0" : session.pw},
-      {"CONSISTENT", "off"}};
+      {"CONSISTENT", session.consistent ? "on" : "off"}};
   for (const auto& [k, v] : show) {
     resp::AppendBulk(out, k);
     resp::AppendBulk(out, v);

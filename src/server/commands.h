@@ -38,6 +38,9 @@ class Dispatcher {
   virtual void Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) = 0;
   virtual void Put(PendingReply& reply, size_t index, const std::string& key,
                    core::WriteSpec spec, int w, int pw) = 0;
+  // A CONSISTENT read (`read`) or write of `key` (core NodeCore::StartConsistent).
+  virtual void Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
+                          core::WriteSpec spec) = 0;
 };
 
 class CommandExecutor {
@@ -95,6 +98,7 @@ class CommandExecutor {
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
     int r = 1, pr = 0, w = 1, pw = 0;
+    bool consistent = false;  // linearizable through Paxos; R/W/PR/PW do not apply
   };
   // Resolves "one|quorum|all|N" for this cluster. False with an error reply if bad.
   bool ResolveQuorum(const std::string& name, const std::string& text, int* out, std::string* err);

@@ -65,6 +65,8 @@ const std::vector<Setting>& Settings() {
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
       {"testing.unsafe_ack_before_quorum", IntSetting{&Config::unsafe_ack_before_quorum, 0, 1}},
+      {"testing.replica_write_delay_ms", IntSetting{&Config::replica_write_delay_ms, 0, 60000}},
+      {"testing.replica_write_delay_peer", StringSetting{&Config::replica_write_delay_peer, {}}},
       {"log.level", StringSetting{&Config::log_level, {"debug", "info", "warn", "error"}}},
       {"log.file", StringSetting{&Config::log_file, {}}},
       {"cluster.sloppy_quorum", IntSetting{&Config::sloppy_quorum, 0, 1}},

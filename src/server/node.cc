@@ -85,6 +85,12 @@ Status Node::Open() {
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
   options.actor = actor;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
+  {
+    // A fresh range of request ids per start: replies to the previous life's requests
+    // must not match this one's (NodeOptions::first_request_id).
+    std::random_device rd;
+    options.first_request_id = (uint64_t{rd()} << 24) | 1;
+  }
   if (options.unsafe_ack_before_quorum) {
     LOG_WARN << "testing.unsafe_ack_before_quorum is set: writes are acknowledged before W "
                 "replicas answered. This node is broken on purpose.";
@@ -203,6 +209,13 @@ void Node::StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
   core_->StartPut(req, key, std::move(spec), w, pw, loop_.NowMs());
 }
 
+void Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                           core::WriteSpec spec) {
+  const uint64_t req = next_request_++;
+  requests_.emplace(req, std::make_pair(client_id, tag));
+  core_->StartConsistent(req, key, read, std::move(spec), loop_.NowMs());
+}
+
 Status Node::CommitAndRelease() {
   Status st = store_->Commit();
   core::Outbox out = core_->TakeOutbox();
@@ -263,6 +276,13 @@ std::string Node::ClusterInfo() const {
   s += "peer_connections_refused:" + std::to_string(ps.connections_refused) + "\r\n";
   s += "peer_handshakes_timed_out:" + std::to_string(ps.handshakes_timed_out) + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
+  const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
+  s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";
+  s += "consistent_ok:" + std::to_string(cs.chosen) + "\r\n";
+  s += "consistent_retries:" + std::to_string(cs.retries) + "\r\n";
+  s += "consistent_unavailable:" + std::to_string(cs.unavailable) + "\r\n";
+  s += "consistent_timeouts:" + std::to_string(cs.timeouts) + "\r\n";
+  s += "consistent_forwarded:" + std::to_string(cs.forwarded) + "\r\n";
   return s;
 }
 

@@ -42,6 +42,8 @@ class Node : public ClientHost {
   void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) override;
   void StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
                 int w, int pw) override;
+  void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                       core::WriteSpec spec) override;
 
  private:
   explicit Node(const Config& config);

@@ -29,6 +29,7 @@ PeerTransport::PeerTransport(net::Loop& loop, const Config& config, MessageFn on
 
 PeerTransport::~PeerTransport() {
   heartbeat_.reset();
+  delay_timer_.reset();
   incoming_.clear();
   outgoing_.clear();
   listener_.reset();
@@ -237,6 +238,35 @@ void PeerTransport::WriteFrame(net::TcpConnection& conn, const core::PeerMessage
 }
 
 void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
+  if (config_.replica_write_delay_ms > 0 && std::holds_alternative<core::ReplicaWrite>(msg) &&
+      (config_.replica_write_delay_peer.empty() || config_.replica_write_delay_peer == to)) {
+    // Test-only lag. Bounded like a send queue: past 100,000 held messages, drop.
+    if (delayed_.size() >= 100000) {
+      ++stats_.messages_dropped;
+      return;
+    }
+    if (!delay_timer_) {
+      delay_timer_ = std::make_unique<net::Timer>(loop_, [this] { ReleaseDelayed(); });
+      delay_timer_->Start(1, 1);
+    }
+    delayed_.push_back(Delayed{loop_.NowMs() + config_.replica_write_delay_ms, to, msg});
+    return;
+  }
+  Enqueue(to, msg);
+}
+
+void PeerTransport::ReleaseDelayed() {
+  const int64_t now = loop_.NowMs();
+  bool any = false;
+  while (!delayed_.empty() && delayed_.front().due_ms <= now) {
+    Enqueue(delayed_.front().to, delayed_.front().msg);
+    delayed_.pop_front();
+    any = true;
+  }
+  if (any) Flush();
+}
+
+void PeerTransport::Enqueue(const std::string& to, const core::PeerMessage& msg) {
   auto it = outgoing_.find(to);
   if (it == outgoing_.end() || !it->second.up || !it->second.conn ||
       it->second.conn->queued_bytes() + it->second.pending.size() >

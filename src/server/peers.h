@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,6 +64,7 @@ class PeerTransport {
   Status Start();
   // Queues a message; Flush() hands everything queued to the sockets, one write per
   // peer (the node calls it once per loop round, after its commit).
+  // With testing.replica_write_delay_ms, ReplicaWrite messages wait that long first.
   void Send(const std::string& to, const core::PeerMessage& msg);
   void Flush();
   bool IsUp(const std::string& node) const;
@@ -111,6 +113,9 @@ class PeerTransport {
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
   void OnHeartbeatTimer();
+  // Queues for the next Flush (Send without the test-only delay).
+  void Enqueue(const std::string& to, const core::PeerMessage& msg);
+  void ReleaseDelayed();
 
   net::Loop& loop_;
   const Config& config_;
@@ -122,6 +127,14 @@ class PeerTransport {
   uint64_t next_incoming_ = 1;
   PeerStats stats_;
   std::unique_ptr<net::Timer> heartbeat_;
+  // testing.replica_write_delay_ms: (due time, destination, message), in due order.
+  struct Delayed {
+    int64_t due_ms;
+    std::string to;
+    core::PeerMessage msg;
+  };
+  std::deque<Delayed> delayed_;
+  std::unique_ptr<net::Timer> delay_timer_;
 };
 
 }  // namespace itsuka::server

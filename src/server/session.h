@@ -17,6 +17,7 @@ struct Session {
   int64_t created_mono_ms = 0;
   int64_t last_active_mono_ms = 0;
   std::string last_command;
+  bool consistent = false;  // ITSUKA.DEFAULTS CONSISTENT on
 };
 
 }  // namespace itsuka::server

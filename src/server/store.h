@@ -30,9 +30,14 @@ class Store : public core::LocalStore {
   Result<core::Object> Read(std::string_view key) override;
   // Replaces the key's object at the next Commit.
   void Stage(std::string_view key, core::Object obj) override;
-  bool HasStaged() const { return !staged_.empty() || (hints_ && hints_->HasStaged()); }
+  bool HasStaged() const {
+    return !staged_.empty() || !staged_paxos_.empty() || (hints_ && hints_->HasStaged());
+  }
   // Hints whose staged changes commit in the same batch as the data (not owned).
   void AttachHints(HintTable* hints) { hints_ = hints; }
+  // Paxos acceptor state (meta column, "paxos/" + key), committed with the objects.
+  Result<core::AcceptorState> ReadPaxos(std::string_view key) override;
+  void StagePaxos(std::string_view key, core::AcceptorState state) override;
   // Writes everything staged in one atomic batch. On failure nothing staged was
   // applied and the staged writes are discarded.
   Status Commit();
@@ -48,6 +53,7 @@ class Store : public core::LocalStore {
   const bool sync_;
   std::unordered_map<std::string, core::Object> staged_;
   HintTable* hints_ = nullptr;
+  std::unordered_map<std::string, core::AcceptorState> staged_paxos_;
   uint64_t commits_ = 0;
   uint64_t committed_keys_ = 0;
   uint64_t failed_commits_ = 0;

@@ -80,6 +80,76 @@ struct Encoder {
     PackBin(pk, EncodeObject(m.object));
     pk.pack(m.error);
   }
+  // CONSISTENT path (types 20-26). A ballot is two fields: counter, node.
+  void PackBallot(const core::Ballot& b) {
+    pk.pack(b.counter);
+    pk.pack(b.node);
+  }
+  void operator()(const core::PaxosPrepare& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{20});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBallot(m.ballot);
+  }
+  void operator()(const core::PaxosPromise& m) {
+    pk.pack_array(10);
+    pk.pack(uint32_t{21});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBallot(m.promised);
+    PackBallot(m.accepted);
+    PackBin(pk, EncodeObject(m.value));
+    PackBin(pk, EncodeObject(m.data));
+    pk.pack(m.error);
+  }
+  void operator()(const core::PaxosAccept& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{22});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBallot(m.ballot);
+    PackBin(pk, EncodeObject(m.object));
+  }
+  void operator()(const core::PaxosAccepted& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{23});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBallot(m.promised);
+    pk.pack(m.error);
+  }
+  void operator()(const core::PaxosCommit& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{24});
+    PackBin(pk, m.key);
+    PackBallot(m.ballot);
+    PackBin(pk, EncodeObject(m.object));
+  }
+  void operator()(const core::ForwardConsistent& m) {
+    pk.pack_array(12);
+    pk.pack(uint32_t{25});
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    pk.pack(m.read);
+    pk.pack(m.spec.version.tombstone);
+    PackBin(pk, m.spec.version.value);
+    pk.pack(m.spec.version.expire_at_ms);
+    pk.pack(m.spec.version.written_at_ms);
+    pk.pack(m.spec.has_context);
+    pk.pack(EncodeContext(m.spec.context));
+    pk.pack(static_cast<uint32_t>(m.spec.cond));
+    pk.pack(m.spec.keep_ttl);
+  }
+  void operator()(const core::ConsistentResult& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{26});
+    pk.pack(m.req_id);
+    pk.pack(m.code);
+    pk.pack(m.message);
+    pk.pack(m.applied);
+    PackBin(pk, EncodeObject(m.object));
+  }
 };
 
 // Field readers: false on a type mismatch (no exceptions escape the decoder).
@@ -132,6 +202,10 @@ class Fields {
     if (a_.ptr[i].type != msgpack::type::BOOLEAN) return false;
     *out = a_.ptr[i].via.boolean;
     return true;
+  }
+  bool BallotAt(size_t i, core::Ballot* out) const {
+    return U64(i, &out->counter) && Str(i + 1, &out->node) &&
+           (out->counter != 0 || out->node.empty());
   }
   bool Obj(size_t i, core::Object* out) const {
     std::string bytes;
@@ -213,6 +287,68 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 7:
       if (f.size() != 1) return bad;
       return core::PeerMessage(core::Heartbeat{});
+    case 20: {
+      core::PaxosPrepare m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.BallotAt(3, &m.ballot)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 21: {
+      core::PaxosPromise m;
+      if (f.size() != 10 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) ||
+          !f.BallotAt(3, &m.promised) || !f.BallotAt(5, &m.accepted) || !f.Obj(7, &m.value) ||
+          !f.Obj(8, &m.data) || !f.Str(9, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 22: {
+      core::PaxosAccept m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.BallotAt(3, &m.ballot) ||
+          !f.Obj(5, &m.object)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 23: {
+      core::PaxosAccepted m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) ||
+          !f.BallotAt(3, &m.promised) || !f.Str(5, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 24: {
+      core::PaxosCommit m;
+      if (f.size() != 5 || !f.Str(1, &m.key) || !f.BallotAt(2, &m.ballot) || !f.Obj(4, &m.object)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 25: {
+      core::ForwardConsistent m;
+      uint32_t cond = 0;
+      if (f.size() != 12 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.Bool(3, &m.read) ||
+          !f.Bool(4, &m.spec.version.tombstone) || !f.Str(5, &m.spec.version.value) ||
+          !f.I64(6, &m.spec.version.expire_at_ms) || !f.I64(7, &m.spec.version.written_at_ms) ||
+          !f.Bool(8, &m.spec.has_context) || !f.Clock(9, &m.spec.context) || !f.U32(10, &cond) ||
+          cond > static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive) ||
+          !f.Bool(11, &m.spec.keep_ttl)) {
+        return bad;
+      }
+      m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
+      return core::PeerMessage(std::move(m));
+    }
+    case 26: {
+      core::ConsistentResult m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) ||
+          m.code > static_cast<uint32_t>(Status::Code::kBusy) || !f.Str(3, &m.message) ||
+          !f.Bool(4, &m.applied) || !f.Obj(5, &m.object)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
     default: return Status::Corruption("peer message: unknown type " + std::to_string(type));
   }
 }

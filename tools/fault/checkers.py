@@ -11,6 +11,7 @@ Checkers return a dict with at least {"valid": bool}; figures and counterexample
 in the other fields.
 """
 import math
+import sys
 from collections import defaultdict
 
 INF = math.inf
@@ -60,6 +61,9 @@ def _linearizable(ops, initial=None, budget=300_000):
     'info' operations may take effect at any point after their call, or never."""
     ops = sorted(ops, key=lambda o: o.call)
     n = len(ops)
+    # The search recurses once per linearized operation (Python 3.11+ does not use the
+    # C stack for that, so only the interpreter's limit needs room).
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2 * n + 1000))
     required = sum(1 for o in ops if o.ret != INF)
     seen = set()
     steps = [0]

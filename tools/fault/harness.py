@@ -324,9 +324,29 @@ class Worker(threading.Thread):
             self.invoke("read1", key, None, "GET", key, "R", "one")
             self.fix_read()
 
+    # cregister: the register workload with CONSISTENT writes and reads (which must be
+    # linearizable), plus default R=1 reads of the same keys recorded as "read1" (the
+    # same history with default reads, which is expected not to be).
+    def op_cregister(self):
+        time.sleep(0.005)
+        key = f"c{self.rng.randrange(8)}"
+        x = self.rng.random()
+        if x < 0.4:
+            self.counter += 1
+            v = self.p * 1_000_000 + self.counter
+            self.invoke("write", key, v, "SET", key, str(v), "CONSISTENT")
+        elif x < 0.75:
+            self.invoke("read", key, None, "GET", key, "CONSISTENT")
+            self.fix_read()
+        else:
+            self.invoke("read1", key, None, "GET", key, "R", "one")
+            self.fix_read()
+
     def fix_read(self):
         """Stores a read's result as an int (or a list when siblings came back)."""
-        e = self.rec.events[-1]
+        # This worker's completion: other workers may have recorded events since.
+        with self.rec.lock:
+            e = next(ev for ev in reversed(self.rec.events) if ev["process"] == self.p)
         v = e["value"]
         if e["type"] == "ok":
             if isinstance(v, list):
@@ -578,6 +598,13 @@ def check(workload, history, final):
         lin = checkers.check_register(strong)
         stale = checkers.stale_reads(default_reads)
         return {"linearizable": lin, "stale_reads_R1": {"valid": True, **stale}}
+    if workload == "cregister":
+        strong = [e for e in history if e["f"] != "read1"]
+        default_reads = [dict(e, f="read") if e["f"] == "read1" else e for e in history
+                         if e["f"] in ("read1", "write")]
+        return {"linearizable_consistent": checkers.check_register(strong),
+                "linearizable_default_reads": checkers.check_register(default_reads),
+                "stale_reads_R1": {"valid": True, **checkers.stale_reads(default_reads)}}
     if workload == "set":
         sets = {k: [sorted(parse_set(v)) for v in vs] for k, vs in final.items()}
         return {"set": checkers.check_set(history, sets)}

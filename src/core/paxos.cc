@@ -1,0 +1,101 @@
+#include "core/paxos.h"
+
+#include <algorithm>
+
+namespace itsuka::core {
+
+bool AcceptorPrepare(AcceptorState& state, const Ballot& b) {
+  // Equal is a repeated prepare from the same proposer round (ballots are unique per
+  // round), answered the same way.
+  if (b < state.promised) return false;
+  state.promised = b;
+  return true;
+}
+
+bool AcceptorAccept(AcceptorState& state, const Ballot& b, const Object& value) {
+  if (b < state.promised) return false;
+  state.promised = b;
+  state.accepted = b;
+  state.value = value;
+  return true;
+}
+
+Result<StrongProposal> ProposeNext(const Object& base, StrongOp op, const ObjectLimits& limits) {
+  StrongProposal p{base, false};
+  if (op.read) return p;
+  WriteSpec& spec = op.spec;
+  std::vector<const Sibling*> live = LiveSiblings(base, spec.version.written_at_ms);
+  using Cond = WriteSpec::Cond;
+  if ((spec.cond == Cond::kNx && !live.empty()) ||
+      ((spec.cond == Cond::kXx || spec.cond == Cond::kIfLive) && live.empty())) {
+    return p;
+  }
+  // Compare-and-set: the token must have seen everything the key holds now.
+  if (spec.has_context && !spec.context.Descends(base.clock)) return p;
+  if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
+  const VClock context = spec.has_context ? spec.context : base.clock;
+  Result<Object> next = ApplyWrite(base, context, kStrongActor, std::move(spec.version), limits);
+  if (!next.ok()) return next.status();
+  p.next = std::move(next).value();
+  p.applied = true;
+  return p;
+}
+
+PaxosRound::PaxosRound(std::vector<std::string> acceptors, int majority, Ballot ballot)
+    : acceptors_(std::move(acceptors)), majority_(majority), ballot_(std::move(ballot)) {}
+
+bool PaxosRound::IsAcceptor(const std::string& node) const {
+  return std::find(acceptors_.begin(), acceptors_.end(), node) != acceptors_.end();
+}
+
+void PaxosRound::See(const Ballot& b) { highest_seen_ = std::max(highest_seen_, b.counter); }
+
+PaxosRound::Phase PaxosRound::OnPromise(const std::string& from, bool ok, const Ballot& promised,
+                                        const Ballot& accepted, const Object& accepted_value,
+                                        const Object& data) {
+  if (phase_ != Phase::kPrepare || !IsAcceptor(from) || answers_.count(from)) return phase_;
+  // A promise for another ballot is not one for ours (a confused or stale peer).
+  if (ok && promised != ballot_) ok = false;
+  answers_[from] = ok;
+  See(promised);
+  See(accepted);
+  if (ok) {
+    if (accepted > best_accepted_) {
+      best_accepted_ = accepted;
+      best_value_ = accepted_value;
+    }
+    data_ = Merge(data_, data);
+  }
+  int yes = 0, no = 0;
+  for (const auto& [node, granted] : answers_) (granted ? yes : no)++;
+  if (yes >= majority_) {
+    // Standard Paxos: the highest-ballot accepted value may have been chosen, so it is
+    // the one to build on; only chosen values are in the data objects, so merging them
+    // brings in eventual writes without resurrecting a failed proposal.
+    base_ = Merge(best_value_, data_);
+    answers_.clear();
+    phase_ = Phase::kAccept;
+  } else if (static_cast<int>(acceptors_.size()) - no < majority_) {
+    phase_ = Phase::kFailed;
+  }
+  return phase_;
+}
+
+PaxosRound::Phase PaxosRound::OnAccepted(const std::string& from, bool ok, const Ballot& promised) {
+  if (phase_ != Phase::kAccept || !IsAcceptor(from) || answers_.count(from)) return phase_;
+  if (ok && promised != ballot_) ok = false;  // an accept of another ballot is not ours
+  answers_[from] = ok;
+  See(promised);
+  int yes = 0, no = 0;
+  for (const auto& [node, granted] : answers_) (granted ? yes : no)++;
+  if (yes >= majority_) {
+    phase_ = Phase::kChosen;
+  } else if (static_cast<int>(acceptors_.size()) - no < majority_) {
+    phase_ = Phase::kFailed;
+  }
+  return phase_;
+}
+
+std::string ToString(const Ballot& b) { return std::to_string(b.counter) + "." + b.node; }
+
+}  // namespace itsuka::core
