@@ -53,6 +53,12 @@ struct Config {
   // [log]
   std::string log_level = "info";
   std::string log_file;
+  // [repair]
+  int64_t repair_keys_per_s = 20000;         // 0: unlimited
+  int64_t repair_bytes_per_s = 32 << 20;     // 0: unlimited
+  int64_t repair_request_timeout_ms = 10000;
+  int64_t repair_tombstone_grace_s = 864000;  // must exceed handoff.max_hint_age_s
+  int64_t repair_interval_s = 0;             // 0: no background repair
 
   // Not settings: where the values came from.
   std::string config_file;

@@ -88,6 +88,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
+      {"itsuka.repair", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Repair},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -382,6 +383,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
     // RocksDB's estimate counts tombstoned keys too until they are purged.
     if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
+  if (add("repair") && repair_info_) s += repair_info_();
   return s;
 }
 
@@ -398,6 +400,11 @@ void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::str
     }
   }
   resp::AppendBulk(out, text);
+}
+
+void CommandExecutor::Repair(Session&, std::vector<std::string>& args, std::string* out) {
+  if (!repair_command_) return resp::AppendError(out, "ERR anti-entropy is not available");
+  repair_command_(args, out);
 }
 
 // ---- Keys --------------------------------------------------------------------------

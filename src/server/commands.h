@@ -53,6 +53,13 @@ class CommandExecutor {
   std::string Info(std::string_view section) const;
   // Extra INFO lines from the node (cluster section).
   void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
+  // ITSUKA.REPAIR (the handler appends its reply) and INFO's repair section, served by
+  // the node that runs anti-entropy.
+  void SetRepair(std::function<void(std::vector<std::string>&, std::string*)> command,
+                 std::function<std::string()> info) {
+    repair_command_ = std::move(command);
+    repair_info_ = std::move(info);
+  }
 
  private:
   struct Command;
@@ -88,6 +95,7 @@ class CommandExecutor {
   void Ttl(Session&, std::vector<std::string>&, std::string*);
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
+  void Repair(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -113,6 +121,8 @@ class CommandExecutor {
   PendingReply* reply_ = nullptr;
   Dispatcher* dispatch_ = nullptr;
   std::function<std::string()> cluster_info_;
+  std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
+  std::function<std::string()> repair_info_;
 };
 
 }  // namespace itsuka::server

@@ -66,6 +66,11 @@ const std::vector<Setting>& Settings() {
       {"testing.unsafe_ack_before_quorum", IntSetting{&Config::unsafe_ack_before_quorum, 0, 1}},
       {"log.level", StringSetting{&Config::log_level, {"debug", "info", "warn", "error"}}},
       {"log.file", StringSetting{&Config::log_file, {}}},
+      {"repair.keys_per_s", IntSetting{&Config::repair_keys_per_s, 0, kMaxInt}},
+      {"repair.bytes_per_s", IntSetting{&Config::repair_bytes_per_s, 0, kMaxInt}},
+      {"repair.request_timeout_ms", IntSetting{&Config::repair_request_timeout_ms, 10, 3600000}},
+      {"repair.tombstone_grace_s", IntSetting{&Config::repair_tombstone_grace_s, 0, kMaxInt / 1000}},
+      {"repair.interval_s", IntSetting{&Config::repair_interval_s, 0, kMaxInt / 1000}},
   };
   return settings;
 }
