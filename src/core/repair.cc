@@ -343,9 +343,9 @@ void RepairDriver::StartNextPartition(int64_t now_ms) {
 
 void RepairDriver::StartPair(int64_t now_ms) {
   waiting_.clear();
-  transfers_.clear();
-  to_push_.clear();
-  fetch_keys_.clear();
+  diff_.clear();
+  diff_next_ = 0;
+  batch_.clear();
   sides_[0] = Side();
   sides_[0].node = replicas_[pairs_[pair_].first];
   sides_[1] = Side();
@@ -401,19 +401,21 @@ void RepairDriver::CompareLeaves(int64_t now_ms) {
   std::map<std::string, std::pair<uint64_t, uint64_t>> digests;
   for (const DigestEntry& e : sides_[0].entries) digests[e.key].first = e.digest;
   for (const DigestEntry& e : sides_[1].entries) digests[e.key].second = e.digest;
-  transfers_.assign(2, Transfer{});
-  transfers_[0].from = 0;
-  transfers_[1].from = 1;
+  diff_.clear();
+  diff_next_ = 0;
   for (const auto& [key, d] : digests) {
     if (d.first == d.second) continue;
     ++progress_.totals.keys_differing;
-    if (d.first != 0) transfers_[0].keys.push_back(key);
-    if (d.second != 0) transfers_[1].keys.push_back(key);
+    DiffKey k;
+    k.key = key;
+    k.digest[0] = d.first;
+    k.digest[1] = d.second;
+    diff_.push_back(std::move(k));
   }
   sides_[0].entries.clear();
   sides_[1].entries.clear();
   if (progress_.job.dry_run) {
-    transfers_.clear();
+    diff_.clear();
     return NextLeafChunk(now_ms);
   }
   PumpTransfer(now_ms);
@@ -432,24 +434,80 @@ void RepairDriver::Refill(int64_t now_ms) {
 }
 
 void RepairDriver::PumpTransfer(int64_t now_ms) {
+  // Each batch of differing keys is fetched from every side that holds something, merged
+  // here, and the merge is pushed only to the sides whose copy differs from it, so a key
+  // one replica merely missed moves once.
   phase_ = Phase::kFetch;
-  while (!transfers_.empty() && transfers_.front().keys.empty()) transfers_.erase(transfers_.begin());
-  if (transfers_.empty()) return NextLeafChunk(now_ms);
+  if (diff_next_ >= diff_.size()) return NextLeafChunk(now_ms);
   Refill(now_ms);
-  size_t n = std::min(options_.keys_per_fetch, transfers_.front().keys.size());
+  size_t n = std::min(options_.keys_per_fetch, diff_.size() - diff_next_);
   if (options_.keys_per_s > 0) {
     if (key_tokens_ < 1) return;  // Tick comes back
     n = std::min(n, static_cast<size_t>(key_tokens_));
     key_tokens_ -= static_cast<double>(n);
   }
   if (options_.bytes_per_s > 0 && byte_tokens_ <= 0) return;
-  Transfer& t = transfers_.front();
-  fetch_keys_.assign(t.keys.begin(), t.keys.begin() + static_cast<std::ptrdiff_t>(n));
-  t.keys.erase(t.keys.begin(), t.keys.begin() + static_cast<std::ptrdiff_t>(n));
-  push_to_ = 1 - t.from;
-  const uint64_t req = next_req_++;
-  waiting_[req] = {t.from, sides_[t.from].node};
-  Send(sides_[t.from].node, FetchRequest{req, fetch_keys_}, now_ms);
+  batch_.assign(diff_.begin() + static_cast<std::ptrdiff_t>(diff_next_),
+                diff_.begin() + static_cast<std::ptrdiff_t>(diff_next_ + n));
+  diff_next_ += n;
+  for (int s = 0; s < 2; ++s) {
+    asked_[s].clear();
+    fetched_[s].clear();
+    for (const DiffKey& k : batch_) {
+      if (k.digest[s] != 0) asked_[s].push_back(k.key);
+    }
+    if (asked_[s].empty()) continue;
+    const uint64_t req = next_req_++;
+    waiting_[req] = {s, sides_[s].node};
+    Send(sides_[s].node, FetchRequest{req, asked_[s]}, now_ms);
+  }
+}
+
+void RepairDriver::OnFetched(int64_t now_ms) {
+  // Keys a size-bounded reply did not cover go back into the queue.
+  std::vector<KeyObject> push[2];
+  size_t bytes = 0;
+  std::vector<DiffKey> again;
+  for (DiffKey& k : batch_) {
+    bool complete = true;
+    for (int s = 0; s < 2; ++s) {
+      if (k.digest[s] != 0 && fetched_[s].count(k.key) == 0) complete = false;
+    }
+    if (!complete) {
+      again.push_back(std::move(k));
+      continue;
+    }
+    auto obj = [&](int s) {
+      auto it = fetched_[s].find(k.key);
+      return it == fetched_[s].end() ? Object() : it->second;
+    };
+    const Object a = obj(0), b = obj(1);
+    const Object merged = Merge(a, b);
+    if (merged.empty()) continue;  // purged from under us: nothing to move
+    const size_t size = k.key.size() + ApproxBytes(merged);
+    if (!(a == merged)) {
+      push[0].push_back(KeyObject{k.key, merged});
+      bytes += size;
+    }
+    if (!(b == merged)) {
+      push[1].push_back(KeyObject{k.key, merged});
+      bytes += size;
+    }
+  }
+  batch_.clear();
+  diff_.insert(diff_.begin() + static_cast<std::ptrdiff_t>(diff_next_),
+               std::make_move_iterator(again.begin()), std::make_move_iterator(again.end()));
+  byte_tokens_ -= static_cast<double>(bytes);
+  progress_.totals.keys_moved += push[0].size() + push[1].size();
+  progress_.totals.bytes_moved += bytes;
+  phase_ = Phase::kPush;
+  for (int s = 0; s < 2; ++s) {
+    if (push[s].empty()) continue;
+    const uint64_t id = next_req_++;
+    waiting_[id] = {s, sides_[s].node};
+    Send(sides_[s].node, PushRequest{id, std::move(push[s])}, now_ms);
+  }
+  if (waiting_.empty()) PumpTransfer(now_ms);
 }
 
 void RepairDriver::PairDone(int64_t now_ms) {
@@ -578,38 +636,21 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
   }
   if (const auto* r = std::get_if<FetchReply>(&msg); r && phase_ == Phase::kFetch && s >= 0) {
     if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    if (r->objects.empty() || r->objects.size() > fetch_keys_.size()) {
+    // A reply covers a prefix of what was asked, at least one key.
+    if (r->objects.empty() || r->objects.size() > asked_[s].size()) {
       return Fail(from + ": bad fetch reply", now_ms);
     }
     for (size_t i = 0; i < r->objects.size(); ++i) {
-      if (r->objects[i].key != fetch_keys_[i]) return Fail(from + ": bad fetch reply", now_ms);
+      if (r->objects[i].key != asked_[s][i]) return Fail(from + ": bad fetch reply", now_ms);
+      fetched_[s][r->objects[i].key] = r->objects[i].object;
     }
-    // Keys the reply did not cover (size bound) go back to the front of the queue.
-    transfers_.front().keys.insert(transfers_.front().keys.begin(),
-                                   fetch_keys_.begin() + static_cast<std::ptrdiff_t>(r->objects.size()),
-                                   fetch_keys_.end());
-    fetch_keys_.clear();
-    to_push_.clear();
-    size_t bytes = 0;
-    for (const KeyObject& ko : r->objects) {
-      if (ko.object.empty()) continue;  // deleted from under us (purged); nothing to move
-      bytes += ko.key.size() + ApproxBytes(ko.object);
-      to_push_.push_back(ko);
-    }
-    if (to_push_.empty()) return PumpTransfer(now_ms);
-    byte_tokens_ -= static_cast<double>(bytes);
-    progress_.totals.keys_moved += to_push_.size();
-    progress_.totals.bytes_moved += bytes;
-    phase_ = Phase::kPush;
-    const uint64_t id = next_req_++;
-    waiting_[id] = {push_to_, sides_[push_to_].node};
-    Send(sides_[push_to_].node, PushRequest{id, std::move(to_push_)}, now_ms);
-    to_push_.clear();
+    if (waiting_.empty()) OnFetched(now_ms);
     return;
   }
   if (const auto* r = std::get_if<PushReply>(&msg); r && phase_ == Phase::kPush && s >= 0) {
     if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    return PumpTransfer(now_ms);
+    if (waiting_.empty()) PumpTransfer(now_ms);
+    return;
   }
   if (const auto* r = std::get_if<TombstoneReply>(&msg); r && s < 0) {
     if (!r->ok) return Fail(from + ": " + r->error, now_ms);

@@ -178,9 +178,10 @@ class RepairDriver {
     size_t leaf_cursor = 0;      // index into chunk of the next leaf to ask
     uint32_t depth = 0;
   };
-  struct Transfer {
-    int from = 0;                // side index holding the objects
-    std::vector<std::string> keys;
+  // A key whose digests differ between the pair's sides (0: the side has nothing).
+  struct DiffKey {
+    std::string key;
+    uint64_t digest[2] = {0, 0};
   };
 
   void StartNextPartition(int64_t now_ms);
@@ -211,7 +212,9 @@ class RepairDriver {
   std::vector<std::pair<std::string, PeerMessage>> sends_;
   uint64_t next_req_ = 1;
   std::map<uint64_t, std::pair<int, std::string>> waiting_;  // req_id -> (side or -1, node)
-  std::vector<std::string> fetch_keys_;
+  std::vector<DiffKey> batch_;                   // keys being fetched
+  std::vector<std::string> asked_[2];            // what each side was asked for
+  std::map<std::string, Object> fetched_[2];
   std::string last_error_;
   int64_t deadline_ms_ = 0;
 
@@ -229,9 +232,9 @@ class RepairDriver {
   std::vector<uint32_t> leaves_;     // differing leaves of the pair
   size_t leaf_next_ = 0;             // next chunk start in leaves_
   std::vector<uint32_t> chunk_;
-  std::vector<Transfer> transfers_;
-  std::vector<KeyObject> to_push_;
-  int push_to_ = 0;
+  std::vector<DiffKey> diff_;  // the differing keys of the current leaf chunk
+  size_t diff_next_ = 0;
+  void OnFetched(int64_t now_ms);
   std::vector<DigestEntry> tomb_candidates_;
   size_t tomb_replica_ = 0;
   double key_tokens_ = 0, byte_tokens_ = 0;

@@ -183,6 +183,29 @@ TEST_F(RepairTest, EmptyReplicaIsRefilledWithSmallReplyBounds) {
   EXPECT_EQ(d.progress().totals.keys_moved, 300u);  // each key moved once, to n3
 }
 
+TEST_F(RepairTest, WritesOneReplicaMissedMoveOnceEach) {
+  for (int i = 0; i < 500; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    Write("n1", k, "v");
+    Copy("n1", "n2", k);
+    Copy("n1", "n3", k);
+  }
+  for (int i = 0; i < 10; ++i) {  // newer versions n3 missed
+    const std::string k = "k" + std::to_string(i * 37);
+    Write("n1", k, "newer");
+    Copy("n1", "n2", k);
+  }
+  core::RepairDriver d = MakeDriver();
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  ExpectConverged();
+  EXPECT_EQ(d.progress().totals.keys_differing, 10u);
+  EXPECT_EQ(d.progress().totals.keys_moved, 10u);  // to n3 only; n1's copy already was the merge
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(S("n3").Read("k" + std::to_string(i * 37)).value().siblings.at(0).value, "newer");
+  }
+}
+
 TEST_F(RepairTest, ThrottleBoundsKeysPerSecond) {
   for (int i = 0; i < 200; ++i) Write("n1", "k" + std::to_string(i), "v");
   core::RepairOptions o;
