@@ -330,6 +330,8 @@ void RepairDriver::StartNextPartition(int64_t now_ms) {
     // to the replicas synced before the last one.
     for (size_t i = 1; i + 1 < replicas_.size(); ++i) pairs_.emplace_back(0, static_cast<int>(i));
     partition_ = p;
+    counted_keys_.clear();
+    counted_leaves_.clear();
     pair_ = 0;
     attempts_ = 0;
     StartPair(now_ms);
@@ -405,7 +407,7 @@ void RepairDriver::CompareLeaves(int64_t now_ms) {
   diff_next_ = 0;
   for (const auto& [key, d] : digests) {
     if (d.first == d.second) continue;
-    ++progress_.totals.keys_differing;
+    if (counted_keys_.insert(key).second) ++progress_.totals.keys_differing;
     DiffKey k;
     k.key = key;
     k.digest[0] = d.first;
@@ -544,6 +546,8 @@ void RepairDriver::FinishPartition(bool ok, int64_t now_ms) {
   ++progress_version_;
   partition_.reset();
   waiting_.clear();
+  counted_keys_.clear();
+  counted_leaves_.clear();
   StartNextPartition(now_ms);
 }
 
@@ -609,7 +613,9 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
     if (level_ == sides_[0].depth) {
       leaves_ = std::move(diff);
       leaf_next_ = 0;
-      progress_.totals.leaves_differing += leaves_.size();
+      for (uint32_t leaf : leaves_) {
+        if (counted_leaves_.insert(leaf).second) ++progress_.totals.leaves_differing;
+      }
       return NextLeafChunk(now_ms);
     }
     ++level_;

@@ -105,8 +105,8 @@ struct RepairTotals {
   uint64_t partitions_done = 0;     // synced (all pairs)
   uint64_t partitions_failed = 0;   // a replica did not answer (or had no tree)
   uint64_t partitions_skipped = 0;  // fewer than two replicas to compare
-  uint64_t leaves_differing = 0;
-  uint64_t keys_differing = 0;      // (key, pair) with different digests
+  uint64_t leaves_differing = 0;    // per partition, counted once
+  uint64_t keys_differing = 0;      // keys not alike on all replicas, counted once
   uint64_t keys_moved = 0;          // objects sent to a replica
   uint64_t bytes_moved = 0;
   uint64_t tombstones_purged = 0;   // keys purged (on all their primaries)
@@ -234,6 +234,10 @@ class RepairDriver {
   std::vector<uint32_t> chunk_;
   std::vector<DiffKey> diff_;  // the differing keys of the current leaf chunk
   size_t diff_next_ = 0;
+  // Keys and leaves of the current partition already counted (a key differing in
+  // several pairs counts once).
+  std::set<std::string> counted_keys_;
+  std::set<uint32_t> counted_leaves_;
   void OnFetched(int64_t now_ms);
   std::vector<DigestEntry> tomb_candidates_;
   size_t tomb_replica_ = 0;

@@ -1,7 +1,8 @@
 """Multi-process tests of anti-entropy repair on a 3-node loopback cluster:
 a wiped node is refilled by repair and then serves every key alone; deletes made while
 a node was down stay deleted through repair, tombstone purge and read repair; a repair
-whose coordinator is killed resumes after restart; a dry run moves nothing."""
+whose coordinator is killed resumes after restart, and one whose replica is killed waits
+for it; a dry run moves nothing."""
 import json
 import os
 import shutil
@@ -188,6 +189,24 @@ class Repair(unittest.TestCase):
         for k in keys:
             self.assertEqual(c.call("GET", k, "R", "1"), ("v-" + k).encode(), k)
         c.close()
+
+    def test_a_replica_killed_mid_repair_is_waited_for(self):
+        n1, n2, n3 = self.start("--set", "repair.keys_per_s=300", "--set", "repair.request_timeout_ms=8000")
+        keys = [f"k:{i}" for i in range(900)]
+        self.write(n1, keys)
+        wipe(n3)
+        self.cluster.wait_connected()
+        admin(n1, "repair", "--no-wait")
+        wait_until(lambda: int(info(n3, "repair")["merkle_keys"]) >= 200, timeout=30,
+                   what="node3 half refilled")
+        c = n1.client()
+        self.assertIn(b"state:running", c.call("ITSUKA.REPAIR", "STATUS"))
+        c.close()
+        n3.kill9()
+        n3.start()
+        rep = repair(n1)  # attaches to the running repair, which waits for node3
+        self.assertEqual(rep["partitions_failed"], 0, rep)
+        self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 900)
 
     def test_repair_command_errors_and_info(self):
         n1, n2, n3 = self.start()
