@@ -64,6 +64,12 @@ struct Config {
   int64_t handoff_max_hint_age_s = 3 * 3600;
   int64_t handoff_rate_keys_per_s = 5000;
   int64_t handoff_max_inflight_per_target = 256;
+  // [repair]
+  int64_t repair_keys_per_s = 20000;         // 0: unlimited
+  int64_t repair_bytes_per_s = 32 << 20;     // 0: unlimited
+  int64_t repair_request_timeout_ms = 10000;
+  int64_t repair_tombstone_grace_s = 864000;  // must exceed handoff.max_hint_age_s
+  int64_t repair_interval_s = 0;             // 0: no background repair
 
   // Not settings: where the values came from.
   std::string config_file;

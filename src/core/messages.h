@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/ballot.h"
 #include "core/object.h"
@@ -158,9 +159,118 @@ struct ConsistentResult {
   friend bool operator==(const ConsistentResult&, const ConsistentResult&) = default;
 };
 
+// ---- Anti-entropy (core/repair.h; type ids 30-39) ------------------------------------
+// A repair coordinator compares two replicas of a partition top-down: tree nodes, then
+// the (key, digest) lists of differing leaves, then moves the objects of differing keys
+// both ways (the receiver merges). Every reply is bounded (RepairLimits).
+
+// A key and the digest (ObjectDigest) of what a replica holds for it.
+struct DigestEntry {
+  std::string key;
+  uint64_t digest = 0;
+  friend bool operator==(const DigestEntry&, const DigestEntry&) = default;
+};
+
+struct KeyObject {
+  std::string key;
+  Object object;  // empty: the replica holds nothing for the key
+  friend bool operator==(const KeyObject&, const KeyObject&) = default;
+};
+
+// The hashes of the nodes `indices` at `level` of the partition's tree.
+struct TreeRequest {
+  uint64_t req_id = 0;
+  uint32_t partition = 0;
+  uint32_t level = 0;
+  std::vector<uint32_t> indices;
+  friend bool operator==(const TreeRequest&, const TreeRequest&) = default;
+};
+
+struct TreeReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  uint32_t depth = 0;            // the replica's tree depth (must match the asker's)
+  std::vector<uint64_t> hashes;  // one per requested index
+  friend bool operator==(const TreeReply&, const TreeReply&) = default;
+};
+
+// The entries of `leaves` (in that order, each in key order), starting after
+// `after_key` in the first leaf.
+struct LeafRequest {
+  uint64_t req_id = 0;
+  uint32_t partition = 0;
+  std::vector<uint32_t> leaves;
+  std::string after_key;
+  friend bool operator==(const LeafRequest&, const LeafRequest&) = default;
+};
+
+struct LeafReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<DigestEntry> entries;
+  bool more = false;  // truncated: ask again after the last entry
+  friend bool operator==(const LeafReply&, const LeafReply&) = default;
+};
+
+// The objects of `keys`; the reply may cover a prefix only (size bound), the asker
+// asks again for the rest.
+struct FetchRequest {
+  uint64_t req_id = 0;
+  std::vector<std::string> keys;
+  friend bool operator==(const FetchRequest&, const FetchRequest&) = default;
+};
+
+struct FetchReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<KeyObject> objects;
+  friend bool operator==(const FetchReply&, const FetchReply&) = default;
+};
+
+// Merge these objects (vector-clock merge, siblings kept); answered once durable.
+struct PushRequest {
+  uint64_t req_id = 0;
+  std::vector<KeyObject> objects;
+  friend bool operator==(const PushRequest&, const PushRequest&) = default;
+};
+
+struct PushReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  friend bool operator==(const PushReply&, const PushReply&) = default;
+};
+
+// Tombstones: kList returns the partition's purgeable tombstones (older than the
+// grace); kCheck returns those of `entries` held here with the same digest and
+// purgeable; kPurge deletes those and returns them.
+struct TombstoneRequest {
+  enum class Mode : uint32_t { kList = 0, kCheck = 1, kPurge = 2 };
+  uint64_t req_id = 0;
+  uint32_t partition = 0;
+  Mode mode = Mode::kList;
+  int64_t grace_ms = 0;
+  std::vector<DigestEntry> entries;
+  friend bool operator==(const TombstoneRequest&, const TombstoneRequest&) = default;
+};
+
+struct TombstoneReply {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<DigestEntry> entries;
+  friend bool operator==(const TombstoneReply&, const TombstoneReply&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
                                  ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
                                  PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
-                                 PaxosCommit, ForwardConsistent, ConsistentResult>;
+                                 PaxosCommit, ForwardConsistent, ConsistentResult,
+                                 TreeRequest, TreeReply, LeafRequest, LeafReply, FetchRequest,
+                                 FetchReply, PushRequest, PushReply, TombstoneRequest,
+                                 TombstoneReply>;
 
 }  // namespace itsuka::core

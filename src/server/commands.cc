@@ -89,6 +89,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
       {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
+      {"itsuka.repair", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Repair},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -384,6 +385,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
     if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
   if (add("handoff") && handoff_info_) s += handoff_info_();
+  if (add("repair") && repair_info_) s += repair_info_();
   return s;
 }
 
@@ -400,6 +402,11 @@ void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::str
     }
   }
   resp::AppendBulk(out, text);
+}
+
+void CommandExecutor::Repair(Session&, std::vector<std::string>& args, std::string* out) {
+  if (!repair_command_) return resp::AppendError(out, "ERR anti-entropy is not available");
+  repair_command_(args, out);
 }
 
 // ---- Keys --------------------------------------------------------------------------

@@ -58,6 +58,13 @@ class CommandExecutor {
   void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
   // The "handoff" INFO section's lines, also the reply of ITSUKA.HINTS.
   void SetHandoffInfo(std::function<std::string()> f) { handoff_info_ = std::move(f); }
+  // ITSUKA.REPAIR (the handler appends its reply) and INFO's repair section, served by
+  // the node that runs anti-entropy.
+  void SetRepair(std::function<void(std::vector<std::string>&, std::string*)> command,
+                 std::function<std::string()> info) {
+    repair_command_ = std::move(command);
+    repair_info_ = std::move(info);
+  }
 
  private:
   struct Command;
@@ -94,6 +101,7 @@ class CommandExecutor {
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
+  void Repair(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -121,6 +129,8 @@ class CommandExecutor {
   Dispatcher* dispatch_ = nullptr;
   std::function<std::string()> cluster_info_;
   std::function<std::string()> handoff_info_;
+  std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
+  std::function<std::string()> repair_info_;
 };
 
 }  // namespace itsuka::server

@@ -75,6 +75,11 @@ const std::vector<Setting>& Settings() {
       {"handoff.max_hint_age_s", IntSetting{&Config::handoff_max_hint_age_s, 1, 1LL << 31}},
       {"handoff.rate_keys_per_s", IntSetting{&Config::handoff_rate_keys_per_s, 1, 10000000}},
       {"handoff.max_inflight_per_target", IntSetting{&Config::handoff_max_inflight_per_target, 1, 100000}},
+      {"repair.keys_per_s", IntSetting{&Config::repair_keys_per_s, 0, kMaxInt}},
+      {"repair.bytes_per_s", IntSetting{&Config::repair_bytes_per_s, 0, kMaxInt}},
+      {"repair.request_timeout_ms", IntSetting{&Config::repair_request_timeout_ms, 10, 3600000}},
+      {"repair.tombstone_grace_s", IntSetting{&Config::repair_tombstone_grace_s, 0, kMaxInt / 1000}},
+      {"repair.interval_s", IntSetting{&Config::repair_interval_s, 0, kMaxInt / 1000}},
   };
   return settings;
 }

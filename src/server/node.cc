@@ -2,9 +2,11 @@
 
 #include <signal.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "common/log.h"
 #include "storage/rocksdb_engine.h"
@@ -17,6 +19,7 @@ Node::Node(const Config& config)
       core_tick_(loop_, [this] {
         core_->Tick(loop_.NowMs());
         core_->ReplayHints(loop_.NowMs(), clock_.WallMs());
+        repair_->Tick(loop_.NowMs());
       }),
       tick_(loop_, [this] { OnTick(); }) {}
 
@@ -124,12 +127,66 @@ Status Node::Open() {
   executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
   executor_->SetHandoffInfo([this] { return HandoffInfo(); });
+  {
+    const int64_t t0 = clock_.MonotonicMs();
+    st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
+    if (!st.ok()) return Status::IOError("building the anti-entropy trees: " + st.ToString());
+    LOG_INFO << "anti-entropy trees: " << store_->merkle_keys() << " keys in "
+             << clock_.MonotonicMs() - t0 << " ms (index built in "
+             << store_->merkle_index_build_ms() << " ms, trees rebuilt in "
+             << store_->merkle_rebuild_ms() << " ms)";
+  }
+  core::RepairOptions rep;
+  rep.n = static_cast<int>(config_.n);
+  rep.request_timeout_ms = config_.repair_request_timeout_ms;
+  rep.keys_per_s = static_cast<double>(config_.repair_keys_per_s);
+  rep.bytes_per_s = static_cast<double>(config_.repair_bytes_per_s);
+  rep.tombstone_grace_ms = config_.repair_tombstone_grace_s * 1000;
+  repair_ = std::make_unique<core::RepairDriver>(config_.node_id, rep);
+  repair_->SetRing(*core_->ring());
+  for (const std::string& m : membership_->Members()) {
+    if (m != config_.node_id) repair_->SetReachable(m, false);
+  }
+  executor_->SetRepair(
+      [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
+      [this] { return RepairInfo(); });
+  {
+    // A run interrupted by a crash or restart resumes where it was.
+    std::string saved;
+    if (engine_->Get(Column::kMeta, "repair/progress", &saved).ok()) {
+      Result<core::RepairProgress> p = core::DecodeRepairProgress(saved);
+      if (!p.ok()) {
+        LOG_WARN << "ignoring the saved repair progress: " << p.status().ToString();
+      } else {
+        std::set<uint32_t> all(p->job.partitions.begin(), p->job.partitions.end());
+        if (p->finished.size() < all.size()) {
+          LOG_INFO << "resuming repair " << p->job.id << ": " << p->finished.size() << " of "
+                   << all.size() << " partitions done";
+          repair_resumed_ = true;
+          Status rs = repair_->Start(std::move(p).value(), loop_.NowMs());
+          if (!rs.ok()) LOG_WARN << "cannot resume the repair: " << rs.ToString();
+        } else {
+          repair_->Start(std::move(p).value(), loop_.NowMs());  // shows the last result
+          repair_state_ = "done";
+        }
+      }
+    }
+  }
   peers_ = std::make_unique<PeerTransport>(
       loop_, config_,
       [this](const std::string& from, const core::PeerMessage& msg) {
-        core_->OnMessage(from, msg, loop_.NowMs());
+        if (core::IsRepairRequest(msg)) {
+          repair_out_.emplace_back(from, AnswerRepair(msg));
+        } else if (core::IsRepairReply(msg)) {
+          repair_->OnReply(from, msg, loop_.NowMs());
+        } else {
+          core_->OnMessage(from, msg, loop_.NowMs());
+        }
       },
-      [this](const std::string& node, bool up) { core_->SetReachable(node, up); });
+      [this](const std::string& node, bool up) {
+        core_->SetReachable(node, up);
+        repair_->SetReachable(node, up);
+      });
   if (!config_.seeds.empty()) {
     st = peers_->Start();
     if (!st.ok()) return st;
@@ -217,12 +274,16 @@ void Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string& 
 }
 
 Status Node::CommitAndRelease() {
+  PumpRepair();
   Status st = store_->Commit();
   core::Outbox out = core_->TakeOutbox();
   std::vector<uint64_t> dirty;
   dirty.swap(dirty_);
+  std::vector<std::pair<std::string, core::PeerMessage>> repair_out;
+  repair_out.swap(repair_out_);
   if (st.ok()) {
     for (auto& [to, msg] : out.sends) peers_->Send(to, msg);
+    for (auto& [to, msg] : repair_out) peers_->Send(to, msg);
     peers_->Flush();
   }
   for (core::ClientResult& r : out.results) {
@@ -317,7 +378,11 @@ std::string Node::HandoffInfo() const {
 }
 
 void Node::AfterIo() {
-  if (dirty_.empty() && !store_->HasStaged() && !core_->HasOutput()) return;
+  if (dirty_.empty() && !store_->HasStaged() && !core_->HasOutput() && !repair_->HasSends() &&
+      repair_out_.empty()) {
+    if (repair_->progress_version() != repair_persisted_) PersistRepair();
+    return;
+  }
   CommitAndRelease();
 }
 
@@ -334,6 +399,7 @@ void Node::OnTick() {
     }
     return;
   }
+  ScheduleRepair();
   if (config_.idle_timeout_s > 0) {
     const int64_t limit_ms = config_.idle_timeout_s * 1000;
     for (auto& [id, c] : clients_) {
@@ -356,6 +422,213 @@ void Node::BeginShutdown(const char* why) {
   // commit in AfterIo, then each connection closes.
   for (auto& [id, c] : clients_) c->Drain();
   if (clients_.empty()) loop_.Stop();
+}
+
+// ---- Anti-entropy ------------------------------------------------------------------
+
+core::PeerMessage Node::AnswerRepair(const core::PeerMessage& msg) {
+  return core::AnswerRepairRequest(msg, *store_, *store_, core::RepairLimits{}, clock_.WallMs(),
+                                   config_.repair_tombstone_grace_s * 1000);
+}
+
+void Node::PumpRepair() {
+  // Requests the driver addresses to this node are answered here at once; their
+  // replies may make it ask more, so loop (bounded: every pair involves another node,
+  // whose answer the driver must wait for).
+  for (int round = 0; round < 64 && repair_->HasSends(); ++round) {
+    for (auto& [to, msg] : repair_->TakeSends()) {
+      if (to == config_.node_id) {
+        repair_->OnReply(to, AnswerRepair(msg), loop_.NowMs());
+      } else {
+        repair_out_.emplace_back(to, std::move(msg));
+      }
+    }
+  }
+  if (repair_was_running_ && !repair_->running()) {
+    repair_was_running_ = false;
+    if (repair_state_ == "running") repair_state_ = "done";
+    repair_last_end_ms_ = loop_.NowMs();
+    ++repair_runs_;
+    const core::RepairTotals& t = repair_->progress().totals;
+    repair_cumulative_.partitions_done += t.partitions_done;
+    repair_cumulative_.partitions_failed += t.partitions_failed;
+    repair_cumulative_.keys_differing += t.keys_differing;
+    repair_cumulative_.keys_moved += t.keys_moved;
+    repair_cumulative_.bytes_moved += t.bytes_moved;
+    repair_cumulative_.tombstones_purged += t.tombstones_purged;
+    LOG_INFO << "repair " << repair_->progress().job.id << " finished: "
+             << t.partitions_done << " partitions synced, " << t.partitions_failed << " failed, "
+             << t.keys_differing << " keys differing, " << t.keys_moved << " keys moved, "
+             << t.tombstones_purged << " tombstones purged";
+  }
+  if (repair_->running()) {
+    repair_was_running_ = true;
+    repair_state_ = "running";
+  }
+  if (repair_->progress_version() != repair_persisted_) PersistRepair();
+}
+
+void Node::PersistRepair() {
+  repair_persisted_ = repair_->progress_version();
+  if (repair_state_ == "stopped" || repair_state_ == "idle") return;
+  WriteBatch b;
+  b.Put(Column::kMeta, "repair/progress", core::EncodeRepairProgress(repair_->progress()));
+  Status st = engine_->Write(b, /*sync=*/false);
+  if (!st.ok()) LOG_WARN << "saving repair progress: " << st.ToString();
+}
+
+void Node::ScheduleRepair() {
+  if (config_.repair_interval_s <= 0 || repair_->running()) return;
+  const int64_t now = loop_.NowMs();
+  if (repair_last_end_ms_ != 0 && now - repair_last_end_ms_ < config_.repair_interval_s * 1000) {
+    return;
+  }
+  if (repair_last_end_ms_ == 0 && now - stats_.start_mono_ms < config_.repair_interval_s * 1000) {
+    return;
+  }
+  core::RepairProgress p;
+  p.job.id = static_cast<uint64_t>(clock_.WallMs());
+  for (uint32_t q = 0; q < core_->ring()->partitions(); ++q) {
+    if (core_->ring()->Owner(q) == config_.node_id) p.job.partitions.push_back(q);
+  }
+  if (p.job.partitions.empty()) {
+    repair_last_end_ms_ = now;
+    return;
+  }
+  repair_resumed_ = false;
+  if (repair_->Start(std::move(p), now).ok()) {
+    repair_state_ = "running";
+    repair_was_running_ = true;
+    LOG_INFO << "background repair of the partitions this node owns";
+  }
+}
+
+void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
+  std::string sub = args[1];
+  for (char& c : sub) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (sub == "STATUS" && args.size() == 2) return wire::resp::AppendBulk(out, RepairStatus());
+  if (sub == "STOP" && args.size() == 2) {
+    repair_->Stop();
+    repair_was_running_ = false;
+    repair_state_ = "stopped";
+    WriteBatch b;
+    b.Delete(Column::kMeta, "repair/progress");
+    Status st = engine_->Write(b, false);
+    if (!st.ok()) return wire::resp::AppendError(out, "ERR storage: " + st.ToString());
+    return wire::resp::AppendSimple(out, "OK");
+  }
+  if (sub != "START") {
+    return wire::resp::AppendError(out, "ERR usage: ITSUKA.REPAIR START [PARTITION q] [NODE id] [DRYRUN] | STATUS | STOP");
+  }
+  core::RepairProgress p;
+  p.job.id = static_cast<uint64_t>(clock_.WallMs());
+  const core::Ring& ring = *core_->ring();
+  std::optional<uint32_t> only;
+  for (size_t i = 2; i < args.size(); ++i) {
+    std::string opt = args[i];
+    for (char& c : opt) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (opt == "DRYRUN") {
+      p.job.dry_run = true;
+    } else if (opt == "PARTITION" && i + 1 < args.size()) {
+      const std::string& v = args[++i];
+      uint64_t q = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
+      if (ec != std::errc() || ptr != v.data() + v.size() || q >= ring.partitions()) {
+        return wire::resp::AppendError(
+            out, "ERR PARTITION must be a number from 0 to " + std::to_string(ring.partitions() - 1));
+      }
+      only = static_cast<uint32_t>(q);
+    } else if (opt == "NODE" && i + 1 < args.size()) {
+      p.job.node = args[++i];
+      const auto& members = ring.members();
+      if (std::find(members.begin(), members.end(), p.job.node) == members.end()) {
+        return wire::resp::AppendError(out, "ERR NODE '" + p.job.node.substr(0, 128) + "' is not a member");
+      }
+    } else {
+      return wire::resp::AppendError(out, "ERR syntax error at '" + args[i].substr(0, 128) + "'");
+    }
+  }
+  if (only) {
+    p.job.partitions.push_back(*only);
+  } else {
+    for (uint32_t q = 0; q < ring.partitions(); ++q) p.job.partitions.push_back(q);
+  }
+  if (repair_->running()) {
+    return wire::resp::AppendError(out, "BUSY a repair is running (job " +
+                                            std::to_string(repair_->progress().job.id) +
+                                            "); ITSUKA.REPAIR STATUS or STOP");
+  }
+  const uint64_t id = p.job.id;
+  Status st = repair_->Start(std::move(p), loop_.NowMs());
+  if (!st.ok()) return wire::resp::AppendError(out, "ERR " + st.message());
+  repair_state_ = "running";
+  repair_was_running_ = true;
+  repair_resumed_ = false;
+  PersistRepair();
+  wire::resp::AppendSimple(out, "OK " + std::to_string(id));
+}
+
+std::string Node::RepairStatus() const {
+  const core::RepairProgress& p = repair_->progress();
+  const core::RepairTotals& t = p.totals;
+  std::set<uint32_t> all(p.job.partitions.begin(), p.job.partitions.end());
+  std::string s;
+  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  kv("state", repair_state_);
+  kv("job", std::to_string(p.job.id));
+  kv("dry_run", p.job.dry_run ? "1" : "0");
+  kv("node", p.job.node.empty() ? "*" : p.job.node);
+  kv("resumed", repair_resumed_ ? "1" : "0");
+  kv("partitions_total", std::to_string(all.size()));
+  kv("partitions_finished", std::to_string(p.finished.size()));
+  kv("partitions_synced", std::to_string(t.partitions_done));
+  kv("partitions_failed", std::to_string(t.partitions_failed));
+  kv("partitions_skipped", std::to_string(t.partitions_skipped));
+  kv("current_partition", repair_->current() ? std::to_string(*repair_->current()) : "-");
+  kv("leaves_differing", std::to_string(t.leaves_differing));
+  kv("keys_differing", std::to_string(t.keys_differing));
+  kv("keys_moved", std::to_string(t.keys_moved));
+  kv("bytes_moved", std::to_string(t.bytes_moved));
+  kv("tombstones_purged", std::to_string(t.tombstones_purged));
+  kv("elapsed_ms", std::to_string(repair_->ElapsedMs(loop_.NowMs())));
+  std::string failed;
+  for (uint32_t q : p.failed) failed += (failed.empty() ? "" : ",") + std::to_string(q);
+  kv("failed_partitions", failed.empty() ? "-" : failed);
+  kv("last_error", repair_->last_error().empty() ? "-" : repair_->last_error());
+  return s;
+}
+
+std::string Node::RepairInfo() const {
+  std::string s;
+  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  kv("repair_state", repair_state_);
+  kv("repair_runs_completed", std::to_string(repair_runs_));
+  kv("repair_keys_differing_total", std::to_string(repair_cumulative_.keys_differing));
+  kv("repair_keys_moved_total", std::to_string(repair_cumulative_.keys_moved));
+  kv("repair_bytes_moved_total", std::to_string(repair_cumulative_.bytes_moved));
+  kv("repair_tombstones_purged_total", std::to_string(repair_cumulative_.tombstones_purged));
+  kv("repair_partitions_failed_total", std::to_string(repair_cumulative_.partitions_failed));
+  // When partitions were last repaired by a run this node coordinated (since it started).
+  const auto& last = repair_->last_repaired();
+  const int64_t now = loop_.NowMs();
+  kv("repair_partitions_repaired", std::to_string(last.size()));
+  if (!last.empty()) {
+    int64_t oldest = INT64_MAX, newest = 0;
+    for (const auto& [q, at] : last) {
+      oldest = std::min(oldest, at);
+      newest = std::max(newest, at);
+    }
+    kv("repair_oldest_partition_age_s", std::to_string((now - oldest) / 1000));
+    kv("repair_newest_partition_age_s", std::to_string((now - newest) / 1000));
+  }
+  kv("repair_interval_s", std::to_string(config_.repair_interval_s));
+  kv("repair_tombstone_grace_s", std::to_string(config_.repair_tombstone_grace_s));
+  kv("merkle_keys", std::to_string(store_->merkle_keys()));
+  kv("merkle_depth", std::to_string(store_->MerkleDepth()));
+  kv("merkle_rebuild_ms", std::to_string(store_->merkle_rebuild_ms()));
+  kv("merkle_index_build_ms", std::to_string(store_->merkle_index_build_ms()));
+  kv("keys_purged", std::to_string(store_->purged_keys()));
+  return s;
 }
 
 }  // namespace itsuka::server

@@ -13,6 +13,7 @@
 #include "net/loop.h"
 #include "net/tcp.h"
 #include "core/node_core.h"
+#include "core/repair.h"
 #include "server/client.h"
 #include "server/membership.h"
 #include "server/peers.h"
@@ -58,6 +59,16 @@ class Node : public ClientHost {
   Status CommitAndRelease();
   std::string ClusterInfo() const;
   std::string HandoffInfo() const;
+  // Anti-entropy: ITSUKA.REPAIR, INFO repair, answering locally the driver's requests
+  // to this node, persisting its progress (meta "repair/progress") so a run resumes
+  // after a restart, and the background schedule (repair.interval_s).
+  void RepairCommand(std::vector<std::string>& args, std::string* out);
+  std::string RepairInfo() const;
+  std::string RepairStatus() const;
+  core::PeerMessage AnswerRepair(const core::PeerMessage& msg);
+  void PumpRepair();
+  void PersistRepair();
+  void ScheduleRepair();
 
   Config config_;
   SystemClock clock_;
@@ -84,6 +95,17 @@ class Node : public ClientHost {
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   int exit_code_ = 0;
+  std::unique_ptr<core::RepairDriver> repair_;
+  // Repair messages waiting for this round's commit: answers to peers' requests (they
+  // may acknowledge merged objects) and the driver's requests.
+  std::vector<std::pair<std::string, core::PeerMessage>> repair_out_;
+  uint64_t repair_persisted_ = 0;
+  bool repair_was_running_ = false;
+  bool repair_resumed_ = false;
+  std::string repair_state_ = "idle";
+  int64_t repair_last_end_ms_ = 0;
+  uint64_t repair_runs_ = 0;
+  core::RepairTotals repair_cumulative_;
 };
 
 }  // namespace itsuka::server

@@ -1,9 +1,111 @@
 #include "server/store.h"
 
+#include <chrono>
+
+#include "common/hash.h"
 #include "wire/object_codec.h"
 #include "wire/paxos_codec.h"
 
 namespace itsuka::server {
+namespace {
+
+// Meta column family layout of the anti-entropy index (big-endian numbers so that a
+// prefix scan walks one partition's leaf in key order):
+//   "ae/l" p:4 leaf:2 key -> digest:8 tombstone-only:1 newest-tombstone-ms:8
+//   "ae/t" p:4 key        -> digest:8 newest-tombstone-ms:8
+//   "ae/format"           -> "1" once the index covers every key
+constexpr std::string_view kLeafPrefix = "ae/l";
+constexpr std::string_view kTombPrefix = "ae/t";
+constexpr std::string_view kFormatKey = "ae/format";
+
+void PutBE(std::string* s, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetBE(std::string_view s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+uint32_t PartitionOf(uint64_t h, uint32_t partitions) {
+  return static_cast<uint32_t>((static_cast<unsigned __int128>(h) * partitions) >> 64);
+}
+
+std::string LeafPrefix(uint32_t p, uint32_t leaf) {
+  std::string k(kLeafPrefix);
+  PutBE(&k, p, 4);
+  PutBE(&k, leaf, 2);
+  return k;
+}
+
+std::string TombPrefix(uint32_t p) {
+  std::string k(kTombPrefix);
+  PutBE(&k, p, 4);
+  return k;
+}
+
+struct IndexValue {
+  uint64_t digest = 0;
+  bool tombstone_only = false;
+  int64_t newest_ms = 0;
+};
+
+IndexValue Describe(const core::Object& obj) {
+  IndexValue v;
+  v.digest = core::ObjectDigest(obj);
+  v.tombstone_only = !obj.empty();
+  for (const core::Sibling& s : obj.siblings) {
+    if (!s.tombstone) v.tombstone_only = false;
+    v.newest_ms = std::max(v.newest_ms, s.written_at_ms);
+  }
+  return v;
+}
+
+std::string EncodeIndex(const IndexValue& v) {
+  std::string s;
+  PutBE(&s, v.digest, 8);
+  s.push_back(v.tombstone_only ? 1 : 0);
+  PutBE(&s, static_cast<uint64_t>(v.newest_ms), 8);
+  return s;
+}
+
+bool DecodeIndex(std::string_view s, IndexValue* v) {
+  if (s.size() != 17) return false;
+  v->digest = GetBE(s, 0, 8);
+  v->tombstone_only = s[8] != 0;
+  v->newest_ms = static_cast<int64_t>(GetBE(s, 9, 8));
+  return true;
+}
+
+// Adds the index entries of (key, new value) to the batch, given what the index held.
+void IndexOps(WriteBatch* batch, uint32_t p, uint32_t leaf, std::string_view key,
+              const IndexValue& old_v, const IndexValue& new_v) {
+  std::string lk = LeafPrefix(p, leaf);
+  lk.append(key);
+  std::string tk = TombPrefix(p);
+  tk.append(key);
+  if (new_v.digest == 0) {
+    batch->Delete(Column::kMeta, lk);
+  } else {
+    batch->Put(Column::kMeta, lk, EncodeIndex(new_v));
+  }
+  if (new_v.tombstone_only) {
+    std::string tv;
+    PutBE(&tv, new_v.digest, 8);
+    PutBE(&tv, static_cast<uint64_t>(new_v.newest_ms), 8);
+    batch->Put(Column::kMeta, tk, tv);
+  } else if (old_v.tombstone_only) {
+    batch->Delete(Column::kMeta, tk);
+  }
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 Result<core::Object> Store::Read(std::string_view key) {
   if (!staged_.empty()) {
@@ -43,25 +145,184 @@ void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
 
 Status Store::Commit() {
   if (!HasStaged()) return Status::Ok();
+  struct TreeUpdate {
+    uint32_t partition;
+    const std::string* key;
+    uint64_t hash, old_digest, new_digest;
+  };
+  std::vector<TreeUpdate> updates;
   WriteBatch batch;
-  for (const auto& [key, obj] : staged_) batch.Put(Column::kData, key, wire::EncodeObject(obj));
+  size_t deletes = 0;
+  // Everything staged goes in one batch or not at all: on any failure the staged
+  // objects, hints and Paxos state of this round are discarded together.
+  auto fail = [&](Status st) {
+    staged_.clear();
+    staged_paxos_.clear();
+    if (hints_) hints_->Committed(false);
+    ++failed_commits_;
+    return st;
+  };
+  for (const auto& [key, obj] : staged_) {
+    if (obj.empty()) {
+      batch.Delete(Column::kData, key);
+      ++deletes;
+    } else {
+      batch.Put(Column::kData, key, wire::EncodeObject(obj));
+    }
+    if (partitions_ == 0) continue;
+    const uint64_t h = Hash64(key);
+    const uint32_t p = PartitionOf(h, partitions_);
+    const uint32_t leaf = core::MerkleLeafOf(h, depth_);
+    std::string lk = LeafPrefix(p, leaf);
+    lk.append(key);
+    std::string old_bytes;
+    IndexValue old_v;
+    Status st = engine_.Get(Column::kMeta, lk, &old_bytes);
+    if (st.ok()) {
+      if (!DecodeIndex(old_bytes, &old_v)) st = Status::Corruption("anti-entropy index entry");
+    } else if (st.IsNotFound()) {
+      st = Status::Ok();
+    }
+    if (!st.ok()) return fail(st);
+    const IndexValue new_v = Describe(obj);
+    IndexOps(&batch, p, leaf, key, old_v, new_v);
+    updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest});
+  }
   if (hints_) hints_->AppendStaged(&batch);
   // Promises and accepts go in the same atomic batch as the objects, before any reply.
   for (const auto& [key, st] : staged_paxos_) {
     batch.Put(Column::kMeta, PaxosKey(key), wire::EncodeAcceptorState(st));
   }
   const size_t n = staged_.size() + staged_paxos_.size();
-  staged_.clear();
-  staged_paxos_.clear();
   Status st = engine_.Write(batch, sync_);
   if (hints_) hints_->Committed(st.ok());
   if (st.ok()) {
+    for (const TreeUpdate& u : updates) {
+      if (!trees_[u.partition]) trees_[u.partition] = std::make_unique<core::MerkleTree>(depth_);
+      trees_[u.partition]->Update(*u.key, u.hash, u.old_digest, u.new_digest);
+    }
     ++commits_;
     committed_keys_ += n;
+    purged_keys_ += deletes;
   } else {
     ++failed_commits_;
   }
+  staged_.clear();
+  staged_paxos_.clear();
   return st;
+}
+
+Status Store::EnableMerkle(uint32_t partitions) {
+  if (partitions == 0) return Status::InvalidArgument("partitions must be at least 1");
+  partitions_ = partitions;
+  depth_ = core::MerkleDepthFor(partitions);
+  trees_.clear();
+  trees_.resize(partitions);
+  std::string format;
+  Status st = engine_.Get(Column::kMeta, kFormatKey, &format);
+  std::string want = "1 " + std::to_string(partitions);
+  if (!st.ok() && !st.IsNotFound()) return st;
+  if (st.IsNotFound() || format != want) {
+    // No index yet (a data directory from before anti-entropy), or one for another
+    // partition count: drop it and index every key once.
+    const int64_t t0 = SteadyMs();
+    WriteBatch batch;
+    {
+      std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+      for (it->Seek("ae/"); it->Valid() && it->key().substr(0, 3) == "ae/"; it->Next()) {
+        batch.Delete(Column::kMeta, it->key());
+      }
+      if (!it->status().ok()) return it->status();
+    }
+    std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kData);
+    for (it->Seek(""); it->Valid(); it->Next()) {
+      Result<core::Object> obj = wire::DecodeObject(it->value());
+      if (!obj.ok()) {
+        return Status::Corruption("indexing key for anti-entropy: " + obj.status().message());
+      }
+      const uint64_t h = Hash64(it->key());
+      IndexOps(&batch, PartitionOf(h, partitions), core::MerkleLeafOf(h, depth_), it->key(),
+               IndexValue(), Describe(*obj));
+      if (batch.size() >= 10000) {
+        st = engine_.Write(batch, false);
+        if (!st.ok()) return st;
+        batch.Clear();
+      }
+    }
+    if (!it->status().ok()) return it->status();
+    batch.Put(Column::kMeta, kFormatKey, want);
+    st = engine_.Write(batch, true);
+    if (!st.ok()) return st;
+    index_build_ms_ = SteadyMs() - t0;
+  }
+  const int64_t t0 = SteadyMs();
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+  const size_t head = kLeafPrefix.size() + 6;
+  for (it->Seek(kLeafPrefix); it->Valid() && it->key().substr(0, 4) == kLeafPrefix; it->Next()) {
+    std::string_view k = it->key();
+    IndexValue v;
+    if (k.size() < head || !DecodeIndex(it->value(), &v)) {
+      return Status::Corruption("anti-entropy index entry is malformed");
+    }
+    const uint32_t p = static_cast<uint32_t>(GetBE(k, 4, 4));
+    if (p >= partitions) return Status::Corruption("anti-entropy index names no such partition");
+    std::string_view key = k.substr(head);
+    if (!trees_[p]) trees_[p] = std::make_unique<core::MerkleTree>(depth_);
+    trees_[p]->Update(key, Hash64(key), 0, v.digest);
+  }
+  if (!it->status().ok()) return it->status();
+  rebuild_ms_ = SteadyMs() - t0;
+  return Status::Ok();
+}
+
+uint64_t Store::merkle_keys() const {
+  uint64_t n = 0;
+  for (const auto& t : trees_) n += t ? t->keys() : 0;
+  return n;
+}
+
+const core::MerkleTree* Store::Tree(uint32_t partition) const {
+  return partition < trees_.size() ? trees_[partition].get() : nullptr;
+}
+
+Result<std::vector<core::DigestEntry>> Store::ListLeaf(uint32_t partition, uint32_t leaf,
+                                                       std::string_view after_key, size_t max,
+                                                       bool* more) {
+  *more = false;
+  std::vector<core::DigestEntry> out;
+  const std::string prefix = LeafPrefix(partition, leaf);
+  std::string start = prefix;
+  start.append(after_key);
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+  for (it->Seek(start); it->Valid() && it->key().substr(0, prefix.size()) == prefix; it->Next()) {
+    std::string_view key = it->key().substr(prefix.size());
+    if (!after_key.empty() && key == after_key) continue;
+    if (out.size() >= max) {
+      *more = true;
+      break;
+    }
+    IndexValue v;
+    if (!DecodeIndex(it->value(), &v)) return Status::Corruption("anti-entropy index entry is malformed");
+    out.push_back(core::DigestEntry{std::string(key), v.digest});
+  }
+  if (!it->status().ok()) return it->status();
+  return out;
+}
+
+Result<std::vector<core::MerkleSource::Tombstone>> Store::ListTombstones(uint32_t partition,
+                                                                         size_t max) {
+  std::vector<Tombstone> out;
+  const std::string prefix = TombPrefix(partition);
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+  for (it->Seek(prefix); it->Valid() && it->key().substr(0, prefix.size()) == prefix && out.size() < max;
+       it->Next()) {
+    std::string_view v = it->value();
+    if (v.size() != 16) return Status::Corruption("anti-entropy tombstone entry is malformed");
+    out.push_back(Tombstone{std::string(it->key().substr(prefix.size())), GetBE(v, 0, 8),
+                            static_cast<int64_t>(GetBE(v, 8, 8))});
+  }
+  if (!it->status().ok()) return it->status();
+  return out;
 }
 
 }  // namespace itsuka::server

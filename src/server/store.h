@@ -6,15 +6,26 @@
 // in fsync durability, on disk), and N concurrent writes cost one log write.
 // Reads see staged writes, so a pipelined GET after SET reads its own write.
 //
+// Anti-entropy (EnableMerkle): every commit also keeps, in the same atomic batch, an index
+// in the meta column family -- (partition, leaf, key) -> digest, and the keys holding
+// only tombstones -- and, once the batch is durable, updates the in-memory Merkle tree
+// of the key's partition (core/merkle.h). The trees are not persisted: startup rebuilds
+// them with one scan of the index (digests only, no object decoding). A staged empty
+// object deletes the key (a purged tombstone).
+//
 // Thread-compatible: used from the event-loop thread only.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <memory>
 #include <unordered_map>
+#include <vector>
 
+#include "core/merkle.h"
 #include "core/node_core.h"
+#include "core/repair.h"
 #include "core/object.h"
 #include "itsuka/engine.h"
 #include "itsuka/status.h"
@@ -22,7 +33,7 @@
 
 namespace itsuka::server {
 
-class Store : public core::LocalStore {
+class Store : public core::LocalStore, public core::MerkleSource {
  public:
   Store(Engine& engine, bool sync) : engine_(engine), sync_(sync) {}
 
@@ -48,6 +59,25 @@ class Store : public core::LocalStore {
   uint64_t committed_keys() const { return committed_keys_; }
   uint64_t failed_commits() const { return failed_commits_; }
 
+  // Turns on the Merkle trees for a ring of `partitions`: builds the index if this
+  // data directory has none yet (one scan of the data), then rebuilds the trees from it.
+  // REQUIRES: nothing staged.
+  Status EnableMerkle(uint32_t partitions);
+  bool merkle_enabled() const { return partitions_ != 0; }
+  int64_t merkle_index_build_ms() const { return index_build_ms_; }
+  int64_t merkle_rebuild_ms() const { return rebuild_ms_; }
+  uint64_t merkle_keys() const;
+  uint64_t purged_keys() const { return purged_keys_; }
+
+  // core::MerkleSource
+  uint32_t MerkleDepth() const override { return depth_; }
+  uint32_t Partitions() const override { return partitions_; }
+  const core::MerkleTree* Tree(uint32_t partition) const override;
+  Result<std::vector<core::DigestEntry>> ListLeaf(uint32_t partition, uint32_t leaf,
+                                                  std::string_view after_key, size_t max,
+                                                  bool* more) override;
+  Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, size_t max) override;
+
  private:
   Engine& engine_;
   const bool sync_;
@@ -57,6 +87,12 @@ class Store : public core::LocalStore {
   uint64_t commits_ = 0;
   uint64_t committed_keys_ = 0;
   uint64_t failed_commits_ = 0;
+  uint32_t partitions_ = 0;  // 0: no Merkle trees
+  uint32_t depth_ = 0;
+  std::vector<std::unique_ptr<core::MerkleTree>> trees_;
+  int64_t index_build_ms_ = 0;
+  int64_t rebuild_ms_ = 0;
+  uint64_t purged_keys_ = 0;
 };
 
 }  // namespace itsuka::server

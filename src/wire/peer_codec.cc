@@ -150,6 +150,107 @@ struct Encoder {
     pk.pack(m.applied);
     PackBin(pk, EncodeObject(m.object));
   }
+  // ---- Anti-entropy (30-39) ----
+  void PackU32s(const std::vector<uint32_t>& v) {
+    pk.pack_array(static_cast<uint32_t>(v.size()));
+    for (uint32_t x : v) pk.pack(x);
+  }
+  void PackEntries(const std::vector<core::DigestEntry>& v) {
+    pk.pack_array(static_cast<uint32_t>(v.size()));
+    for (const core::DigestEntry& e : v) {
+      pk.pack_array(2);
+      PackBin(pk, e.key);
+      pk.pack(e.digest);
+    }
+  }
+  void PackObjects(const std::vector<core::KeyObject>& v) {
+    pk.pack_array(static_cast<uint32_t>(v.size()));
+    for (const core::KeyObject& o : v) {
+      pk.pack_array(2);
+      PackBin(pk, o.key);
+      PackBin(pk, EncodeObject(o.object));
+    }
+  }
+  void operator()(const core::TreeRequest& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{30});
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    pk.pack(m.level);
+    PackU32s(m.indices);
+  }
+  void operator()(const core::TreeReply& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{31});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack(m.depth);
+    pk.pack_array(static_cast<uint32_t>(m.hashes.size()));
+    for (uint64_t h : m.hashes) pk.pack(h);
+  }
+  void operator()(const core::LeafRequest& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{32});
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    PackU32s(m.leaves);
+    PackBin(pk, m.after_key);
+  }
+  void operator()(const core::LeafReply& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{33});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackEntries(m.entries);
+    pk.pack(m.more);
+  }
+  void operator()(const core::FetchRequest& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{34});
+    pk.pack(m.req_id);
+    pk.pack_array(static_cast<uint32_t>(m.keys.size()));
+    for (const std::string& k : m.keys) PackBin(pk, k);
+  }
+  void operator()(const core::FetchReply& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{35});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackObjects(m.objects);
+  }
+  void operator()(const core::PushRequest& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{36});
+    pk.pack(m.req_id);
+    PackObjects(m.objects);
+  }
+  void operator()(const core::PushReply& m) {
+    pk.pack_array(4);
+    pk.pack(uint32_t{37});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+  }
+  void operator()(const core::TombstoneRequest& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{38});
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    pk.pack(static_cast<uint32_t>(m.mode));
+    pk.pack(m.grace_ms);
+    PackEntries(m.entries);
+  }
+  void operator()(const core::TombstoneReply& m) {
+    pk.pack_array(5);
+    pk.pack(uint32_t{39});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackEntries(m.entries);
+  }
 };
 
 // Field readers: false on a type mismatch (no exceptions escape the decoder).
@@ -206,6 +307,60 @@ class Fields {
   bool BallotAt(size_t i, core::Ballot* out) const {
     return U64(i, &out->counter) && Str(i + 1, &out->node) &&
            (out->counter != 0 || out->node.empty());
+  }
+  bool U32s(size_t i, std::vector<uint32_t>* out) const {
+    if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    const msgpack::object_array& arr = a_.ptr[i].via.array;
+    out->clear();
+    out->reserve(arr.size);
+    for (uint32_t j = 0; j < arr.size; ++j) {
+      const msgpack::object& o = arr.ptr[j];
+      if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > UINT32_MAX) return false;
+      out->push_back(static_cast<uint32_t>(o.via.u64));
+    }
+    return true;
+  }
+  bool U64s(size_t i, std::vector<uint64_t>* out) const {
+    if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    const msgpack::object_array& arr = a_.ptr[i].via.array;
+    out->clear();
+    out->reserve(arr.size);
+    for (uint32_t j = 0; j < arr.size; ++j) {
+      if (arr.ptr[j].type != msgpack::type::POSITIVE_INTEGER) return false;
+      out->push_back(arr.ptr[j].via.u64);
+    }
+    return true;
+  }
+  bool Strs(size_t i, std::vector<std::string>* out) const {
+    if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    Fields inner(a_.ptr[i]);
+    out->assign(inner.size(), std::string());
+    for (size_t j = 0; j < inner.size(); ++j) {
+      if (!inner.Str(j, &(*out)[j])) return false;
+    }
+    return true;
+  }
+  bool Entries(size_t i, std::vector<core::DigestEntry>* out) const {
+    if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    Fields inner(a_.ptr[i]);
+    out->assign(inner.size(), core::DigestEntry());
+    for (size_t j = 0; j < inner.size(); ++j) {
+      if (inner.a_.ptr[j].type != msgpack::type::ARRAY) return false;
+      Fields e(inner.a_.ptr[j]);
+      if (e.size() != 2 || !e.Str(0, &(*out)[j].key) || !e.U64(1, &(*out)[j].digest)) return false;
+    }
+    return true;
+  }
+  bool Objects(size_t i, std::vector<core::KeyObject>* out) const {
+    if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    Fields inner(a_.ptr[i]);
+    out->assign(inner.size(), core::KeyObject());
+    for (size_t j = 0; j < inner.size(); ++j) {
+      if (inner.a_.ptr[j].type != msgpack::type::ARRAY) return false;
+      Fields e(inner.a_.ptr[j]);
+      if (e.size() != 2 || !e.Str(0, &(*out)[j].key) || !e.Obj(1, &(*out)[j].object)) return false;
+    }
+    return true;
   }
   bool Obj(size_t i, core::Object* out) const {
     std::string bytes;
@@ -287,6 +442,82 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 7:
       if (f.size() != 1) return bad;
       return core::PeerMessage(core::Heartbeat{});
+    case 30: {
+      core::TreeRequest m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) ||
+          !f.U32(3, &m.level) || !f.U32s(4, &m.indices)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 31: {
+      core::TreeReply m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          !f.U32(4, &m.depth) || !f.U64s(5, &m.hashes)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 32: {
+      core::LeafRequest m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) ||
+          !f.U32s(3, &m.leaves) || !f.Str(4, &m.after_key)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 33: {
+      core::LeafReply m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          !f.Entries(4, &m.entries) || !f.Bool(5, &m.more)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 34: {
+      core::FetchRequest m;
+      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Strs(2, &m.keys)) return bad;
+      return core::PeerMessage(std::move(m));
+    }
+    case 35: {
+      core::FetchReply m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          !f.Objects(4, &m.objects)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 36: {
+      core::PushRequest m;
+      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Objects(2, &m.objects)) return bad;
+      return core::PeerMessage(std::move(m));
+    }
+    case 37: {
+      core::PushReply m;
+      if (f.size() != 4 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 38: {
+      core::TombstoneRequest m;
+      uint32_t mode = 0;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) || !f.U32(3, &mode) ||
+          mode > static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge) ||
+          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries)) {
+        return bad;
+      }
+      m.mode = static_cast<core::TombstoneRequest::Mode>(mode);
+      return core::PeerMessage(std::move(m));
+    }
+    case 39: {
+      core::TombstoneReply m;
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          !f.Entries(4, &m.entries)) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
     case 20: {
       core::PaxosPrepare m;
       if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.BallotAt(3, &m.ballot)) {

@@ -1,16 +1,20 @@
 // itsuka-admin: the operator's tool. Talks RESP to one node.
 //
 //   itsuka-admin [--host H:P] [--password PW] [--json] status
+//   itsuka-admin [--host H:P] [--password PW] [--json] repair [--partition Q] [--node ID]
+//                [--dry-run] [--no-wait] | repair --status | repair --stop
 //
-// Commands for members, ring, hints and repair arrive with the cluster features that
-// they show; this build has `status`.
+// Commands for members, ring and hints arrive with the cluster features that they show.
 #include <netdb.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -160,7 +164,13 @@ int Usage() {
                "commands:\n"
                "  status    node identity, uptime, clients, storage and traffic figures\n"
                "  hints     hints kept on this node for unreachable replicas, per target node,\n"
-               "            and the handoff counters (written, replayed, dropped, refused)\n");
+               "            and the handoff counters (written, replayed, dropped, refused)\n"
+               "  repair [--partition Q] [--node ID] [--dry-run] [--no-wait]\n"
+               "            anti-entropy: the node at --host compares the Merkle trees of every\n"
+               "            partition's replicas (or only Q's, or only the pairs with node ID)\n"
+               "            and moves the keys that differ; --dry-run only counts them.\n"
+               "            Progress bar on a terminal, plain lines otherwise, then a report.\n"
+               "  repair --status | --stop   show or cancel the node's repair\n");
   return 2;
 }
 
@@ -278,10 +288,198 @@ int Hints(Connection& conn, bool json) {
   return 0;
 }
 
+std::map<std::string, std::string> ParseLines(const std::string& text) {
+  std::map<std::string, std::string> kv;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find("\r\n", start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 2;
+    if (size_t colon = line.find(':'); colon != std::string::npos) {
+      kv[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+  }
+  return kv;
+}
+
+long long Num(const std::map<std::string, std::string>& kv, const std::string& k) {
+  auto it = kv.find(k);
+  return it == kv.end() ? 0 : std::atoll(it->second.c_str());
+}
+
+std::string Get(const std::map<std::string, std::string>& kv, const std::string& k) {
+  auto it = kv.find(k);
+  return it == kv.end() ? "" : it->second;
+}
+
+std::string Duration(double s) {
+  char b[32];
+  const long long t = static_cast<long long>(s + 0.5);
+  if (t >= 3600) {
+    std::snprintf(b, sizeof b, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+  } else {
+    std::snprintf(b, sizeof b, "%lld:%02lld", t / 60, t % 60);
+  }
+  return b;
+}
+
+void SleepMs(long ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000};
+  ::nanosleep(&ts, nullptr);
+}
+
+void PrintRepairReport(const std::map<std::string, std::string>& st, bool json) {
+  if (json) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [k, v] : st) {
+      const bool numeric = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+      out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":" +
+             (numeric ? v : "\"" + JsonEscape(v) + "\"");
+      first = false;
+    }
+    std::printf("%s}\n", out.c_str());
+    return;
+  }
+  std::printf("repair %s: %s%s in %.1f s\n", Get(st, "job").c_str(), Get(st, "state").c_str(),
+              Get(st, "dry_run") == "1" ? " (dry run: nothing moved)" : "",
+              static_cast<double>(Num(st, "elapsed_ms")) / 1000.0);
+  std::printf("  partitions compared  %lld of %lld (synced %lld, failed %lld, skipped %lld)\n",
+              Num(st, "partitions_finished"), Num(st, "partitions_total"),
+              Num(st, "partitions_synced"), Num(st, "partitions_failed"),
+              Num(st, "partitions_skipped"));
+  std::printf("  leaves differing     %lld\n", Num(st, "leaves_differing"));
+  std::printf("  keys differing       %lld\n", Num(st, "keys_differing"));
+  std::printf("  keys moved           %lld\n", Num(st, "keys_moved"));
+  std::printf("  bytes moved          %lld\n", Num(st, "bytes_moved"));
+  std::printf("  tombstones purged    %lld\n", Num(st, "tombstones_purged"));
+  if (Num(st, "partitions_failed") > 0) {
+    std::printf("  failed partitions    %s\n", Get(st, "failed_partitions").c_str());
+    std::printf("  last error           %s\n", Get(st, "last_error").c_str());
+  }
+}
+
+// Runs `repair` against one node: starts it (or attaches to the one running), follows
+// its progress until it ends, and reports. A node that restarts mid-run resumes the
+// run itself; the tool reconnects (up to a minute) and keeps following.
+int Repair(const std::function<bool(Connection&, std::string*)>& connect,
+           const std::vector<std::string>& args, bool json) {
+  std::vector<std::string> start = {"ITSUKA.REPAIR", "START"};
+  bool wait = true, status_only = false, stop = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--partition" && i + 1 < args.size()) {
+      start.push_back("PARTITION");
+      start.push_back(args[++i]);
+    } else if (args[i] == "--node" && i + 1 < args.size()) {
+      start.push_back("NODE");
+      start.push_back(args[++i]);
+    } else if (args[i] == "--dry-run") {
+      start.push_back("DRYRUN");
+    } else if (args[i] == "--no-wait") {
+      wait = false;
+    } else if (args[i] == "--status") {
+      status_only = true;
+    } else if (args[i] == "--stop") {
+      stop = true;
+    } else {
+      return Usage();
+    }
+  }
+  auto conn = std::make_unique<Connection>();
+  std::string err;
+  if (!connect(*conn, &err)) {
+    std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return 1;
+  }
+  auto call = [&](const std::vector<std::string>& cmd) -> std::optional<Reply> {
+    std::optional<Reply> r = conn->Call(cmd, &err);
+    if (!r) std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return r;
+  };
+  if (stop) {
+    std::optional<Reply> r = call({"ITSUKA.REPAIR", "STOP"});
+    if (!r) return 1;
+    if (r->type == '-') {
+      std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+      return 1;
+    }
+    std::printf("repair stopped\n");
+    return 0;
+  }
+  if (!status_only) {
+    std::optional<Reply> r = call(start);
+    if (!r) return 1;
+    if (r->type == '-') {
+      if (r->str.rfind("BUSY", 0) != 0) {
+        std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+        return 1;
+      }
+      std::fprintf(stderr, "itsuka-admin: %s; following it\n", r->str.c_str());
+    }
+  }
+  if (!wait) return 0;
+  const bool tty = ::isatty(STDOUT_FILENO) == 1 && !json;
+  long long last_plain = -1;
+  std::map<std::string, std::string> st;
+  int reconnect_tries = 0;
+  for (;;) {
+    std::optional<Reply> r = conn->Call({"ITSUKA.REPAIR", "STATUS"}, &err);
+    if (!r) {
+      // The node went away (a crash or a restart): it resumes the run when it is
+      // back, so reconnect and keep following.
+      if (++reconnect_tries > 60) {
+        std::fprintf(stderr, "itsuka-admin: lost the node: %s\n", err.c_str());
+        return 1;
+      }
+      if (tty) std::printf("\n");
+      std::fprintf(stderr, "itsuka-admin: %s; reconnecting\n", err.c_str());
+      SleepMs(1000);
+      conn = std::make_unique<Connection>();
+      if (!connect(*conn, &err)) continue;
+      continue;
+    }
+    reconnect_tries = 0;
+    if (r->type == '-') {
+      std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+      return 1;
+    }
+    st = ParseLines(r->str);
+    const std::string state = Get(st, "state");
+    if (status_only || state != "running") break;
+    const long long total = Num(st, "partitions_total"), done = Num(st, "partitions_finished");
+    const double elapsed = static_cast<double>(Num(st, "elapsed_ms")) / 1000.0;
+    const double rate = elapsed > 0 ? static_cast<double>(Num(st, "keys_moved")) / elapsed : 0;
+    const std::string eta =
+        done > 0 ? Duration(elapsed / static_cast<double>(done) * static_cast<double>(total - done)) : "?";
+    if (tty) {
+      const int width = 30;
+      const int fill = total > 0 ? static_cast<int>(width * done / total) : 0;
+      std::printf("\r[%s%s] %lld/%lld partitions  %lld differing  %lld moved  %.0f keys/s  ETA %s   ",
+                  std::string(static_cast<size_t>(fill), '#').c_str(),
+                  std::string(static_cast<size_t>(width - fill), '.').c_str(), done, total,
+                  Num(st, "keys_differing"), Num(st, "keys_moved"), rate, eta.c_str());
+      std::fflush(stdout);
+    } else if (!json && static_cast<long long>(elapsed / 5) != last_plain) {
+      last_plain = static_cast<long long>(elapsed / 5);
+      std::printf("repair: %lld/%lld partitions, %lld keys differing, %lld moved, %.0f keys/s, "
+                  "elapsed %s, eta %s\n",
+                  done, total, Num(st, "keys_differing"), Num(st, "keys_moved"), rate,
+                  Duration(elapsed).c_str(), eta.c_str());
+      std::fflush(stdout);
+    }
+    SleepMs(200);
+  }
+  if (tty) std::printf("\n");
+  PrintRepairReport(st, json);
+  return Num(st, "partitions_failed") > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1", port = "7001", password, command;
+  std::vector<std::string> sub_args;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -300,23 +498,31 @@ int main(int argc, char** argv) {
       return 0;
     } else if (command.empty() && a[0] != '-') {
       command = a;
+    } else if (command == "repair") {
+      sub_args.push_back(a);
     } else {
       return Usage();
     }
   }
-  if (command != "status" && command != "hints") return Usage();
+  if (command != "status" && command != "repair" && command != "hints") return Usage();
+  if (command == "status" && !sub_args.empty()) return Usage();
+  auto connect = [&](Connection& c, std::string* e) {
+    if (!c.Connect(host, port, e)) return false;
+    if (!password.empty()) {
+      std::optional<Reply> r = c.Call({"AUTH", password}, e);
+      if (!r || r->type == '-') {
+        *e = "AUTH failed: " + (r ? r->str : *e);
+        return false;
+      }
+    }
+    return true;
+  };
+  if (command == "repair") return Repair(connect, sub_args, json);
   Connection conn;
   std::string err;
-  if (!conn.Connect(host, port, &err)) {
+  if (!connect(conn, &err)) {
     std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
     return 1;
-  }
-  if (!password.empty()) {
-    std::optional<Reply> r = conn.Call({"AUTH", password}, &err);
-    if (!r || r->type == '-') {
-      std::fprintf(stderr, "itsuka-admin: AUTH failed: %s\n", r ? r->str.c_str() : err.c_str());
-      return 1;
-    }
   }
   if (command == "hints") return Hints(conn, json);
   return Status(conn, json);

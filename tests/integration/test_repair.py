@@ -1,0 +1,228 @@
+"""Multi-process tests of anti-entropy repair on a 3-node loopback cluster:
+a wiped node is refilled by repair and then serves every key alone; deletes made while
+a node was down stay deleted through repair, tombstone purge and read repair; a repair
+whose coordinator is killed resumes after restart, and one whose replica is killed waits
+for it; a dry run moves nothing."""
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+
+from harness import ITSUKAD, Cluster, RespError, wait_until
+
+FAST = ("--set", "cluster.partitions=16", "--set", "repair.request_timeout_ms=500",
+        "--set", "repair.keys_per_s=0", "--set", "repair.bytes_per_s=0")
+
+
+def admin(node, *args, check=True):
+    exe = os.path.join(os.path.dirname(ITSUKAD), "itsuka-admin")
+    r = subprocess.run([exe, "--host", f"127.0.0.1:{node.port}", *args], capture_output=True,
+                       timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"itsuka-admin {args} exited {r.returncode}: {r.stderr.decode()} {r.stdout.decode()}")
+    return r
+
+
+def repair(node, *args):
+    r = admin(node, "--json", "repair", *args)
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+def info(node, section):
+    c = node.client()
+    try:
+        text = c.call("INFO", section).decode()
+    finally:
+        c.close()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+def get_all(c, key):
+    """GET with R=all, retried while a peer is briefly suspected (shared CPU) so that
+    only a wrong answer fails the test."""
+    deadline = time.monotonic() + 20
+    while True:
+        r = c.call("GET", key, "R", "all")
+        if not (isinstance(r, RespError) and str(r).startswith("UNAVAILABLE")) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def wipe(node):
+    node.stop()
+    shutil.rmtree(node.data_dir)
+    node.start()
+
+
+class Repair(unittest.TestCase):
+    def setUp(self):
+        self.cluster = None
+
+    def tearDown(self):
+        if self.cluster:
+            self.cluster.cleanup()
+
+    def start(self, *extra):
+        self.cluster = Cluster(3, *FAST, *extra).start()
+        return self.cluster.nodes
+
+    def write(self, node, keys, **kw):
+        c = node.client()
+        try:
+            for k in keys:
+                self.assertEqual(c.call("SET", k, "v-" + k, "W", "all"), "OK")
+        finally:
+            c.close()
+
+    def test_wiped_node_is_refilled_and_serves_every_key_alone(self):
+        n1, n2, n3 = self.start()
+        keys = [f"w:{i}" for i in range(400)]
+        self.write(n1, keys)
+        wipe(n3)
+        self.cluster.wait_connected()
+        self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 0)
+        dry = repair(n1, "--dry-run")
+        self.assertEqual(dry["keys_moved"], 0)
+        self.assertGreaterEqual(dry["keys_differing"], 400)
+        rep = repair(n1)
+        self.assertEqual(rep["state"], "done")
+        self.assertEqual(rep["partitions_failed"], 0)
+        self.assertEqual(rep["partitions_synced"], 16)
+        self.assertEqual(rep["keys_moved"], 400)  # each key once, to node3
+        self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 400)
+        # Every node's tree now agrees: a second repair finds nothing.
+        again = repair(n2)
+        self.assertEqual(again["keys_differing"], 0)
+        self.assertEqual(again["keys_moved"], 0)
+        n1.stop()
+        n2.stop()
+        c = n3.client()
+        try:
+            for k in keys:
+                self.assertEqual(c.call("GET", k, "R", "1"), ("v-" + k).encode(), k)
+        finally:
+            c.close()
+
+    def test_deletes_while_a_node_is_down_stay_deleted_after_repair_and_purge(self):
+        n1, n2, n3 = self.start("--set", "repair.tombstone_grace_s=1")
+        keys = [f"d:{i}" for i in range(60)]
+        self.write(n1, keys)
+        n3.stop()
+        c = n1.client()
+        deleted = keys[:30]
+        for k in deleted:
+            self.assertEqual(c.call("DEL", k), 1)
+        c.close()
+        time.sleep(1.2)  # past the tombstone grace
+        # With node3 down no partition can be synced across all its primaries: nothing
+        # is purged, the tombstones stay.
+        r = admin(n1, "--json", "repair", check=False)
+        self.assertEqual(r.returncode, 1)
+        down = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual(down["partitions_failed"], 16)
+        self.assertEqual(down["tombstones_purged"], 0)
+        self.assertEqual(int(info(n1, "repair")["keys_purged"]), 0)
+        n3.start()  # still holds the live values of the deleted keys
+        self.cluster.wait_connected()
+        rep = repair(n1)
+        self.assertEqual(rep["partitions_failed"], 0)
+        self.assertEqual(rep["tombstones_purged"], 30)
+        for node in (n1, n2, n3):
+            self.assertEqual(int(info(node, "repair")["keys_purged"]), 30, node.node_id)
+            self.assertEqual(int(info(node, "repair")["merkle_keys"]), 30, node.node_id)
+        # Reads through every node (R=all, so read repair runs) see no deleted key, and
+        # neither does anything after another repair.
+        for _ in range(2):
+            for node in (n1, n2, n3):
+                c = node.client()
+                for k in deleted:
+                    self.assertIsNone(get_all(c, k), (node.node_id, k))
+                for k in keys[30:]:
+                    self.assertEqual(get_all(c, k), ("v-" + k).encode())
+                c.close()
+            again = repair(n2)
+            self.assertEqual(again["keys_differing"], 0)
+        # Each node alone: node3 never resurrects what it missed.
+        n1.stop()
+        n2.stop()
+        c = n3.client()
+        for k in deleted:
+            self.assertIsNone(c.call("GET", k, "R", "1"))
+        c.close()
+
+    def test_a_repair_resumes_after_its_coordinator_is_killed(self):
+        n1, n2, n3 = self.start("--set", "repair.keys_per_s=300")
+        keys = [f"r:{i}" for i in range(900)]
+        self.write(n1, keys)
+        wipe(n3)
+        self.cluster.wait_connected()
+        admin(n1, "repair", "--no-wait")
+
+        def status(node):
+            c = node.client()
+            try:
+                text = c.call("ITSUKA.REPAIR", "STATUS").decode()
+            finally:
+                c.close()
+            return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+        wait_until(lambda: int(status(n1)["partitions_finished"]) >= 3, timeout=30,
+                   what="three partitions repaired")
+        before = status(n1)
+        self.assertEqual(before["state"], "running")
+        n1.kill9()
+        n1.start()
+        after = status(n1)
+        self.assertEqual(after["resumed"], "1")
+        self.assertGreaterEqual(int(after["partitions_finished"]), int(before["partitions_finished"]))
+        # itsuka-admin attaches to the resumed run and reports it.
+        r = admin(n1, "repair")
+        out = r.stdout.decode()
+        self.assertIn("partitions compared  16 of 16", out)
+        self.assertIn("keys moved", out)
+        self.assertIn("BUSY", r.stderr.decode())
+        n1.stop()
+        n2.stop()
+        c = n3.client()
+        for k in keys:
+            self.assertEqual(c.call("GET", k, "R", "1"), ("v-" + k).encode(), k)
+        c.close()
+
+    def test_a_replica_killed_mid_repair_is_waited_for(self):
+        n1, n2, n3 = self.start("--set", "repair.keys_per_s=300", "--set", "repair.request_timeout_ms=8000")
+        keys = [f"k:{i}" for i in range(900)]
+        self.write(n1, keys)
+        wipe(n3)
+        self.cluster.wait_connected()
+        admin(n1, "repair", "--no-wait")
+        wait_until(lambda: int(info(n3, "repair")["merkle_keys"]) >= 200, timeout=30,
+                   what="node3 half refilled")
+        c = n1.client()
+        self.assertIn(b"state:running", c.call("ITSUKA.REPAIR", "STATUS"))
+        c.close()
+        n3.kill9()
+        n3.start()
+        rep = repair(n1)  # attaches to the running repair, which waits for node3
+        self.assertEqual(rep["partitions_failed"], 0, rep)
+        self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 900)
+
+    def test_repair_command_errors_and_info(self):
+        n1, n2, n3 = self.start()
+        c = n1.client()
+        self.assertIn("PARTITION must be", str(c.call("ITSUKA.REPAIR", "START", "PARTITION", "16")))
+        self.assertIn("not a member", str(c.call("ITSUKA.REPAIR", "START", "NODE", "nobody")))
+        self.assertIn("usage", str(c.call("ITSUKA.REPAIR", "FROB")))
+        c.close()
+        one = repair(n1, "--partition", "3", "--node", "node2")
+        self.assertEqual(one["partitions_total"], 1)
+        self.assertEqual(one["partitions_synced"], 1)
+        i = info(n1, "repair")
+        self.assertEqual(i["repair_runs_completed"], "1")
+        self.assertEqual(i["repair_partitions_repaired"], "1")
+        self.assertIn("merkle_rebuild_ms", i)
+
+
+if __name__ == "__main__":
+    unittest.main()
