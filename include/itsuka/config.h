@@ -53,6 +53,7 @@ struct Config {
   int64_t unsafe_ack_before_quorum = 0;  // 1: acknowledge writes before W acks (BROKEN)
   int64_t replica_write_delay_ms = 0;    // >0: hold outgoing ReplicaWrite messages this long
   std::string replica_write_delay_peer;  // ... only those to this node ("" = to every peer)
+  int64_t replica_write_delay_jitter_ms = 0;  // ... plus a uniform random 0..this many ms
   // [log]
   std::string log_level = "info";
   std::string log_file;

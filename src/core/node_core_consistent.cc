@@ -23,11 +23,12 @@ void NodeCore::StartConsistent(uint64_t client_req, const std::string& key, bool
                          [&](const std::string& n) { return IsReachable(n); });
   if (to == replicas.end()) {
     ++consistent_stats_.unavailable;
-    out_.results.push_back({client_req,
-                            Status::Unavailable("need a majority of the key's " +
-                                                std::to_string(replicas.size()) +
-                                                " primaries, 0 reachable"),
-                            true, {}});
+    out_.results.push_back(
+        {client_req,
+         Status::Unavailable("need a majority of the key's " + std::to_string(replicas.size()) +
+                             " primaries, 0 reachable"),
+         true,
+         {}});
     return;
   }
   if (*to == self_) {
@@ -52,24 +53,27 @@ void NodeCore::ReplyConsistent(const Origin& origin, const Status& status, bool 
   if (origin.node.empty()) {
     out_.results.push_back({origin.client_req, status, applied, object});
   } else {
-    out_.sends.emplace_back(origin.node,
-                            ConsistentResult{origin.remote_req, static_cast<uint32_t>(status.code()),
-                                             status.message(), applied, object});
+    out_.sends.emplace_back(
+        origin.node, ConsistentResult{origin.remote_req, static_cast<uint32_t>(status.code()),
+                                      status.message(), applied, object});
   }
 }
 
 void NodeCore::CoordinateConsistent(Origin origin, const std::string& key, StrongOp op,
                                     int64_t now_ms) {
-  if (AtCapacity()) return ReplyConsistent(origin, Status::Busy("too many requests in flight"), true, {});
+  if (AtCapacity()) {
+    return ReplyConsistent(origin, Status::Busy("too many requests in flight"), true, {});
+  }
   std::vector<std::string> replicas = Replicas(key);
   const int majority = static_cast<int>(replicas.size()) / 2 + 1;
   const int reachable = static_cast<int>(ReachableTargets(replicas).size());
   if (reachable < majority) {
-    return ReplyConsistent(origin,
-                           Status::Unavailable("need " + std::to_string(majority) + " of the key's " +
-                                               std::to_string(replicas.size()) + " primaries, " +
-                                               std::to_string(reachable) + " reachable"),
-                           true, {});
+    return ReplyConsistent(
+        origin,
+        Status::Unavailable("need " + std::to_string(majority) + " of the key's " +
+                            std::to_string(replicas.size()) + " primaries, " +
+                            std::to_string(reachable) + " reachable"),
+        true, {});
   }
   const uint64_t id = next_req_++;
   auto it = consistent_.emplace(id, PendingConsistent{}).first;
@@ -100,8 +104,8 @@ void NodeCore::StartRound(ConsistentIt it, int64_t now_ms) {
   Result<AcceptorState> state = store_.ReadPaxos(p.key);
   Result<Object> data = store_.Read(p.key);
   if (!state.ok() || !data.ok()) {
-    return FailConsistent(it, "local storage: " + (state.ok() ? data.status() : state.status()).ToString(),
-                          now_ms);
+    return FailConsistent(
+        it, "local storage: " + (state.ok() ? data.status() : state.status()).ToString(), now_ms);
   }
   // Above every ballot this node promised for the key (durable, so a restarted
   // proposer cannot reuse one) and every ballot it heard of.
@@ -204,7 +208,8 @@ void NodeCore::OnChosen(ConsistentIt it, int64_t now_ms) {
 
 void NodeCore::FailConsistent(ConsistentIt it, const std::string& why, int64_t now_ms) {
   const PendingConsistent& p = it->second;
-  Status st = p.accept_sent ? Status::Timeout(why + " (outcome unknown)") : Status::Unavailable(why);
+  Status st =
+      p.accept_sent ? Status::Timeout(why + " (outcome unknown)") : Status::Unavailable(why);
   FinishConsistent(it, st, true, {}, now_ms);
 }
 
@@ -312,8 +317,8 @@ void NodeCore::HandlePaxosPromise(const std::string& from, const PaxosPromise& m
   auto it = consistent_.find(r->second);
   if (it == consistent_.end() || !it->second.round) return;
   const PaxosRound::Phase before = it->second.round->phase();
-  PaxosRound::Phase phase = it->second.round->OnPromise(
-      from, m.ok && m.error.empty(), m.promised, m.accepted, m.value, m.data);
+  PaxosRound::Phase phase = it->second.round->OnPromise(from, m.ok && m.error.empty(), m.promised,
+                                                        m.accepted, m.value, m.data);
   if (before == PaxosRound::Phase::kPrepare && phase == PaxosRound::Phase::kAccept) {
     return SendAccept(it, now_ms);
   }

@@ -67,6 +67,7 @@ const std::vector<Setting>& Settings() {
       {"testing.unsafe_ack_before_quorum", IntSetting{&Config::unsafe_ack_before_quorum, 0, 1}},
       {"testing.replica_write_delay_ms", IntSetting{&Config::replica_write_delay_ms, 0, 60000}},
       {"testing.replica_write_delay_peer", StringSetting{&Config::replica_write_delay_peer, {}}},
+      {"testing.replica_write_delay_jitter_ms", IntSetting{&Config::replica_write_delay_jitter_ms, 0, 60000}},
       {"log.level", StringSetting{&Config::log_level, {"debug", "info", "warn", "error"}}},
       {"log.file", StringSetting{&Config::log_file, {}}},
       {"cluster.sloppy_quorum", IntSetting{&Config::sloppy_quorum, 0, 1}},

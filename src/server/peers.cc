@@ -249,7 +249,12 @@ void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
       delay_timer_ = std::make_unique<net::Timer>(loop_, [this] { ReleaseDelayed(); });
       delay_timer_->Start(1, 1);
     }
-    delayed_.push_back(Delayed{loop_.NowMs() + config_.replica_write_delay_ms, to, msg});
+    int64_t due = loop_.NowMs() + config_.replica_write_delay_ms;
+    if (config_.replica_write_delay_jitter_ms > 0) {
+      due += static_cast<int64_t>(delay_rng_() %
+                                  static_cast<uint64_t>(config_.replica_write_delay_jitter_ms + 1));
+    }
+    delayed_.emplace(due, Delayed{due, to, msg});
     return;
   }
   Enqueue(to, msg);
@@ -258,9 +263,9 @@ void PeerTransport::Send(const std::string& to, const core::PeerMessage& msg) {
 void PeerTransport::ReleaseDelayed() {
   const int64_t now = loop_.NowMs();
   bool any = false;
-  while (!delayed_.empty() && delayed_.front().due_ms <= now) {
-    Enqueue(delayed_.front().to, delayed_.front().msg);
-    delayed_.pop_front();
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    Enqueue(delayed_.begin()->second.to, delayed_.begin()->second.msg);
+    delayed_.erase(delayed_.begin());
     any = true;
   }
   if (any) Flush();

@@ -24,7 +24,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <random>
 #include <functional>
 #include <map>
 #include <memory>
@@ -133,7 +133,8 @@ class PeerTransport {
     std::string to;
     core::PeerMessage msg;
   };
-  std::deque<Delayed> delayed_;
+  std::multimap<int64_t, Delayed> delayed_;  // by due time
+  std::mt19937_64 delay_rng_{std::random_device{}()};
   std::unique_ptr<net::Timer> delay_timer_;
 };
 

@@ -40,6 +40,14 @@ class Consistent(unittest.TestCase):
         # Chosen values reach the ordinary data: an R=all eventual read sees them.
         self.assertEqual(c1.call("GET", "c:m2", "R", "all"), b"2")
         self.assertIsInstance(c1.call("ITSUKA.DEFAULTS", "CONSISTENT", "maybe"), RespError)
+        # Every operation above was coordinated by some node's Paxos rounds.
+        ok = 0
+        for c in (c1, c2, c3):
+            info = dict(line.split(":", 1) for line in c.call("INFO", "cluster").decode().split("\r\n")
+                        if ":" in line)
+            ok += int(info["consistent_ok"])
+            self.assertIn("consistent_forwarded", info)
+        self.assertGreaterEqual(ok, 14)
         for c in (c1, c2, c3):
             c.close()
 

@@ -41,7 +41,9 @@ class PaxosSimStore : public LocalStore {
     auto d = durable_.find(std::string(key));
     return d == durable_.end() ? Object() : d->second;
   }
-  void Stage(std::string_view key, Object obj) override { staged_[std::string(key)] = std::move(obj); }
+  void Stage(std::string_view key, Object obj) override {
+    staged_[std::string(key)] = std::move(obj);
+  }
   Result<AcceptorState> ReadPaxos(std::string_view key) override {
     auto s = staged_paxos_.find(std::string(key));
     if (s != staged_paxos_.end()) return s->second;
@@ -72,14 +74,14 @@ class PaxosSimStore : public LocalStore {
 struct Op {
   enum Kind { kRead, kWrite, kNx, kDel, kCas } kind;
   std::string key;
-  std::string value;      // writes
-  uint64_t token = 0;     // kCas: the write count the context was read at
+  std::string value;   // writes
+  uint64_t token = 0;  // kCas: the write count the context was read at
   int64_t invoke = 0;
   int64_t complete = INT64_MAX;  // INT64_MAX: outcome unknown
   bool done = false;
-  bool ok = false;        // completed with OK
-  bool failed = false;    // completed with UNAVAILABLE (must not have taken effect)
-  bool applied = false;   // writes: condition held
+  bool ok = false;                        // completed with OK
+  bool failed = false;                    // completed with UNAVAILABLE (must not have taken effect)
+  bool applied = false;                   // writes: condition held
   std::optional<std::string> read_value;  // reads: nil or the value
   uint64_t read_count = 0;                // reads: ~strong counter of the object
   bool read_siblings = false;             // reads: more than one live value (a violation)
@@ -222,8 +224,8 @@ class Cluster {
     std::unique_ptr<PaxosSimStore> store;
     std::unique_ptr<NodeCore> core;
     bool up = false;
-    std::map<uint64_t, size_t> pending;             // client req -> history index
-    std::map<uint64_t, std::string> eventual;       // client req -> eventual value
+    std::map<uint64_t, size_t> pending;        // client req -> history index
+    std::map<uint64_t, std::string> eventual;  // client req -> eventual value
   };
   struct EventualAck {
     std::string key;
@@ -243,12 +245,15 @@ class Cluster {
     n.up = true;
   }
 
-  bool Linked(const std::string& a, const std::string& b) const { return blocked_.count({a, b}) == 0; }
+  bool Linked(const std::string& a, const std::string& b) const {
+    return blocked_.count({a, b}) == 0;
+  }
 
   void UpdateReachability() {
     for (const std::string& a : ids_) {
       if (!nodes_[a].up) continue;
-      for (const std::string& b : ids_) nodes_[a].core->SetReachable(b, nodes_[b].up && Linked(a, b));
+      for (const std::string& b : ids_)
+        nodes_[a].core->SetReachable(b, nodes_[b].up && Linked(a, b));
     }
   }
 
@@ -264,8 +269,8 @@ class Cluster {
     for (const Sibling& s : obj.siblings) {
       auto [it, inserted] = dots_.emplace(std::make_pair(key, s.dot), s.value);
       if (!inserted && it->second != s.value && dot_violation_.empty()) {
-        dot_violation_ = key + ": dot " + s.dot.node + ":" + std::to_string(s.dot.counter) + " names both '" +
-                         it->second + "' and '" + s.value + "'";
+        dot_violation_ = key + ": dot " + s.dot.node + ":" + std::to_string(s.dot.counter) +
+                         " names both '" + it->second + "' and '" + s.value + "'";
       }
     }
   }
@@ -281,9 +286,9 @@ class Cluster {
     for (auto& [to, msg] : out.sends) {
       if (to == kClient) {
         if (auto* r = std::get_if<ConsistentResult>(&msg)) {
-          out.results.push_back(ClientResult{r->req_id,
-                                             Status::FromCode(static_cast<Status::Code>(r->code), r->message),
-                                             r->applied, r->object});
+          out.results.push_back(ClientResult{
+              r->req_id, Status::FromCode(static_cast<Status::Code>(r->code), r->message),
+              r->applied, r->object});
         }
         continue;
       }
@@ -334,9 +339,9 @@ class Cluster {
           if (a.key != op.key || a.acked_at >= op.invoke) continue;
           ++eventual_checked_;
           if (!r.object.clock.Covers(a.dot) && eventual_violation_.empty()) {
-            eventual_violation_ = "CONSISTENT read of " + op.key + " at " + std::to_string(op.invoke) +
-                                  " missed an eventual write acknowledged with PW=2 at " +
-                                  std::to_string(a.acked_at);
+            eventual_violation_ =
+                "CONSISTENT read of " + op.key + " at " + std::to_string(op.invoke) +
+                " missed an eventual write acknowledged with PW=2 at " + std::to_string(a.acked_at);
           }
         }
       }
@@ -452,7 +457,8 @@ bool Linearizable(const std::vector<const Op*>& ops, std::string* why) {
 std::string Describe(const Op& op) {
   static const char* kNames[] = {"read", "write", "nx", "del", "cas"};
   std::string s = std::string(kNames[op.kind]) + " [" + std::to_string(op.invoke) + ", " +
-                  (op.complete == INT64_MAX ? std::string("?") : std::to_string(op.complete)) + "] ";
+                  (op.complete == INT64_MAX ? std::string("?") : std::to_string(op.complete)) +
+                  "] ";
   if (op.kind == Op::kRead) {
     s += op.read_value ? *op.read_value : "nil";
     s += " #" + std::to_string(op.read_count);
@@ -486,18 +492,26 @@ RunResult RunSeed(uint64_t seed, bool with_eventual) {
       c.Run(static_cast<int64_t>(rng() % 25));
       const std::string victim = pick(c.ids());
       const bool crash = rng() % 2;
-      if (crash) c.Crash(victim);
-      else c.Partition({victim});
+      if (crash)
+        c.Crash(victim);
+      else
+        c.Partition({victim});
       c.Run(static_cast<int64_t>(rng() % 300));
-      if (crash) c.Restart(victim);
-      else c.Partition({});
+      if (crash)
+        c.Restart(victim);
+      else
+        c.Partition({});
     }
     Op op{Op::kRead, key};
     switch (rng() % 14) {
-      case 0: case 1: case 2: case 3:
+      case 0:
+      case 1:
+      case 2:
+      case 3:
         c.Consistent(via, op);
         break;
-      case 4: case 5:
+      case 4:
+      case 5:
         op.kind = Op::kWrite;
         op.value = "v" + std::to_string(value++);
         c.Consistent(via, op);
@@ -524,8 +538,10 @@ RunResult RunSeed(uint64_t seed, bool with_eventual) {
         }
         break;
       case 9:
-        if (rng() % 3 == 0) c.Crash(pick(c.ids()));
-        else c.Restart(pick(c.ids()));
+        if (rng() % 3 == 0)
+          c.Crash(pick(c.ids()));
+        else
+          c.Restart(pick(c.ids()));
         break;
       case 10:
         if (rng() % 2 == 0) {
@@ -538,8 +554,11 @@ RunResult RunSeed(uint64_t seed, bool with_eventual) {
           c.Partition({});
         }
         break;
-      case 11: c.set_drop((rng() % 4) * 0.05); break;
-      case 12: case 13:
+      case 11:
+        c.set_drop((rng() % 4) * 0.05);
+        break;
+      case 12:
+      case 13:
         if (with_eventual) {
           std::string v = "e" + std::to_string(value++);
           c.eventual_keys_[v] = key;
@@ -587,7 +606,8 @@ RunResult RunSeed(uint64_t seed, bool with_eventual) {
     if (!with_eventual && !Linearizable(ops, &why)) {
       res.failure = "key " + key + ": " + why + "; history:";
       for (const Op& op : c.history()) {
-        if (op.key == key) res.failure += "\n  " + op.key + " " + Describe(op) + (op.failed ? " UNAVAILABLE" : "");
+        if (op.key == key)
+          res.failure += "\n  " + op.key + " " + Describe(op) + (op.failed ? " UNAVAILABLE" : "");
       }
       return res;
     }
@@ -627,10 +647,11 @@ void RunAll(bool with_eventual) {
   EXPECT_GT(total.ok_reads, static_cast<int>(seeds.size()) * 5);
   EXPECT_GT(total.ok_writes, static_cast<int>(seeds.size()) * 3);
   if (with_eventual && seeds.size() > 10) EXPECT_GT(total.eventual_checked, 0);
-  std::printf("simulated %zu seeds: %d CONSISTENT ops ok (%d reads, %d writes), %d unknown, "
-              "%d unavailable, %d eventual-write observations checked\n",
-              seeds.size(), total.ok_ops, total.ok_reads, total.ok_writes, total.unknown,
-              total.unavailable, total.eventual_checked);
+  std::printf(
+      "simulated %zu seeds: %d CONSISTENT ops ok (%d reads, %d writes), %d unknown, "
+      "%d unavailable, %d eventual-write observations checked\n",
+      seeds.size(), total.ok_ops, total.ok_reads, total.ok_writes, total.unknown, total.unavailable,
+      total.eventual_checked);
 }
 
 TEST(ConsistentSimulation, RegisterIsLinearizableUnderFaults) { RunAll(false); }
@@ -641,9 +662,15 @@ TEST(ConsistentSimulation, SeesEventualWritesAckedByTwoPrimaries) { RunAll(true)
 // linearizable, a read of a concurrent write is.
 TEST(ConsistentSimulation, CheckerRejectsStaleRead) {
   Op w{Op::kWrite, "k", "a"};
-  w.invoke = 0; w.complete = 10; w.ok = true; w.done = true;
+  w.invoke = 0;
+  w.complete = 10;
+  w.ok = true;
+  w.done = true;
   Op r{Op::kRead, "k"};
-  r.invoke = 20; r.complete = 30; r.ok = true; r.done = true;  // read nil after the write
+  r.invoke = 20;
+  r.complete = 30;
+  r.ok = true;
+  r.done = true;  // read nil after the write
   std::string why;
   EXPECT_FALSE(Linearizable({&w, &r}, &why));
   r.read_value = "a";
