@@ -108,6 +108,28 @@ class HintedHandoff(unittest.TestCase):
         self.assertEqual(missing, [], f"{len(missing)} of {KEYS} keys missing on node3, e.g. "
                                       f"{[(i, replies[i]) for i in missing[:3]]}")
 
+    def test_hints_survive_a_kill_of_the_node_that_keeps_them(self):
+        n1, n2, n3 = self.cluster.nodes
+        n3.kill9()
+        wait_until(lambda: sees_down(n1, "node3"), timeout=20, what="node1 to see node3 down")
+        replies = pipelined(n1, [("SET", f"r:{i}", f"v{i}", "W", "2") for i in range(1000)])
+        self.assertEqual(replies, ["OK"] * 1000)
+        self.assertEqual(info(n1, "handoff")["hints_stored"], "1000")
+        n1.kill9()  # the hints were committed with the acks: kill -9 keeps them
+        n1.start()
+        h = info(n1, "handoff")
+        self.assertEqual(h["hints_stored"], "1000")
+        self.assertEqual(h["hints_written"], "0")  # counters restart; the hints do not
+        n3.start()
+        self.cluster.wait_connected()
+        wait_until(lambda: info(n1, "handoff")["hints_stored"] == "0", timeout=60, interval=0.2,
+                   what="node1 to replay its hints after its restart")
+        self.assertEqual(info(n1, "handoff")["hints_replayed"], "1000")
+        n1.stop()
+        n2.stop()
+        replies = pipelined(n3, [("GET", f"r:{i}", "R", "1") for i in range(1000)])
+        self.assertEqual([i for i, r in enumerate(replies) if r != f"v{i}".encode()], [])
+
 
 if __name__ == "__main__":
     unittest.main()
