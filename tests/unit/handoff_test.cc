@@ -284,6 +284,11 @@ TEST(SloppyQuorum, SubstituteStoresTheHintAndRefusesWhenFull) {
   EXPECT_TRUE(t.store.data.empty());  // kept as a hint, not as data
   EXPECT_EQ(t.hints.Usage().at("c").keys, 1u);
   EXPECT_EQ(t.core.handoff_stats().written, 1u);
+  t.core.OnMessage("b", ReplicaWrite{8, "k", ObjectWith("b", 1, "v"), std::string(70000, 'z')}, 0);
+  out = t.Take();
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_FALSE(std::get<ReplicaWriteAck>(out.sends[0].second).ok);  // not a member: refused
+  EXPECT_EQ(t.hints.Usage().size(), 1u);
 
   storage::MemEngine engine;
   server::HintTable full(engine, HintLimits{1, 1 << 20}, [] { return int64_t{0}; });
