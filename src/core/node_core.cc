@@ -315,7 +315,11 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
 void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
   Status st;
   if (!m.hint_for.empty() && m.hint_for != self_) {
-    st = AddHint(m.hint_for, m.key, m.object);
+    const bool member = ring_ && std::find(ring_->members().begin(), ring_->members().end(),
+                                           m.hint_for) != ring_->members().end();
+    // A hint for a node outside the ring could never be handed off: refuse it.
+    st = member ? AddHint(m.hint_for, m.key, m.object)
+                : Status::InvalidArgument("hint for a node that is not a member");
   } else {
     MergeLocally(m.key, m.object, &st);
   }

@@ -120,6 +120,10 @@ Status SetFromText(Config* c, const Setting& s, const std::string& text) {
     const bool on_off = is->min == 0 && is->max == 1 && (text == "true" || text == "false");
     if (on_off) v = text == "true" ? 1 : 0;
     if (!on_off && (ec != std::errc() || p != text.data() + text.size())) {
+      if (is->min == 0 && is->max == 1) {
+        return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
+                                       "' must be true, false, 1 or 0");
+      }
       return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
                                      "' is not an integer");
     }
@@ -153,6 +157,9 @@ Status SetFromToml(Config* c, const Setting& s, const toml::node& node) {
       if (std::optional<bool> b = node.value_exact<bool>()) v = *b ? 1 : 0;
     }
     if (!v) {
+      if (is->min == 0 && is->max == 1) {
+        return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be true or false");
+      }
       return Status::InvalidArgument("setting '" + std::string(s.name) + "' must be an integer");
     }
     Status st = CheckInt(s, *is, *v);

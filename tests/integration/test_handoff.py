@@ -108,6 +108,65 @@ class HintedHandoff(unittest.TestCase):
         self.assertEqual(missing, [], f"{len(missing)} of {KEYS} keys missing on node3, e.g. "
                                       f"{[(i, replies[i]) for i in missing[:3]]}")
 
+    def test_hints_survive_a_kill_of_the_node_that_keeps_them(self):
+        n1, n2, n3 = self.cluster.nodes
+        n3.kill9()
+        wait_until(lambda: sees_down(n1, "node3"), timeout=20, what="node1 to see node3 down")
+        replies = pipelined(n1, [("SET", f"r:{i}", f"v{i}", "W", "2") for i in range(1000)])
+        self.assertEqual(replies, ["OK"] * 1000)
+        self.assertEqual(info(n1, "handoff")["hints_stored"], "1000")
+        n1.kill9()  # the hints were committed with the acks: kill -9 keeps them
+        n1.start()
+        h = info(n1, "handoff")
+        self.assertEqual(h["hints_stored"], "1000")
+        self.assertEqual(h["hints_written"], "0")  # counters restart; the hints do not
+        n3.start()
+        self.cluster.wait_connected()
+        wait_until(lambda: info(n1, "handoff")["hints_stored"] == "0", timeout=60, interval=0.2,
+                   what="node1 to replay its hints after its restart")
+        self.assertEqual(info(n1, "handoff")["hints_replayed"], "1000")
+        n1.stop()
+        n2.stop()
+        replies = pipelined(n3, [("GET", f"r:{i}", "R", "1") for i in range(1000)])
+        self.assertEqual([i for i, r in enumerate(replies) if r != f"v{i}".encode()], [])
+
+
+class SloppyQuorumWithASubstitute(unittest.TestCase):
+    """4 nodes, n=3: a key whose primary is down has a substitute (the fourth node)."""
+
+    def setUp(self):
+        self.cluster = Cluster(4, "--set", "handoff.rate_keys_per_s=20000")
+        self.cluster.start()
+
+    def tearDown(self):
+        self.cluster.cleanup()
+
+    def test_writes_with_w_all_succeed_through_a_substitute_and_reach_the_primary_later(self):
+        n1, n2, n3, n4 = self.cluster.nodes
+        n4.kill9()
+        wait_until(lambda: all(sees_down(n, "node4") for n in (n1, n2, n3)), timeout=20,
+                   what="the others to see node4 down")
+        keys = 2000
+        replies = pipelined(n1, [("SET", f"s:{i}", f"v{i}", "W", "all") for i in range(keys)])
+        self.assertEqual([r for r in replies if r != "OK"][:3], [])  # W=3 met with substitutes
+        # PW counts primaries only: with node4 down, PW=all fails for node4's keys.
+        pw = pipelined(n1, [("SET", f"s:{i}", f"v{i}", "W", "all", "PW", "all") for i in range(200)])
+        self.assertTrue(any(str(r).startswith("UNAVAILABLE need 3 primary replicas") for r in pw), pw[:3])
+        stored = sum(int(info(n, "handoff")["hints_stored"]) for n in (n1, n2, n3))
+        self.assertGreater(stored, keys // 4)  # about 3/4 of the keys have node4 as a primary
+        n4.start()
+        self.cluster.wait_connected()
+        wait_until(lambda: all(info(n, "handoff")["hints_stored"] == "0" for n in (n1, n2, n3)),
+                   timeout=60, interval=0.2, what="the hints to be replayed to node4")
+        for n in (n1, n2, n3):
+            n.stop()
+        # Alone, node4 answers the keys it is a primary of (the others: no replica reachable).
+        replies = pipelined(n4, [("GET", f"s:{i}", "R", "1") for i in range(keys)])
+        held = [i for i, r in enumerate(replies) if r == f"v{i}".encode()]
+        missed = [i for i, r in enumerate(replies) if r is None]
+        self.assertEqual(missed, [])
+        self.assertEqual(len(held), stored)
+
 
 if __name__ == "__main__":
     unittest.main()

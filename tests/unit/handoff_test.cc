@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/hash.h"
+#include "itsuka/config.h"
 #include "core/hints.h"
 #include "core/node_core.h"
 #include "server/hint_table.h"
@@ -255,6 +256,18 @@ TEST(SloppyQuorum, UnreachablePrimaryIsReplacedByTheNextReachableNodeWhichStores
   ASSERT_EQ(out.results.size(), 1u);
   EXPECT_TRUE(out.results[0].status.ok()) << out.results[0].status.ToString();
 
+  // A substitute that refuses (its hints for the target are full) is not counted; the
+  // coordinator stored the write itself, so the outcome is unknown, not "not applied".
+  t.core.StartPut(3, key, Blind("x"), 3, 0, 0);
+  out = t.Take();
+  for (auto& [to, msg] : out.sends) {
+    const auto& w = std::get<ReplicaWrite>(msg);
+    t.core.OnMessage(to, ReplicaWriteAck{w.req_id, w.hint_for.empty(), "hints for X are full"}, 1);
+  }
+  out = t.Take();
+  ASSERT_EQ(out.results.size(), 1u);
+  EXPECT_EQ(out.results[0].status.code(), Status::Code::kTimeout) << out.results[0].status.ToString();
+
   // PW counts primaries only: PW=3 is unavailable with a primary down.
   t.core.StartPut(2, key, Blind("w"), 3, 3, 0);
   out = t.Take();
@@ -271,6 +284,11 @@ TEST(SloppyQuorum, SubstituteStoresTheHintAndRefusesWhenFull) {
   EXPECT_TRUE(t.store.data.empty());  // kept as a hint, not as data
   EXPECT_EQ(t.hints.Usage().at("c").keys, 1u);
   EXPECT_EQ(t.core.handoff_stats().written, 1u);
+  t.core.OnMessage("b", ReplicaWrite{8, "k", ObjectWith("b", 1, "v"), std::string(70000, 'z')}, 0);
+  out = t.Take();
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_FALSE(std::get<ReplicaWriteAck>(out.sends[0].second).ok);  // not a member: refused
+  EXPECT_EQ(t.hints.Usage().size(), 1u);
 
   storage::MemEngine engine;
   server::HintTable full(engine, HintLimits{1, 1 << 20}, [] { return int64_t{0}; });
@@ -447,6 +465,26 @@ TEST(Handoff, RateLimitAndExpiry) {
   EXPECT_EQ(out.sends.size(), 1u);  // c's first, fresh hint
   EXPECT_EQ(t.hints.Usage().count("b"), 0u);
   EXPECT_EQ(t.hints.Usage().at("c").keys, 3u);
+}
+
+// ---- Settings ---------------------------------------------------------------------------
+
+TEST(HandoffConfig, SloppyQuorumIsABooleanAndHandoffLimitsAreChecked) {
+  Result<Config> c = ParseConfigText("[cluster]\nsloppy_quorum = false\n[handoff]\nrate_keys_per_s = 7\n",
+                                     "t.toml", {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->sloppy_quorum, 0);
+  EXPECT_EQ(c->handoff_rate_keys_per_s, 7);
+  EXPECT_EQ(Config().sloppy_quorum, 1);  // on by default
+  c = ParseConfigText("", "t.toml", {{"cluster.sloppy_quorum", "true"}});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->sloppy_quorum, 1);
+  c = ParseConfigText("[cluster]\nsloppy_quorum = \"yes\"\n", "t.toml", {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("cluster.sloppy_quorum' must be true or false"), std::string::npos);
+  c = ParseConfigText("[handoff]\nmax_bytes_per_target = 10\n", "t.toml", {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("handoff.max_bytes_per_target"), std::string::npos);
 }
 
 }  // namespace
