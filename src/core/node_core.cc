@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/hash.h"
+#include "core/gossip.h"
 
 namespace itsuka::core {
 
@@ -27,6 +28,42 @@ bool NodeCore::IsReachable(const std::string& node) const {
 std::vector<std::string> NodeCore::Replicas(std::string_view key) const {
   if (!ring_) return {};
   return ring_->PreferenceList(ring_->PartitionOf(Hash64(key)), static_cast<size_t>(options_.n));
+}
+
+namespace {
+constexpr uint32_t kPullBatchKeys = 256;
+constexpr size_t kPullBatchExamined = 20000;
+}  // namespace
+
+void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
+  ring_ = std::move(read);
+  write_ring_ = std::move(write);
+  if (write_fingerprint == plan_fingerprint_) return;
+  // A new target ring: copy what it gives this node. Copies from an earlier plan that
+  // are still useful are simply repeated (merging is idempotent).
+  plan_fingerprint_ = write_fingerprint;
+  transfers_.clear();
+  for (auto& [source, parts] : PullPlan(*ring_, *write_ring_, self_, static_cast<size_t>(options_.n))) {
+    transfers_[source].partitions = std::move(parts);
+  }
+  if (transfers_.empty()) synced_ = write_fingerprint;
+}
+
+size_t NodeCore::TransfersPending() const {
+  size_t n = 0;
+  for (const auto& [src, t] : transfers_) n += t.done ? 0 : t.partitions.size();
+  return n;
+}
+
+std::vector<std::string> NodeCore::PendingReplicas(std::string_view key) const {
+  std::vector<std::string> out;
+  if (!write_ring_ || !ring_) return out;
+  std::vector<std::string> read = Replicas(key);
+  for (const std::string& n : write_ring_->PreferenceList(write_ring_->PartitionOf(Hash64(key)),
+                                                          static_cast<size_t>(options_.n))) {
+    if (std::find(read.begin(), read.end(), n) == read.end()) out.push_back(n);
+  }
+  return out;
 }
 
 int NodeCore::EffectiveN() const {
@@ -151,6 +188,15 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
                           int64_t now_ms) {
   if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
   std::vector<Target> targets = ReachableTargets(replicas);
+  std::vector<std::string> pending = PendingReplicas(key);
+  if (!pending.empty()) {
+    // A move in flight: the new owners get the write too, but W is met by the current
+    // owners (they are what reads and the new owners' copies come from).
+    for (const std::string& node : pending) {
+      if (IsReachable(node)) targets.push_back(Target{node, false, {}});
+    }
+    pw = std::max(pw, w);
+  }
   const int64_t deadline = now_ms + options_.request_timeout_ms;
   PutCoordinator coord(targets, w, pw, deadline);
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
@@ -246,6 +292,8 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
         else if constexpr (std::is_same_v<T, ReplicaReadReply>) HandleReadReply(from, m);
         else if constexpr (std::is_same_v<T, ForwardPut>) HandleForwardPut(from, m, now_ms);
         else if constexpr (std::is_same_v<T, ForwardResult>) HandleForwardResult(m);
+        else if constexpr (std::is_same_v<T, PullRequest>) HandlePullRequest(from, m);
+        else if constexpr (std::is_same_v<T, PullBatch>) HandlePullBatch(from, m, now_ms);
         // Hello is the transport's business.
       },
       msg);
@@ -304,7 +352,86 @@ void NodeCore::HandleForwardResult(const ForwardResult& m) {
   forwards_.erase(it);
 }
 
+// ---- Partition transfer -----------------------------------------------------------
+
+void NodeCore::HandlePullRequest(const std::string& from, const PullRequest& m) {
+  PullBatch reply;
+  reply.req_id = m.req_id;
+  if (!ring_ || m.ring_partitions != ring_->partitions()) {
+    reply.error = "ring has " + std::to_string(ring_ ? ring_->partitions() : 0) + " partitions, not " +
+                  std::to_string(m.ring_partitions);
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  std::set<uint32_t> wanted(m.partitions.begin(), m.partitions.end());
+  const Ring& ring = *ring_;
+  Result<LocalStore::ScanBatch> batch = store_.Scan(
+      m.start, std::min<uint32_t>(m.max_keys, kPullBatchKeys), kPullBatchExamined,
+      [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; });
+  if (!batch.ok()) {
+    reply.error = batch.status().ToString();
+  } else {
+    reply.ok = true;
+    reply.objects = std::move(batch->objects);
+    reply.next = std::move(batch->next);
+    reply.done = batch->done;
+  }
+  out_.sends.emplace_back(from, std::move(reply));
+}
+
+void NodeCore::HandlePullBatch(const std::string& from, const PullBatch& m, int64_t now_ms) {
+  auto it = transfers_.find(from);
+  if (it == transfers_.end() || it->second.req_id != m.req_id || it->second.done) return;
+  Transfer& t = it->second;
+  t.req_id = 0;
+  if (!m.ok) return;  // retried after the timeout
+  for (const auto& [key, obj] : m.objects) {
+    if (!ring_ || t.partitions.count(ring_->PartitionOf(Hash64(key))) == 0) continue;
+    Status st;
+    MergeLocally(key, obj, &st);
+    if (!st.ok()) return;  // retried from the same cursor
+    ++transferred_objects_;
+  }
+  t.cursor = m.next;
+  t.done = m.done;
+  DriveTransfers(now_ms);
+}
+
+void NodeCore::DriveTransfers(int64_t now_ms) {
+  if (transfers_.empty() || synced_ == plan_fingerprint_) return;
+  for (auto& [source, t] : transfers_) {
+    if (t.done || !IsReachable(source)) continue;
+    if (t.req_id != 0 && now_ms - t.sent_ms < options_.request_timeout_ms) continue;
+    t.req_id = next_req_++;
+    t.sent_ms = now_ms;
+    out_.sends.emplace_back(source, PullRequest{t.req_id, ring_->partitions(),
+                                                std::vector<uint32_t>(t.partitions.begin(), t.partitions.end()),
+                                                t.cursor, kPullBatchKeys});
+  }
+  // Complete when every partition was copied from all its read-ring replicas, or from
+  // all but one that is unreachable: a write acknowledged by W >= 2 of them is on at
+  // least one of the others.
+  std::map<uint32_t, std::pair<int, int>> per_partition;  // done, total
+  std::set<uint32_t> missing_unreachable;
+  for (const auto& [source, t] : transfers_) {
+    for (uint32_t p : t.partitions) {
+      auto& [done, total] = per_partition[p];
+      ++total;
+      if (t.done) ++done;
+      else if (!IsReachable(source)) missing_unreachable.insert(p);
+    }
+  }
+  for (const auto& [p, counts] : per_partition) {
+    const auto [done, total] = counts;
+    if (done == total) continue;
+    if (done >= std::max(1, total - 1) && missing_unreachable.count(p)) continue;
+    return;
+  }
+  synced_ = plan_fingerprint_;
+}
+
 void NodeCore::Tick(int64_t now_ms) {
+  DriveTransfers(now_ms);
   for (auto it = puts_.begin(); it != puts_.end();) {
     auto next = std::next(it);
     if (it->second.read) {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -45,6 +46,20 @@ class LocalStore {
   // The key's object (empty if absent), or an error.
   virtual Result<Object> Read(std::string_view key) = 0;
   virtual void Stage(std::string_view key, Object obj) = 0;
+
+  // Partition transfer: up to max_keys objects with keys >= start that `want`, in key
+  // order, including staged ones, examining at most max_examined keys (so one call never
+  // walks a whole large store). `next` is where to continue; done when nothing is left.
+  struct ScanBatch {
+    std::vector<std::pair<std::string, Object>> objects;
+    std::string next;
+    bool done = false;
+  };
+  virtual Result<ScanBatch> Scan(std::string_view start, size_t max_keys, size_t max_examined,
+                                 const std::function<bool(std::string_view)>& want) {
+    (void)start, (void)max_keys, (void)max_examined, (void)want;
+    return Status::InvalidArgument("this store cannot scan");
+  }
 };
 
 struct NodeOptions {
@@ -90,8 +105,21 @@ class NodeCore {
 
   const std::string& self() const { return self_; }
   const NodeOptions& options() const { return options_; }
-  void SetRing(Ring ring) { ring_ = std::move(ring); }
+  void SetRing(Ring ring) { SetRings(ring, ring, 0); }
+  // Membership changes in flight (core/gossip.h): `read` holds the data now, `write`
+  // will. Reads use the read ring; a write is coordinated by a read-ring replica, sent to
+  // both preference lists, and needs its W acks from read-ring replicas, so a quorum
+  // read of either ring's settled owners sees it. When this node gains partitions in
+  // `write` it copies them from their read-ring replicas (PullRequest batches, one at a
+  // time per source, retried on timeout); Synced() then reports `write_fingerprint`.
+  void SetRings(Ring read, Ring write, uint64_t write_fingerprint);
   const std::optional<Ring>& ring() const { return ring_; }
+  const std::optional<Ring>& write_ring() const { return write_ring_; }
+  // The write-ring fingerprint whose partitions this node holds (0 before any).
+  uint64_t Synced() const { return synced_; }
+  // Partitions still being copied, for INFO.
+  size_t TransfersPending() const;
+  uint64_t transferred_objects() const { return transferred_objects_; }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);
   bool IsReachable(const std::string& node) const;
@@ -165,12 +193,32 @@ class NodeCore {
   void HandleReadReply(const std::string& from, const ReplicaReadReply& m);
   void HandleForwardPut(const std::string& from, const ForwardPut& m, int64_t now_ms);
   void HandleForwardResult(const ForwardResult& m);
+  void HandlePullRequest(const std::string& from, const PullRequest& m);
+  void HandlePullBatch(const std::string& from, const PullBatch& m, int64_t now_ms);
+  // Sends the next PullRequest of each unfinished transfer that has none in flight (or
+  // whose last one timed out), and records completion.
+  void DriveTransfers(int64_t now_ms);
+  // Write targets that are not read-ring replicas of the key (a move in flight).
+  std::vector<std::string> PendingReplicas(std::string_view key) const;
+
+  struct Transfer {
+    std::set<uint32_t> partitions;
+    std::string cursor;
+    bool done = false;
+    uint64_t req_id = 0;  // the request in flight (0: none)
+    int64_t sent_ms = 0;
+  };
 
   const std::string self_;
   const std::string actor_;
   LocalStore& store_;
   const NodeOptions options_;
   std::optional<Ring> ring_;
+  std::optional<Ring> write_ring_;
+  uint64_t plan_fingerprint_ = 0;
+  uint64_t synced_ = 0;
+  std::map<std::string, Transfer> transfers_;  // source -> what this node copies from it
+  uint64_t transferred_objects_ = 0;
   std::set<std::string> unreachable_;
   uint64_t next_req_ = 1;
   std::map<uint64_t, PendingGet> gets_;
