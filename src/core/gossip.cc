@@ -209,7 +209,8 @@ bool Gossiper::Advance() {
     }
   }
   const uint64_t fp = WriteFingerprint(view_);
-  bool all_synced = fp != 0;
+  // Nobody holds data (a node that has heard of no cluster yet): only bootstrap applies.
+  bool all_synced = fp != 0 && !ReadMembers(view_).empty();
   bool moving = false;
   for (const auto& [id, m] : view_) {
     if (m.status == MemberStatus::kJoining || m.status == MemberStatus::kLeaving) moving = true;
