@@ -44,6 +44,7 @@ struct Config {
   int64_t max_peer_queue_bytes = 64 << 20;
   int64_t heartbeat_interval_ms = 200;
   int64_t phi_threshold = 8;
+  int64_t gossip_interval_ms = 200;
   // [storage]
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;

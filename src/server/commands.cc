@@ -88,6 +88,9 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
+      {"itsuka.members", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
+      {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
+      {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -702,6 +705,11 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
     resp::AppendBulk(out, k);
     resp::AppendBulk(out, v);
   }
+}
+
+void CommandExecutor::MembershipCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  if (!membership_cmd_) return resp::AppendError(out, "ERR membership is not available");
+  membership_cmd_(args, out);
 }
 
 }  // namespace itsuka::server

@@ -53,6 +53,10 @@ class CommandExecutor {
   std::string Info(std::string_view section) const;
   // Extra INFO lines from the node (cluster section).
   void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
+  // Handles ITSUKA.MEMBERS, ITSUKA.RING and ITSUKA.DECOMMISSION (the node's membership).
+  void SetMembershipCommand(std::function<void(std::vector<std::string>&, std::string*)> f) {
+    membership_cmd_ = std::move(f);
+  }
 
  private:
   struct Command;
@@ -88,6 +92,7 @@ class CommandExecutor {
   void Ttl(Session&, std::vector<std::string>&, std::string*);
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
+  void MembershipCmd(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -113,6 +118,7 @@ class CommandExecutor {
   PendingReply* reply_ = nullptr;
   Dispatcher* dispatch_ = nullptr;
   std::function<std::string()> cluster_info_;
+  std::function<void(std::vector<std::string>&, std::string*)> membership_cmd_;
 };
 
 }  // namespace itsuka::server
