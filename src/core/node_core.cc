@@ -33,6 +33,8 @@ std::vector<std::string> NodeCore::Replicas(std::string_view key) const {
 namespace {
 constexpr uint32_t kPullBatchKeys = 256;
 constexpr size_t kPullBatchExamined = 20000;
+// Bytes of values per batch (at least one object), well under the peer frame limit.
+constexpr size_t kPullBatchBytes = 4 << 20;
 }  // namespace
 
 void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
@@ -372,9 +374,20 @@ void NodeCore::HandlePullRequest(const std::string& from, const PullRequest& m) 
     reply.error = batch.status().ToString();
   } else {
     reply.ok = true;
-    reply.objects = std::move(batch->objects);
     reply.next = std::move(batch->next);
     reply.done = batch->done;
+    size_t bytes = 0;
+    for (auto& kv : batch->objects) {
+      size_t size = kv.first.size();
+      for (const Sibling& s : kv.second.siblings) size += s.value.size();
+      if (!reply.objects.empty() && bytes + size > kPullBatchBytes) {
+        reply.next = kv.first;  // the rest comes with the next request
+        reply.done = false;
+        break;
+      }
+      bytes += size;
+      reply.objects.push_back(std::move(kv));
+    }
   }
   out_.sends.emplace_back(from, std::move(reply));
 }
