@@ -271,7 +271,8 @@ void Node::ApplyView() {
     if (id == config_.node_id || m.status == core::MemberStatus::kLeft) continue;
     std::string host;
     int port = 0;
-    if (!SplitHostPort(m.peer_addr, &host, &port)) continue;
+    // A member bound to a wildcard address did not say where it can be reached.
+    if (!SplitHostPort(m.peer_addr, &host, &port) || host == "0.0.0.0" || host == "::") continue;
     if (peers_->AddPeer(id, host, port) || peers_added_.insert(id).second) {
       if (!peers_->IsUp(id)) core_->SetReachable(id, false);
     }

@@ -64,7 +64,10 @@ bool PeerTransport::AddPeer(const std::string& id, const std::string& host, int 
   if (id == config_.node_id || id.empty() || port <= 0 || port > 65535 || host.empty()) return false;
   auto it = outgoing_.find(id);
   if (it != outgoing_.end()) {
-    if (it->second.addr.host != host || it->second.addr.port != port) {
+    // cluster.seeds addresses are the operator's word; gossip may move the others.
+    bool seed = false;
+    for (const std::string& s : config_.seeds) seed = seed || ParseSeed(s)->id == id;
+    if (!seed && (it->second.addr.host != host || it->second.addr.port != port)) {
       // A member that moved: the next connection attempt uses the new address.
       it->second.addr.host = host;
       it->second.addr.port = port;
