@@ -407,6 +407,7 @@ void NodeCore::HandlePullBatch(const std::string& from, const PullBatch& m, int6
   }
   t.cursor = m.next;
   t.done = m.done;
+  t.next_ms = now_ms + options_.transfer_interval_ms;
   DriveTransfers(now_ms);
 }
 
@@ -415,6 +416,7 @@ void NodeCore::DriveTransfers(int64_t now_ms) {
   for (auto& [source, t] : transfers_) {
     if (t.done || !IsReachable(source)) continue;
     if (t.req_id != 0 && now_ms - t.sent_ms < options_.request_timeout_ms) continue;
+    if (t.req_id == 0 && now_ms < t.next_ms) continue;
     t.req_id = next_req_++;
     t.sent_ms = now_ms;
     out_.sends.emplace_back(source, PullRequest{t.req_id, ring_->partitions(),

@@ -72,6 +72,8 @@ struct NodeOptions {
   // directory its own (node id plus an incarnation made when the directory was
   // created), so a node that lost its data never reissues a dot it issued before.
   std::string actor;
+  // Partition transfer pacing: at least this long between two batches from one source.
+  int64_t transfer_interval_ms = 0;
   // Test-only, deliberately broken: acknowledge writes before W replicas answered.
   bool unsafe_ack_before_quorum = false;
 };
@@ -207,6 +209,7 @@ class NodeCore {
     bool done = false;
     uint64_t req_id = 0;  // the request in flight (0: none)
     int64_t sent_ms = 0;
+    int64_t next_ms = 0;  // no request before this (pacing)
   };
 
   const std::string self_;

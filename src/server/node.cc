@@ -82,6 +82,7 @@ Status Node::Open() {
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
   options.actor = actor;
+  options.transfer_interval_ms = config_.transfer_interval_ms;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
   if (options.unsafe_ack_before_quorum) {
     LOG_WARN << "testing.unsafe_ack_before_quorum is set: writes are acknowledged before W "

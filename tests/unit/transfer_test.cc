@@ -104,6 +104,41 @@ TEST(Transfer, JoiningNodeCopiesEveryObjectOfItsNewPartitions) {
   EXPECT_GT(messages, 2 * static_cast<int>(moved / 256));  // several bounded batches
 }
 
+TEST(Transfer, BatchesArePaced) {
+  storage::MemEngine ea, eb;
+  server::Store sa(ea, false), sb(eb, false);
+  core::NodeOptions o;
+  o.n = 1;
+  o.transfer_interval_ms = 100;
+  core::NodeCore a("a", sa, o), b("b", sb, o);
+  for (int i = 0; i < 2000; ++i) sa.Stage("key" + std::to_string(i), Value("v"));
+  ASSERT_TRUE(sa.Commit().ok());
+  core::Ring old_ring = core::Ring::Create(16, {"a"}, 1).value();
+  core::Ring new_ring = core::Ring::Create(16, {"a", "b"}, 2).value();
+  a.SetRings(old_ring, new_ring, 3);
+  b.SetRings(old_ring, new_ring, 3);
+  auto pulls = [](core::Outbox out) {
+    std::vector<core::PeerMessage> v;
+    for (auto& [to, m] : out.sends) {
+      if (std::holds_alternative<core::PullRequest>(m)) v.push_back(m);
+    }
+    return v;
+  };
+  b.Tick(0);
+  std::vector<core::PeerMessage> first = pulls(b.TakeOutbox());
+  ASSERT_EQ(first.size(), 1u);
+  a.OnMessage("b", first[0], 0);
+  core::Outbox reply = a.TakeOutbox();
+  ASSERT_EQ(reply.sends.size(), 1u);
+  ASSERT_FALSE(std::get<core::PullBatch>(reply.sends[0].second).done);
+  b.OnMessage("a", reply.sends[0].second, 10);
+  EXPECT_TRUE(pulls(b.TakeOutbox()).empty());  // not before 10 + 100
+  b.Tick(60);
+  EXPECT_TRUE(pulls(b.TakeOutbox()).empty());
+  b.Tick(110);
+  EXPECT_EQ(pulls(b.TakeOutbox()).size(), 1u);
+}
+
 TEST(Transfer, PullFromARingOfAnotherSizeIsRefused) {
   storage::MemEngine ea;
   server::Store sa(ea, false);
