@@ -20,7 +20,7 @@ const char* MemberStatusName(MemberStatus s) {
 MemberState MergeMember(const MemberState& a, const MemberState& b) {
   MemberState out = a;
   auto live = [](const MemberState& m) {
-    return std::tie(m.incarnation, m.heartbeat, m.client_addr, m.peer_addr, m.synced);
+    return std::tie(m.incarnation, m.heartbeat, m.client_addr, m.peer_addr, m.synced, m.seen);
   };
   if (live(b) > live(a)) {
     out.incarnation = b.incarnation;
@@ -28,6 +28,7 @@ MemberState MergeMember(const MemberState& a, const MemberState& b) {
     out.client_addr = b.client_addr;
     out.peer_addr = b.peer_addr;
     out.synced = b.synced;
+    out.seen = b.seen;
   }
   if (std::tie(b.version, b.status) > std::tie(a.version, a.status)) {
     out.version = b.version;
@@ -87,6 +88,16 @@ uint64_t OwnershipVersion(const View& view) {
   uint64_t v = 0;
   for (const auto& [id, m] : view) v += m.version;
   return v;
+}
+
+bool MoveVisible(const View& view, const std::function<bool(const std::string&)>& reachable) {
+  const uint64_t fp = WriteFingerprint(view);
+  for (const auto& [id, m] : view) {
+    if (m.seen == fp || m.status == MemberStatus::kLeft) continue;
+    if (m.status == MemberStatus::kLeaving && !reachable(id)) continue;
+    return false;
+  }
+  return true;
 }
 
 std::map<std::string, std::set<uint32_t>> PullPlan(const Ring& read, const Ring& write,
@@ -230,6 +241,13 @@ bool Gossiper::Advance() {
         changed = true;
       }
     }
+  }
+  // Publish the write ring this member now knows of.
+  const uint64_t now_fp = WriteFingerprint(view_);
+  if (me.seen != now_fp) {
+    me.seen = now_fp;
+    ++me.heartbeat;
+    changed = true;
   }
   return changed;
 }

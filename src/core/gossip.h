@@ -10,7 +10,7 @@
 // A member's state is two independent registers, each merged by "the higher version
 // wins, ties broken by a total order of the content", so Merge is commutative,
 // associative and idempotent (a join-semilattice, as a state-based CRDT needs):
-//   - liveness (addresses, heartbeat, synced): written only by the member itself.
+//   - liveness (addresses, heartbeat, seen, synced): written only by the member itself.
 //     Ordered by (incarnation, heartbeat). A node bumps its incarnation when it
 //     restarts and whenever it sees a record of itself from its own future (a
 //     restarted node that lost its incarnation refutes it, as in SWIM).
@@ -22,14 +22,19 @@
 // Ownership moves in two rings derived from a view (see ReadMembers/WriteMembers):
 // the read ring is who holds data now (up, leaving); the write ring is who will hold it
 // (joining, up). While they differ, writes go to both preference lists and reads to the
-// read ring. A member whose write-ring partitions are all copied publishes `synced` =
-// the fingerprint of the write ring it copied for; Advance then turns joining members
-// into up and leaving members into left once every write-ring member is synced.
+// read ring. Every member publishes `seen` = the fingerprint of the write ring it knows
+// of; a node starts copying the partitions it gains only once every member that may
+// coordinate writes has seen that ring (MoveVisible), so no write acknowledged by a
+// node with an older view can slip past the copy (Cassandra's bootstrap waits out its
+// ring delay for the same reason). A member whose write-ring partitions are all copied
+// publishes `synced` = that fingerprint; Advance then turns joining members into up and
+// leaving members into left once every write-ring member is synced.
 //
 // Pure, deterministic, thread-compatible. Randomness comes in as a generator.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -51,6 +56,7 @@ struct MemberState {
   std::string client_addr;  // "host:port" clients use
   std::string peer_addr;    // "host:port" peers connect to
   uint64_t synced = 0;      // WriteFingerprint this member finished copying data for
+  uint64_t seen = 0;        // WriteFingerprint of this member's own view
   // Ownership register.
   uint64_t version = 0;
   MemberStatus status = MemberStatus::kJoining;
@@ -71,6 +77,11 @@ std::vector<std::string> WriteMembers(const View& view);
 uint64_t WriteFingerprint(const View& view);
 // Sum of every member's ownership version: increases whenever the rings may change.
 uint64_t OwnershipVersion(const View& view);
+
+// Whether every member that may coordinate a write knows the view's write ring: every
+// joining and up member has seen it, and so has every leaving member `reachable` says is
+// reachable (a leaving node that is down must not hold its own departure up).
+bool MoveVisible(const View& view, const std::function<bool(const std::string&)>& reachable);
 
 // Which partitions `self` must copy, and from whom, to own its write-ring partitions:
 // source node -> partitions. Those are the partitions whose write-ring preference list

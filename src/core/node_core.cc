@@ -191,13 +191,26 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
   if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
   std::vector<Target> targets = ReachableTargets(replicas);
   std::vector<std::string> pending = PendingReplicas(key);
+  std::vector<std::string> new_owners;
+  int need_new = 0;
   if (!pending.empty()) {
-    // A move in flight: the new owners get the write too, but W is met by the current
-    // owners (they are what reads and the new owners' copies come from).
+    // A move in flight: W acks from the current owners (primaries here) and W from the
+    // new ones.
     for (const std::string& node : pending) {
       if (IsReachable(node)) targets.push_back(Target{node, false, {}});
     }
     pw = std::max(pw, w);
+    new_owners = write_ring_->PreferenceList(write_ring_->PartitionOf(Hash64(key)),
+                                             static_cast<size_t>(options_.n));
+    need_new = std::min<int>(w, static_cast<int>(new_owners.size()));
+    const auto reachable_new = std::count_if(new_owners.begin(), new_owners.end(),
+                                             [&](const std::string& n) { return IsReachable(n); });
+    if (reachable_new < need_new) {
+      return Finish(origin,
+                    Status::Unavailable("need " + std::to_string(need_new) + " of the new replicas (a move is in flight), " +
+                                        std::to_string(reachable_new) + " reachable"),
+                    true);
+    }
   }
   const int64_t deadline = now_ms + options_.request_timeout_ms;
   PutCoordinator coord(targets, w, pw, deadline);
@@ -205,7 +218,7 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
   const uint64_t req = next_req_++;
   const bool read_first = spec.cond != WriteSpec::Cond::kNone;
   auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
-                                          std::nullopt}).first;
+                                          std::nullopt, std::move(new_owners), need_new, {}, deadline}).first;
   if (!read_first) return ApplyPut(it);
   PendingPut& p = it->second;
   p.read.emplace(targets, w, 0, deadline);
@@ -263,12 +276,40 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaWrite{req, p.key, *next, ""});
   }
   // The local copy is durable with this round's commit, before anything is sent.
-  if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
-  if (options_.unsafe_ack_before_quorum) return fail(Status::Ok(), true);  // BROKEN on purpose
+  if (options_.unsafe_ack_before_quorum && p.new_owners.empty()) {
+    if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
+    return fail(Status::Ok(), true);  // BROKEN on purpose
+  }
+  OnPutAck(it, self_, true);
+}
+
+void NodeCore::OnPutAck(std::map<uint64_t, PendingPut>::iterator it, const std::string& node,
+                        bool ok) {
+  PendingPut& p = it->second;
+  if (ok && std::find(p.new_owners.begin(), p.new_owners.end(), node) != p.new_owners.end()) {
+    p.new_acks.insert(node);
+  }
+  p.coord.OnAck(node, ok);
+  if (PutDecided(p, INT64_MIN)) FinishPut(it);
+}
+
+bool NodeCore::PutDecided(const PendingPut& p, int64_t now_ms) const {
+  const Outcome o = p.coord.outcome();
+  if (o == Outcome::kPending) return false;
+  if (o != Outcome::kOk) return true;
+  return static_cast<int>(p.new_acks.size()) >= p.need_new || now_ms >= p.deadline_ms;
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
-  Finish(it->second.origin, it->second.coord.ToStatus(), true);
+  const PendingPut& p = it->second;
+  if (p.coord.outcome() == Outcome::kOk && static_cast<int>(p.new_acks.size()) < p.need_new) {
+    Finish(p.origin,
+           Status::Timeout(std::to_string(p.new_acks.size()) + " of " + std::to_string(p.need_new) +
+                           " acks from the new replicas (a move is in flight; outcome unknown)"),
+           true);
+  } else {
+    Finish(p.origin, p.coord.ToStatus(), true);
+  }
   puts_.erase(it);
 }
 
@@ -304,6 +345,16 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
 void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
   Status st;
   MergeLocally(m.key, m.object, &st);
+  std::vector<std::string> owners = Replicas(m.key);
+  if (st.ok() && std::find(owners.begin(), owners.end(), self_) != owners.end()) {
+    // A current owner passes a write on to the key's new owners while a move is in
+    // flight, in case its coordinator did not know of the move yet.
+    for (const std::string& node : PendingReplicas(m.key)) {
+      if (node == from || node == self_ || !IsReachable(node)) continue;
+      Result<Object> merged = store_.Read(m.key);
+      if (merged.ok()) out_.sends.emplace_back(node, ReplicaWrite{0, m.key, *merged, ""});
+    }
+  }
   if (m.req_id != 0) out_.sends.emplace_back(from, ReplicaWriteAck{m.req_id, st.ok(), st.ToString()});
 }
 
@@ -317,7 +368,7 @@ void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
 void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m) {
   auto it = puts_.find(m.req_id);
   if (it == puts_.end()) return;
-  if (it->second.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+  OnPutAck(it, from, m.ok);
 }
 
 void NodeCore::HandleReadReply(const std::string& from, const ReplicaReadReply& m) {
@@ -414,7 +465,7 @@ void NodeCore::HandlePullBatch(const std::string& from, const PullBatch& m, int6
 void NodeCore::DriveTransfers(int64_t now_ms) {
   if (transfers_.empty() || synced_ == plan_fingerprint_) return;
   for (auto& [source, t] : transfers_) {
-    if (t.done || !IsReachable(source)) continue;
+    if (!transfers_allowed_ || t.done || !IsReachable(source)) continue;
     if (t.req_id != 0 && now_ms - t.sent_ms < options_.request_timeout_ms) continue;
     if (t.req_id == 0 && now_ms < t.next_ms) continue;
     t.req_id = next_req_++;
@@ -451,8 +502,9 @@ void NodeCore::Tick(int64_t now_ms) {
     auto next = std::next(it);
     if (it->second.read) {
       if (it->second.read->OnTime(now_ms) != Outcome::kPending) ApplyPut(it);
-    } else if (it->second.coord.OnTime(now_ms) != Outcome::kPending) {
-      FinishPut(it);
+    } else {
+      it->second.coord.OnTime(now_ms);
+      if (PutDecided(it->second, now_ms)) FinishPut(it);
     }
     it = next;
   }

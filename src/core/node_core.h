@@ -117,6 +117,10 @@ class NodeCore {
   void SetRings(Ring read, Ring write, uint64_t write_fingerprint);
   const std::optional<Ring>& ring() const { return ring_; }
   const std::optional<Ring>& write_ring() const { return write_ring_; }
+  // Copies start only once every member that may coordinate writes knows the write
+  // ring (core/gossip.h MoveVisible); until then a write acknowledged through a node
+  // with an older view could land on the old owners behind the copy's back.
+  void AllowTransfers(bool allowed) { transfers_allowed_ = allowed; }
   // The write-ring fingerprint whose partitions this node holds (0 before any).
   uint64_t Synced() const { return synced_; }
   // Partitions still being copied, for INFO.
@@ -165,6 +169,13 @@ class NodeCore {
     // Conditional writes (NX, XX, DEL) first read the key from the replicas, R = W, so
     // that the condition and the new version's context see more than this replica.
     std::optional<GetCoordinator> read;
+    // A move in flight: the write also needs W acks from the key's new owners (the
+    // write ring's preference list), so that old and new owners each hold a quorum of it
+    // whenever the switch happens (joint quorums, as in Raft's joint consensus).
+    std::vector<std::string> new_owners;
+    int need_new = 0;
+    std::set<std::string> new_acks;
+    int64_t deadline_ms = 0;
   };
   struct PendingForward {
     uint64_t client_req;
@@ -179,6 +190,10 @@ class NodeCore {
   std::vector<Target> ReachableTargets(const std::vector<std::string>& replicas) const;
   void Finish(const Origin& origin, const Status& status, bool applied);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
+  // Records a replica's ack; finishes the write when both quorums are met or failed.
+  void OnPutAck(std::map<uint64_t, PendingPut>::iterator it, const std::string& node, bool ok);
+  // Whether the write is decided (both quorums met, or the old one failed, or the time is up).
+  bool PutDecided(const PendingPut& p, int64_t now_ms) const;
   // Applies the write locally and sends it to the replicas (after the read, if any).
   void ApplyPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
@@ -222,6 +237,7 @@ class NodeCore {
   uint64_t synced_ = 0;
   std::map<std::string, Transfer> transfers_;  // source -> what this node copies from it
   uint64_t transferred_objects_ = 0;
+  bool transfers_allowed_ = true;
   std::set<std::string> unreachable_;
   uint64_t next_req_ = 1;
   std::map<uint64_t, PendingGet> gets_;

@@ -263,6 +263,8 @@ void Node::ApplyView() {
   const uint64_t before_version = had_ring ? core_->ring()->version() : 0;
   core_->SetRings(core::Ring::Create(q, core::ReadMembers(view), version).value(),
                   core::Ring::Create(q, core::WriteMembers(view), version).value(), fp);
+  core_->AllowTransfers(
+      core::MoveVisible(view, [this](const std::string& m) { return core_->IsReachable(m); }));
   if (!had_ring || before_version != version || before != core_->ring()->members().size()) {
     LOG_INFO << "ring version " << version << ": " << core_->ring()->members().size()
              << " member(s) hold data, " << core_->write_ring()->members().size()

@@ -75,7 +75,7 @@ struct Encoder {
   void PackView(const core::View& view) {
     pk.pack_array(static_cast<uint32_t>(view.size()));
     for (const auto& [id, m] : view) {
-      pk.pack_array(8);
+      pk.pack_array(9);
       pk.pack(m.id);
       pk.pack(m.incarnation);
       pk.pack(m.heartbeat);
@@ -84,6 +84,7 @@ struct Encoder {
       pk.pack(m.synced);
       pk.pack(m.version);
       pk.pack(static_cast<uint32_t>(m.status));
+      pk.pack(m.seen);
     }
   }
   void operator()(const core::GossipSyn& m) {
@@ -206,7 +207,7 @@ bool ReadView(const msgpack::object& o, core::View* view) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxViewMembers) return false;
   for (uint32_t i = 0; i < o.via.array.size; ++i) {
     const msgpack::object& e = o.via.array.ptr[i];
-    if (e.type != msgpack::type::ARRAY || e.via.array.size != 8) return false;
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 9) return false;
     Fields f(e);
     core::MemberState m;
     uint32_t status = 0;
@@ -214,7 +215,8 @@ bool ReadView(const msgpack::object& o, core::View* view) {
         !f.U64(1, &m.incarnation) || !f.U64(2, &m.heartbeat) || !f.Str(3, &m.client_addr) ||
         m.client_addr.size() > kMaxMemberField || !f.Str(4, &m.peer_addr) ||
         m.peer_addr.size() > kMaxMemberField || !f.U64(5, &m.synced) || !f.U64(6, &m.version) ||
-        !f.U32(7, &status) || status > static_cast<uint32_t>(core::MemberStatus::kLeft)) {
+        !f.U32(7, &status) || status > static_cast<uint32_t>(core::MemberStatus::kLeft) ||
+        !f.U64(8, &m.seen)) {
       return false;
     }
     m.status = static_cast<core::MemberStatus>(status);

@@ -12,7 +12,11 @@
 //   - no acknowledged write is lost: each is held by one of its key's final replicas
 //     (the nodes that left and their data are gone), before any repair;
 //   - after read repair, the final replicas of every key hold identical objects.
-// Each seed runs twice and must produce the same trace. ITSUKA_SIM_SEED=N replays one.
+// Faults: crashes (of any member, the joining one included) in the middle of a copy, a
+// decommissioned node dying for good, partitions during a join, message loss.
+// Each seed runs twice and must produce the same trace. ITSUKA_SIM_SEED=N replays one;
+// with ITSUKA_SIM_TRACE=1 a lost write prints the trace, and ITSUKA_SIM_DEBUG_KEY=k
+// prints every node's rings for key k as they change and when k was acknowledged.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -125,6 +129,17 @@ class Cluster {
     return true;
   }
   void set_drop(double p) { drop_ = p; }
+  // Cuts every link between `side` and the other nodes (empty: heal).
+  void Partition(const std::set<std::string>& side) {
+    blocked_.clear();
+    for (const auto& [a, na] : nodes_) {
+      for (const auto& [b, nb] : nodes_) {
+        if (side.count(a) != side.count(b)) blocked_.insert({a, b});
+      }
+    }
+    trace_ += side.empty() ? "heal;" : "partition;";
+    UpdateReachability();
+  }
 
   void Put(const std::string& via, const std::string& key, const std::string& value) {
     Node& n = nodes_[via];
@@ -199,6 +214,11 @@ class Cluster {
     }
     return out;
   }
+  std::vector<std::string> AllNodes() const {
+    std::vector<std::string> out;
+    for (const auto& [id, n] : nodes_) out.push_back(id);
+    return out;
+  }
   const View& ViewOf(const std::string& id) const { return nodes_.at(id).gossip->view(); }
   const NodeCore& CoreOf(const std::string& id) const { return *nodes_.at(id).core; }
   Object Durable(const std::string& id, const std::string& key) const {
@@ -217,6 +237,7 @@ class Cluster {
     std::unique_ptr<Gossiper> gossip;
     std::vector<std::string> seeds;
     View persisted;  // what the shell keeps in the meta column family
+    uint64_t debug_fp = 0;
     bool up = false;
     std::map<uint64_t, std::pair<std::string, std::string>> pending;
   };
@@ -226,8 +247,20 @@ class Cluster {
     Node& n = nodes_[id];
     const View& v = n.gossip->view();
     const uint64_t fp = WriteFingerprint(v);
+    if (const char* dbg = std::getenv("ITSUKA_SIM_DEBUG_KEY"); dbg && fp != n.debug_fp) {
+      n.debug_fp = fp;
+      Ring r = Ring::Create(kPartitions, ReadMembers(v), 0).value();
+      Ring w = Ring::Create(kPartitions, WriteMembers(v), 0).value();
+      std::string rs, ws;
+      for (auto& x : r.PreferenceList(r.PartitionOf(Hash64(dbg)), 3)) rs += x + ",";
+      for (auto& x : w.PreferenceList(w.PartitionOf(Hash64(dbg)), 3)) ws += x + ",";
+      std::fprintf(stderr, "t=%ld %s read[%s] write[%s] reachable:", (long)now_, id.c_str(), rs.c_str(), ws.c_str());
+      for (auto& [o, on] : nodes_) std::fprintf(stderr, " %s=%d", o.c_str(), (int)n.core->IsReachable(o));
+      std::fprintf(stderr, "\n");
+    }
     n.core->SetRings(Ring::Create(kPartitions, ReadMembers(v), OwnershipVersion(v)).value(),
                      Ring::Create(kPartitions, WriteMembers(v), OwnershipVersion(v)).value(), fp);
+    n.core->AllowTransfers(MoveVisible(v, [&](const std::string& m) { return n.core->IsReachable(m); }));
     n.core->Tick(now_);
     if (fp != 0 && n.core->Synced() == fp && n.gossip->self().synced != fp) {
       n.gossip->SetSynced(fp);
@@ -241,12 +274,13 @@ class Cluster {
   void UpdateReachability() {
     for (auto& [a, na] : nodes_) {
       if (!na.up) continue;
-      for (auto& [b, nb] : nodes_) na.core->SetReachable(b, nb.up);
+      for (auto& [b, nb] : nodes_) na.core->SetReachable(b, nb.up && blocked_.count({a, b}) == 0);
     }
   }
 
   void Send(const std::string& from, const std::string& to, PeerMessage msg) {
     const uint64_t seq = next_seq_++;
+    if (blocked_.count({from, to})) return;
     if (std::uniform_real_distribution<double>(0, 1)(rng_) < drop_) return;
     const int64_t delay = 1 + static_cast<int64_t>(rng_() % 20);
     queue_.push(Event{now_ + delay, seq, from, to, std::move(msg)});
@@ -254,7 +288,7 @@ class Cluster {
 
   void Deliver(const Event& e) {
     auto it = nodes_.find(e.to);
-    if (it == nodes_.end() || !it->second.up) return;
+    if (it == nodes_.end() || !it->second.up || blocked_.count({e.from, e.to})) return;
     Node& n = it->second;
     trace_ += "d" + std::to_string(e.seq) + ";";
     if (const auto* syn = std::get_if<GossipSyn>(&e.msg)) {
@@ -281,6 +315,9 @@ class Cluster {
       auto it = n.pending.find(r.client_req);
       if (it == n.pending.end()) continue;
       trace_ += it->second.first + "=" + std::to_string(static_cast<int>(r.status.code())) + ";";
+      if (const char* dbg = std::getenv("ITSUKA_SIM_DEBUG_KEY"); dbg && it->second.first == dbg) {
+        std::fprintf(stderr, "t=%ld %s acked %s via %s code %d\n", (long)now_, dbg, "", id.c_str(), (int)r.status.code());
+      }
       if (r.status.ok()) acked_[it->second.first] = it->second.second;
       n.pending.erase(it);
     }
@@ -289,6 +326,7 @@ class Cluster {
   std::mt19937_64 rng_;
   std::map<std::string, Node> nodes_;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
+  std::set<std::pair<std::string, std::string>> blocked_;
   double drop_ = 0;
   int64_t now_ = 0;
   uint64_t next_seq_ = 1;
@@ -318,7 +356,7 @@ RunResult RunSeed(uint64_t seed) {
     return res;
   }
   int next_key = 0, next_node = 3;
-  std::set<std::string> left;
+  std::set<std::string> left, dead;
   // Writes through random live members while `ms` of virtual time pass.
   auto load = [&](int64_t ms) {
     for (int64_t t = 0; t < ms; t += 20) {
@@ -344,8 +382,21 @@ RunResult RunSeed(uint64_t seed) {
       const std::string id = "n" + std::to_string(next_node++);
       c.Start(id, {live[rng() % live.size()]});
       load(300 + static_cast<int64_t>(rng() % 700));
+      if (rng() % 3 == 0) {
+        // A partition in the middle of the move, healed later.
+        std::set<std::string> side;
+        for (const std::string& m : c.LiveMembers()) {
+          if (rng() % 2) side.insert(m);
+        }
+        c.Partition(side);
+        load(1000 + static_cast<int64_t>(rng() % 1000));
+        c.Partition({});
+      }
       if (rng() % 2) {
-        const std::string victim = c.LiveMembers()[rng() % c.LiveMembers().size()];
+        // Any member, the joining node included, crashes in the middle of the copy.
+        std::vector<std::string> cand = c.LiveMembers();
+        cand.push_back(id);
+        const std::string victim = cand[rng() % cand.size()];
         c.Crash(victim);
         load(500);
         c.Start(victim, {});
@@ -357,7 +408,8 @@ RunResult RunSeed(uint64_t seed) {
       c.Decommission(via, target);
       left.insert(target);
       load(300 + static_cast<int64_t>(rng() % 700));
-      if (rng() % 2) {
+      const int fault = static_cast<int>(rng() % 3);
+      if (fault == 1) {
         std::vector<std::string> now_live = c.LiveMembers();
         const std::string victim = now_live[rng() % now_live.size()];
         if (victim != target) {
@@ -365,6 +417,10 @@ RunResult RunSeed(uint64_t seed) {
           load(500);
           c.Start(victim, {});
         }
+      } else if (fault == 2) {
+        // The leaving node dies for good: its partitions come from the other replicas.
+        c.Crash(target);
+        dead.insert(target);
       }
       if (!settle("a decommission")) return res;
     } else {
@@ -408,7 +464,7 @@ RunResult RunSeed(uint64_t seed) {
     }
     if (!found) {
       std::string where;
-      for (const std::string& id : live) {
+      for (const std::string& id : c.AllNodes()) {
         for (const Sibling& s : c.Durable(id, key).siblings) {
           if (s.value == value) where += " " + id;
         }

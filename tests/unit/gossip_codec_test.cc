@@ -21,6 +21,7 @@ core::View SomeView() {
   a.synced = 0xdeadbeefcafeull;
   a.version = 2;
   a.status = core::MemberStatus::kUp;
+  a.seen = 0x1234;
   core::MemberState b = a;
   b.id = "node4";
   b.status = core::MemberStatus::kLeaving;
@@ -67,8 +68,8 @@ TEST(GossipCodec, RefusesBadFields) {
   e[""] = core::MemberState{};
   EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::GossipAck{e})).ok());
   // A duplicate member (two entries, same id): hand-made msgpack.
-  // [50, [[id,1,1,"","",0,0,1],[id,1,1,"","",0,0,1]]]
-  const std::string member("\x98\xa1x\x01\x01\xa0\xa0\x00\x00\x01", 10);
+  // [50, [[id,1,1,"","",0,0,1,0],[id,1,1,"","",0,0,1,0]]]
+  const std::string member("\x99\xa1x\x01\x01\xa0\xa0\x00\x00\x01\x00", 11);
   std::string dup = std::string("\x92\x32\x92", 3) + member + member;
   EXPECT_FALSE(DecodePeerMessage(dup).ok());
   std::string one = std::string("\x92\x32\x91", 3) + member;

@@ -154,7 +154,8 @@ TEST(Transfer, PullFromARingOfAnotherSizeIsRefused) {
   EXPECT_NE(batch->error.find("16 partitions"), std::string::npos);
 }
 
-TEST(Transfer, WritesDuringAMoveReachTheNewOwnerButNeedWFromTheOldOnes) {
+// During a move a write needs W acks from the old owners and W from the new ones.
+TEST(Transfer, WritesDuringAMoveNeedJointQuorums) {
   storage::MemEngine ea;
   server::Store sa(ea, false);
   core::NodeOptions o;
@@ -188,8 +189,30 @@ TEST(Transfer, WritesDuringAMoveReachTheNewOwnerButNeedWFromTheOldOnes) {
     if (dest == "b") a.OnMessage("b", core::ReplicaWriteAck{std::get<core::ReplicaWrite>(msg).req_id, true, ""}, 1);
   }
   core::Outbox done = a.TakeOutbox();
-  ASSERT_EQ(done.results.size(), 1u);
+  ASSERT_EQ(done.results.size(), 1u);  // old {a, b} acked; new: c and a or b acked
   EXPECT_TRUE(done.results[0].status.ok());
+
+  // Without the new owner c's ack the old quorum is not enough: -TIMEOUT at the deadline.
+  a.StartPut(2, key, spec, 2, 0, 100);
+  core::Outbox second = a.TakeOutbox();
+  for (auto& [dest, msg] : second.sends) {
+    if (dest == "b") a.OnMessage("b", core::ReplicaWriteAck{std::get<core::ReplicaWrite>(msg).req_id, true, ""}, 101);
+  }
+  // (n = 2 and c is a new owner: a and b together are only one of the two needed.)
+  EXPECT_TRUE(a.TakeOutbox().results.empty());
+  a.Tick(100 + o.request_timeout_ms);
+  core::Outbox late = a.TakeOutbox();
+  ASSERT_EQ(late.results.size(), 1u);
+  EXPECT_EQ(late.results[0].status.code(), Status::Code::kTimeout);
+  EXPECT_NE(late.results[0].status.message().find("new replicas"), std::string::npos);
+
+  // c unreachable: refused up front, nothing applied.
+  a.SetReachable("c", false);
+  a.StartPut(3, key, spec, 2, 0, 200);
+  core::Outbox refused = a.TakeOutbox();
+  ASSERT_EQ(refused.results.size(), 1u);
+  EXPECT_EQ(refused.results[0].status.code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(refused.sends.empty());
 }
 
 }  // namespace
