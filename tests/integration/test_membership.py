@@ -3,13 +3,21 @@ started with one seed only) and shrinks back to 3 (decommission), and every
 acknowledged write is readable at the end from every remaining node with R=all; the new
 node learns the members it was not configured with by gossip and connects to them; a
 restarted node keeps its identity and its view."""
+import json
 import os
 import random
+import subprocess
 import threading
 import time
 import unittest
 
+import harness
 from harness import Client, Cluster, Node, RespError, free_port, wait_until
+
+
+def admin(*args):
+    exe = os.path.join(os.path.dirname(harness.ITSUKAD), "itsuka-admin")
+    return subprocess.run([exe] + [str(a) for a in args], capture_output=True, timeout=30)
 
 
 def peer_port(node):
@@ -206,6 +214,38 @@ class GrowAndShrink(unittest.TestCase):
         self.assertGreater(int(after["node3"]["incarnation"]), int(before["node3"]["incarnation"]))
         wait_until(lambda: members(n1)["node3"]["incarnation"] == after["node3"]["incarnation"],
                    timeout=10, what="node1 to learn node3's new incarnation")
+
+    def test_itsuka_admin_members_ring_and_leave(self):
+        n1, n2, n3 = self.cluster.nodes
+        r = admin("--host", f"127.0.0.1:{n1.port}", "--json", "members")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ms = {m["id"]: m for m in json.loads(r.stdout)}
+        self.assertEqual(sorted(ms), ["node1", "node2", "node3"])
+        self.assertEqual({m["status"] for m in ms.values()}, {"up"})
+        self.assertEqual(ms["node1"]["reachable"], "self")
+        self.assertEqual(ms["node2"]["client_addr"], f"127.0.0.1:{n2.port}")
+        r = admin("--host", f"127.0.0.1:{n1.port}", "members")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.decode().strip().split("\n")), 4)  # header + 3 members
+        r = admin("--host", f"127.0.0.1:{n1.port}", "--json", "ring")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ring = json.loads(r.stdout)
+        self.assertEqual(ring["summary"]["members"], "node1,node2,node3")
+        self.assertEqual(len(ring["partitions"]), int(ring["summary"]["partitions"]))
+        self.assertEqual(admin("--host", f"127.0.0.1:{n1.port}", "decommission").returncode, 2)  # needs <node>
+        r = admin("--host", f"127.0.0.1:{n1.port}", "decommission", "nobody")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"unknown member", r.stderr)
+        # `leave` without a node: the node --host names.
+        r = admin("--host", f"127.0.0.1:{n3.port}", "leave")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"node3 is leaving", r.stdout)
+        wait_until(lambda: members(n1)["node3"]["status"] == "left" and members(n2)["node3"]["status"] == "left",
+                   timeout=30, what="node3 to leave")
+        r = admin("--host", f"127.0.0.1:{n2.port}", "ring")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("node1,node2\n", r.stdout.decode())
+        self.assertIn("partitions moving: 0", r.stdout.decode())
 
 
 if __name__ == "__main__":
