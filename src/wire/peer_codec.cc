@@ -200,7 +200,7 @@ class Fields {
 // Bounds on what a peer may send in one gossip or transfer message.
 constexpr uint32_t kMaxViewMembers = 4096;
 constexpr uint32_t kMaxMemberField = 1024;
-constexpr uint32_t kMaxPullPartitions = 1u << 20;
+constexpr uint32_t kMaxPullPartitions = 65536;  // cluster.partitions is at most this
 constexpr uint32_t kMaxPullObjects = 65536;
 
 bool ReadView(const msgpack::object& o, core::View* view) {
