@@ -18,6 +18,11 @@
 //    W acks (PW from primaries) arrived. A conditional write (NX, XX, DEL) first reads
 //    the key from W replicas and merges what they hold, so that, say, a DEL through a
 //    replica that missed the value still deletes it.
+//  - Moves (core/gossip.h): while the read ring (owners now) and the write ring (owners
+//    to be) differ, reads use the read ring; writes are coordinated by a read-ring
+//    replica and need W acks from each ring's preference list (joint quorums), and a
+//    node copies the partitions it gains from their read-ring replicas (PullRequest /
+//    PullBatch) before it reports itself synced.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
