@@ -13,7 +13,8 @@
 //     (the nodes that left and their data are gone), before any repair;
 //   - after read repair, the final replicas of every key hold identical objects.
 // Faults: crashes (of any member, the joining one included) in the middle of a copy, a
-// decommissioned node dying for good, partitions during a join, message loss.
+// decommissioned node dying for good, partitions during a join, a decommission while a
+// join is still moving partitions, message loss.
 // Each seed runs twice and must produce the same trace. ITSUKA_SIM_SEED=N replays one;
 // with ITSUKA_SIM_TRACE=1 a lost write prints the trace, and ITSUKA_SIM_DEBUG_KEY=k
 // prints every node's rings for key k as they change and when k was acknowledged.
@@ -400,6 +401,13 @@ RunResult RunSeed(uint64_t seed) {
         c.Crash(victim);
         load(500);
         c.Start(victim, {});
+      }
+      if (rng() % 3 == 0 && c.LiveMembers().size() > 3) {
+        // A decommission while the join is still moving partitions.
+        std::vector<std::string> l2 = c.LiveMembers();
+        const std::string target = l2[rng() % l2.size()];
+        if (c.Decommission(l2[rng() % l2.size()], target)) left.insert(target);
+        load(500);
       }
       if (!settle("a join")) return res;
     } else if (kind == 1) {
