@@ -508,7 +508,7 @@ TEST(MembershipSimulation, ChurnLosesNoAcknowledgedWrite) {
   if (const char* one = std::getenv("ITSUKA_SIM_SEED")) {
     seeds.push_back(std::strtoull(one, nullptr, 10));
   } else {
-    int count = 100;
+    int count = 50;
     if (const char* n = std::getenv("ITSUKA_SIM_SEEDS")) count = std::atoi(n);
     for (int i = 1; i <= count; ++i) seeds.push_back(static_cast<uint64_t>(i));
   }
