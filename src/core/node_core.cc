@@ -494,6 +494,7 @@ void NodeCore::DriveTransfers(int64_t now_ms) {
     return;
   }
   synced_ = plan_fingerprint_;
+  transfers_.clear();  // what a skipped source held is on the others
 }
 
 void NodeCore::Tick(int64_t now_ms) {

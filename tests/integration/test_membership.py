@@ -202,6 +202,35 @@ class GrowAndShrink(unittest.TestCase):
         print(f"\n  membership: {len(writer.acked)} acknowledged writes ({writer.failed} failed or unknown) "
               f"survived a join and a decommission", flush=True)
 
+    def test_decommission_of_a_dead_node(self):
+        n1, n2, n3 = self.cluster.nodes
+        d = os.path.join(self.cluster.tmp, "node4")
+        os.makedirs(d)
+        n4 = Node("--set", f"cluster.peer_port={free_port()}",
+                  "--set", f"cluster.seeds=node3@127.0.0.1:{peer_port(n3)}",
+                  data_dir=os.path.join(d, "data"), node_id="node4")
+        n4.log_path = os.path.join(d, "itsukad.log")
+        self.extra_nodes.append(n4)
+        n4.start()
+        wait_until(self.settled([n1, n2, n3, n4], ["node1", "node2", "node3", "node4"]), timeout=60,
+                   what="node4 to join")
+        c = n1.client()
+        keys = [f"d:{i}" for i in range(300)]
+        for k in keys:
+            self.assertEqual(c.call("SET", k, "v" + k), "OK")
+        c.close()
+        n2.kill9()  # dead for good: its partitions must come from the other replicas
+        c = n1.client()
+        self.assertEqual(c.call("ITSUKA.DECOMMISSION", "node2"), "OK")
+        c.close()
+        wait_until(self.settled([n1, n3, n4], ["node1", "node3", "node4"], ["node2"]), timeout=60,
+                   what="the dead node2 to be decommissioned")
+        for node in (n1, n3, n4):
+            c = node.client()
+            bad = [k for k in keys if c.call("GET", k, "R", "all") != ("v" + k).encode()]
+            c.close()
+            self.assertEqual(bad[:5], [], f"{len(bad)} keys unreadable via {node.node_id}")
+
     def test_restart_keeps_identity_and_view(self):
         n1, n2, n3 = self.cluster.nodes
         before = members(n3)
