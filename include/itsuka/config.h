@@ -45,6 +45,8 @@ struct Config {
   int64_t heartbeat_interval_ms = 200;
   int64_t phi_threshold = 8;
   int64_t max_peer_connections = 256;  // accepted peer connections at once
+  int64_t gossip_interval_ms = 200;
+  int64_t transfer_interval_ms = 20;
   // [storage]
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "core/ballot.h"
+#include "core/gossip.h"
 #include "core/object.h"
 #include "core/version.h"
 
@@ -265,12 +267,45 @@ struct TombstoneReply {
   friend bool operator==(const TombstoneReply&, const TombstoneReply&) = default;
 };
 
+// Gossip push-pull (core/gossip.h): the sender's whole view; the receiver merges it and
+// answers with a GossipAck carrying its merged view. Handled by the membership shell.
+struct GossipSyn {
+  View view;
+  friend bool operator==(const GossipSyn&, const GossipSyn&) = default;
+};
+struct GossipAck {
+  View view;
+  friend bool operator==(const GossipAck&, const GossipAck&) = default;
+};
+
+// Partition transfer (a node copying the partitions it gains): the objects of
+// `partitions` (of a ring of `ring_partitions`) with keys >= `start`, in key order, at
+// most `max_keys` of them. Answered by PullBatch.
+struct PullRequest {
+  uint64_t req_id = 0;
+  uint32_t ring_partitions = 0;
+  std::vector<uint32_t> partitions;
+  std::string start;
+  uint32_t max_keys = 0;
+  friend bool operator==(const PullRequest&, const PullRequest&) = default;
+};
+struct PullBatch {
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<std::pair<std::string, Object>> objects;
+  std::string next;   // where the next request starts
+  bool done = false;  // no keys left after this batch
+  friend bool operator==(const PullBatch&, const PullBatch&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
                                  ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
                                  PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
                                  PaxosCommit, ForwardConsistent, ConsistentResult,
                                  TreeRequest, TreeReply, LeafRequest, LeafReply, FetchRequest,
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
-                                 TombstoneReply>;
+                                 TombstoneReply,
+                                 GossipSyn, GossipAck, PullRequest, PullBatch>;
 
 }  // namespace itsuka::core

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/hash.h"
+#include "core/gossip.h"
 
 namespace itsuka::core {
 
@@ -28,6 +29,44 @@ bool NodeCore::IsReachable(const std::string& node) const {
 std::vector<std::string> NodeCore::Replicas(std::string_view key) const {
   if (!ring_) return {};
   return ring_->PreferenceList(ring_->PartitionOf(Hash64(key)), static_cast<size_t>(options_.n));
+}
+
+namespace {
+constexpr uint32_t kPullBatchKeys = 256;
+constexpr size_t kPullBatchExamined = 20000;
+// Bytes of values per batch (at least one object), well under the peer frame limit.
+constexpr size_t kPullBatchBytes = 4 << 20;
+}  // namespace
+
+void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
+  ring_ = std::move(read);
+  write_ring_ = std::move(write);
+  if (write_fingerprint == plan_fingerprint_) return;
+  // A new target ring: copy what it gives this node. Copies from an earlier plan that
+  // are still useful are simply repeated (merging is idempotent).
+  plan_fingerprint_ = write_fingerprint;
+  transfers_.clear();
+  for (auto& [source, parts] : PullPlan(*ring_, *write_ring_, self_, static_cast<size_t>(options_.n))) {
+    transfers_[source].partitions = std::move(parts);
+  }
+  if (transfers_.empty()) synced_ = write_fingerprint;
+}
+
+size_t NodeCore::TransfersPending() const {
+  size_t n = 0;
+  for (const auto& [src, t] : transfers_) n += t.done ? 0 : t.partitions.size();
+  return n;
+}
+
+std::vector<std::string> NodeCore::PendingReplicas(std::string_view key) const {
+  std::vector<std::string> out;
+  if (!write_ring_ || !ring_) return out;
+  std::vector<std::string> read = Replicas(key);
+  for (const std::string& n : write_ring_->PreferenceList(write_ring_->PartitionOf(Hash64(key)),
+                                                          static_cast<size_t>(options_.n))) {
+    if (std::find(read.begin(), read.end(), n) == read.end()) out.push_back(n);
+  }
+  return out;
 }
 
 int NodeCore::EffectiveN() const {
@@ -162,7 +201,32 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
                           const std::vector<std::string>& replicas, WriteSpec spec, int w, int pw,
                           int64_t now_ms) {
   if (AtCapacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
-  std::vector<Target> targets = WriteTargets(key, replicas);
+  std::vector<std::string> pending = PendingReplicas(key);
+  // While a move is in flight W acks must come from the current owners themselves (PW
+  // = W below), so sloppy substitutes would not count: the targets are the owners.
+  std::vector<Target> targets =
+      pending.empty() ? WriteTargets(key, replicas) : ReachableTargets(replicas);
+  std::vector<std::string> new_owners;
+  int need_new = 0;
+  if (!pending.empty()) {
+    // A move in flight: W acks from the current owners (primaries here) and W from the
+    // new ones.
+    for (const std::string& node : pending) {
+      if (IsReachable(node)) targets.push_back(Target{node, false, {}});
+    }
+    pw = std::max(pw, w);
+    new_owners = write_ring_->PreferenceList(write_ring_->PartitionOf(Hash64(key)),
+                                             static_cast<size_t>(options_.n));
+    need_new = std::min<int>(w, static_cast<int>(new_owners.size()));
+    const auto reachable_new = std::count_if(new_owners.begin(), new_owners.end(),
+                                             [&](const std::string& n) { return IsReachable(n); });
+    if (reachable_new < need_new) {
+      return Finish(origin,
+                    Status::Unavailable("need " + std::to_string(need_new) + " of the new replicas (a move is in flight), " +
+                                        std::to_string(reachable_new) + " reachable"),
+                    true);
+    }
+  }
   const int64_t deadline = now_ms + options_.request_timeout_ms;
   PutCoordinator coord(targets, w, pw, deadline);
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
@@ -170,6 +234,8 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
   const bool read_first = spec.cond != WriteSpec::Cond::kNone;
   auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
                                           std::nullopt, {}}).first;
+  it->second.new_owners = std::move(new_owners);
+  it->second.need_new = need_new;
   PendingPut& p = it->second;
   p.deadline_ms = deadline;
   if (Sloppy()) {
@@ -246,13 +312,40 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     p.sent = *next;
   }
   // The local copy is durable with this round's commit, before anything is sent.
-  if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
-  if (options_.unsafe_ack_before_quorum) return fail(Status::Ok(), true);  // BROKEN on purpose
+  if (options_.unsafe_ack_before_quorum && p.new_owners.empty()) {
+    if (p.coord.OnAck(self_, true) != Outcome::kPending) return FinishPut(it);
+    return fail(Status::Ok(), true);  // BROKEN on purpose
+  }
+  OnPutAck(it, self_, true);
+}
+
+void NodeCore::OnPutAck(std::map<uint64_t, PendingPut>::iterator it, const std::string& node,
+                        bool ok) {
+  PendingPut& p = it->second;
+  if (ok && std::find(p.new_owners.begin(), p.new_owners.end(), node) != p.new_owners.end()) {
+    p.new_acks.insert(node);
+  }
+  p.coord.OnAck(node, ok);
+  if (PutDecided(p, INT64_MIN)) FinishPut(it);
+}
+
+bool NodeCore::PutDecided(const PendingPut& p, int64_t now_ms) const {
+  const Outcome o = p.coord.outcome();
+  if (o == Outcome::kPending) return false;
+  if (o != Outcome::kOk) return true;
+  return static_cast<int>(p.new_acks.size()) >= p.need_new || now_ms >= p.deadline_ms;
 }
 
 void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
   PendingPut& p = it->second;
-  Finish(p.origin, p.coord.ToStatus(), true);
+  if (p.coord.outcome() == Outcome::kOk && static_cast<int>(p.new_acks.size()) < p.need_new) {
+    Finish(p.origin,
+           Status::Timeout(std::to_string(p.new_acks.size()) + " of " + std::to_string(p.need_new) +
+                           " acks from the new replicas (a move is in flight; outcome unknown)"),
+           true);
+  } else {
+    Finish(p.origin, p.coord.ToStatus(), true);
+  }
   if (!p.applied) {
     puts_.erase(it);
     return;
@@ -270,8 +363,9 @@ void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
   PendingPut& p = it->second;
   for (const Target& t : p.coord.targets()) {
     if (t.node == self_ || p.acked.count(t.node)) continue;
-    // A primary that did not ack, or the primary a silent substitute stood in for.
-    Status ignored = AddHint(t.primary ? t.node : t.hint_for, p.key, p.sent);
+    // A replica that did not ack (a primary, or a new owner while a move is in flight),
+    // or the primary a silent substitute stood in for.
+    Status ignored = AddHint(t.hint_for.empty() ? t.node : t.hint_for, p.key, p.sent);
     (void)ignored;
   }
   if (p.answered) --answered_puts_;
@@ -307,6 +401,8 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
         else if constexpr (std::is_same_v<T, PaxosCommit>) HandlePaxosCommit(m);
         else if constexpr (std::is_same_v<T, ForwardConsistent>) HandleForwardConsistent(from, m, now_ms);
         else if constexpr (std::is_same_v<T, ConsistentResult>) HandleConsistentResult(m);
+        else if constexpr (std::is_same_v<T, PullRequest>) HandlePullRequest(from, m);
+        else if constexpr (std::is_same_v<T, PullBatch>) HandlePullBatch(from, m, now_ms);
         // Hello is the transport's business.
       },
       msg);
@@ -322,6 +418,16 @@ void NodeCore::HandleWrite(const std::string& from, const ReplicaWrite& m) {
                 : Status::InvalidArgument("hint for a node that is not a member");
   } else {
     MergeLocally(m.key, m.object, &st);
+    std::vector<std::string> owners = Replicas(m.key);
+    if (st.ok() && std::find(owners.begin(), owners.end(), self_) != owners.end()) {
+      // A current owner passes a write on to the key's new owners while a move is in
+      // flight, in case its coordinator did not know of the move yet.
+      for (const std::string& node : PendingReplicas(m.key)) {
+        if (node == from || node == self_ || !IsReachable(node)) continue;
+        Result<Object> merged = store_.Read(m.key);
+        if (merged.ok()) out_.sends.emplace_back(node, ReplicaWrite{0, m.key, *merged, ""});
+      }
+    }
   }
   if (m.req_id != 0) out_.sends.emplace_back(from, ReplicaWriteAck{m.req_id, st.ok(), st.ToString()});
 }
@@ -359,7 +465,7 @@ void NodeCore::HandleWriteAck(const std::string& from, const ReplicaWriteAck& m)
   p.answered_by.insert(from);
   if (m.ok) p.acked.insert(from);
   if (!p.answered) {
-    if (p.coord.OnAck(from, m.ok) != Outcome::kPending) FinishPut(it);
+    OnPutAck(it, from, m.ok);
   } else if (p.answered_by.size() + 1 >= p.coord.targets().size()) {
     RetirePut(it);  // every other target answered
   }
@@ -399,15 +505,109 @@ void NodeCore::HandleForwardResult(const ForwardResult& m) {
   forwards_.erase(it);
 }
 
+// ---- Partition transfer -----------------------------------------------------------
+
+void NodeCore::HandlePullRequest(const std::string& from, const PullRequest& m) {
+  PullBatch reply;
+  reply.req_id = m.req_id;
+  if (!ring_ || m.ring_partitions != ring_->partitions()) {
+    reply.error = "ring has " + std::to_string(ring_ ? ring_->partitions() : 0) + " partitions, not " +
+                  std::to_string(m.ring_partitions);
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  std::set<uint32_t> wanted(m.partitions.begin(), m.partitions.end());
+  const Ring& ring = *ring_;
+  Result<LocalStore::ScanBatch> batch = store_.Scan(
+      m.start, std::min<uint32_t>(m.max_keys, kPullBatchKeys), kPullBatchExamined,
+      [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; });
+  if (!batch.ok()) {
+    reply.error = batch.status().ToString();
+  } else {
+    reply.ok = true;
+    reply.next = std::move(batch->next);
+    reply.done = batch->done;
+    size_t bytes = 0;
+    for (auto& kv : batch->objects) {
+      size_t size = kv.first.size();
+      for (const Sibling& s : kv.second.siblings) size += s.value.size();
+      if (!reply.objects.empty() && bytes + size > kPullBatchBytes) {
+        reply.next = kv.first;  // the rest comes with the next request
+        reply.done = false;
+        break;
+      }
+      bytes += size;
+      reply.objects.push_back(std::move(kv));
+    }
+  }
+  out_.sends.emplace_back(from, std::move(reply));
+}
+
+void NodeCore::HandlePullBatch(const std::string& from, const PullBatch& m, int64_t now_ms) {
+  auto it = transfers_.find(from);
+  if (it == transfers_.end() || it->second.req_id != m.req_id || it->second.done) return;
+  Transfer& t = it->second;
+  t.req_id = 0;
+  if (!m.ok) return;  // retried after the timeout
+  for (const auto& [key, obj] : m.objects) {
+    if (!ring_ || t.partitions.count(ring_->PartitionOf(Hash64(key))) == 0) continue;
+    Status st;
+    MergeLocally(key, obj, &st);
+    if (!st.ok()) return;  // retried from the same cursor
+    ++transferred_objects_;
+  }
+  t.cursor = m.next;
+  t.done = m.done;
+  t.next_ms = now_ms + options_.transfer_interval_ms;
+  DriveTransfers(now_ms);
+}
+
+void NodeCore::DriveTransfers(int64_t now_ms) {
+  if (transfers_.empty() || synced_ == plan_fingerprint_) return;
+  for (auto& [source, t] : transfers_) {
+    if (!transfers_allowed_ || t.done || !IsReachable(source)) continue;
+    if (t.req_id != 0 && now_ms - t.sent_ms < options_.request_timeout_ms) continue;
+    if (t.req_id == 0 && now_ms < t.next_ms) continue;
+    t.req_id = next_req_++;
+    t.sent_ms = now_ms;
+    out_.sends.emplace_back(source, PullRequest{t.req_id, ring_->partitions(),
+                                                std::vector<uint32_t>(t.partitions.begin(), t.partitions.end()),
+                                                t.cursor, kPullBatchKeys});
+  }
+  // Complete when every partition was copied from all its read-ring replicas, or from
+  // all but one that is unreachable: a write acknowledged by W >= 2 of them is on at
+  // least one of the others.
+  std::map<uint32_t, std::pair<int, int>> per_partition;  // done, total
+  std::set<uint32_t> missing_unreachable;
+  for (const auto& [source, t] : transfers_) {
+    for (uint32_t p : t.partitions) {
+      auto& [done, total] = per_partition[p];
+      ++total;
+      if (t.done) ++done;
+      else if (!IsReachable(source)) missing_unreachable.insert(p);
+    }
+  }
+  for (const auto& [p, counts] : per_partition) {
+    const auto [done, total] = counts;
+    if (done == total) continue;
+    if (done >= std::max(1, total - 1) && missing_unreachable.count(p)) continue;
+    return;
+  }
+  synced_ = plan_fingerprint_;
+  transfers_.clear();  // what a skipped source held is on the others
+}
+
 void NodeCore::Tick(int64_t now_ms) {
+  DriveTransfers(now_ms);
   for (auto it = puts_.begin(); it != puts_.end();) {
     auto next = std::next(it);
     if (it->second.read) {
       if (it->second.read->OnTime(now_ms) != Outcome::kPending) ApplyPut(it);
     } else if (it->second.answered) {
       if (now_ms >= it->second.deadline_ms) RetirePut(it);
-    } else if (it->second.coord.OnTime(now_ms) != Outcome::kPending) {
-      FinishPut(it);
+    } else {
+      it->second.coord.OnTime(now_ms);
+      if (PutDecided(it->second, now_ms)) FinishPut(it);
     }
     it = next;
   }

@@ -35,12 +35,18 @@
 //    and deletes each only after the target's durable ack.
 //  - CONSISTENT operations: per-key Paxos over the primaries; see core/paxos.h and
 //    node_core_consistent.cc.
+//  - Moves (core/gossip.h): while the read ring (owners now) and the write ring (owners
+//    to be) differ, reads use the read ring; writes are coordinated by a read-ring
+//    replica and need W acks from each ring's preference list (joint quorums), and a
+//    node copies the partitions it gains from their read-ring replicas (PullRequest /
+//    PullBatch) before it reports itself synced.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -72,6 +78,20 @@ class LocalStore {
     return Status::IOError("this store keeps no Paxos state");
   }
   virtual void StagePaxos(std::string_view /*key*/, AcceptorState /*state*/) {}
+
+  // Partition transfer: up to max_keys objects with keys >= start that `want`, in key
+  // order, including staged ones, examining at most max_examined keys (so one call never
+  // walks a whole large store). `next` is where to continue; done when nothing is left.
+  struct ScanBatch {
+    std::vector<std::pair<std::string, Object>> objects;
+    std::string next;
+    bool done = false;
+  };
+  virtual Result<ScanBatch> Scan(std::string_view start, size_t max_keys, size_t max_examined,
+                                 const std::function<bool(std::string_view)>& want) {
+    (void)start, (void)max_keys, (void)max_examined, (void)want;
+    return Status::InvalidArgument("this store cannot scan");
+  }
 };
 
 struct NodeOptions {
@@ -84,6 +104,8 @@ struct NodeOptions {
   // directory its own (node id plus an incarnation made when the directory was
   // created), so a node that lost its data never reissues a dot it issued before.
   std::string actor;
+  // Partition transfer pacing: at least this long between two batches from one source.
+  int64_t transfer_interval_ms = 0;
   // Test-only, deliberately broken: acknowledge writes before W replicas answered.
   bool unsafe_ack_before_quorum = false;
   // Where this incarnation's request ids start. Replies are matched by request id, so a
@@ -122,8 +144,25 @@ class NodeCore {
 
   const std::string& self() const { return self_; }
   const NodeOptions& options() const { return options_; }
-  void SetRing(Ring ring) { ring_ = std::move(ring); }
+  void SetRing(Ring ring) { SetRings(ring, ring, 0); }
+  // Membership changes in flight (core/gossip.h): `read` holds the data now, `write`
+  // will. Reads use the read ring; a write is coordinated by a read-ring replica, sent to
+  // both preference lists, and needs its W acks from read-ring replicas, so a quorum
+  // read of either ring's settled owners sees it. When this node gains partitions in
+  // `write` it copies them from their read-ring replicas (PullRequest batches, one at a
+  // time per source, retried on timeout); Synced() then reports `write_fingerprint`.
+  void SetRings(Ring read, Ring write, uint64_t write_fingerprint);
   const std::optional<Ring>& ring() const { return ring_; }
+  const std::optional<Ring>& write_ring() const { return write_ring_; }
+  // Copies start only once every member that may coordinate writes knows the write
+  // ring (core/gossip.h MoveVisible); until then a write acknowledged through a node
+  // with an older view could land on the old owners behind the copy's back.
+  void AllowTransfers(bool allowed) { transfers_allowed_ = allowed; }
+  // The write-ring fingerprint whose partitions this node holds (0 before any).
+  uint64_t Synced() const { return synced_; }
+  // Partitions still being copied, for INFO.
+  size_t TransfersPending() const;
+  uint64_t transferred_objects() const { return transferred_objects_; }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);
   bool IsReachable(const std::string& node) const;
@@ -205,6 +244,12 @@ class NodeCore {
     std::set<std::string> acked;   // targets that acknowledged
     std::set<std::string> answered_by;
     bool answered = false;         // the client (or forwarder) has its answer
+    // A move in flight: the write also needs W acks from the key's new owners (the
+    // write ring's preference list), so that old and new owners each hold a quorum of it
+    // whenever the switch happens (joint quorums, as in Raft's joint consensus).
+    std::vector<std::string> new_owners;
+    int need_new = 0;
+    std::set<std::string> new_acks;
   };
   struct PendingReplay {
     std::string target;
@@ -234,6 +279,10 @@ class NodeCore {
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
   // Forgets an answered write, keeping hints for its targets that did not ack.
   void RetirePut(std::map<uint64_t, PendingPut>::iterator it);
+  // Records a replica's ack; finishes the write when both quorums are met or failed.
+  void OnPutAck(std::map<uint64_t, PendingPut>::iterator it, const std::string& node, bool ok);
+  // Whether the write is decided (both quorums met, or the old one failed, or the time is up).
+  bool PutDecided(const PendingPut& p, int64_t now_ms) const;
   // Applies the write locally and sends it to the replicas (after the read, if any).
   void ApplyPut(std::map<uint64_t, PendingPut>::iterator it);
   void AnswerGet(PendingGet& g);
@@ -253,12 +302,34 @@ class NodeCore {
   void HandleReadReply(const std::string& from, const ReplicaReadReply& m);
   void HandleForwardPut(const std::string& from, const ForwardPut& m, int64_t now_ms);
   void HandleForwardResult(const ForwardResult& m);
+  void HandlePullRequest(const std::string& from, const PullRequest& m);
+  void HandlePullBatch(const std::string& from, const PullBatch& m, int64_t now_ms);
+  // Sends the next PullRequest of each unfinished transfer that has none in flight (or
+  // whose last one timed out), and records completion.
+  void DriveTransfers(int64_t now_ms);
+  // Write targets that are not read-ring replicas of the key (a move in flight).
+  std::vector<std::string> PendingReplicas(std::string_view key) const;
+
+  struct Transfer {
+    std::set<uint32_t> partitions;
+    std::string cursor;
+    bool done = false;
+    uint64_t req_id = 0;  // the request in flight (0: none)
+    int64_t sent_ms = 0;
+    int64_t next_ms = 0;  // no request before this (pacing)
+  };
 
   const std::string self_;
   const std::string actor_;
   LocalStore& store_;
   const NodeOptions options_;
   std::optional<Ring> ring_;
+  std::optional<Ring> write_ring_;
+  uint64_t plan_fingerprint_ = 0;
+  uint64_t synced_ = 0;
+  std::map<std::string, Transfer> transfers_;  // source -> what this node copies from it
+  uint64_t transferred_objects_ = 0;
+  bool transfers_allowed_ = true;
   std::set<std::string> unreachable_;
   uint64_t next_req_;
   std::map<uint64_t, PendingGet> gets_;

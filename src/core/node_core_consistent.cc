@@ -64,6 +64,14 @@ void NodeCore::CoordinateConsistent(Origin origin, const std::string& key, Stron
   if (AtCapacity()) {
     return ReplyConsistent(origin, Status::Busy("too many requests in flight"), true, {});
   }
+  if (!PendingReplicas(key).empty()) {
+    // The key's primaries are changing (a join or a decommission is copying its
+    // partition). Paxos has no reconfiguration here, so a majority of the old owners and
+    // one of the new ones need not intersect: refuse rather than risk a stale answer.
+    return ReplyConsistent(origin,
+                           Status::Unavailable("the key's partition is moving to new replicas; retry when the move is done"),
+                           true, {});
+  }
   std::vector<std::string> replicas = Replicas(key);
   const int majority = static_cast<int>(replicas.size()) / 2 + 1;
   const int reachable = static_cast<int>(ReachableTargets(replicas).size());

@@ -90,6 +90,9 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
       {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
       {"itsuka.repair", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Repair},
+      {"itsuka.members", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
+      {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
+      {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -718,6 +721,11 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
 
 void CommandExecutor::Hints(Session&, std::vector<std::string>&, std::string* out) {
   resp::AppendBulk(out, handoff_info_ ? handoff_info_() : std::string());
+}
+
+void CommandExecutor::MembershipCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  if (!membership_cmd_) return resp::AppendError(out, "ERR membership is not available");
+  membership_cmd_(args, out);
 }
 
 }  // namespace itsuka::server

@@ -65,6 +65,10 @@ class CommandExecutor {
     repair_command_ = std::move(command);
     repair_info_ = std::move(info);
   }
+  // Handles ITSUKA.MEMBERS, ITSUKA.RING and ITSUKA.DECOMMISSION (the node's membership).
+  void SetMembershipCommand(std::function<void(std::vector<std::string>&, std::string*)> f) {
+    membership_cmd_ = std::move(f);
+  }
 
  private:
   struct Command;
@@ -102,6 +106,7 @@ class CommandExecutor {
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
   void Repair(Session&, std::vector<std::string>&, std::string*);
+  void MembershipCmd(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -131,6 +136,7 @@ class CommandExecutor {
   std::function<std::string()> handoff_info_;
   std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
   std::function<std::string()> repair_info_;
+  std::function<void(std::vector<std::string>&, std::string*)> membership_cmd_;
 };
 
 }  // namespace itsuka::server

@@ -61,6 +61,8 @@ const std::vector<Setting>& Settings() {
       {"cluster.heartbeat_interval_ms", IntSetting{&Config::heartbeat_interval_ms, 10, 60000}},
       {"cluster.phi_threshold", IntSetting{&Config::phi_threshold, 1, 100}},
       {"cluster.max_peer_connections", IntSetting{&Config::max_peer_connections, 1, 65536}},
+      {"cluster.gossip_interval_ms", IntSetting{&Config::gossip_interval_ms, 10, 60000}},
+      {"cluster.transfer_interval_ms", IntSetting{&Config::transfer_interval_ms, 0, 60000}},
       {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},

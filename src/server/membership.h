@@ -1,6 +1,6 @@
-// Who is in the cluster. The ring is built from a Membership's member list; gossip
-// (a later membership implementation) will change it at run time, which is why nodes
-// see it only through this interface.
+// Who is in the cluster. The ring is built from a Membership's member list. Nodes use
+// GossipMembership (server/gossip_membership.h), which changes it at run time;
+// StaticMembership (the configured seeds) remains for tools and tests.
 #pragma once
 
 #include <cstdint>

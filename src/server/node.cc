@@ -21,7 +21,8 @@ Node::Node(const Config& config)
         core_->ReplayHints(loop_.NowMs(), clock_.WallMs());
         repair_->Tick(loop_.NowMs());
       }),
-      tick_(loop_, [this] { OnTick(); }) {}
+      tick_(loop_, [this] { OnTick(); }),
+      gossip_tick_(loop_, [this] { OnGossipTimer(); }) {}
 
 Node::~Node() {
   clients_.clear();
@@ -87,6 +88,7 @@ Status Node::Open() {
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
   options.limits.max_bytes = static_cast<size_t>(config_.max_object_bytes);
   options.actor = actor;
+  options.transfer_interval_ms = config_.transfer_interval_ms;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
   {
     // A fresh range of request ids per start: replies to the previous life's requests
@@ -115,18 +117,14 @@ Status Node::Open() {
   handoff.rate_keys_per_s = config_.handoff_rate_keys_per_s;
   handoff.max_inflight_per_target = static_cast<size_t>(config_.handoff_max_inflight_per_target);
   core_->SetHintStore(hints_.get(), handoff);
-  membership_ = std::make_unique<StaticMembership>(config_);
-  Result<core::Ring> ring = core::Ring::Create(static_cast<uint32_t>(config_.partitions),
-                                               membership_->Members(), membership_->version());
-  if (!ring.ok()) return ring.status();
-  core_->SetRing(std::move(ring).value());
-  // Until the transport connects, peers are unreachable.
-  for (const std::string& m : membership_->Members()) {
-    if (m != config_.node_id) core_->SetReachable(m, false);
-  }
+  Result<std::unique_ptr<GossipMembership>> membership = GossipMembership::Open(config_, *engine_);
+  if (!membership.ok()) return membership.status();
+  membership_ = std::move(membership).value();
   executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
   executor_->SetHandoffInfo([this] { return HandoffInfo(); });
+  executor_->SetMembershipCommand(
+      [this](std::vector<std::string>& args, std::string* out) { MembershipCommand(args, out); });
   {
     const int64_t t0 = clock_.MonotonicMs();
     st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
@@ -143,15 +141,30 @@ Status Node::Open() {
   rep.bytes_per_s = static_cast<double>(config_.repair_bytes_per_s);
   rep.tombstone_grace_ms = config_.repair_tombstone_grace_s * 1000;
   repair_ = std::make_unique<core::RepairDriver>(config_.node_id, rep);
-  repair_->SetRing(*core_->ring());
-  for (const std::string& m : membership_->Members()) {
-    if (m != config_.node_id) repair_->SetReachable(m, false);
-  }
+  // Its ring and the peers' reachability are set by ApplyView, below.
   executor_->SetRepair(
       [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
       [this] { return RepairInfo(); });
+  peers_ = std::make_unique<PeerTransport>(
+      loop_, config_,
+      [this](const std::string& from, const core::PeerMessage& msg) { OnPeerMessage(from, msg); },
+      [this](const std::string& node, bool up) {
+        core_->SetReachable(node, up);
+        repair_->SetReachable(node, up);
+      });
+  if (!config_.seeds.empty()) {
+    st = peers_->Start();
+    if (!st.ok()) return st;
+  }
+  // Until the transport connects, peers are unreachable.
+  for (const std::string& seed : config_.seeds) {
+    core_->SetReachable(ParseSeed(seed)->id, false);
+    repair_->SetReachable(ParseSeed(seed)->id, false);
+  }
+  ApplyView();
   {
-    // A run interrupted by a crash or restart resumes where it was.
+    // A run interrupted by a crash or restart resumes where it was (on the ring the
+    // member view just gave).
     std::string saved;
     if (engine_->Get(Column::kMeta, "repair/progress", &saved).ok()) {
       Result<core::RepairProgress> p = core::DecodeRepairProgress(saved);
@@ -172,25 +185,6 @@ Status Node::Open() {
       }
     }
   }
-  peers_ = std::make_unique<PeerTransport>(
-      loop_, config_,
-      [this](const std::string& from, const core::PeerMessage& msg) {
-        if (core::IsRepairRequest(msg)) {
-          repair_out_.emplace_back(from, AnswerRepair(msg));
-        } else if (core::IsRepairReply(msg)) {
-          repair_->OnReply(from, msg, loop_.NowMs());
-        } else {
-          core_->OnMessage(from, msg, loop_.NowMs());
-        }
-      },
-      [this](const std::string& node, bool up) {
-        core_->SetReachable(node, up);
-        repair_->SetReachable(node, up);
-      });
-  if (!config_.seeds.empty()) {
-    st = peers_->Start();
-    if (!st.ok()) return st;
-  }
 
   Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
       loop_, config_.bind, static_cast<int>(config_.port), 511,
@@ -206,6 +200,8 @@ int Node::Run() {
   loop_.SetAfterIoHook([this] { AfterIo(); });
   tick_.Start(1000, 1000);
   core_tick_.Start(20, 20);
+  const auto gossip_ms = static_cast<uint64_t>(config_.gossip_interval_ms);
+  gossip_tick_.Start(gossip_ms, gossip_ms);
   signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGTERM, [this] {
     BeginShutdown("SIGTERM");
   }));
@@ -344,6 +340,15 @@ std::string Node::ClusterInfo() const {
   s += "consistent_unavailable:" + std::to_string(cs.unavailable) + "\r\n";
   s += "consistent_timeouts:" + std::to_string(cs.timeouts) + "\r\n";
   s += "consistent_forwarded:" + std::to_string(cs.forwarded) + "\r\n";
+  s += "ring_version:" + std::to_string(core_->ring()->version()) + "\r\n";
+  s += "self_status:" + std::string(core::MemberStatusName(membership_->self().status)) + "\r\n";
+  i = 0;
+  for (const auto& [id, m] : membership_->view()) {
+    s += "member" + std::to_string(i++) + ":id=" + id + ",status=" + core::MemberStatusName(m.status) +
+         ",addr=" + m.client_addr + ",incarnation=" + std::to_string(m.incarnation) + "\r\n";
+  }
+  s += "partitions_copying_here:" + std::to_string(core_->TransfersPending()) + "\r\n";
+  s += "objects_copied_here:" + std::to_string(core_->transferred_objects()) + "\r\n";
   return s;
 }
 
@@ -375,6 +380,163 @@ std::string Node::HandoffInfo() const {
            ",state=" + (core_->IsReachable(target) ? "up" : "down"));
   }
   return s;
+}
+
+void Node::ApplyView() {
+  const core::View& view = membership_->view();
+  const auto q = static_cast<uint32_t>(config_.partitions);
+  const uint64_t version = core::OwnershipVersion(view);
+  const uint64_t fp = core::WriteFingerprint(view);
+  const bool had_ring = core_->ring().has_value();
+  const size_t before = had_ring ? core_->ring()->members().size() : 0;
+  const uint64_t before_version = had_ring ? core_->ring()->version() : 0;
+  core_->SetRings(core::Ring::Create(q, core::ReadMembers(view), version).value(),
+                  core::Ring::Create(q, core::WriteMembers(view), version).value(), fp);
+  // Anti-entropy compares the replicas that hold data now (the read ring).
+  repair_->SetRing(*core_->ring());
+  core_->AllowTransfers(
+      core::MoveVisible(view, [this](const std::string& m) { return core_->IsReachable(m); }));
+  if (!had_ring || before_version != version || before != core_->ring()->members().size()) {
+    LOG_INFO << "ring version " << version << ": " << core_->ring()->members().size()
+             << " member(s) hold data, " << core_->write_ring()->members().size()
+             << " will; copying " << core_->TransfersPending() << " partition(s) here";
+  }
+  for (const auto& [id, m] : view) {
+    if (id == config_.node_id || m.status == core::MemberStatus::kLeft) continue;
+    std::string host;
+    int port = 0;
+    // A member bound to a wildcard address did not say where it can be reached.
+    if (!SplitHostPort(m.peer_addr, &host, &port) || host == "0.0.0.0" || host == "::") continue;
+    if (peers_->AddPeer(id, host, port) || peers_added_.insert(id).second) {
+      if (!peers_->IsUp(id)) {
+        core_->SetReachable(id, false);
+        repair_->SetReachable(id, false);
+      }
+    }
+  }
+  Status st = membership_->Persist();
+  if (!st.ok()) LOG_ERROR << "persisting the member view: " << st.ToString();
+}
+
+void Node::OnGossipTimer() {
+  if (shutting_down_) return;
+  // Publish a finished copy only once what it merged is committed (nothing staged).
+  const uint64_t fp = core::WriteFingerprint(membership_->view());
+  if (!store_->HasStaged() && fp != 0 && core_->Synced() == fp && membership_->self().synced != fp) {
+    LOG_INFO << "holds every partition of ring " << std::hex << fp << std::dec
+             << " (" << core_->transferred_objects() << " object(s) copied so far)";
+    membership_->SetSynced(fp);
+  }
+  const std::string to = membership_->Round();
+  ApplyView();
+  if (!to.empty()) {
+    // A seed not heard from yet has no view entry: it was connected from cluster.seeds.
+    peers_->Send(to, core::GossipSyn{membership_->view()});
+    peers_->Flush();
+  }
+}
+
+void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) {
+  if (const auto* syn = std::get_if<core::GossipSyn>(&msg)) {
+    membership_->Receive(syn->view);
+    ApplyView();
+    peers_->Send(from, core::GossipAck{membership_->view()});
+    return;
+  }
+  if (const auto* ack = std::get_if<core::GossipAck>(&msg)) {
+    membership_->Receive(ack->view);
+    ApplyView();
+    return;
+  }
+  if (core::IsRepairRequest(msg)) {
+    repair_out_.emplace_back(from, AnswerRepair(msg));
+  } else if (core::IsRepairReply(msg)) {
+    repair_->OnReply(from, msg, loop_.NowMs());
+  } else {
+    core_->OnMessage(from, msg, loop_.NowMs());
+  }
+}
+
+void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
+  const std::string name = [&] {
+    std::string n = args[0];
+    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return n;
+  }();
+  if (name == "itsuka.members") {
+    if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.members' command");
+    const core::View& view = membership_->view();
+    wire::resp::AppendArrayHeader(out, view.size());
+    for (const auto& [id, m] : view) {
+      const bool self = id == config_.node_id;
+      const std::pair<const char*, std::string> fields[] = {
+          {"id", id},
+          {"status", core::MemberStatusName(m.status)},
+          {"reachable", self ? "self" : (core_->IsReachable(id) ? "yes" : "no")},
+          {"client_addr", m.client_addr},
+          {"peer_addr", m.peer_addr},
+          {"incarnation", std::to_string(m.incarnation)},
+          {"version", std::to_string(m.version)},
+          {"heartbeat", std::to_string(m.heartbeat)},
+          {"synced", m.synced == core::WriteFingerprint(view) ? "yes" : "no"}};
+      wire::resp::AppendArrayHeader(out, std::size(fields) * 2);
+      for (const auto& [k, v] : fields) {
+        wire::resp::AppendBulk(out, k);
+        wire::resp::AppendBulk(out, v);
+      }
+    }
+    return;
+  }
+  if (name == "itsuka.ring") {
+    if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.ring' command");
+    const core::Ring& read = *core_->ring();
+    const core::Ring& write = *core_->write_ring();
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const std::string& x : v) s += (s.empty() ? "" : ",") + x;
+      return s;
+    };
+    const size_t n = static_cast<size_t>(config_.n);
+    wire::resp::AppendArrayHeader(out, 2);
+    const std::pair<const char*, std::string> summary[] = {
+        {"version", std::to_string(read.version())},
+        {"partitions", std::to_string(read.partitions())},
+        {"n", std::to_string(config_.n)},
+        {"members", join(read.members())},
+        {"target_members", join(write.members())},
+        {"copying_here", std::to_string(core_->TransfersPending())},
+        {"copied_objects", std::to_string(core_->transferred_objects())}};
+    wire::resp::AppendArrayHeader(out, std::size(summary) * 2);
+    for (const auto& [k, v] : summary) {
+      wire::resp::AppendBulk(out, k);
+      wire::resp::AppendBulk(out, v);
+    }
+    wire::resp::AppendArrayHeader(out, read.partitions());
+    for (uint32_t p = 0; p < read.partitions(); ++p) {
+      wire::resp::AppendArrayHeader(out, 3);
+      wire::resp::AppendBulk(out, std::to_string(p));
+      wire::resp::AppendBulk(out, join(read.PreferenceList(p, n)));
+      wire::resp::AppendBulk(out, join(write.PreferenceList(p, n)));
+    }
+    return;
+  }
+  // itsuka.decommission <node>
+  if (args.size() != 2) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.decommission' command");
+  const core::View& view = membership_->view();
+  auto it = view.find(args[1]);
+  if (it == view.end()) return wire::resp::AppendError(out, "ERR unknown member '" + args[1] + "'");
+  if (it->second.status == core::MemberStatus::kLeaving || it->second.status == core::MemberStatus::kLeft) {
+    return wire::resp::AppendError(out, std::string("ERR member '") + args[1] + "' is already " +
+                                            core::MemberStatusName(it->second.status));
+  }
+  // Removing it must leave at least one member holding data.
+  size_t remaining = 0;
+  for (const std::string& m : core::WriteMembers(view)) remaining += m != args[1];
+  if (remaining == 0) return wire::resp::AppendError(out, "ERR cannot decommission the last member");
+  membership_->Leave(args[1]);
+  ApplyView();
+  LOG_INFO << "decommission of " << args[1] << " requested by a client";
+  wire::resp::AppendSimple(out, "OK");
 }
 
 void Node::AfterIo() {

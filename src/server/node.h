@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "core/node_core.h"
 #include "core/repair.h"
 #include "server/client.h"
+#include "server/gossip_membership.h"
 #include "server/membership.h"
 #include "server/peers.h"
 #include "server/commands.h"
@@ -69,6 +71,13 @@ class Node : public ClientHost {
   void PumpRepair();
   void PersistRepair();
   void ScheduleRepair();
+  // After the member view changed: persist it, rebuild the read and write rings,
+  // connect to members learned by gossip, and publish this node's sync.
+  void ApplyView();
+  void OnGossipTimer();
+  void OnPeerMessage(const std::string& from, const core::PeerMessage& msg);
+  // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
+  void MembershipCommand(std::vector<std::string>& args, std::string* out);
 
   Config config_;
   SystemClock clock_;
@@ -77,7 +86,8 @@ class Node : public ClientHost {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HintTable> hints_;
   Stats stats_;
-  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<GossipMembership> membership_;
+  std::set<std::string> peers_added_;  // members AddPeer was called for
   std::unique_ptr<core::NodeCore> core_;
   std::unique_ptr<PeerTransport> peers_;
   std::unique_ptr<CommandExecutor> executor_;
@@ -91,6 +101,7 @@ class Node : public ClientHost {
   uint64_t next_client_id_ = 1;
   uint64_t commands_at_last_tick_ = 0;
   net::Timer tick_;
+  net::Timer gossip_tick_;
   std::vector<std::unique_ptr<net::SignalWatcher>> signals_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

@@ -61,6 +61,29 @@ Status PeerTransport::Start() {
   return Status::Ok();
 }
 
+bool PeerTransport::AddPeer(const std::string& id, const std::string& host, int port) {
+  if (id == config_.node_id || id.empty() || port <= 0 || port > 65535 || host.empty()) return false;
+  auto it = outgoing_.find(id);
+  if (it != outgoing_.end()) {
+    // cluster.seeds addresses are the operator's word; gossip may move the others.
+    bool seed = false;
+    for (const std::string& s : config_.seeds) seed = seed || ParseSeed(s)->id == id;
+    if (!seed && (it->second.addr.host != host || it->second.addr.port != port)) {
+      // A member that moved: the next connection attempt uses the new address.
+      it->second.addr.host = host;
+      it->second.addr.port = port;
+      if (!it->second.up && it->second.conn) it->second.conn->Close();
+    }
+    return false;
+  }
+  Outgoing& out = outgoing_[id];
+  out.addr = SeedAddress{id, host, port};
+  out.retry = std::make_unique<net::Timer>(loop_, [this, id] { Connect(outgoing_[id]); });
+  LOG_INFO << "member " << id << " (" << host << ":" << port << ") learned by gossip";
+  Connect(out);
+  return true;
+}
+
 bool PeerTransport::Suspected(const Outgoing& out) const {
   return out.detector.Phi(loop_.NowMs()) > static_cast<double>(config_.phi_threshold);
 }
@@ -154,8 +177,8 @@ bool PeerTransport::AcceptHello(const core::Hello& hello, std::string* why) cons
   } else if (hello.protocol_version != core::kPeerProtocolVersion) {
     *why = "protocol version " + std::to_string(hello.protocol_version) + ", expected " +
            std::to_string(core::kPeerProtocolVersion);
-  } else if (outgoing_.count(hello.node_id) == 0) {
-    *why = "node '" + hello.node_id + "' is not in cluster.seeds";
+  } else if (hello.node_id.empty() || hello.node_id == config_.node_id) {
+    *why = "node id '" + hello.node_id + "' is this node's own or empty";
   }
   return why->empty();
 }

@@ -4,7 +4,9 @@
 // It sends on its outgoing connection and receives on the accepted ones. Frames are a
 // 4-byte big-endian length and an encoded core::PeerMessage. Each connection starts
 // with Hello both ways (cluster name, protocol version, node id); a peer with another
-// cluster name, version or an unknown id is refused and logged. A peer is "up" while
+// cluster name or version, or one claiming this node's id, is refused and logged. Any
+// other node id is accepted: members are learned by gossip (a joining node is unknown
+// until its first gossip message), and AddPeer opens the outgoing connection to them. A peer is "up" while
 // the outgoing connection to it has completed its handshake; when it drops, the
 // transport reconnects with exponential backoff (100 ms doubling to 5 s). Messages for
 // a peer that is down, or whose send queue is over its bound, are dropped (counted):
@@ -62,6 +64,9 @@ class PeerTransport {
 
   // Binds the peer port and starts connecting to every seed.
   Status Start();
+  // Starts connecting to a member learned by gossip (no-op if known, or this node).
+  // Returns true if the peer is new.
+  bool AddPeer(const std::string& id, const std::string& host, int port);
   // Queues a message; Flush() hands everything queued to the sockets, one write per
   // peer (the node calls it once per loop round, after its commit).
   // With testing.replica_write_delay_ms, ReplicaWrite messages wait that long first.

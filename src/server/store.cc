@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include "common/hash.h"
+#include <algorithm>
+
 #include "wire/object_codec.h"
 #include "wire/paxos_codec.h"
 
@@ -141,6 +143,48 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
 
 void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
   staged_paxos_.insert_or_assign(std::string(key), std::move(state));
+}
+
+Result<core::LocalStore::ScanBatch> Store::Scan(
+    std::string_view start, size_t max_keys, size_t max_examined,
+    const std::function<bool(std::string_view)>& want) {
+  // Staged objects are newer than the column and may not be in it yet.
+  std::vector<std::string> staged;
+  for (const auto& [key, obj] : staged_) {
+    if (key >= start && want(key)) staged.push_back(key);
+  }
+  std::sort(staged.begin(), staged.end());
+  ScanBatch b;
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kData);
+  it->Seek(start);
+  size_t si = 0, examined = 0;
+  while (b.objects.size() < max_keys && examined < max_examined) {
+    const bool have_disk = it->Valid();
+    if (!have_disk && si == staged.size()) break;
+    if (have_disk && (si == staged.size() || it->key() < staged[si])) {
+      ++examined;
+      const std::string_view key = it->key();
+      if (want(key) && staged_.count(std::string(key)) == 0) {
+        Result<core::Object> obj = wire::DecodeObject(it->value());
+        if (!obj.ok()) return Status::Corruption("stored object '" + std::string(key) + "': " + obj.status().message());
+        b.objects.emplace_back(std::string(key), std::move(obj).value());
+      }
+      it->Next();
+      continue;
+    }
+    if (have_disk && it->key() == staged[si]) it->Next();  // the staged version wins
+    b.objects.emplace_back(staged[si], staged_.at(staged[si]));
+    ++si;
+  }
+  if (!it->status().ok()) return it->status();
+  if (it->Valid() && (si == staged.size() || it->key() < staged[si])) {
+    b.next = std::string(it->key());
+  } else if (si < staged.size()) {
+    b.next = staged[si];
+  } else {
+    b.done = true;
+  }
+  return b;
 }
 
 Status Store::Commit() {

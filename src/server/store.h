@@ -41,6 +41,9 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Result<core::Object> Read(std::string_view key) override;
   // Replaces the key's object at the next Commit.
   void Stage(std::string_view key, core::Object obj) override;
+  // Scans the data column merged with what is staged (partition transfer).
+  Result<ScanBatch> Scan(std::string_view start, size_t max_keys, size_t max_examined,
+                         const std::function<bool(std::string_view)>& want) override;
   bool HasStaged() const {
     return !staged_.empty() || !staged_paxos_.empty() || (hints_ && hints_->HasStaged());
   }

@@ -72,6 +72,56 @@ struct Encoder {
     pk.pack_array(1);
     pk.pack(uint32_t{7});
   }
+  void PackView(const core::View& view) {
+    pk.pack_array(static_cast<uint32_t>(view.size()));
+    for (const auto& [id, m] : view) {
+      pk.pack_array(9);
+      pk.pack(m.id);
+      pk.pack(m.incarnation);
+      pk.pack(m.heartbeat);
+      pk.pack(m.client_addr);
+      pk.pack(m.peer_addr);
+      pk.pack(m.synced);
+      pk.pack(m.version);
+      pk.pack(static_cast<uint32_t>(m.status));
+      pk.pack(m.seen);
+    }
+  }
+  void operator()(const core::GossipSyn& m) {
+    pk.pack_array(2);
+    pk.pack(uint32_t{50});
+    PackView(m.view);
+  }
+  void operator()(const core::GossipAck& m) {
+    pk.pack_array(2);
+    pk.pack(uint32_t{51});
+    PackView(m.view);
+  }
+  void operator()(const core::PullRequest& m) {
+    pk.pack_array(6);
+    pk.pack(uint32_t{52});
+    pk.pack(m.req_id);
+    pk.pack(m.ring_partitions);
+    pk.pack_array(static_cast<uint32_t>(m.partitions.size()));
+    for (uint32_t p : m.partitions) pk.pack(p);
+    PackBin(pk, m.start);
+    pk.pack(m.max_keys);
+  }
+  void operator()(const core::PullBatch& m) {
+    pk.pack_array(7);
+    pk.pack(uint32_t{53});
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack_array(static_cast<uint32_t>(m.objects.size()));
+    for (const auto& [key, obj] : m.objects) {
+      pk.pack_array(2);
+      PackBin(pk, key);
+      PackBin(pk, EncodeObject(obj));
+    }
+    PackBin(pk, m.next);
+    pk.pack(m.done);
+  }
   void operator()(const core::ReplicaReadReply& m) {
     pk.pack_array(5);
     pk.pack(uint32_t{4});
@@ -362,6 +412,7 @@ class Fields {
     }
     return true;
   }
+  const msgpack::object& At(size_t i) const { return a_.ptr[i]; }
   bool Obj(size_t i, core::Object* out) const {
     std::string bytes;
     if (!Str(i, &bytes)) return false;
@@ -374,6 +425,34 @@ class Fields {
  private:
   const msgpack::object_array& a_;
 };
+
+// Bounds on what a peer may send in one gossip or transfer message.
+constexpr uint32_t kMaxViewMembers = 4096;
+constexpr uint32_t kMaxMemberField = 1024;
+constexpr uint32_t kMaxPullPartitions = 65536;  // cluster.partitions is at most this
+constexpr uint32_t kMaxPullObjects = 65536;
+
+bool ReadView(const msgpack::object& o, core::View* view) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxViewMembers) return false;
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const msgpack::object& e = o.via.array.ptr[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 9) return false;
+    Fields f(e);
+    core::MemberState m;
+    uint32_t status = 0;
+    if (!f.Str(0, &m.id) || m.id.empty() || m.id.size() > kMaxMemberField ||
+        !f.U64(1, &m.incarnation) || !f.U64(2, &m.heartbeat) || !f.Str(3, &m.client_addr) ||
+        m.client_addr.size() > kMaxMemberField || !f.Str(4, &m.peer_addr) ||
+        m.peer_addr.size() > kMaxMemberField || !f.U64(5, &m.synced) || !f.U64(6, &m.version) ||
+        !f.U32(7, &status) || status > static_cast<uint32_t>(core::MemberStatus::kLeft) ||
+        !f.U64(8, &m.seen)) {
+      return false;
+    }
+    m.status = static_cast<core::MemberStatus>(status);
+    if (!view->emplace(m.id, std::move(m)).second) return false;  // duplicate member
+  }
+  return true;
+}
 
 Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
   const Status bad = Status::Corruption("peer message: bad fields for type " + std::to_string(type));
@@ -442,6 +521,43 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 7:
       if (f.size() != 1) return bad;
       return core::PeerMessage(core::Heartbeat{});
+    case 50:
+    case 51: {
+      core::View view;
+      if (f.size() != 2 || !ReadView(f.At(1), &view)) return bad;
+      if (type == 50) return core::PeerMessage(core::GossipSyn{std::move(view)});
+      return core::PeerMessage(core::GossipAck{std::move(view)});
+    }
+    case 52: {
+      core::PullRequest m;
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.ring_partitions) ||
+          f.At(3).type != msgpack::type::ARRAY || f.At(3).via.array.size > kMaxPullPartitions ||
+          !f.Str(4, &m.start) || !f.U32(5, &m.max_keys)) {
+        return bad;
+      }
+      Fields parts(f.At(3));
+      m.partitions.resize(parts.size());
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (!parts.U32(i, &m.partitions[i]) || m.partitions[i] >= m.ring_partitions) return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 53: {
+      core::PullBatch m;
+      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxPullObjects ||
+          !f.Str(5, &m.next) || !f.Bool(6, &m.done)) {
+        return bad;
+      }
+      const msgpack::object_array& objs = f.At(4).via.array;
+      m.objects.resize(objs.size);
+      for (uint32_t i = 0; i < objs.size; ++i) {
+        if (objs.ptr[i].type != msgpack::type::ARRAY || objs.ptr[i].via.array.size != 2) return bad;
+        Fields kv(objs.ptr[i]);
+        if (!kv.Str(0, &m.objects[i].first) || !kv.Obj(1, &m.objects[i].second)) return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
     case 30: {
       core::TreeRequest m;
       if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) ||

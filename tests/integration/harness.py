@@ -159,11 +159,23 @@ class Cluster:
         finally:
             c.close()
 
+    def members_up(self, node):
+        """Members this node's gossiped view shows as up, or -1 while any is joining."""
+        c = node.client()
+        try:
+            info = c.call("INFO", "cluster").decode()
+        finally:
+            c.close()
+        return -1 if ",status=joining" in info else info.count(",status=up")
+
     def wait_connected(self, nodes=None):
         nodes = nodes or [n for n in self.nodes if n.proc is not None]
         want = len(nodes) - 1
         wait_until(lambda: all(self.peers_up(n) >= want for n in nodes), timeout=20,
                    what="every node to see its peers")
+        # ... and the gossiped membership has formed the ring (nobody still joining).
+        wait_until(lambda: all(self.members_up(n) >= len(nodes) for n in nodes), timeout=20,
+                   what="every node to see the members up")
 
     def cleanup(self):
         for node in self.nodes:

@@ -3,8 +3,7 @@
 //   itsuka-admin [--host H:P] [--password PW] [--json] status
 //   itsuka-admin [--host H:P] [--password PW] [--json] repair [--partition Q] [--node ID]
 //                [--dry-run] [--no-wait] | repair --status | repair --stop
-//
-// Commands for members, ring and hints arrive with the cluster features that they show.
+//   itsuka-admin ... hints | members | ring | decommission <node> | leave [<node>]
 #include <netdb.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -170,7 +169,11 @@ int Usage() {
                "            partition's replicas (or only Q's, or only the pairs with node ID)\n"
                "            and moves the keys that differ; --dry-run only counts them.\n"
                "            Progress bar on a terminal, plain lines otherwise, then a report.\n"
-               "  repair --status | --stop   show or cancel the node's repair\n");
+               "  repair --status | --stop   show or cancel the node's repair\n"
+               "  members   the gossiped member list: status, addresses, reachability\n"
+               "  ring      ring version, members, partitions per member and moves in flight\n"
+               "  decommission <node>   move a member's partitions away, then remove it\n"
+               "  leave [<node>]        the same; without <node>, the node --host names\n");
   return 2;
 }
 
@@ -475,10 +478,135 @@ int Repair(const std::function<bool(Connection&, std::string*)>& connect,
   return Num(st, "partitions_failed") > 0 ? 1 : 0;
 }
 
+// Calls a command; prints the error and returns nullopt if it failed.
+std::optional<Reply> CallOrFail(Connection& conn, const std::vector<std::string>& args) {
+  std::string err;
+  std::optional<Reply> r = conn.Call(args, &err);
+  if (!r) {
+    std::fprintf(stderr, "itsuka-admin: %s\n", err.c_str());
+    return std::nullopt;
+  }
+  if (r->type == '-') {
+    std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+    return std::nullopt;
+  }
+  return r;
+}
+
+// A flat [k, v, k, v...] array as ordered pairs.
+std::vector<std::pair<std::string, std::string>> Pairs(const Reply& r) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    out.emplace_back(r.elements[i].str, r.elements[i + 1].str);
+  }
+  return out;
+}
+
+std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::string out = "{";
+  for (size_t i = 0; i < kv.size(); ++i) {
+    out += (i ? ",\"" : "\"") + JsonEscape(kv[i].first) + "\":\"" + JsonEscape(kv[i].second) + "\"";
+  }
+  return out + "}";
+}
+
+std::string Get(const std::vector<std::pair<std::string, std::string>>& kv, const std::string& k) {
+  for (const auto& [key, v] : kv) {
+    if (key == k) return v;
+  }
+  return "";
+}
+
+int Members(Connection& conn, bool json) {
+  std::optional<Reply> r = CallOrFail(conn, {"ITSUKA.MEMBERS"});
+  if (!r) return 1;
+  if (r->type != '*') {
+    std::fprintf(stderr, "itsuka-admin: unexpected reply to ITSUKA.MEMBERS\n");
+    return 1;
+  }
+  if (json) {
+    std::string out = "[";
+    for (size_t i = 0; i < r->elements.size(); ++i) {
+      out += (i ? "," : "") + JsonObject(Pairs(r->elements[i]));
+    }
+    std::printf("%s]\n", out.c_str());
+    return 0;
+  }
+  std::printf("%-16s %-8s %-9s %-22s %-22s %-11s %s\n", "ID", "STATUS", "REACHABLE", "CLIENT", "PEER",
+              "INCARNATION", "SYNCED");
+  for (const Reply& m : r->elements) {
+    auto kv = Pairs(m);
+    std::printf("%-16s %-8s %-9s %-22s %-22s %-11s %s\n", Get(kv, "id").c_str(), Get(kv, "status").c_str(),
+                Get(kv, "reachable").c_str(), Get(kv, "client_addr").c_str(), Get(kv, "peer_addr").c_str(),
+                Get(kv, "incarnation").c_str(), Get(kv, "synced").c_str());
+  }
+  return 0;
+}
+
+int RingCmd(Connection& conn, bool json) {
+  std::optional<Reply> r = CallOrFail(conn, {"ITSUKA.RING"});
+  if (!r) return 1;
+  if (r->type != '*' || r->elements.size() != 2) {
+    std::fprintf(stderr, "itsuka-admin: unexpected reply to ITSUKA.RING\n");
+    return 1;
+  }
+  auto summary = Pairs(r->elements[0]);
+  const std::vector<Reply>& parts = r->elements[1].elements;
+  if (json) {
+    std::string out = "{\"summary\":" + JsonObject(summary) + ",\"partitions\":[";
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (parts[i].elements.size() != 3) continue;
+      out += (i ? "," : "") + std::string("{\"partition\":") + parts[i].elements[0].str +
+             ",\"replicas\":\"" + JsonEscape(parts[i].elements[1].str) + "\",\"target_replicas\":\"" +
+             JsonEscape(parts[i].elements[2].str) + "\"}";
+    }
+    std::printf("%s]}\n", out.c_str());
+    return 0;
+  }
+  for (const auto& [k, v] : summary) std::printf("%-16s %s\n", k.c_str(), v.c_str());
+  // Partitions each member is the first replica (owner) of, and the moves in flight.
+  std::map<std::string, int> owned;
+  int moving = 0;
+  for (const Reply& p : parts) {
+    if (p.elements.size() != 3) continue;
+    const std::string& reps = p.elements[1].str;
+    owned[reps.substr(0, reps.find(','))]++;
+    if (p.elements[1].str != p.elements[2].str) ++moving;
+  }
+  std::printf("owners:\n");
+  for (const auto& [m, n] : owned) std::printf("  %-16s %d partition(s)\n", m.c_str(), n);
+  std::printf("partitions moving: %d\n", moving);
+  for (const Reply& p : parts) {
+    if (p.elements.size() == 3 && p.elements[1].str != p.elements[2].str) {
+      std::printf("  %-5s %s -> %s\n", p.elements[0].str.c_str(), p.elements[1].str.c_str(),
+                  p.elements[2].str.c_str());
+    }
+  }
+  return 0;
+}
+
+int Decommission(Connection& conn, std::string node) {
+  if (node.empty()) {
+    std::optional<Reply> info = CallOrFail(conn, {"INFO", "server"});
+    if (!info) return 1;
+    const size_t p = info->str.find("node_id:");
+    if (p == std::string::npos) {
+      std::fprintf(stderr, "itsuka-admin: the node does not report its node_id\n");
+      return 1;
+    }
+    node = info->str.substr(p + 8, info->str.find("\r\n", p) - p - 8);
+  }
+  std::optional<Reply> r = CallOrFail(conn, {"ITSUKA.DECOMMISSION", node});
+  if (!r) return 1;
+  std::printf("%s is leaving: its partitions move to the other members, then it is marked left\n"
+              "(watch with: itsuka-admin members)\n", node.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string host = "127.0.0.1", port = "7001", password, command;
+  std::string host = "127.0.0.1", port = "7001", password, command, arg;
   std::vector<std::string> sub_args;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
@@ -500,12 +628,18 @@ int main(int argc, char** argv) {
       command = a;
     } else if (command == "repair") {
       sub_args.push_back(a);
+    } else if (!command.empty() && a[0] != '-' && arg.empty()) {
+      arg = a;
     } else {
       return Usage();
     }
   }
-  if (command != "status" && command != "repair" && command != "hints") return Usage();
-  if (command == "status" && !sub_args.empty()) return Usage();
+  const bool takes_arg = command == "decommission" || command == "leave";
+  if (command != "status" && command != "repair" && command != "hints" && command != "members" &&
+      command != "ring" && !takes_arg) {
+    return Usage();
+  }
+  if ((!takes_arg && !arg.empty()) || (command == "decommission" && arg.empty())) return Usage();
   auto connect = [&](Connection& c, std::string* e) {
     if (!c.Connect(host, port, e)) return false;
     if (!password.empty()) {
@@ -525,5 +659,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (command == "hints") return Hints(conn, json);
+  if (command == "members") return Members(conn, json);
+  if (command == "ring") return RingCmd(conn, json);
+  if (takes_arg) return Decommission(conn, arg);
   return Status(conn, json);
 }

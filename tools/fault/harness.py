@@ -103,7 +103,13 @@ class Cluster:
             c = self.client(i, timeout=2)
             info = c.call("INFO", "cluster")
             c.close()
-            return info.decode().count("state=up") if isinstance(info, bytes) else 0
+            if not isinstance(info, bytes):
+                return 0
+            text = info.decode()
+            # Connected peers, once the gossiped membership has formed (none joining).
+            if ",status=joining" in text or text.count(",status=up") < self.n:
+                return 0
+            return text.count("state=up")
         except (OSError, Closed):
             return -1
 
