@@ -224,6 +224,14 @@ Status Validate(const Config& c) {
       return Status::InvalidArgument("setting 'cluster.seeds': lists this node ('" + a->id + "')");
     }
   }
+  if (c.sloppy_quorum != 0 && c.repair_tombstone_grace_s < c.handoff_max_hint_age_s) {
+    // A hint may carry a version the tombstone superseded; once the tombstone is purged
+    // that hint would bring the key back. Hints older than max_hint_age_s are dropped.
+    return Status::InvalidArgument(
+        "setting 'repair.tombstone_grace_s' (" + std::to_string(c.repair_tombstone_grace_s) +
+        ") must be at least handoff.max_hint_age_s (" + std::to_string(c.handoff_max_hint_age_s) +
+        "): a hint older than a purged tombstone would bring a deleted key back");
+  }
   for (const char* name : {"read_quorum", "write_quorum"}) {
     const std::string& v = std::string(name) == "read_quorum" ? c.read_quorum : c.write_quorum;
     int64_t num = 0;

@@ -74,7 +74,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[cluster]\nwrite_quorum = \"most\"\n", {}, "cluster.write_quorum"},
                       BadConfig{"[cluster]\nread_quorum = \"4\"\n", {}, "cluster.read_quorum"},
                       BadConfig{"[server]\nport = 60000\n[cluster]\nseeds = [\"b@h:1\"]\n", {},
-                                "cluster.peer_port"}));
+                                "cluster.peer_port"},
+                      BadConfig{"[handoff]\nmax_hint_age_s = 100\n[repair]\ntombstone_grace_s = 99\n",
+                                {}, "repair.tombstone_grace_s"}));
 
 TEST(CommandLine, ParsesFlagsAndRejectsUnknownOnes) {
   const char* argv[] = {"itsukad", "--config", "x.toml", "--port", "7002",
