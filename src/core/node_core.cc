@@ -361,7 +361,12 @@ void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
 
 void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
   PendingPut& p = it->second;
+  // Hint only a version this node still holds: if the commit that staged it failed, it
+  // exists nowhere, and handing it off would spread a dot this node will issue again.
+  Result<Object> local = store_.Read(p.key);
+  const bool held = local.ok() && local->clock.Descends(p.sent.clock);
   for (const Target& t : p.coord.targets()) {
+    if (!held) break;
     if (t.node == self_ || p.acked.count(t.node)) continue;
     // A replica that did not ack (a primary, or a new owner while a move is in flight),
     // or the primary a silent substitute stood in for.
@@ -439,7 +444,9 @@ Result<Object> NodeCore::ReadWithHints(const std::string& key) {
   for (const auto& [target, usage] : hints_->Usage()) {
     Result<std::optional<Hint>> h = hints_->Get(target, key);
     if (!h.ok()) return h.status();
-    if (h->has_value()) merged = Merge(merged, (*h)->object);
+    // An expired hint is as good as dropped: the tombstone grace only covers hints up
+    // to handoff.max_hint_age_s, so an older one must not resurface through reads.
+    if (h->has_value() && !HintExpired(**h)) merged = Merge(merged, (*h)->object);
   }
   return merged;
 }
@@ -657,14 +664,38 @@ Status NodeCore::AddHint(const std::string& target, const std::string& key, cons
   return st;
 }
 
+bool NodeCore::HintExpired(const Hint& h) const {
+  return wall_ms_ != 0 && wall_ms_ - h.updated_ms > handoff_.max_hint_age_ms;
+}
+
+void NodeCore::ExpireHints(const std::string& target, int64_t now_ms) {
+  int64_t& next = expire_next_ms_[target];
+  if (now_ms < next) return;
+  next = now_ms + 1000;  // one bounded sweep step per target per second
+  std::string& cursor = expire_cursor_[target];
+  Result<std::vector<Hint>> batch = hints_->Scan(target, cursor, kExpireBatch);
+  if (!batch.ok()) return;
+  for (const Hint& h : *batch) {
+    cursor = h.key + '\0';
+    if (HintExpired(h) && !replaying_.count({target, h.key})) {
+      hints_->Remove(target, h.key);
+      ++handoff_stats_.dropped;
+    }
+  }
+  if (batch->size() < kExpireBatch) cursor.clear();
+}
+
 void NodeCore::ReplayHints(int64_t now_ms, int64_t wall_ms) {
   if (hints_ == nullptr) return;
+  wall_ms_ = wall_ms;
   for (const auto& [target, usage] : hints_->Usage()) {
-    if (target == self_ || !IsReachable(target)) continue;
-    // A node that left the ring is not replayed to (its hints wait for an operator or
-    // expire); the membership that removes nodes decides what happens to them.
-    if (!ring_ || std::find(ring_->members().begin(), ring_->members().end(), target) ==
-                      ring_->members().end()) {
+    if (target == self_) continue;
+    // A node that left the ring is not replayed to, nor one that is unreachable; their
+    // hints still expire (handoff.max_hint_age_s), which the tombstone grace relies on.
+    if (!IsReachable(target) || !ring_ ||
+        std::find(ring_->members().begin(), ring_->members().end(), target) ==
+            ring_->members().end()) {
+      ExpireHints(target, now_ms);
       continue;
     }
     size_t inflight = 0;

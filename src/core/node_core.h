@@ -346,6 +346,13 @@ class NodeCore {
   std::map<uint64_t, PendingReplay> replays_;
   std::set<std::pair<std::string, std::string>> replaying_;  // (target, key) in replays_
   std::map<std::string, std::string> replay_cursor_;         // per target: next key to scan
+  // Expiry of hints that cannot be replayed now (target down or gone).
+  static constexpr size_t kExpireBatch = 256;
+  bool HintExpired(const Hint& h) const;
+  void ExpireHints(const std::string& target, int64_t now_ms);
+  int64_t wall_ms_ = 0;  // wall clock as of the last ReplayHints (hints are stamped with it)
+  std::map<std::string, std::string> expire_cursor_;
+  std::map<std::string, int64_t> expire_next_ms_;
 
   // ---- CONSISTENT operations (node_core_consistent.cc) ----
   struct PendingConsistent {
