@@ -65,13 +65,14 @@ class MerkleSource {
                                                     std::string_view after_key, size_t max,
                                                     bool* more) = 0;
   // Keys of the partition holding only tombstones, with the newest tombstone's write
-  // time, at most `max`, in key order.
+  // time, in key order after `after_key`, at most `max`; *more is set if there are others.
   struct Tombstone {
     std::string key;
     uint64_t digest = 0;
     int64_t written_at_ms = 0;
   };
-  virtual Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, size_t max) = 0;
+  virtual Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, std::string_view after_key,
+                                                        size_t max, bool* more) = 0;
 };
 
 // True if `obj` holds only tombstones, the newest written at least `grace_ms` before
@@ -194,6 +195,7 @@ class RepairDriver {
   void PumpTransfer(int64_t now_ms);
   void PairDone(int64_t now_ms);
   void BeginTombstones(int64_t now_ms);
+  void TombstonesDone(int64_t now_ms);
   void FinishPartition(bool ok, int64_t now_ms);
   void Fail(const std::string& why, int64_t now_ms);
   uint64_t Send(const std::string& to, PeerMessage msg, int64_t now_ms);
@@ -240,6 +242,9 @@ class RepairDriver {
   std::set<uint32_t> counted_leaves_;
   void OnFetched(int64_t now_ms);
   std::vector<DigestEntry> tomb_candidates_;
+  std::string tomb_after_;       // list the partition's tombstones after this key
+  std::string tomb_next_after_;  // where the batch being purged ends
+  bool tomb_more_ = false;
   size_t tomb_replica_ = 0;
   double key_tokens_ = 0, byte_tokens_ = 0;
   int64_t refilled_ms_ = 0;

@@ -276,13 +276,20 @@ Result<std::vector<core::DigestEntry>> Store::ListLeaf(uint32_t partition, uint3
   return out;
 }
 
-Result<std::vector<core::MerkleSource::Tombstone>> Store::ListTombstones(uint32_t partition,
-                                                                         size_t max) {
+Result<std::vector<core::MerkleSource::Tombstone>> Store::ListTombstones(
+    uint32_t partition, std::string_view after_key, size_t max, bool* more) {
+  *more = false;
   std::vector<Tombstone> out;
   const std::string prefix = TombPrefix(partition);
+  std::string start = prefix;
+  start.append(after_key);
   std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
-  for (it->Seek(prefix); it->Valid() && it->key().substr(0, prefix.size()) == prefix && out.size() < max;
-       it->Next()) {
+  for (it->Seek(start); it->Valid() && it->key().substr(0, prefix.size()) == prefix; it->Next()) {
+    if (!after_key.empty() && it->key().substr(prefix.size()) == after_key) continue;
+    if (out.size() >= max) {
+      *more = true;
+      break;
+    }
     std::string_view v = it->value();
     if (v.size() != 16) return Status::Corruption("anti-entropy tombstone entry is malformed");
     out.push_back(Tombstone{std::string(it->key().substr(prefix.size())), GetBE(v, 0, 8),

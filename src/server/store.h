@@ -68,7 +68,8 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Result<std::vector<core::DigestEntry>> ListLeaf(uint32_t partition, uint32_t leaf,
                                                   std::string_view after_key, size_t max,
                                                   bool* more) override;
-  Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, size_t max) override;
+  Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, std::string_view after_key,
+                                                size_t max, bool* more) override;
 
  private:
   Engine& engine_;

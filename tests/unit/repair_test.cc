@@ -257,7 +257,7 @@ TEST_F(RepairTest, TombstonesArePurgedOnlyWhenEveryReplicaHoldsThemAndAfterTheGr
   const uint64_t d_partial = core::ObjectDigest(S("n1").Read("partial").value());
   core::PeerMessage check = core::TombstoneRequest{
       9, static_cast<uint32_t>((static_cast<unsigned __int128>(Hash64("partial")) * kPartitions) >> 64),
-      core::TombstoneRequest::Mode::kCheck, 0, {{"partial", d_partial}}};
+      core::TombstoneRequest::Mode::kCheck, 0, {{"partial", d_partial}}, ""};
   auto reply = std::get<core::TombstoneReply>(
       core::AnswerRepairRequest(check, S("n3"), S("n3"), limits_, wall_, 0));
   EXPECT_TRUE(reply.ok);
@@ -326,6 +326,11 @@ TEST_F(RepairTest, ProgressRoundTripsAndResumeSkipsFinishedPartitions) {
   EXPECT_EQ(d.progress().totals.partitions_done, 1u);  // only partition 7 was left
 }
 
+size_t Tombs(server::Store& store, uint32_t p) {
+  bool more = false;
+  return store.ListTombstones(p, "", 1000, &more)->size();
+}
+
 TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
   storage::MemEngine engine;
   std::map<uint32_t, uint64_t> roots;
@@ -350,10 +355,10 @@ TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
     ASSERT_TRUE(store.Commit().ok());
     EXPECT_EQ(store.merkle_keys(), 299u);
     for (uint32_t p = 0; p < kPartitions; ++p) roots[p] = store.Tree(p) ? store.Tree(p)->root() : 0;
-    EXPECT_GT(store.ListTombstones(0, 1000)->size() + store.ListTombstones(1, 1000)->size() +
-                  store.ListTombstones(2, 1000)->size() + store.ListTombstones(3, 1000)->size() +
-                  store.ListTombstones(4, 1000)->size() + store.ListTombstones(5, 1000)->size() +
-                  store.ListTombstones(6, 1000)->size() + store.ListTombstones(7, 1000)->size(),
+    EXPECT_GT(Tombs(store, 0) + Tombs(store, 1) +
+                  Tombs(store, 2) + Tombs(store, 3) +
+                  Tombs(store, 4) + Tombs(store, 5) +
+                  Tombs(store, 6) + Tombs(store, 7),
               30u);
   }
   server::Store store(engine, false);
@@ -366,5 +371,25 @@ TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
   EXPECT_TRUE(engine.Get(Column::kData, "old1", &bytes).IsNotFound());
 }
 
+}  // namespace
+}  // namespace itsuka
+namespace itsuka {
+namespace {
+TEST_F(RepairTest, TombstoneListsArePagedUntilEveryPurgeableOneIsGone) {
+  limits_.max_entries = 3;
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "t" + std::to_string(i);
+    Write("n1", k, "", true, 10);
+    Copy("n1", "n2", k);
+    Copy("n1", "n3", k);
+  }
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 0;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  EXPECT_EQ(d.progress().totals.tombstones_purged, 40u);
+  for (const char* n : {"n1", "n2", "n3"}) EXPECT_EQ(S(n).merkle_keys(), 0u) << n;
+}
 }  // namespace
 }  // namespace itsuka
