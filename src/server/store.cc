@@ -43,11 +43,7 @@ std::string TombPrefix(uint32_t p) {
   return k;
 }
 
-struct IndexValue {
-  uint64_t digest = 0;
-  bool tombstone_only = false;
-  int64_t newest_ms = 0;
-};
+using IndexValue = Store::IndexEntry;
 
 IndexValue Describe(const core::Object& obj) {
   IndexValue v;
@@ -112,14 +108,29 @@ Result<core::Object> Store::Read(std::string_view key) {
     if (it != staged_.end()) return it->second;
   }
   std::string bytes;
+  last_read_valid_ = false;
   Status st = engine_.Get(Column::kData, key, &bytes);
-  if (st.IsNotFound()) return core::Object();
+  if (st.IsNotFound()) {
+    if (partitions_ != 0) {
+      last_read_key_.assign(key);
+      last_read_ = IndexValue();
+      last_read_valid_ = true;
+    }
+    return core::Object();
+  }
   if (!st.ok()) return st;
-  return wire::DecodeObject(bytes);
+  Result<core::Object> obj = wire::DecodeObject(bytes);
+  if (obj.ok() && partitions_ != 0) {
+    last_read_key_.assign(key);
+    last_read_ = Describe(*obj);
+    last_read_valid_ = true;
+  }
+  return obj;
 }
 
 void Store::Stage(std::string_view key, core::Object obj) {
-  staged_.insert_or_assign(std::string(key), std::move(obj));
+  auto [it, inserted] = staged_.insert_or_assign(std::string(key), std::move(obj));
+  if (inserted && last_read_valid_ && key == last_read_key_) staged_base_.emplace(it->first, last_read_);
 }
 
 Status Store::Commit() {
@@ -147,14 +158,17 @@ Status Store::Commit() {
     lk.append(key);
     std::string old_bytes;
     IndexValue old_v;
-    Status st = engine_.Get(Column::kMeta, lk, &old_bytes);
-    if (st.ok()) {
+    Status st = Status::Ok();
+    if (auto base = staged_base_.find(key); base != staged_base_.end()) {
+      old_v = base->second;
+    } else if (st = engine_.Get(Column::kMeta, lk, &old_bytes); st.ok()) {
       if (!DecodeIndex(old_bytes, &old_v)) st = Status::Corruption("anti-entropy index entry");
     } else if (st.IsNotFound()) {
       st = Status::Ok();
     }
     if (!st.ok()) {
       staged_.clear();
+      staged_base_.clear();
       ++failed_commits_;
       return st;
     }
@@ -163,6 +177,8 @@ Status Store::Commit() {
     updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest});
   }
   const size_t n = staged_.size();
+  staged_base_.clear();
+  last_read_valid_ = false;  // the engine changes under it
   Status st = engine_.Write(batch, sync_);
   if (st.ok()) {
     for (const TreeUpdate& u : updates) {
@@ -187,7 +203,7 @@ Status Store::EnableMerkle(uint32_t partitions) {
   trees_.resize(partitions);
   std::string format;
   Status st = engine_.Get(Column::kMeta, kFormatKey, &format);
-  std::string want = "1 " + std::to_string(partitions);
+  std::string want = "2 " + std::to_string(partitions);
   if (!st.ok() && !st.IsNotFound()) return st;
   if (st.IsNotFound() || format != want) {
     // No index yet (a data directory from before anti-entropy), or one for another
