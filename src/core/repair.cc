@@ -7,14 +7,19 @@
 
 namespace itsuka::core {
 
-bool PurgeableTombstone(const Object& obj, int64_t now_wall_ms, int64_t grace_ms) {
+bool PurgeCandidate(const Object& obj, int64_t* at) {
+  *at = 0;
   if (obj.empty()) return false;
-  int64_t newest = 0;
   for (const Sibling& s : obj.siblings) {
-    if (!s.tombstone) return false;
-    newest = std::max(newest, s.written_at_ms);
+    if (!s.tombstone && s.expire_at_ms == 0) return false;
+    *at = std::max(*at, s.tombstone ? s.written_at_ms : s.expire_at_ms);
   }
-  return newest <= now_wall_ms - grace_ms;
+  return true;
+}
+
+bool Purgeable(const Object& obj, int64_t now_wall_ms, int64_t grace_ms) {
+  int64_t at = 0;
+  return PurgeCandidate(obj, &at) && at <= now_wall_ms - grace_ms;
 }
 
 bool IsRepairRequest(const PeerMessage& msg) {
@@ -145,7 +150,7 @@ PeerMessage AnswerTombstones(const TombstoneRequest& m, LocalStore& store, Merkl
   for (const DigestEntry& e : m.entries) {
     Result<Object> obj = store.Read(e.key);
     if (!obj.ok()) return Error<TombstoneReply>(m.req_id, obj.status().ToString());
-    if (ObjectDigest(*obj) != e.digest || !PurgeableTombstone(*obj, now_wall_ms, grace)) continue;
+    if (ObjectDigest(*obj) != e.digest || !Purgeable(*obj, now_wall_ms, grace)) continue;
     if (m.mode == TombstoneRequest::Mode::kPurge) store.Stage(e.key, Object());  // empty: delete
     r.entries.push_back(e);
   }

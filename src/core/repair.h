@@ -64,8 +64,8 @@ class MerkleSource {
   virtual Result<std::vector<DigestEntry>> ListLeaf(uint32_t partition, uint32_t leaf,
                                                     std::string_view after_key, size_t max,
                                                     bool* more) = 0;
-  // Keys of the partition holding only tombstones, with the newest tombstone's write
-  // time, in key order after `after_key`, at most `max`; *more is set if there are others.
+  // Keys of the partition that are purge candidates (PurgeCandidate: tombstones and
+  // expiring values only), with when they died, in key order after `after_key`, at most `max`; *more is set if there are others.
   struct Tombstone {
     std::string key;
     uint64_t digest = 0;
@@ -75,9 +75,12 @@ class MerkleSource {
                                                         size_t max, bool* more) = 0;
 };
 
-// True if `obj` holds only tombstones, the newest written at least `grace_ms` before
-// `now_wall_ms`.
-bool PurgeableTombstone(const Object& obj, int64_t now_wall_ms, int64_t grace_ms);
+// True if every sibling of `obj` is a tombstone or a value with an expiry; *at is then
+// when the last of them died (a tombstone's write time, a value's expiry).
+bool PurgeCandidate(const Object& obj, int64_t* at);
+// True if `obj` is a purge candidate that died at least `grace_ms` before `now_wall_ms`:
+// tombstones and expired values are purged by the same rule.
+bool Purgeable(const Object& obj, int64_t now_wall_ms, int64_t grace_ms);
 
 // True for the anti-entropy requests (TreeRequest, LeafRequest, FetchRequest,
 // PushRequest, TombstoneRequest) and replies.

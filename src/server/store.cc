@@ -10,9 +10,10 @@ namespace {
 
 // Meta column family layout of the anti-entropy index (big-endian numbers so that a
 // prefix scan walks one partition's leaf in key order):
-//   "ae/l" p:4 leaf:2 key -> digest:8 tombstone-only:1 newest-tombstone-ms:8
-//   "ae/t" p:4 key        -> digest:8 newest-tombstone-ms:8
-//   "ae/format"           -> "1" once the index covers every key
+//   "ae/l" p:4 leaf:2 key -> digest:8 purge-candidate:1 died-at-ms:8
+//   "ae/t" p:4 key        -> digest:8 died-at-ms:8   (purge candidates only: tombstones
+//                                                     and expiring values, core::PurgeCandidate)
+//   "ae/format"           -> "3 <partitions>" once the index covers every key
 constexpr std::string_view kLeafPrefix = "ae/l";
 constexpr std::string_view kTombPrefix = "ae/t";
 constexpr std::string_view kFormatKey = "ae/format";
@@ -48,11 +49,7 @@ using IndexValue = Store::IndexEntry;
 IndexValue Describe(const core::Object& obj) {
   IndexValue v;
   v.digest = core::ObjectDigest(obj);
-  v.tombstone_only = !obj.empty();
-  for (const core::Sibling& s : obj.siblings) {
-    if (!s.tombstone) v.tombstone_only = false;
-    v.newest_ms = std::max(v.newest_ms, s.written_at_ms);
-  }
+  v.tombstone_only = core::PurgeCandidate(obj, &v.newest_ms);
   return v;
 }
 
@@ -203,7 +200,7 @@ Status Store::EnableMerkle(uint32_t partitions) {
   trees_.resize(partitions);
   std::string format;
   Status st = engine_.Get(Column::kMeta, kFormatKey, &format);
-  std::string want = "2 " + std::to_string(partitions);
+  std::string want = "3 " + std::to_string(partitions);
   if (!st.ok() && !st.IsNotFound()) return st;
   if (st.IsNotFound() || format != want) {
     // No index yet (a data directory from before anti-entropy), or one for another

@@ -37,7 +37,7 @@ class Store : public core::LocalStore, public core::MerkleSource {
   // An anti-entropy index entry: the digest of a key's object and its tombstone facts.
   struct IndexEntry {
     uint64_t digest = 0;
-    bool tombstone_only = false;
+    bool tombstone_only = false;  // tombstones and expiring values only (core::PurgeCandidate)
     int64_t newest_ms = 0;
   };
   Store(Engine& engine, bool sync) : engine_(engine), sync_(sync) {}

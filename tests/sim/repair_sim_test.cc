@@ -87,14 +87,8 @@ class SimStore : public LocalStore, public MerkleSource {
     std::map<std::string, Tombstone> all;  // in key order, as the real store lists them
     for (const auto& [leaf, keys] : index_[p]) {
       for (const auto& [k, d] : keys) {
-        const Object& o = durable_.at(k);
-        bool only = true;
-        int64_t newest = 0;
-        for (const Sibling& s : o.siblings) {
-          only = only && s.tombstone;
-          newest = std::max(newest, s.written_at_ms);
-        }
-        if (only) all[k] = Tombstone{k, d, newest};
+        int64_t at = 0;
+        if (PurgeCandidate(durable_.at(k), &at)) all[k] = Tombstone{k, d, at};
       }
     }
     std::vector<Tombstone> out;
@@ -359,7 +353,7 @@ std::string RunSeed(uint64_t seed) {
   size_t tombstoned = 0;
   for (const auto& [key, want] : expected) {
     // Tombstones every replica held are purged by this same run (grace 0).
-    const bool purgeable = PurgeableTombstone(want, sim.now(), 0);
+    const bool purgeable = Purgeable(want, sim.now(), 0);
     tombstoned += purgeable;
     const std::vector<std::string> wrong = sim.Wrong(key, purgeable ? Object() : want);
     EXPECT_TRUE(wrong.empty()) << "seed " << seed << " key " << key << " differs on " << wrong.front()
