@@ -1,25 +1,8 @@
 #include "core/merkle.h"
 
-#include <cstring>
-
 #include "common/hash.h"
 
 namespace itsuka::core {
-namespace {
-
-void AppendU64(std::string* s, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  s->append(b, 8);
-}
-
-// Length-prefixed so that no two different objects serialize alike.
-void AppendBytes(std::string* s, std::string_view b) {
-  AppendU64(s, b.size());
-  s->append(b);
-}
-
-}  // namespace
 
 uint32_t MerkleDepthFor(uint32_t partitions) {
   uint32_t depth = kMerkleMaxDepth;
@@ -31,23 +14,28 @@ uint32_t MerkleDepthFor(uint32_t partitions) {
 
 uint64_t ObjectDigest(const Object& obj) {
   if (obj.empty()) return 0;
-  std::string s;
-  AppendU64(&s, obj.clock.entries().size());
+  // Lengths before every variable-size piece, so that no two objects hash the same
+  // sequence of bytes.
+  Hasher h;
+  h.Update(obj.clock.entries().size());
   for (const auto& [node, counter] : obj.clock.entries()) {
-    AppendBytes(&s, node);
-    AppendU64(&s, counter);
+    h.Update(node.size());
+    h.Update(node);
+    h.Update(counter);
   }
-  AppendU64(&s, obj.siblings.size());
+  h.Update(obj.siblings.size());
   for (const Sibling& sib : obj.siblings) {
-    AppendBytes(&s, sib.dot.node);
-    AppendU64(&s, sib.dot.counter);
-    s.push_back(sib.tombstone ? 1 : 0);
-    AppendBytes(&s, sib.value);
-    AppendU64(&s, static_cast<uint64_t>(sib.expire_at_ms));
-    AppendU64(&s, static_cast<uint64_t>(sib.written_at_ms));
+    h.Update(sib.dot.node.size());
+    h.Update(sib.dot.node);
+    h.Update(sib.dot.counter);
+    h.Update(uint64_t{sib.tombstone ? 1u : 0u});
+    h.Update(sib.value.size());
+    h.Update(sib.value);
+    h.Update(static_cast<uint64_t>(sib.expire_at_ms));
+    h.Update(static_cast<uint64_t>(sib.written_at_ms));
   }
-  const uint64_t h = Hash64(s);
-  return h == 0 ? 1 : h;  // 0 means "absent"
+  const uint64_t d = h.Digest();
+  return d == 0 ? 1 : d;  // 0 means "absent"
 }
 
 uint64_t MerkleEntryHash(std::string_view key, uint64_t digest) {

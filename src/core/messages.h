@@ -256,6 +256,7 @@ struct TombstoneRequest {
   Mode mode = Mode::kList;
   int64_t grace_ms = 0;
   std::vector<DigestEntry> entries;
+  std::string after_key;  // kList: start after this key
   friend bool operator==(const TombstoneRequest&, const TombstoneRequest&) = default;
 };
 
@@ -264,6 +265,8 @@ struct TombstoneReply {
   bool ok = false;
   std::string error;
   std::vector<DigestEntry> entries;
+  bool more = false;      // kList: truncated; list again after `after_key`
+  std::string after_key;  // kList with more: the last key looked at
   friend bool operator==(const TombstoneReply&, const TombstoneReply&) = default;
 };
 

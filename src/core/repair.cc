@@ -4,17 +4,23 @@
 #include <sstream>
 
 #include "common/hash.h"
+#include "core/paxos.h"
 
 namespace itsuka::core {
 
-bool PurgeableTombstone(const Object& obj, int64_t now_wall_ms, int64_t grace_ms) {
+bool PurgeCandidate(const Object& obj, int64_t* at) {
+  *at = 0;
   if (obj.empty()) return false;
-  int64_t newest = 0;
   for (const Sibling& s : obj.siblings) {
-    if (!s.tombstone) return false;
-    newest = std::max(newest, s.written_at_ms);
+    if (!s.tombstone && s.expire_at_ms == 0) return false;
+    *at = std::max(*at, s.tombstone ? s.written_at_ms : s.expire_at_ms);
   }
-  return newest <= now_wall_ms - grace_ms;
+  return true;
+}
+
+bool Purgeable(const Object& obj, int64_t now_wall_ms, int64_t grace_ms) {
+  int64_t at = 0;
+  return PurgeCandidate(obj, &at) && at <= now_wall_ms - grace_ms;
 }
 
 bool IsRepairRequest(const PeerMessage& msg) {
@@ -129,18 +135,39 @@ PeerMessage AnswerTombstones(const TombstoneRequest& m, LocalStore& store, Merkl
   r.req_id = m.req_id;
   r.ok = true;
   if (m.mode == TombstoneRequest::Mode::kList) {
-    Result<std::vector<MerkleSource::Tombstone>> got = source.ListTombstones(m.partition, limits.max_entries);
+    bool more = false;
+    Result<std::vector<MerkleSource::Tombstone>> got =
+        source.ListTombstones(m.partition, m.after_key, limits.max_entries, &more);
     if (!got.ok()) return Error<TombstoneReply>(m.req_id, got.status().ToString());
     for (const MerkleSource::Tombstone& t : *got) {
       if (t.written_at_ms <= now_wall_ms - grace) r.entries.push_back(DigestEntry{t.key, t.digest});
+    }
+    if (more && !got->empty()) {
+      r.more = true;
+      r.after_key = got->back().key;  // the last key looked at, kept or not
     }
     return r;
   }
   for (const DigestEntry& e : m.entries) {
     Result<Object> obj = store.Read(e.key);
     if (!obj.ok()) return Error<TombstoneReply>(m.req_id, obj.status().ToString());
-    if (ObjectDigest(*obj) != e.digest || !PurgeableTombstone(*obj, now_wall_ms, grace)) continue;
-    if (m.mode == TombstoneRequest::Mode::kPurge) store.Stage(e.key, Object());  // empty: delete
+    if (ObjectDigest(*obj) != e.digest || !Purgeable(*obj, now_wall_ms, grace)) continue;
+    if (m.mode == TombstoneRequest::Mode::kPurge) {
+      // The key's Paxos acceptor state keeps a copy of the last value agreed by
+      // CONSISTENT operations. Once the tombstone that superseded it is gone, the next
+      // round would adopt that copy and bring the key back: drop the value (keeping the
+      // ballots) when the purged object covers it; keep the tombstone otherwise.
+      Result<AcceptorState> paxos = store.ReadPaxos(e.key);
+      if (!paxos.ok()) continue;  // cannot tell: not purged now
+      if (!paxos->value.empty()) {
+        const bool covered = std::all_of(
+            paxos->value.siblings.begin(), paxos->value.siblings.end(),
+            [&](const Sibling& s) { return obj->clock.Covers(s.dot); });
+        if (!covered) continue;
+        store.StagePaxos(e.key, AcceptorState{paxos->promised, paxos->accepted, Object()});
+      }
+      store.Stage(e.key, Object());  // empty: delete
+    }
     r.entries.push_back(e);
   }
   return r;
@@ -517,6 +544,7 @@ void RepairDriver::PairDone(int64_t now_ms) {
   attempts_ = 0;
   if (pair_ < pairs_.size()) return StartPair(now_ms);
   if (progress_.job.dry_run) return FinishPartition(true, now_ms);
+  tomb_after_.clear();
   BeginTombstones(now_ms);
 }
 
@@ -526,11 +554,21 @@ void RepairDriver::BeginTombstones(int64_t now_ms) {
   phase_ = Phase::kTombList;
   tomb_candidates_.clear();
   tomb_replica_ = 0;
+  tomb_more_ = false;
   const uint64_t req = next_req_++;
   waiting_[req] = {-1, replicas_[0]};
   Send(replicas_[0],
-       TombstoneRequest{req, *partition_, TombstoneRequest::Mode::kList, options_.tombstone_grace_ms, {}},
+       TombstoneRequest{req, *partition_, TombstoneRequest::Mode::kList, options_.tombstone_grace_ms, {},
+                        tomb_after_},
        now_ms);
+}
+
+void RepairDriver::TombstonesDone(int64_t now_ms) {
+  if (!tomb_more_) return FinishPartition(true, now_ms);
+  attempts_ = 0;
+  // Only now: a batch that failed half way is listed again from where it started.
+  tomb_after_ = tomb_next_after_;
+  BeginTombstones(now_ms);  // the next batch, after tomb_after_
 }
 
 void RepairDriver::FinishPartition(bool ok, int64_t now_ms) {
@@ -553,9 +591,26 @@ void RepairDriver::FinishPartition(bool ok, int64_t now_ms) {
 
 void RepairDriver::Fail(const std::string& why, int64_t now_ms) {
   last_error_ = "partition " + std::to_string(*partition_) + ": " + why;
+  if (phase_ == Phase::kTombPurge) {
+    // Some replicas purged already: ask the others again (a purge is idempotent), so
+    // that a lost message does not leave the tombstone on some replicas only.
+    std::vector<std::string> pending;
+    for (const auto& [id, w] : waiting_) pending.push_back(w.second);
+    waiting_.clear();
+    if (++attempts_ >= options_.max_attempts) return FinishPartition(true, now_ms);
+    for (const std::string& node : pending) {
+      const uint64_t id = next_req_++;
+      waiting_[id] = {-1, node};
+      Send(node, TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kPurge,
+                                  options_.tombstone_grace_ms, tomb_candidates_, ""},
+           now_ms);
+    }
+    return;
+  }
   waiting_.clear();
-  // The pairs were synced; a failed tombstone step only means nothing is purged now.
-  if (phase_ == Phase::kTombList || phase_ == Phase::kTombCheck || phase_ == Phase::kTombPurge) {
+  if (phase_ == Phase::kTombList || phase_ == Phase::kTombCheck) {
+    // Nothing was purged yet; the pairs are synced either way.
+    if (++attempts_ < options_.max_attempts) return BeginTombstones(now_ms);
     return FinishPartition(true, now_ms);
   }
   if (++attempts_ < options_.max_attempts) return StartPair(now_ms);
@@ -663,6 +718,8 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
     if (phase_ == Phase::kTombList || phase_ == Phase::kTombCheck) {
       if (phase_ == Phase::kTombList) {
         tomb_candidates_ = r->entries;
+        tomb_more_ = r->more;
+        if (r->more) tomb_next_after_ = r->after_key;
       } else {
         // Keep the candidates this replica confirmed.
         std::set<std::pair<std::string, uint64_t>> held;
@@ -674,14 +731,14 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
         tomb_candidates_ = std::move(kept);
       }
       ++tomb_replica_;
-      if (tomb_candidates_.empty()) return FinishPartition(true, now_ms);
+      if (tomb_candidates_.empty()) return TombstonesDone(now_ms);
       if (tomb_replica_ < replicas_.size()) {
         phase_ = Phase::kTombCheck;
         const uint64_t id = next_req_++;
         waiting_[id] = {-1, replicas_[tomb_replica_]};
         return (void)Send(replicas_[tomb_replica_],
                           TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kCheck,
-                                           options_.tombstone_grace_ms, tomb_candidates_},
+                                           options_.tombstone_grace_ms, tomb_candidates_, ""},
                           now_ms);
       }
       // Every primary holds every candidate: purge them everywhere.
@@ -690,14 +747,16 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
         const uint64_t id = next_req_++;
         waiting_[id] = {-1, node};
         Send(node, TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kPurge,
-                                    options_.tombstone_grace_ms, tomb_candidates_},
+                                    options_.tombstone_grace_ms, tomb_candidates_, ""},
              now_ms);
       }
       return;
     }
     if (phase_ == Phase::kTombPurge) {
-      if (from == replicas_[0]) progress_.totals.tombstones_purged += r->entries.size();
-      if (waiting_.empty()) FinishPartition(true, now_ms);
+      if (waiting_.empty()) {
+        progress_.totals.tombstones_purged += tomb_candidates_.size();
+        TombstonesDone(now_ms);
+      }
       return;
     }
   }

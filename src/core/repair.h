@@ -64,19 +64,23 @@ class MerkleSource {
   virtual Result<std::vector<DigestEntry>> ListLeaf(uint32_t partition, uint32_t leaf,
                                                     std::string_view after_key, size_t max,
                                                     bool* more) = 0;
-  // Keys of the partition holding only tombstones, with the newest tombstone's write
-  // time, at most `max`, in key order.
+  // Keys of the partition that are purge candidates (PurgeCandidate: tombstones and
+  // expiring values only), with when they died, in key order after `after_key`, at most `max`; *more is set if there are others.
   struct Tombstone {
     std::string key;
     uint64_t digest = 0;
     int64_t written_at_ms = 0;
   };
-  virtual Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, size_t max) = 0;
+  virtual Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, std::string_view after_key,
+                                                        size_t max, bool* more) = 0;
 };
 
-// True if `obj` holds only tombstones, the newest written at least `grace_ms` before
-// `now_wall_ms`.
-bool PurgeableTombstone(const Object& obj, int64_t now_wall_ms, int64_t grace_ms);
+// True if every sibling of `obj` is a tombstone or a value with an expiry; *at is then
+// when the last of them died (a tombstone's write time, a value's expiry).
+bool PurgeCandidate(const Object& obj, int64_t* at);
+// True if `obj` is a purge candidate that died at least `grace_ms` before `now_wall_ms`:
+// tombstones and expired values are purged by the same rule.
+bool Purgeable(const Object& obj, int64_t now_wall_ms, int64_t grace_ms);
 
 // True for the anti-entropy requests (TreeRequest, LeafRequest, FetchRequest,
 // PushRequest, TombstoneRequest) and replies.
@@ -194,6 +198,7 @@ class RepairDriver {
   void PumpTransfer(int64_t now_ms);
   void PairDone(int64_t now_ms);
   void BeginTombstones(int64_t now_ms);
+  void TombstonesDone(int64_t now_ms);
   void FinishPartition(bool ok, int64_t now_ms);
   void Fail(const std::string& why, int64_t now_ms);
   uint64_t Send(const std::string& to, PeerMessage msg, int64_t now_ms);
@@ -240,6 +245,9 @@ class RepairDriver {
   std::set<uint32_t> counted_leaves_;
   void OnFetched(int64_t now_ms);
   std::vector<DigestEntry> tomb_candidates_;
+  std::string tomb_after_;       // list the partition's tombstones after this key
+  std::string tomb_next_after_;  // where the batch being purged ends
+  bool tomb_more_ = false;
   size_t tomb_replica_ = 0;
   double key_tokens_ = 0, byte_tokens_ = 0;
   int64_t refilled_ms_ = 0;

@@ -13,9 +13,10 @@ namespace {
 
 // Meta column family layout of the anti-entropy index (big-endian numbers so that a
 // prefix scan walks one partition's leaf in key order):
-//   "ae/l" p:4 leaf:2 key -> digest:8 tombstone-only:1 newest-tombstone-ms:8
-//   "ae/t" p:4 key        -> digest:8 newest-tombstone-ms:8
-//   "ae/format"           -> "1" once the index covers every key
+//   "ae/l" p:4 leaf:2 key -> digest:8 purge-candidate:1 died-at-ms:8
+//   "ae/t" p:4 key        -> digest:8 died-at-ms:8   (purge candidates only: tombstones
+//                                                     and expiring values, core::PurgeCandidate)
+//   "ae/format"           -> "3 <partitions>" once the index covers every key
 constexpr std::string_view kLeafPrefix = "ae/l";
 constexpr std::string_view kTombPrefix = "ae/t";
 constexpr std::string_view kFormatKey = "ae/format";
@@ -46,20 +47,12 @@ std::string TombPrefix(uint32_t p) {
   return k;
 }
 
-struct IndexValue {
-  uint64_t digest = 0;
-  bool tombstone_only = false;
-  int64_t newest_ms = 0;
-};
+using IndexValue = Store::IndexEntry;
 
 IndexValue Describe(const core::Object& obj) {
   IndexValue v;
   v.digest = core::ObjectDigest(obj);
-  v.tombstone_only = !obj.empty();
-  for (const core::Sibling& s : obj.siblings) {
-    if (!s.tombstone) v.tombstone_only = false;
-    v.newest_ms = std::max(v.newest_ms, s.written_at_ms);
-  }
+  v.tombstone_only = core::PurgeCandidate(obj, &v.newest_ms);
   return v;
 }
 
@@ -115,14 +108,29 @@ Result<core::Object> Store::Read(std::string_view key) {
     if (it != staged_.end()) return it->second;
   }
   std::string bytes;
+  last_read_valid_ = false;
   Status st = engine_.Get(Column::kData, key, &bytes);
-  if (st.IsNotFound()) return core::Object();
+  if (st.IsNotFound()) {
+    if (partitions_ != 0) {
+      last_read_key_.assign(key);
+      last_read_ = IndexValue();
+      last_read_valid_ = true;
+    }
+    return core::Object();
+  }
   if (!st.ok()) return st;
-  return wire::DecodeObject(bytes);
+  Result<core::Object> obj = wire::DecodeObject(bytes);
+  if (obj.ok() && partitions_ != 0) {
+    last_read_key_.assign(key);
+    last_read_ = Describe(*obj);
+    last_read_valid_ = true;
+  }
+  return obj;
 }
 
 void Store::Stage(std::string_view key, core::Object obj) {
-  staged_.insert_or_assign(std::string(key), std::move(obj));
+  auto [it, inserted] = staged_.insert_or_assign(std::string(key), std::move(obj));
+  if (inserted && last_read_valid_ && key == last_read_key_) staged_base_.emplace(it->first, last_read_);
 }
 
 namespace {
@@ -201,6 +209,7 @@ Status Store::Commit() {
   // objects, hints and Paxos state of this round are discarded together.
   auto fail = [&](Status st) {
     staged_.clear();
+    staged_base_.clear();
     staged_paxos_.clear();
     if (hints_) hints_->Committed(false);
     ++failed_commits_;
@@ -221,8 +230,10 @@ Status Store::Commit() {
     lk.append(key);
     std::string old_bytes;
     IndexValue old_v;
-    Status st = engine_.Get(Column::kMeta, lk, &old_bytes);
-    if (st.ok()) {
+    Status st = Status::Ok();
+    if (auto base = staged_base_.find(key); base != staged_base_.end()) {
+      old_v = base->second;
+    } else if (st = engine_.Get(Column::kMeta, lk, &old_bytes); st.ok()) {
       if (!DecodeIndex(old_bytes, &old_v)) st = Status::Corruption("anti-entropy index entry");
     } else if (st.IsNotFound()) {
       st = Status::Ok();
@@ -238,6 +249,8 @@ Status Store::Commit() {
     batch.Put(Column::kMeta, PaxosKey(key), wire::EncodeAcceptorState(st));
   }
   const size_t n = staged_.size() + staged_paxos_.size();
+  staged_base_.clear();
+  last_read_valid_ = false;  // the engine changes under it
   Status st = engine_.Write(batch, sync_);
   if (hints_) hints_->Committed(st.ok());
   if (st.ok()) {
@@ -264,7 +277,7 @@ Status Store::EnableMerkle(uint32_t partitions) {
   trees_.resize(partitions);
   std::string format;
   Status st = engine_.Get(Column::kMeta, kFormatKey, &format);
-  std::string want = "1 " + std::to_string(partitions);
+  std::string want = "3 " + std::to_string(partitions);
   if (!st.ok() && !st.IsNotFound()) return st;
   if (st.IsNotFound() || format != want) {
     // No index yet (a data directory from before anti-entropy), or one for another
@@ -353,13 +366,20 @@ Result<std::vector<core::DigestEntry>> Store::ListLeaf(uint32_t partition, uint3
   return out;
 }
 
-Result<std::vector<core::MerkleSource::Tombstone>> Store::ListTombstones(uint32_t partition,
-                                                                         size_t max) {
+Result<std::vector<core::MerkleSource::Tombstone>> Store::ListTombstones(
+    uint32_t partition, std::string_view after_key, size_t max, bool* more) {
+  *more = false;
   std::vector<Tombstone> out;
   const std::string prefix = TombPrefix(partition);
+  std::string start = prefix;
+  start.append(after_key);
   std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
-  for (it->Seek(prefix); it->Valid() && it->key().substr(0, prefix.size()) == prefix && out.size() < max;
-       it->Next()) {
+  for (it->Seek(start); it->Valid() && it->key().substr(0, prefix.size()) == prefix; it->Next()) {
+    if (!after_key.empty() && it->key().substr(prefix.size()) == after_key) continue;
+    if (out.size() >= max) {
+      *more = true;
+      break;
+    }
     std::string_view v = it->value();
     if (v.size() != 16) return Status::Corruption("anti-entropy tombstone entry is malformed");
     out.push_back(Tombstone{std::string(it->key().substr(prefix.size())), GetBE(v, 0, 8),

@@ -35,6 +35,12 @@ namespace itsuka::server {
 
 class Store : public core::LocalStore, public core::MerkleSource {
  public:
+  // An anti-entropy index entry: the digest of a key's object and its tombstone facts.
+  struct IndexEntry {
+    uint64_t digest = 0;
+    bool tombstone_only = false;  // tombstones and expiring values only (core::PurgeCandidate)
+    int64_t newest_ms = 0;
+  };
   Store(Engine& engine, bool sync) : engine_(engine), sync_(sync) {}
 
   // The key's object (empty if absent). kCorruption if the stored bytes do not decode.
@@ -79,7 +85,8 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Result<std::vector<core::DigestEntry>> ListLeaf(uint32_t partition, uint32_t leaf,
                                                   std::string_view after_key, size_t max,
                                                   bool* more) override;
-  Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, size_t max) override;
+  Result<std::vector<Tombstone>> ListTombstones(uint32_t partition, std::string_view after_key,
+                                                size_t max, bool* more) override;
 
  private:
   Engine& engine_;
@@ -93,6 +100,13 @@ class Store : public core::LocalStore, public core::MerkleSource {
   uint32_t partitions_ = 0;  // 0: no Merkle trees
   uint32_t depth_ = 0;
   std::vector<std::unique_ptr<core::MerkleTree>> trees_;
+  // What the index holds for the key this store last read from the engine. NodeCore
+  // reads a key just before it stages it, so Stage can usually take the key's previous
+  // index entry from here instead of Commit reading it back (a RocksDB lookup per write).
+  std::string last_read_key_;
+  IndexEntry last_read_;
+  bool last_read_valid_ = false;
+  std::unordered_map<std::string, IndexEntry> staged_base_;  // key -> entry before this round
   int64_t index_build_ms_ = 0;
   int64_t rebuild_ms_ = 0;
   uint64_t purged_keys_ = 0;

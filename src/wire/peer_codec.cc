@@ -285,21 +285,24 @@ struct Encoder {
     pk.pack(m.error);
   }
   void operator()(const core::TombstoneRequest& m) {
-    pk.pack_array(6);
+    pk.pack_array(7);
     pk.pack(uint32_t{38});
     pk.pack(m.req_id);
     pk.pack(m.partition);
     pk.pack(static_cast<uint32_t>(m.mode));
     pk.pack(m.grace_ms);
     PackEntries(m.entries);
+    PackBin(pk, m.after_key);
   }
   void operator()(const core::TombstoneReply& m) {
-    pk.pack_array(5);
+    pk.pack_array(7);
     pk.pack(uint32_t{39});
     pk.pack(m.req_id);
     pk.pack(m.ok);
     pk.pack(m.error);
     PackEntries(m.entries);
+    pk.pack(m.more);
+    PackBin(pk, m.after_key);
   }
 };
 
@@ -618,9 +621,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 38: {
       core::TombstoneRequest m;
       uint32_t mode = 0;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) || !f.U32(3, &mode) ||
+      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) || !f.U32(3, &mode) ||
           mode > static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge) ||
-          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries)) {
+          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries) || !f.Str(6, &m.after_key)) {
         return bad;
       }
       m.mode = static_cast<core::TombstoneRequest::Mode>(mode);
@@ -628,8 +631,8 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     }
     case 39: {
       core::TombstoneReply m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          !f.Entries(4, &m.entries)) {
+      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+          !f.Entries(4, &m.entries) || !f.Bool(5, &m.more) || !f.Str(6, &m.after_key)) {
         return bad;
       }
       return core::PeerMessage(std::move(m));

@@ -208,6 +208,23 @@ class Repair(unittest.TestCase):
         self.assertEqual(rep["partitions_failed"], 0, rep)
         self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 900)
 
+    def test_background_repair_heals_a_node_that_missed_writes(self):
+        n1, n2, n3 = self.start("--set", "repair.interval_s=1")
+        n3.stop()
+        c = n1.client()
+        for i in range(50):
+            self.assertEqual(c.call("SET", f"b:{i}", "v"), "OK")  # W=quorum: node3 misses them
+        c.close()
+        n3.start()
+        self.cluster.wait_connected()
+        # No read and no itsuka-admin: the nodes' schedules repair the partitions they own.
+        wait_until(lambda: int(info(n3, "repair")["merkle_keys"]) == 50, timeout=60,
+                   what="background repair to refill node3")
+        # Totals count when a run finishes; each key moved once, to node3.
+        moved = lambda: sum(int(info(n, "repair")["repair_keys_moved_total"]) for n in (n1, n2, n3))  # noqa: E731
+        wait_until(lambda: moved() >= 50, timeout=30, what="the runs to finish")
+        self.assertEqual(moved(), 50)
+
     def test_repair_command_errors_and_info(self):
         n1, n2, n3 = self.start()
         c = n1.client()

@@ -28,9 +28,10 @@ std::vector<core::PeerMessage> Samples() {
           core::PushRequest{6, {{"a", SomeObject()}}},
           core::PushReply{6, true, ""},
           core::PushReply{7, false, "TOOBIG"},
-          core::TombstoneRequest{8, 1, Mode::kCheck, 86400000, {{"gone", 99}}},
-          core::TombstoneRequest{9, 1, Mode::kList, 0, {}},
-          core::TombstoneReply{8, true, "", {{"gone", 99}}}};
+          core::TombstoneRequest{8, 1, Mode::kCheck, 86400000, {{"gone", 99}}, ""},
+          core::TombstoneRequest{9, 1, Mode::kList, 0, {}, "after"},
+          core::TombstoneReply{8, true, "", {{"gone", 99}}, false, ""},
+          core::TombstoneReply{9, true, "", {{"a", 1}}, true, "b"}};
 }
 
 TEST(RepairCodec, RoundTripsEveryMessage) {

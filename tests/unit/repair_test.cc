@@ -257,7 +257,7 @@ TEST_F(RepairTest, TombstonesArePurgedOnlyWhenEveryReplicaHoldsThemAndAfterTheGr
   const uint64_t d_partial = core::ObjectDigest(S("n1").Read("partial").value());
   core::PeerMessage check = core::TombstoneRequest{
       9, static_cast<uint32_t>((static_cast<unsigned __int128>(Hash64("partial")) * kPartitions) >> 64),
-      core::TombstoneRequest::Mode::kCheck, 0, {{"partial", d_partial}}};
+      core::TombstoneRequest::Mode::kCheck, 0, {{"partial", d_partial}}, ""};
   auto reply = std::get<core::TombstoneReply>(
       core::AnswerRepairRequest(check, S("n3"), S("n3"), limits_, wall_, 0));
   EXPECT_TRUE(reply.ok);
@@ -280,6 +280,45 @@ TEST_F(RepairTest, TombstonesArePurgedOnlyWhenEveryReplicaHoldsThemAndAfterTheGr
   }
   EXPECT_EQ(d.progress().totals.tombstones_purged, 2u);
   ExpectConverged();
+}
+
+// A CONSISTENT write leaves a copy of the agreed object in every primary's Paxos state.
+// When an eventual DEL superseded it and repair purges the tombstone, that copy must go
+// too, or the next CONSISTENT round would adopt it and bring the key back. A value the
+// tombstone does not cover (accepted, never committed) keeps the tombstone.
+TEST_F(RepairTest, PurgeDropsAPaxosCopyTheTombstoneCovers) {
+  for (const char* k : {"agreed", "uncovered"}) Write("n1", k, "v1", false, 1000);
+  const Object agreed = S("n1").Read("agreed").value();
+  Object other;  // a value with a dot no replica's data has seen
+  other = core::ApplyWrite(other, other.clock, "n9", core::NewVersion{false, "v9", 0, 1000},
+                           core::ObjectLimits{})
+              .value();
+  const core::Ballot b{7, "n1~strong"};
+  for (const char* n : {"n1", "n2", "n3"}) {
+    S(n).StagePaxos("agreed", core::AcceptorState{b, b, agreed});
+    S(n).StagePaxos("uncovered", core::AcceptorState{b, b, other});
+    ASSERT_TRUE(S(n).Commit().ok());
+  }
+  for (const char* k : {"agreed", "uncovered"}) {
+    Write("n1", k, "", true, 2000);
+    Copy("n1", "n2", k);
+    Copy("n1", "n3", k);
+  }
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 1000;
+  grace_ms_ = 1000;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  for (const char* n : {"n1", "n2", "n3"}) {
+    EXPECT_TRUE(S(n).Read("agreed").value().empty()) << n;
+    core::AcceptorState st = S(n).ReadPaxos("agreed").value();
+    EXPECT_TRUE(st.value.empty()) << n;
+    EXPECT_EQ(st.promised, b) << n;  // ballots stay: no proposer may reuse them
+    EXPECT_EQ(st.accepted, b) << n;
+    EXPECT_FALSE(S(n).Read("uncovered").value().empty()) << n;
+    EXPECT_EQ(S(n).ReadPaxos("uncovered").value().value, other) << n;
+  }
 }
 
 TEST_F(RepairTest, DryRunPurgesNothing) {
@@ -326,6 +365,11 @@ TEST_F(RepairTest, ProgressRoundTripsAndResumeSkipsFinishedPartitions) {
   EXPECT_EQ(d.progress().totals.partitions_done, 1u);  // only partition 7 was left
 }
 
+size_t Tombs(server::Store& store, uint32_t p) {
+  bool more = false;
+  return store.ListTombstones(p, "", 1000, &more)->size();
+}
+
 TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
   storage::MemEngine engine;
   std::map<uint32_t, uint64_t> roots;
@@ -350,10 +394,10 @@ TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
     ASSERT_TRUE(store.Commit().ok());
     EXPECT_EQ(store.merkle_keys(), 299u);
     for (uint32_t p = 0; p < kPartitions; ++p) roots[p] = store.Tree(p) ? store.Tree(p)->root() : 0;
-    EXPECT_GT(store.ListTombstones(0, 1000)->size() + store.ListTombstones(1, 1000)->size() +
-                  store.ListTombstones(2, 1000)->size() + store.ListTombstones(3, 1000)->size() +
-                  store.ListTombstones(4, 1000)->size() + store.ListTombstones(5, 1000)->size() +
-                  store.ListTombstones(6, 1000)->size() + store.ListTombstones(7, 1000)->size(),
+    EXPECT_GT(Tombs(store, 0) + Tombs(store, 1) +
+                  Tombs(store, 2) + Tombs(store, 3) +
+                  Tombs(store, 4) + Tombs(store, 5) +
+                  Tombs(store, 6) + Tombs(store, 7),
               30u);
   }
   server::Store store(engine, false);
@@ -366,5 +410,61 @@ TEST(MerkleStore, TreesRebuiltAtStartupEqualTheIncrementalOnes) {
   EXPECT_TRUE(engine.Get(Column::kData, "old1", &bytes).IsNotFound());
 }
 
+}  // namespace
+}  // namespace itsuka
+namespace itsuka {
+namespace {
+TEST_F(RepairTest, TombstoneListsArePagedUntilEveryPurgeableOneIsGone) {
+  limits_.max_entries = 3;
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "t" + std::to_string(i);
+    Write("n1", k, "", true, 10);
+    Copy("n1", "n2", k);
+    Copy("n1", "n3", k);
+  }
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 0;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  EXPECT_EQ(d.progress().totals.tombstones_purged, 40u);
+  for (const char* n : {"n1", "n2", "n3"}) EXPECT_EQ(S(n).merkle_keys(), 0u) << n;
+}
+}  // namespace
+}  // namespace itsuka
+
+namespace itsuka {
+namespace {
+TEST_F(RepairTest, ExpiredValuesArePurgedByTheSameRuleAsTombstones) {
+  auto write_ttl = [&](const std::string& key, int64_t expire_at) {
+    Object cur = S("n1").Read(key).value();
+    Object next = core::ApplyWrite(cur, cur.clock, "n1", core::NewVersion{false, "v", expire_at, 10},
+                                   core::ObjectLimits{})
+                      .value();
+    S("n1").Stage(key, next);
+    ASSERT_TRUE(S("n1").Commit().ok());
+    Copy("n1", "n2", key);
+    Copy("n1", "n3", key);
+  };
+  write_ttl("expired", wall_ - 5000);   // expired 5 s ago
+  write_ttl("recent", wall_ - 500);     // expired, but within the 1 s grace
+  write_ttl("future", wall_ + 60000);   // still live
+  Write("n1", "plain", "v");            // no expiry: never a candidate
+  Copy("n1", "n2", "plain");
+  Copy("n1", "n3", "plain");
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 1000;
+  grace_ms_ = 1000;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  EXPECT_EQ(d.progress().totals.tombstones_purged, 1u);
+  for (const char* n : {"n1", "n2", "n3"}) {
+    EXPECT_TRUE(S(n).Read("expired").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("recent").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("future").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("plain").value().empty()) << n;
+  }
+}
 }  // namespace
 }  // namespace itsuka
