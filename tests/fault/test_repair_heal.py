@@ -25,7 +25,7 @@ class RepairHeals(unittest.TestCase):
         cli = load_cli()
         o = cli.options(["--workload", workload, "--duration", "6", "--seed", str(seed),
                          "--interval", "1.5", "--max-ops", "100000", "--bin", ITSUKAD, "--repair",
-                         "--set", "repair.tombstone_grace_s=0", "--set", "repair.request_timeout_ms=2000",
+                         "--set", "repair.tombstone_grace_s=1", "--set", "handoff.max_hint_age_s=1", "--set", "repair.request_timeout_ms=2000",
                          "--set", "repair.keys_per_s=0",
                          "--report-dir", os.path.join(os.getcwd(), "fault-reports")]
                         + ([] if netns_available() else ["--loopback"]))

@@ -106,7 +106,7 @@ class Repair(unittest.TestCase):
             c.close()
 
     def test_deletes_while_a_node_is_down_stay_deleted_after_repair_and_purge(self):
-        n1, n2, n3 = self.start("--set", "repair.tombstone_grace_s=1")
+        n1, n2, n3 = self.start("--set", "repair.tombstone_grace_s=1", "--set", "handoff.max_hint_age_s=1")
         keys = [f"d:{i}" for i in range(60)]
         self.write(n1, keys)
         n3.stop()
@@ -209,7 +209,8 @@ class Repair(unittest.TestCase):
         self.assertEqual(int(info(n3, "repair")["merkle_keys"]), 900)
 
     def test_background_repair_heals_a_node_that_missed_writes(self):
-        n1, n2, n3 = self.start("--set", "repair.interval_s=1")
+        # Without hinted handoff, which would otherwise carry the writes to node3 itself.
+        n1, n2, n3 = self.start("--set", "repair.interval_s=1", "--set", "cluster.sloppy_quorum=false")
         n3.stop()
         c = n1.client()
         for i in range(50):
