@@ -146,6 +146,9 @@ class RepairDriver {
 
   const RepairOptions& options() const { return options_; }
   void SetRing(Ring ring) { ring_ = std::move(ring); }
+  // Partitions whose owners are changing (a join or decommission in flight): they are
+  // synced, but their tombstones are not purged until the move is done.
+  void SetMoving(std::set<uint32_t> partitions) { moving_ = std::move(partitions); }
   void SetReachable(const std::string& node, bool up);
 
   // Starts (or, with progress from an earlier run, resumes) a job. Fails if one is
@@ -207,6 +210,7 @@ class RepairDriver {
   const std::string self_;
   const RepairOptions options_;
   std::optional<Ring> ring_;
+  std::set<uint32_t> moving_;
   std::set<std::string> unreachable_;
 
   bool running_ = false;

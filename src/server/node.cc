@@ -392,8 +392,15 @@ void Node::ApplyView() {
   const uint64_t before_version = had_ring ? core_->ring()->version() : 0;
   core_->SetRings(core::Ring::Create(q, core::ReadMembers(view), version).value(),
                   core::Ring::Create(q, core::WriteMembers(view), version).value(), fp);
-  // Anti-entropy compares the replicas that hold data now (the read ring).
+  // Anti-entropy compares the replicas that hold data now (the read ring), and purges no
+  // tombstone of a partition that is moving.
   repair_->SetRing(*core_->ring());
+  std::set<uint32_t> moving;
+  for (uint32_t p = 0; p < q; ++p) {
+    const size_t n = static_cast<size_t>(config_.n);
+    if (core_->ring()->PreferenceList(p, n) != core_->write_ring()->PreferenceList(p, n)) moving.insert(p);
+  }
+  repair_->SetMoving(std::move(moving));
   core_->AllowTransfers(
       core::MoveVisible(view, [this](const std::string& m) { return core_->IsReachable(m); }));
   if (!had_ring || before_version != version || before != core_->ring()->members().size()) {

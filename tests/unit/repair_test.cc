@@ -321,6 +321,25 @@ TEST_F(RepairTest, PurgeDropsAPaxosCopyTheTombstoneCovers) {
   }
 }
 
+TEST_F(RepairTest, MovingPartitionsAreSyncedButKeepTheirTombstones) {
+  Write("n1", "k", "", true, 10);
+  Copy("n1", "n2", "k");
+  Write("n1", "live", "v", false, 10);
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 0;
+  core::RepairDriver d = MakeDriver(o);
+  std::set<uint32_t> all;
+  for (uint32_t p = 0; p < kPartitions; ++p) all.insert(p);
+  d.SetMoving(all);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  for (const char* n : {"n1", "n2", "n3"}) {
+    EXPECT_FALSE(S(n).Read("k").value().empty()) << n;     // synced, not purged
+    EXPECT_FALSE(S(n).Read("live").value().empty()) << n;  // synced
+  }
+  EXPECT_EQ(d.progress().totals.tombstones_purged, 0u);
+}
+
 TEST_F(RepairTest, DryRunPurgesNothing) {
   Write("n1", "k", "", true, 10);
   Copy("n1", "n2", "k");
