@@ -548,9 +548,9 @@ void NodeCore::HandlePullRequest(const std::string& from, const PullRequest& m) 
   std::vector<std::pair<std::string, AcceptorState>>& paxos = states->states;
   while (i < objects.size() || j < paxos.size()) {
     // One key at a time, its object and its state together.
-    const std::string key = (j == paxos.size() || (i < objects.size() && objects[i].first < paxos[j].first))
-                                ? objects[i].first
-                                : paxos[j].first;
+    const bool object_first =
+        j == paxos.size() || (i < objects.size() && objects[i].first < paxos[j].first);
+    const std::string key = object_first ? objects[i].first : paxos[j].first;
     if (cut && key >= *cut) break;
     const bool has_obj = i < objects.size() && objects[i].first == key;
     const bool has_state = j < paxos.size() && paxos[j].first == key;
