@@ -292,6 +292,15 @@ struct PullRequest {
   uint32_t max_keys = 0;
   friend bool operator==(const PullRequest&, const PullRequest&) = default;
 };
+// A key's Paxos acceptor state (core/paxos.h AcceptorState) as a partition copy
+// carries it.
+struct KeyPaxosState {
+  std::string key;
+  Ballot promised;
+  Ballot accepted;
+  Object value;
+  friend bool operator==(const KeyPaxosState&, const KeyPaxosState&) = default;
+};
 struct PullBatch {
   uint64_t req_id = 0;
   bool ok = false;
@@ -299,6 +308,9 @@ struct PullBatch {
   std::vector<std::pair<std::string, Object>> objects;
   std::string next;   // where the next request starts
   bool done = false;  // no keys left after this batch
+  // The acceptor states of the same key range [request start, next), including keys
+  // that have one but no data object; the receiver merges them (AcceptorMerge).
+  std::vector<KeyPaxosState> paxos;
   friend bool operator==(const PullBatch&, const PullBatch&) = default;
 };
 

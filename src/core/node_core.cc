@@ -525,28 +525,63 @@ void NodeCore::HandlePullRequest(const std::string& from, const PullRequest& m) 
   }
   std::set<uint32_t> wanted(m.partitions.begin(), m.partitions.end());
   const Ring& ring = *ring_;
-  Result<LocalStore::ScanBatch> batch = store_.Scan(
-      m.start, std::min<uint32_t>(m.max_keys, kPullBatchKeys), kPullBatchExamined,
-      [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; });
+  auto want = [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; };
+  const size_t max_keys = std::min<uint32_t>(m.max_keys, kPullBatchKeys);
+  Result<LocalStore::ScanBatch> batch = store_.Scan(m.start, max_keys, kPullBatchExamined, want);
   if (!batch.ok()) {
     reply.error = batch.status().ToString();
-  } else {
-    reply.ok = true;
-    reply.next = std::move(batch->next);
-    reply.done = batch->done;
-    size_t bytes = 0;
-    for (auto& kv : batch->objects) {
-      size_t size = kv.first.size();
-      for (const Sibling& s : kv.second.siblings) size += s.value.size();
-      if (!reply.objects.empty() && bytes + size > kPullBatchBytes) {
-        reply.next = kv.first;  // the rest comes with the next request
-        reply.done = false;
-        break;
-      }
-      bytes += size;
-      reply.objects.push_back(std::move(kv));
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  // The acceptor states of the range the data scan covered, [start, next): a key may
+  // have one and no data object (an acceptor holds an accepted value only in its state
+  // until a commit reaches it).
+  Result<LocalStore::PaxosScanBatch> states = store_.ScanPaxos(
+      m.start, batch->done ? std::string_view() : std::string_view(batch->next), max_keys,
+      kPullBatchExamined, want);
+  if (!states.ok()) {
+    reply.error = states.status().ToString();
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  // Where this batch ends (nothing: it ends the scan). A shorter state scan cuts the
+  // batch at its own stopping point, so the next request resumes both from one key.
+  std::optional<std::string> cut;
+  if (!batch->done) cut = batch->next;
+  if (!states->done) cut = states->next;
+  reply.ok = true;
+  size_t bytes = 0, i = 0, j = 0;
+  std::vector<std::pair<std::string, Object>>& objects = batch->objects;
+  std::vector<std::pair<std::string, AcceptorState>>& paxos = states->states;
+  while (i < objects.size() || j < paxos.size()) {
+    // One key at a time, its object and its state together.
+    const bool object_first =
+        j == paxos.size() || (i < objects.size() && objects[i].first < paxos[j].first);
+    const std::string key = object_first ? objects[i].first : paxos[j].first;
+    if (cut && key >= *cut) break;
+    const bool has_obj = i < objects.size() && objects[i].first == key;
+    const bool has_state = j < paxos.size() && paxos[j].first == key;
+    size_t size = key.size();
+    if (has_obj) {
+      for (const Sibling& s : objects[i].second.siblings) size += s.value.size();
+    }
+    if (has_state) {
+      for (const Sibling& s : paxos[j].second.value.siblings) size += s.value.size();
+    }
+    if ((!reply.objects.empty() || !reply.paxos.empty()) && bytes + size > kPullBatchBytes) {
+      cut = key;  // the rest comes with the next request
+      break;
+    }
+    bytes += size;
+    if (has_obj) reply.objects.push_back(std::move(objects[i++]));
+    if (has_state) {
+      AcceptorState& st = paxos[j++].second;
+      reply.paxos.push_back(KeyPaxosState{key, std::move(st.promised), std::move(st.accepted),
+                                          std::move(st.value)});
     }
   }
+  reply.done = !cut.has_value();
+  if (cut) reply.next = std::move(*cut);
   out_.sends.emplace_back(from, std::move(reply));
 }
 
@@ -562,6 +597,16 @@ void NodeCore::HandlePullBatch(const std::string& from, const PullBatch& m, int6
     MergeLocally(key, obj, &st);
     if (!st.ok()) return;  // retried from the same cursor
     ++transferred_objects_;
+  }
+  // Staged like the objects, so it is durable before the copy is reported synced.
+  for (const KeyPaxosState& s : m.paxos) {
+    if (!ring_ || t.partitions.count(ring_->PartitionOf(Hash64(s.key))) == 0) continue;
+    Result<AcceptorState> mine = store_.ReadPaxos(s.key);
+    if (!mine.ok()) return;  // retried from the same cursor
+    if (AcceptorMerge(*mine, AcceptorState{s.promised, s.accepted, s.value})) {
+      store_.StagePaxos(s.key, std::move(mine).value());
+    }
+    ++transferred_paxos_states_;
   }
   t.cursor = m.next;
   t.done = m.done;

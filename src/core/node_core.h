@@ -40,6 +40,27 @@
 //    replica and need W acks from each ring's preference list (joint quorums), and a
 //    node copies the partitions it gains from their read-ring replicas (PullRequest /
 //    PullBatch) before it reports itself synced.
+//    A copy carries each key's Paxos acceptor state as well as its data object, and the
+//    receiver folds it into its own (AcceptorMerge: the higher promise, and the (accepted
+//    ballot, value) pair with the higher ballot, never one's ballot with another's value),
+//    staged with the objects. This is what keeps CONSISTENT reads linearizable across a
+//    move: a chosen value is certain to be only in the acceptor state of a majority of the
+//    old primaries; in data it may be only at the proposer (commits are best effort), and
+//    an acceptor that never got the commit may hold no data object for the key at all, so
+//    the state scan covers keys without one. Why it suffices (Lamport, "Paxos Made Simple",
+//    invariant P2c; Cassandra 4.1 meets the same need differently, by a Paxos repair over a
+//    quorum of the old replicas before a range moves): a copy counts as complete once every
+//    old primary but at most one unreachable one was copied, and of N >= 2 primaries such a
+//    set of N-1 meets every majority (N/2+1), so it contains an acceptor of every chosen
+//    (b, v); the receiver then holds an accepted ballot >= b, and its pair is one some
+//    acceptor really accepted, so by P2c its value is v or derived from v (CASPaxos chains
+//    each chosen value on the last). After the move a majority of the new primaries either
+//    includes a receiver (which knows >= b) or consists of old primaries only, and then it
+//    is a majority of the old set too (the new set is never smaller than the old one unless
+//    it is a subset of it, with no receiver) and meets the acceptors of b. Either way the
+//    next prepare sees v. This relies on no round running on the key during the copy
+//    (CONSISTENT operations are refused while its partition is moving), so no acceptance
+//    lands behind the copy's cursor.
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once
@@ -91,6 +112,22 @@ class LocalStore {
                                  const std::function<bool(std::string_view)>& want) {
     (void)start, (void)max_keys, (void)max_examined, (void)want;
     return Status::InvalidArgument("this store cannot scan");
+  }
+  // Likewise for Paxos acceptor states, of keys in [start, end) (end empty: no bound),
+  // staged ones included. `next` is where to continue; done when the range is covered.
+  // A store that keeps no Paxos state has none to scan.
+  struct PaxosScanBatch {
+    std::vector<std::pair<std::string, AcceptorState>> states;
+    std::string next;
+    bool done = false;
+  };
+  virtual Result<PaxosScanBatch> ScanPaxos(std::string_view start, std::string_view end,
+                                           size_t max_keys, size_t max_examined,
+                                           const std::function<bool(std::string_view)>& want) {
+    (void)start, (void)end, (void)max_keys, (void)max_examined, (void)want;
+    PaxosScanBatch none;
+    none.done = true;
+    return none;
   }
 };
 
@@ -163,6 +200,7 @@ class NodeCore {
   // Partitions still being copied, for INFO.
   size_t TransfersPending() const;
   uint64_t transferred_objects() const { return transferred_objects_; }
+  uint64_t transferred_paxos_states() const { return transferred_paxos_states_; }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);
   bool IsReachable(const std::string& node) const;
@@ -329,6 +367,7 @@ class NodeCore {
   uint64_t synced_ = 0;
   std::map<std::string, Transfer> transfers_;  // source -> what this node copies from it
   uint64_t transferred_objects_ = 0;
+  uint64_t transferred_paxos_states_ = 0;
   bool transfers_allowed_ = true;
   std::set<std::string> unreachable_;
   uint64_t next_req_;

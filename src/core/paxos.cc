@@ -20,6 +20,24 @@ bool AcceptorAccept(AcceptorState& state, const Ballot& b, const Object& value) 
   return true;
 }
 
+bool AcceptorMerge(AcceptorState& state, const AcceptorState& other) {
+  bool changed = false;
+  if (other.promised > state.promised) {
+    state.promised = other.promised;
+    changed = true;
+  }
+  if (other.accepted > state.accepted) {
+    state.accepted = other.accepted;
+    state.value = other.value;
+    changed = true;
+  }
+  if (state.accepted > state.promised) {  // only from a malformed peer: keep promised >= accepted
+    state.promised = state.accepted;
+    changed = true;
+  }
+  return changed;
+}
+
 Result<StrongProposal> ProposeNext(const Object& base, StrongOp op, const ObjectLimits& limits) {
   StrongProposal p{base, false};
   if (op.read) return p;

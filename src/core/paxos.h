@@ -77,6 +77,12 @@ bool AcceptorPrepare(AcceptorState& state, const Ballot& b);
 // Phase 2b. Accepts (b, value) unless a higher ballot was promised (state changes,
 // caller persists). Returns whether accepted.
 bool AcceptorAccept(AcceptorState& state, const Ballot& b, const Object& value);
+// Partition transfer (node_core.h, "Moves"): folds another replica's state for the key
+// into `state`: the higher promise, and the (accepted, value) pair with the higher
+// accepted ballot, taken whole (a ballot is never paired with another ballot's value;
+// on a tie, ballots being unique per round, the values are the same and `state` keeps
+// its own). Returns whether `state` changed (caller persists).
+bool AcceptorMerge(AcceptorState& state, const AcceptorState& other);
 
 // One CONSISTENT operation's effect on the agreed object.
 struct StrongOp {

@@ -1,6 +1,7 @@
 #include "server/store.h"
 
 #include <chrono>
+#include <optional>
 
 #include "common/hash.h"
 #include <algorithm>
@@ -151,6 +152,59 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
 
 void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
   staged_paxos_.insert_or_assign(std::string(key), std::move(state));
+}
+
+Result<core::LocalStore::PaxosScanBatch> Store::ScanPaxos(
+    std::string_view start, std::string_view end, size_t max_keys, size_t max_examined,
+    const std::function<bool(std::string_view)>& want) {
+  auto in_range = [&](std::string_view key) { return key >= start && (end.empty() || key < end); };
+  std::vector<std::string> staged;
+  for (const auto& [key, state] : staged_paxos_) {
+    if (in_range(key) && want(key)) staged.push_back(key);
+  }
+  std::sort(staged.begin(), staged.end());
+  const std::string prefix = PaxosKey("");
+  PaxosScanBatch b;
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+  it->Seek(PaxosKey(start));
+  // The key of the iterator's entry, or nothing once it left the range.
+  auto disk_key = [&]() -> std::optional<std::string_view> {
+    if (!it->Valid()) return std::nullopt;
+    std::string_view k = it->key();
+    if (k.substr(0, prefix.size()) != prefix) return std::nullopt;
+    k.remove_prefix(prefix.size());
+    if (!in_range(k)) return std::nullopt;
+    return k;
+  };
+  size_t si = 0, examined = 0;
+  while (b.states.size() < max_keys && examined < max_examined) {
+    const std::optional<std::string_view> dk = disk_key();
+    if (!dk && si == staged.size()) break;
+    if (dk && (si == staged.size() || *dk < staged[si])) {
+      ++examined;
+      const std::string key(*dk);
+      if (want(key) && staged_paxos_.count(key) == 0) {
+        Result<core::AcceptorState> st = wire::DecodeAcceptorState(it->value());
+        if (!st.ok()) return Status::Corruption("stored Paxos state of '" + key + "': " + st.status().message());
+        b.states.emplace_back(key, std::move(st).value());
+      }
+      it->Next();
+      continue;
+    }
+    if (dk && *dk == staged[si]) it->Next();  // the staged state wins
+    b.states.emplace_back(staged[si], staged_paxos_.at(staged[si]));
+    ++si;
+  }
+  if (!it->status().ok()) return it->status();
+  const std::optional<std::string_view> dk = disk_key();
+  if (dk && (si == staged.size() || *dk < staged[si])) {
+    b.next = std::string(*dk);
+  } else if (si < staged.size()) {
+    b.next = staged[si];
+  } else {
+    b.done = true;
+  }
+  return b;
 }
 
 Result<core::LocalStore::ScanBatch> Store::Scan(

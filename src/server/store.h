@@ -58,6 +58,11 @@ class Store : public core::LocalStore, public core::MerkleSource {
   // Paxos acceptor state (meta column, "paxos/" + key), committed with the objects.
   Result<core::AcceptorState> ReadPaxos(std::string_view key) override;
   void StagePaxos(std::string_view key, core::AcceptorState state) override;
+  // Scans the "paxos/" range of the meta column merged with what is staged (partition
+  // transfer).
+  Result<PaxosScanBatch> ScanPaxos(std::string_view start, std::string_view end, size_t max_keys,
+                                   size_t max_examined,
+                                   const std::function<bool(std::string_view)>& want) override;
   // Writes everything staged in one atomic batch. On failure nothing staged was
   // applied and the staged writes are discarded.
   Status Commit();

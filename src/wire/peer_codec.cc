@@ -3,6 +3,7 @@
 #include <msgpack.hpp>
 
 #include "wire/object_codec.h"
+#include "wire/paxos_codec.h"
 
 namespace itsuka::wire {
 namespace {
@@ -108,7 +109,7 @@ struct Encoder {
     pk.pack(m.max_keys);
   }
   void operator()(const core::PullBatch& m) {
-    pk.pack_array(7);
+    pk.pack_array(8);
     pk.pack(uint32_t{53});
     pk.pack(m.req_id);
     pk.pack(m.ok);
@@ -121,6 +122,12 @@ struct Encoder {
     }
     PackBin(pk, m.next);
     pk.pack(m.done);
+    pk.pack_array(static_cast<uint32_t>(m.paxos.size()));
+    for (const core::KeyPaxosState& s : m.paxos) {
+      pk.pack_array(2);
+      PackBin(pk, s.key);
+      PackBin(pk, EncodeAcceptorState(core::AcceptorState{s.promised, s.accepted, s.value}));
+    }
   }
   void operator()(const core::ReplicaReadReply& m) {
     pk.pack_array(5);
@@ -547,9 +554,10 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     }
     case 53: {
       core::PullBatch m;
-      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
+      if (f.size() != 8 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
           f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxPullObjects ||
-          !f.Str(5, &m.next) || !f.Bool(6, &m.done)) {
+          !f.Str(5, &m.next) || !f.Bool(6, &m.done) || f.At(7).type != msgpack::type::ARRAY ||
+          f.At(7).via.array.size > kMaxPullObjects) {
         return bad;
       }
       const msgpack::object_array& objs = f.At(4).via.array;
@@ -558,6 +566,24 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
         if (objs.ptr[i].type != msgpack::type::ARRAY || objs.ptr[i].via.array.size != 2) return bad;
         Fields kv(objs.ptr[i]);
         if (!kv.Str(0, &m.objects[i].first) || !kv.Obj(1, &m.objects[i].second)) return bad;
+      }
+      const msgpack::object_array& states = f.At(7).via.array;
+      m.paxos.resize(states.size);
+      for (uint32_t i = 0; i < states.size; ++i) {
+        if (states.ptr[i].type != msgpack::type::ARRAY || states.ptr[i].via.array.size != 2) return bad;
+        Fields kv(states.ptr[i]);
+        std::string bytes;
+        if (!kv.Str(0, &m.paxos[i].key) || !kv.Str(1, &bytes)) return bad;
+        Result<core::AcceptorState> st = DecodeAcceptorState(bytes);
+        // As an acceptor leaves it: ballots well formed, never accepted above promised.
+        auto ballot_ok = [](const core::Ballot& b) { return b.counter != 0 || b.node.empty(); };
+        if (!st.ok() || !ballot_ok(st->promised) || !ballot_ok(st->accepted) ||
+            st->accepted > st->promised) {
+          return bad;
+        }
+        m.paxos[i].promised = std::move(st->promised);
+        m.paxos[i].accepted = std::move(st->accepted);
+        m.paxos[i].value = std::move(st->value);
       }
       return core::PeerMessage(std::move(m));
     }
