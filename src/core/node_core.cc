@@ -32,6 +32,9 @@ std::vector<std::string> NodeCore::Replicas(std::string_view key) const {
 }
 
 namespace {
+bool InList(const std::vector<std::string>& list, const std::string& node) {
+  return std::find(list.begin(), list.end(), node) != list.end();
+}
 constexpr uint32_t kPullBatchKeys = 256;
 constexpr size_t kPullBatchExamined = 20000;
 // Bytes of values per batch (at least one object), well under the peer frame limit.
@@ -46,10 +49,39 @@ void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
   // are still useful are simply repeated (merging is idempotent).
   plan_fingerprint_ = write_fingerprint;
   transfers_.clear();
-  for (auto& [source, parts] : PullPlan(*ring_, *write_ring_, self_, static_cast<size_t>(options_.n))) {
+  const size_t n = static_cast<size_t>(options_.n);
+  // Being listed in this node's read ring does not prove it holds a partition: its view
+  // can be stale (a transition that dropped it from the partition may already have
+  // completed elsewhere, after which writes stopped reaching it). What it holds is
+  // what it copied for the last ring it synced to; only a node that never synced (a
+  // static ring, a restart) trusts its read ring. Partitions it gains beyond that are
+  // copied from the read ring's other replicas, which got every write meanwhile.
+  if (!held_) {
+    held_.emplace();
+    for (uint32_t p = 0; p < ring_->partitions(); ++p) {
+      if (InList(ring_->PreferenceList(p, n), self_)) held_->insert(p);
+    }
+  }
+  plan_owned_.clear();
+  for (auto& [source, parts] : PullPlan(*ring_, *write_ring_, self_, n)) {
     transfers_[source].partitions = std::move(parts);
   }
-  if (transfers_.empty()) synced_ = write_fingerprint;
+  const uint32_t q = std::min(ring_->partitions(), write_ring_->partitions());
+  for (uint32_t p = 0; p < write_ring_->partitions(); ++p) {
+    if (!InList(write_ring_->PreferenceList(p, n), self_)) continue;
+    plan_owned_.insert(p);
+    if (p >= q || held_->count(p) > 0) continue;
+    for (const std::string& src : ring_->PreferenceList(p, n)) {
+      if (src != self_) transfers_[src].partitions.insert(p);
+    }
+  }
+  if (transfers_.empty()) MarkSynced();
+}
+
+void NodeCore::MarkSynced() {
+  synced_ = plan_fingerprint_;
+  held_ = plan_owned_;
+  transfers_.clear();
 }
 
 size_t NodeCore::TransfersPending() const {
@@ -645,8 +677,7 @@ void NodeCore::DriveTransfers(int64_t now_ms) {
     if (done >= std::max(1, total - 1) && missing_unreachable.count(p)) continue;
     return;
   }
-  synced_ = plan_fingerprint_;
-  transfers_.clear();  // what a skipped source held is on the others
+  MarkSynced();  // what a skipped source held is on the others
 }
 
 void NodeCore::Tick(int64_t now_ms) {

@@ -345,6 +345,8 @@ class NodeCore {
   // Sends the next PullRequest of each unfinished transfer that has none in flight (or
   // whose last one timed out), and records completion.
   void DriveTransfers(int64_t now_ms);
+  // The plan is complete: report its ring synced and hold its partitions.
+  void MarkSynced();
   // Write targets that are not read-ring replicas of the key (a move in flight).
   std::vector<std::string> PendingReplicas(std::string_view key) const;
 
@@ -365,6 +367,10 @@ class NodeCore {
   std::optional<Ring> write_ring_;
   uint64_t plan_fingerprint_ = 0;
   uint64_t synced_ = 0;
+  // Partitions this node holds every write of: those of the write ring it last synced
+  // to (unset until the first ring, which is trusted). plan_owned_: the planned ring's.
+  std::optional<std::set<uint32_t>> held_;
+  std::set<uint32_t> plan_owned_;
   std::map<std::string, Transfer> transfers_;  // source -> what this node copies from it
   uint64_t transferred_objects_ = 0;
   uint64_t transferred_paxos_states_ = 0;

@@ -15,11 +15,11 @@
 //   - with CONSISTENT operations in the load (ConsistentOperationsStayLinearizableAcrossMoves):
 //     every key's CONSISTENT history is linearizable (the checker of
 //     consistent_sim_test, linearizability.h), a read after the last change included.
-//     Known failure outside the Paxos state copy: ITSUKA_SIM_SEED=1319 (beyond the
-//     default seeds) reads a stale value because a node computed its copy plan from a
-//     read ring that still listed itself as an owner; when its view caught up the write
-//     fingerprint was unchanged, so it never re-planned, and it had already reported
-//     itself synced (NodeCore::SetRings plans once per write fingerprint).
+//     ITSUKA_SIM_SEED=1319 (beyond the default seeds) once read a stale value: a node
+//     dropped from a partition by a completed join still listed itself there in its
+//     stale read ring, so when a decommission gave the partition back it copied nothing
+//     and reported synced, missing the writes made since. NodeCore now plans against
+//     the partitions of the last ring it synced to, not its read ring.
 // Faults: crashes (of any member, the joining one included) in the middle of a copy, a
 // decommissioned node dying for good, partitions during a join, a decommission while a
 // join is still moving partitions, message loss.
