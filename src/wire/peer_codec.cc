@@ -314,6 +314,11 @@ struct Encoder {
 };
 
 // Field readers: false on a type mismatch (no exceptions escape the decoder).
+// Longest list a message field may hold. Every sender stays far below it (repair sends
+// at most RepairLimits::max_request_items); it keeps a crafted frame from making the
+// decoder build a vector of millions of elements out of one-byte msgpack items.
+constexpr uint32_t kMaxListItems = 65536;
+
 class Fields {
  public:
   explicit Fields(const msgpack::object& array) : a_(array.via.array) {}
@@ -370,6 +375,7 @@ class Fields {
   }
   bool U32s(size_t i, std::vector<uint32_t>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    if (a_.ptr[i].via.array.size > kMaxListItems) return false;
     const msgpack::object_array& arr = a_.ptr[i].via.array;
     out->clear();
     out->reserve(arr.size);
@@ -382,6 +388,7 @@ class Fields {
   }
   bool U64s(size_t i, std::vector<uint64_t>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    if (a_.ptr[i].via.array.size > kMaxListItems) return false;
     const msgpack::object_array& arr = a_.ptr[i].via.array;
     out->clear();
     out->reserve(arr.size);
@@ -393,6 +400,7 @@ class Fields {
   }
   bool Strs(size_t i, std::vector<std::string>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    if (a_.ptr[i].via.array.size > kMaxListItems) return false;
     Fields inner(a_.ptr[i]);
     out->assign(inner.size(), std::string());
     for (size_t j = 0; j < inner.size(); ++j) {
@@ -402,6 +410,7 @@ class Fields {
   }
   bool Entries(size_t i, std::vector<core::DigestEntry>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    if (a_.ptr[i].via.array.size > kMaxListItems) return false;
     Fields inner(a_.ptr[i]);
     out->assign(inner.size(), core::DigestEntry());
     for (size_t j = 0; j < inner.size(); ++j) {
@@ -413,6 +422,7 @@ class Fields {
   }
   bool Objects(size_t i, std::vector<core::KeyObject>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
+    if (a_.ptr[i].via.array.size > kMaxListItems) return false;
     Fields inner(a_.ptr[i]);
     out->assign(inner.size(), core::KeyObject());
     for (size_t j = 0; j < inner.size(); ++j) {

@@ -42,6 +42,18 @@ TEST(RepairCodec, RoundTripsEveryMessage) {
   }
 }
 
+// A list field longer than any sender produces is refused, not decoded into a vector of
+// that many elements: the limit is 65536 items, one more is an error.
+TEST(RepairCodec, OverlongListsAreRefused) {
+  std::vector<uint32_t> at_limit(65536, 1), over(65537, 1);
+  EXPECT_TRUE(DecodePeerMessage(EncodePeerMessage(core::TreeRequest{1, 0, 0, at_limit})).ok());
+  EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::TreeRequest{1, 0, 0, over})).ok());
+  std::vector<std::string> keys(65537, "");
+  EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::FetchRequest{2, keys})).ok());
+  std::vector<core::DigestEntry> entries(65537, core::DigestEntry{"", 0});
+  EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::LeafReply{3, true, "", entries, false})).ok());
+}
+
 TEST(RepairCodec, MutatedBytesNeverCrash) {
   std::mt19937 rng(31);
   std::vector<core::PeerMessage> samples = Samples();
