@@ -73,6 +73,12 @@ struct Config {
   int64_t repair_request_timeout_ms = 10000;
   int64_t repair_tombstone_grace_s = 864000;  // must exceed handoff.max_hint_age_s
   int64_t repair_interval_s = 0;             // 0: no background repair
+  // [cluster] peer authentication (server/peer_auth.h, server/peers.h)
+  std::string secret_file;            // cluster id + secret(s); required with cluster.seeds
+  int64_t insecure_no_auth = 0;       // 1 (true): peers are not authenticated (BROKEN)
+  std::string cluster_id;             // insecure mode only: 32 hex digits ("" = none)
+  int64_t max_peer_buffer_bytes = 256 << 20;  // all peer connections' receive buffers
+  int64_t max_handshaking_peers = 32;  // accepted connections not yet authenticated
 
   // Not settings: where the values came from.
   std::string config_file;
@@ -80,11 +86,14 @@ struct Config {
 
 // Parses the command line (argv[0] is skipped). Flags: --config FILE, --port N,
 // --bind ADDR, --data-dir DIR, --node-id ID, --requirepass PW, --log-level L,
-// --log-file F, --set section.key=value (repeatable), --check-config, --help, --version.
+// --log-file F, --set section.key=value (repeatable), --check-config, --help, --version,
+// --gen-secret FILE [--cluster-id HEX].
 struct CommandLine {
   std::string config_file;
   std::vector<std::pair<std::string, std::string>> overrides;  // setting name -> text value
   bool check_config = false;
+  std::string gen_secret_file;  // --gen-secret FILE: write a new secret file and exit
+  std::string gen_cluster_id;   // --cluster-id HEX: ... for this existing cluster
   bool help = false;
   bool version = false;
 };

@@ -15,9 +15,10 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 1;
+inline constexpr uint32_t kPeerProtocolVersion = 2;
 
-// First message on every peer connection, both ways.
+// Protocol version 1's first message. Version 2 peers refuse it (a version-1 Hello
+// proves nothing); it stays so its tag is never reused.
 struct Hello {
   std::string cluster;
   uint32_t protocol_version = kPeerProtocolVersion;
@@ -314,6 +315,34 @@ struct PullBatch {
   friend bool operator==(const PullBatch&, const PullBatch&) = default;
 };
 
+// The authenticated handshake (protocol version 2; server/peers.h describes the
+// exchange). Only these three decode on a connection that has not shaken hands.
+// AuthHello: first message both ways. `cluster_id` is the cluster's 16-byte id (empty
+// in insecure mode without cluster.id), `instance_id` names the sender's data
+// directory, `nonce` is 32 fresh random bytes.
+struct AuthHello {
+  std::string cluster;
+  std::string cluster_id;
+  uint32_t protocol_version = kPeerProtocolVersion;
+  std::string node_id;
+  std::string instance_id;
+  std::string nonce;
+  friend bool operator==(const AuthHello&, const AuthHello&) = default;
+};
+// The sender's proof that it holds the cluster secret: one HMAC-SHA256 per secret it
+// holds (at most a few; several during a secret rotation). Empty in insecure mode.
+struct AuthProof {
+  std::vector<std::string> macs;
+  friend bool operator==(const AuthProof&, const AuthProof&) = default;
+};
+// The acceptor's verdict on the dialler's proof; a refusal says why before closing.
+struct AuthResult {
+  enum Code : uint32_t { kOk = 0, kRefused = 1, kDuplicateNode = 2 };
+  uint32_t code = kOk;
+  std::string reason;
+  friend bool operator==(const AuthResult&, const AuthResult&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
                                  ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
                                  PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
@@ -321,6 +350,7 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  TreeRequest, TreeReply, LeafRequest, LeafReply, FetchRequest,
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
                                  TombstoneReply,
-                                 GossipSyn, GossipAck, PullRequest, PullBatch>;
+                                 GossipSyn, GossipAck, PullRequest, PullBatch,
+                                 AuthHello, AuthProof, AuthResult>;
 
 }  // namespace itsuka::core

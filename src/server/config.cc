@@ -83,6 +83,11 @@ const std::vector<Setting>& Settings() {
       {"repair.request_timeout_ms", IntSetting{&Config::repair_request_timeout_ms, 10, 3600000}},
       {"repair.tombstone_grace_s", IntSetting{&Config::repair_tombstone_grace_s, 0, kMaxInt / 1000}},
       {"repair.interval_s", IntSetting{&Config::repair_interval_s, 0, kMaxInt / 1000}},
+      {"cluster.secret_file", StringSetting{&Config::secret_file, {}}},
+      {"cluster.insecure_no_auth", IntSetting{&Config::insecure_no_auth, 0, 1}},
+      {"cluster.id", StringSetting{&Config::cluster_id, {}}},
+      {"cluster.max_peer_buffer_bytes", IntSetting{&Config::max_peer_buffer_bytes, 1 << 20, 1LL << 40}},
+      {"cluster.max_handshaking_peers", IntSetting{&Config::max_handshaking_peers, 1, 4096}},
   };
   return settings;
 }
@@ -242,6 +247,29 @@ Status Validate(const Config& c) {
                                      "' must be one, quorum, all or 1..cluster.n");
     }
   }
+  if (!c.secret_file.empty() && c.insecure_no_auth != 0) {
+    return Status::InvalidArgument(
+        "settings 'cluster.secret_file' and 'cluster.insecure_no_auth' contradict each other; "
+        "set one");
+  }
+  if (!c.cluster_id.empty()) {
+    bool hex = c.cluster_id.size() == 32;
+    for (char ch : c.cluster_id) hex = hex && std::isxdigit(static_cast<unsigned char>(ch));
+    if (!hex) return Status::InvalidArgument("setting 'cluster.id': must be 32 hex digits");
+    if (c.insecure_no_auth == 0) {
+      return Status::InvalidArgument(
+          "setting 'cluster.id' is for insecure mode only; with cluster.secret_file the id "
+          "comes from the secret file");
+    }
+  }
+  if (!c.seeds.empty() && c.secret_file.empty() && c.insecure_no_auth == 0) {
+    // The peer port opens with cluster.seeds; it must not let anyone in.
+    return Status::InvalidArgument(
+        "setting 'cluster.secret_file' is not set: cluster members authenticate each other "
+        "with a shared secret (create one with 'itsukad --gen-secret FILE' and give every "
+        "member a copy), or set cluster.insecure_no_auth = true to let anyone who can reach "
+        "the peer port in");
+  }
   return Status::Ok();
 }
 
@@ -270,6 +298,8 @@ std::string Usage() {
          "  --log-file F          log.file\n"
          "  --set NAME=VALUE      any setting, e.g. --set limits.max_args=1024\n"
          "  --check-config        validate the configuration and exit\n"
+         "  --gen-secret FILE     create a cluster secret file (mode 0600) and exit;\n"
+         "                        with --cluster-id HEX, for that existing cluster\n"
          "  --version, --help\n";
 }
 
@@ -295,6 +325,10 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       cl.version = true;
     } else if (arg == "--check-config") {
       cl.check_config = true;
+    } else if (arg == "--gen-secret") {
+      if (!next(&cl.gen_secret_file)) return Status::InvalidArgument("--gen-secret needs a file name");
+    } else if (arg == "--cluster-id") {
+      if (!next(&cl.gen_cluster_id)) return Status::InvalidArgument("--cluster-id needs a value");
     } else if (arg == "--config" || arg == "-c") {
       if (!next(&cl.config_file)) return Status::InvalidArgument("--config needs a file name");
     } else if (arg == "--set") {

@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "itsuka/config.h"
 #include "server/node.h"
+#include "server/peer_auth.h"
 
 int main(int argc, char** argv) {
   using namespace itsuka;
@@ -18,6 +19,24 @@ int main(int argc, char** argv) {
   }
   if (cl->version) {
     std::puts("itsukad 0.1.0");
+    return 0;
+  }
+  if (!cl->gen_secret_file.empty()) {
+    std::string id;
+    if (!cl->gen_cluster_id.empty() &&
+        (!server::FromHex(cl->gen_cluster_id, &id) || id.size() != server::kClusterIdBytes)) {
+      std::fprintf(stderr, "itsukad: --cluster-id must be %zu hex digits\n",
+                   server::kClusterIdBytes * 2);
+      return 2;
+    }
+    Result<server::ClusterSecret> s = server::GenerateSecret(id);
+    Status st = s.ok() ? server::WriteSecretFile(cl->gen_secret_file, *s) : s.status();
+    if (!st.ok()) {
+      std::fprintf(stderr, "itsukad: %s\n", st.message().c_str());
+      return 1;
+    }
+    std::printf("wrote %s (cluster id %s); give every member a copy (mode 0600)\n",
+                cl->gen_secret_file.c_str(), server::ToHex(s->cluster_id).c_str());
     return 0;
   }
   Result<Config> config = LoadConfig(*cl);

@@ -1,5 +1,7 @@
 #include "server/node.h"
 
+#include "server/peer_auth.h"
+
 #include <signal.h>
 
 #include <charconv>
@@ -39,6 +41,18 @@ Result<std::unique_ptr<Node>> Node::Create(const Config& config) {
 }
 
 Status Node::Open() {
+  // Peer authentication material first: a node that cannot prove itself must not touch
+  // its data directory.
+  PeerIdentity identity;
+  identity.insecure = config_.insecure_no_auth != 0;
+  if (!config_.secret_file.empty()) {
+    Result<ClusterSecret> secret = LoadSecretFile(config_.secret_file);
+    if (!secret.ok()) return secret.status();
+    identity.cluster_id = secret->cluster_id;
+    identity.secrets = std::move(secret->secrets);
+  } else if (!config_.cluster_id.empty()) {
+    FromHex(config_.cluster_id, &identity.cluster_id);  // validated with the config
+  }
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
   if (ec) {
@@ -78,6 +92,40 @@ Status Node::Open() {
     st = engine_->Get(Column::kMeta, "actor", &actor);
   }
   if (!st.ok()) return Status::IOError("reading node identity from node.data_dir: " + st.ToString());
+  // ... and which cluster: the id made with the cluster's secret (or cluster.id).
+  {
+    std::string stored;
+    Status cs = engine_->Get(Column::kMeta, "cluster_id", &stored);
+    if (!cs.ok() && !cs.IsNotFound()) {
+      return Status::IOError("reading the cluster id from node.data_dir: " + cs.ToString());
+    }
+    const std::string source = !config_.secret_file.empty()
+                                   ? "cluster.secret_file '" + config_.secret_file + "'"
+                                   : std::string("cluster.id");
+    if (cs.ok() && !identity.cluster_id.empty() && stored != identity.cluster_id) {
+      return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "' belongs to cluster " +
+                                     ToHex(stored) + ", but this node is configured for cluster " +
+                                     ToHex(identity.cluster_id) + " (" + source + ")");
+    }
+    if (cs.ok() && identity.cluster_id.empty()) {
+      LOG_WARN << "node.data_dir '" << config_.data_dir << "' belongs to cluster " << ToHex(stored)
+               << "; insecure mode without cluster.id does not check it";
+    }
+    if (cs.IsNotFound() && !identity.cluster_id.empty()) {
+      WriteBatch b;
+      b.Put(Column::kMeta, "cluster_id", identity.cluster_id);
+      cs = engine_->Write(b, /*sync=*/true);
+      if (!cs.ok()) return Status::IOError("recording the cluster id in node.data_dir: " + cs.ToString());
+      LOG_INFO << "node.data_dir '" << config_.data_dir << "' now belongs to cluster "
+               << ToHex(identity.cluster_id);
+    }
+  }
+  identity.instance_id = actor;
+  if (identity.insecure) {
+    LOG_WARN << "*** cluster.insecure_no_auth is set: peers are NOT authenticated. Anyone who "
+                "can reach the peer port can read and write every key and change the "
+                "membership. Use cluster.secret_file outside a trusted test network. ***";
+  }
 
   store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync");
   stats_.start_wall_ms = clock_.WallMs();
@@ -146,11 +194,16 @@ Status Node::Open() {
       [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
       [this] { return RepairInfo(); });
   peers_ = std::make_unique<PeerTransport>(
-      loop_, config_,
+      loop_, config_, std::move(identity),
       [this](const std::string& from, const core::PeerMessage& msg) { OnPeerMessage(from, msg); },
       [this](const std::string& node, bool up) {
         core_->SetReachable(node, up);
         repair_->SetReachable(node, up);
+      },
+      [this](const std::string& why) {
+        LOG_ERROR << "cannot serve: " << why;
+        exit_code_ = 1;
+        BeginShutdown("duplicate node id");
       });
   if (!config_.seeds.empty()) {
     st = peers_->Start();
@@ -332,6 +385,16 @@ std::string Node::ClusterInfo() const {
   s += "peer_messages_oversized:" + std::to_string(ps.messages_oversized) + "\r\n";
   s += "peer_connections_refused:" + std::to_string(ps.connections_refused) + "\r\n";
   s += "peer_handshakes_timed_out:" + std::to_string(ps.handshakes_timed_out) + "\r\n";
+  s += std::string("peer_auth:") +
+       (peers_->insecure() ? "off" : !config_.secret_file.empty() ? "on" : "no_peer_port") + "\r\n";
+  s += "cluster_id:" + ToHex(peers_->cluster_id()) + "\r\n";
+  s += "peer_handshakes_refused:" + std::to_string(ps.handshakes_refused) + "\r\n";
+  s += "peer_auth_failures:" + std::to_string(ps.auth_failures) + "\r\n";
+  s += "peer_duplicate_nodes_refused:" + std::to_string(ps.duplicate_nodes_refused) + "\r\n";
+  s += "peer_connections_handshaking:" + std::to_string(ps.handshaking) + "\r\n";
+  s += "peer_connections_authenticated:" + std::to_string(ps.authenticated) + "\r\n";
+  s += "peer_buffer_bytes:" + std::to_string(ps.buffer_bytes) + "\r\n";
+  s += "peer_reads_paused:" + std::to_string(ps.reads_paused) + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
   const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
   s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";

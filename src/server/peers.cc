@@ -2,30 +2,133 @@
 
 #include <cstdio>
 
+#include <algorithm>
+
 #include "common/log.h"
+#include "server/peer_auth.h"
 #include "wire/peer_codec.h"
 
 namespace itsuka::server {
+
+namespace {
+size_t FrameLength(const std::string& buf, size_t pos) {
+  const auto* p = reinterpret_cast<const unsigned char*>(buf.data() + pos);
+  return (size_t{p[0]} << 24) | (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
+}
+}  // namespace
+
+void PeerTransport::FrameBuffer::Reset(net::TcpConnection* c) {
+  if (budget != nullptr) {
+    if (paused) {
+      budget->paused_bytes -= charged;
+      for (auto it = budget->paused.begin(); it != budget->paused.end(); ++it) {
+        if (*it == this) {
+          budget->paused.erase(it);
+          break;
+        }
+      }
+    }
+    budget->used -= charged;
+  }
+  paused = false;
+  charged = 0;
+  buf.clear();
+  buf.shrink_to_fit();
+  conn = c;
+  if (budget != nullptr) budget->MaybeResume();
+}
+
+void PeerTransport::FrameBuffer::Recharge() {
+  size_t want = buf.size();
+  if (buf.size() >= 4) want = std::max(want, 4 + FrameLength(buf, 0));
+  if (budget == nullptr) {
+    charged = want;
+    return;
+  }
+  const bool shrinking = want < charged;
+  // Only an incomplete frame (a reservation beyond the bytes held) can be refused.
+  const size_t others_running = budget->used - charged - budget->paused_bytes;
+  if (!shrinking && want > buf.size() && budget->used - charged + want > budget->limit &&
+      others_running > 0 && conn != nullptr) {
+    // Wait: hold only the bytes already read.
+    budget->used = budget->used - charged + buf.size();
+    charged = buf.size();
+    paused = true;
+    budget->paused_bytes += charged;
+    budget->paused.push_back(this);
+    ++budget->pauses;
+    conn->PauseReading();
+    return;
+  }
+  budget->used = budget->used - charged + want;
+  charged = want;
+  if (shrinking) budget->MaybeResume();
+}
+
+void PeerTransport::BufferBudget::MaybeResume() {
+  while (!paused.empty()) {
+    FrameBuffer* fb = paused.front();
+    size_t want = fb->buf.size();
+    if (fb->buf.size() >= 4) want = std::max(want, 4 + FrameLength(fb->buf, 0));
+    const bool nobody_running = used == paused_bytes;
+    if (!nobody_running && used - fb->charged + want > limit) return;
+    paused.pop_front();
+    paused_bytes -= fb->charged;
+    used = used - fb->charged + want;
+    fb->charged = want;
+    fb->paused = false;
+    if (fb->conn != nullptr) fb->conn->ResumeReading();
+  }
+}
 
 bool PeerTransport::FrameBuffer::Feed(std::string_view data, size_t max_frame,
                                       const std::function<bool(std::string_view)>& on_frame) {
   buf.append(data.data(), data.size());
   size_t pos = 0;
+  bool ok = true;
   while (buf.size() - pos >= 4) {
-    const auto* p = reinterpret_cast<const unsigned char*>(buf.data() + pos);
-    const size_t len = (size_t{p[0]} << 24) | (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
-    if (len > max_frame) return false;
+    const size_t len = FrameLength(buf, pos);
+    if (len > max_frame) {
+      ok = false;
+      break;
+    }
     if (buf.size() - pos - 4 < len) break;
-    if (!on_frame(std::string_view(buf.data() + pos + 4, len))) return false;
+    if (!on_frame(std::string_view(buf.data() + pos + 4, len))) {
+      ok = false;
+      break;
+    }
     pos += 4 + len;
   }
+  if (!ok) {
+    Reset(nullptr);  // the connection is closing: nothing more is read or kept
+    return false;
+  }
   buf.erase(0, pos);
+  if (buf.capacity() > (64 << 10) && buf.size() < buf.capacity() / 4) buf.shrink_to_fit();
+  Recharge();
   return true;
 }
 
-PeerTransport::PeerTransport(net::Loop& loop, const Config& config, MessageFn on_message,
-                             UpFn on_up)
-    : loop_(loop), config_(config), on_message_(std::move(on_message)), on_up_(std::move(on_up)) {}
+PeerTransport::PeerTransport(net::Loop& loop, const Config& config, PeerIdentity identity,
+                             MessageFn on_message, UpFn on_up, FatalFn on_fatal)
+    : loop_(loop),
+      config_(config),
+      identity_(std::move(identity)),
+      on_message_(std::move(on_message)),
+      on_up_(std::move(on_up)),
+      on_fatal_(std::move(on_fatal)) {
+  budget_.limit = static_cast<size_t>(config_.max_peer_buffer_bytes);
+}
+
+const PeerStats& PeerTransport::stats() const {
+  uint64_t handshaking = 0, authenticated = 0;
+  for (const auto& [id, in] : incoming_) ++(in.peer_id.empty() ? handshaking : authenticated);
+  stats_.handshaking = handshaking;
+  stats_.authenticated = authenticated;
+  stats_.buffer_bytes = budget_.used;
+  stats_.reads_paused = budget_.pauses;
+  return stats_;
+}
 
 PeerTransport::~PeerTransport() {
   heartbeat_.reset();
@@ -109,24 +212,46 @@ void PeerTransport::OnHeartbeatTimer() {
   Flush();
 }
 
+core::AuthHello PeerTransport::MakeHello(const std::string& nonce) const {
+  return core::AuthHello{config_.cluster_name, identity_.cluster_id, core::kPeerProtocolVersion,
+                         config_.node_id,      identity_.instance_id, nonce};
+}
+
 void PeerTransport::Connect(Outgoing& out) {
   const std::string id = out.addr.id;
-  out.frames.buf.clear();
+  out.frames.budget = &budget_;
+  out.handshake = Handshake::kHelloSent;
+  out.peer_nonce.clear();
+  if (!RandomBytes(kNonceBytes, &out.nonce)) {
+    LOG_ERROR << "peer " << id << ": the random number generator failed; not connecting";
+    out.retry->Start(out.backoff_ms, 0);
+    return;
+  }
   out.conn = net::TcpConnection::Connect(loop_, out.addr.host, out.addr.port, [this, id](Status st) {
     Outgoing& o = outgoing_[id];
     if (!st.ok()) {
       LOG_DEBUG << "peer " << id << ": " << st.message();
       return;  // on_closed follows and schedules the retry
     }
-    WriteFrame(*o.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
+    WriteFrame(*o.conn, MakeHello(o.nonce));
   });
+  out.frames.Reset(out.conn.get());
+  out.handshake_deadline = std::make_unique<net::Timer>(loop_, [this, id] {
+    Outgoing& o = outgoing_[id];
+    if (o.up || !o.conn) return;
+    ++stats_.handshakes_timed_out;
+    LOG_WARN << "peer " << id << " (" << o.addr.host << ":" << o.addr.port
+             << "): no handshake within " << kHandshakeTimeoutMs << " ms; retrying";
+    o.conn->Close();
+  });
+  out.handshake_deadline->Start(kHandshakeTimeoutMs, 0);
   out.conn->Start(
       [this, id](std::string_view data) {
         Outgoing& o = outgoing_[id];
         if (!o.frames.Feed(data, FrameLimit(o.up),
                            [&](std::string_view f) { return OnOutgoingFrame(o, f); })) {
           ++stats_.bad_frames;
-          LOG_WARN << "peer " << id << ": bad frame on outgoing connection; reconnecting";
+          LOG_WARN << "peer " << id << ": bad frame or handshake on outgoing connection; reconnecting";
           o.conn->Close();
         }
       },
@@ -140,73 +265,182 @@ void PeerTransport::OnOutgoingClosed(Outgoing& out) {
              << ") is unreachable; retrying";
     Report(out);
   }
+  out.frames.Reset(nullptr);
+  out.handshake_deadline.reset();
   out.conn.reset();
   out.retry->Start(out.backoff_ms, 0);
   out.backoff_ms = std::min<uint64_t>(out.backoff_ms * 2, 5000);
 }
 
 bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {
-  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
-  if (!msg.ok()) return false;
-  if (out.up) return true;  // only the Hello is expected on this direction
-  const auto* hello = std::get_if<core::Hello>(&*msg);
-  std::string why;
-  if (hello == nullptr) return false;
-  if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";
-  else if (!AcceptHello(*hello, &why)) {}
-  if (!why.empty()) {
-    ++stats_.handshakes_refused;
-    LOG_WARN << "peer " << out.addr.id << ": handshake refused: " << why;
-    return false;
+  if (!out.up) {
+    Result<core::PeerMessage> msg = wire::DecodeHandshakeMessage(frame);
+    if (!msg.ok()) {
+      ++stats_.handshakes_refused;
+      LOG_WARN << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port
+               << "): handshake refused: " << msg.status().message();
+      return false;
+    }
+    return OnOutgoingHandshake(out, *msg);
   }
-  out.up = true;
-  out.backoff_ms = 100;
-  // A fresh detector: silence from before this connection says nothing about it. The
-  // Hello itself is the first sign of life, so a peer that falls silent right after
-  // the handshake is still suspected.
-  out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
-  out.detector.Heartbeat(loop_.NowMs());
-  LOG_INFO << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port << ") is up";
-  Report(out);
-  return true;
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  return msg.ok();  // nothing else is expected on this direction
 }
 
-bool PeerTransport::AcceptHello(const core::Hello& hello, std::string* why) const {
-  if (hello.cluster != config_.cluster_name) {
-    *why = "cluster '" + hello.cluster + "', expected '" + config_.cluster_name + "'";
-  } else if (hello.protocol_version != core::kPeerProtocolVersion) {
+bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg) {
+  const std::string who = "peer " + out.addr.id + " (" + out.addr.host + ":" +
+                          std::to_string(out.addr.port) + ")";
+  std::string why;
+  if (const auto* r = std::get_if<core::AuthResult>(&msg)) {
+    if (r->code == core::AuthResult::kOk && out.handshake == Handshake::kProofSent) {
+      out.up = true;
+      out.backoff_ms = 100;
+      out.handshake_deadline.reset();
+      NoteInstance(out.addr.id, out.instance_id);
+      // A fresh detector: silence from before this connection says nothing about it.
+      // The handshake itself is the first sign of life, so a peer that falls silent
+      // right after it is still suspected.
+      out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
+      out.detector.Heartbeat(loop_.NowMs());
+      LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
+               << ")";
+      Report(out);
+      return true;
+    }
+    ++stats_.handshakes_refused;
+    if (r->code == core::AuthResult::kDuplicateNode) {
+      LOG_ERROR << who << " refuses this node: " << r->reason;
+      if (on_fatal_) on_fatal_(r->reason);
+    } else {
+      LOG_WARN << who << " refused the handshake: " << r->reason;
+    }
+    return false;
+  }
+  if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
+    if (out.handshake != Handshake::kHelloSent) why = "a second AuthHello";
+    else if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";
+    else AcceptHello(*hello, &why);
+    if (why.empty()) {
+      out.peer_nonce = hello->nonce;
+      out.instance_id = hello->instance_id;
+      out.handshake = Handshake::kGotHello;
+      return true;
+    }
+  } else if (const auto* proof = std::get_if<core::AuthProof>(&msg)) {
+    const ProofInput in{identity_.cluster_id, config_.node_id, out.addr.id, out.nonce,
+                        out.peer_nonce};
+    std::string where;
+    if (out.handshake != Handshake::kGotHello) {
+      why = "an AuthProof out of order";
+    } else if (!identity_.insecure &&
+               !VerifyProof(identity_.secrets, proof->macs, ProofRole::kAcceptor, in)) {
+      ++stats_.auth_failures;
+      why = "its proof does not verify: it does not hold this cluster's secret";
+    } else if (OtherInstanceLive(out.addr.id, out.instance_id, 0, &where)) {
+      ++stats_.duplicate_nodes_refused;
+      why = "node id '" + out.addr.id + "' answers from another data directory (instance " +
+            out.instance_id + ") than the live " + where;
+    }
+    if (why.empty()) {
+      core::AuthProof mine;
+      if (!identity_.insecure) {
+        mine.macs = ComputeProofs(identity_.secrets, ProofRole::kInitiator, in);
+      }
+      WriteFrame(*out.conn, mine);
+      out.handshake = Handshake::kProofSent;
+      return true;
+    }
+  } else {
+    why = "an unexpected message in the handshake";
+  }
+  ++stats_.handshakes_refused;
+  LOG_WARN << who << ": handshake refused: " << why;
+  return false;
+}
+
+bool PeerTransport::AcceptHello(const core::AuthHello& hello, std::string* why) const {
+  if (hello.protocol_version != core::kPeerProtocolVersion) {
     *why = "protocol version " + std::to_string(hello.protocol_version) + ", expected " +
            std::to_string(core::kPeerProtocolVersion);
-  } else if (hello.node_id.empty() || hello.node_id == config_.node_id) {
-    *why = "node id '" + hello.node_id + "' is this node's own or empty";
+  } else if (hello.cluster != config_.cluster_name) {
+    *why = "cluster '" + hello.cluster + "', expected '" + config_.cluster_name + "'";
+  } else if (!identity_.cluster_id.empty() && hello.cluster_id != identity_.cluster_id) {
+    *why = "cluster id " + (hello.cluster_id.empty() ? std::string("(none)") : ToHex(hello.cluster_id)) +
+           ", this node is in cluster " + ToHex(identity_.cluster_id);
+  } else if (hello.node_id.empty() || hello.node_id.size() > 64 || hello.node_id == config_.node_id) {
+    *why = "node id '" + hello.node_id + "' is this node's own, empty or too long";
+  } else if (hello.nonce.size() != kNonceBytes || hello.instance_id.empty()) {
+    *why = "a malformed AuthHello";
   }
   return why->empty();
 }
 
+bool PeerTransport::OtherInstanceLive(const std::string& id, const std::string& instance,
+                                      uint64_t except, std::string* where) const {
+  auto out = outgoing_.find(id);
+  if (out != outgoing_.end() && out->second.up && out->second.instance_id != instance) {
+    *where = "instance " + out->second.instance_id + " at " + out->second.addr.host + ":" +
+             std::to_string(out->second.addr.port);
+    return true;
+  }
+  for (const auto& [key, in] : incoming_) {
+    if (key == except || in.peer_id != id || in.refused) continue;
+    if (in.hello.instance_id != instance) {
+      *where = "instance " + in.hello.instance_id + " connected from " + in.conn->peer();
+      return true;
+    }
+  }
+  return false;
+}
+
+void PeerTransport::NoteInstance(const std::string& id, const std::string& instance) {
+  auto [it, fresh] = instances_.emplace(id, instance);
+  if (!fresh && it->second != instance) {
+    LOG_WARN << "member " << id << " now runs another data directory (instance " << instance
+             << ", was " << it->second << "): a replaced node";
+    it->second = instance;
+  }
+}
+
+void PeerTransport::RefuseIncoming(Incoming& in, uint32_t code, const std::string& reason) {
+  in.refused = true;
+  in.frames.Reset(nullptr);
+  WriteFrame(*in.conn, core::AuthResult{code, reason});
+  in.conn->CloseAfterWrites();
+}
+
 void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
-  if (incoming_.size() >= static_cast<size_t>(config_.max_peer_connections)) {
+  size_t handshaking = 0;
+  for (const auto& [key, in] : incoming_) handshaking += in.peer_id.empty() ? 1 : 0;
+  if (handshaking >= static_cast<size_t>(config_.max_handshaking_peers)) {
     ++stats_.connections_refused;
-    LOG_WARN << "peer connection from " << conn->peer() << " refused: cluster.max_peer_connections ("
-             << config_.max_peer_connections << ") reached";
+    LOG_WARN << "peer connection from " << conn->peer()
+             << " refused: cluster.max_handshaking_peers (" << config_.max_handshaking_peers
+             << ") connections are shaking hands";
     return;  // destroying the connection closes it
   }
   const uint64_t id = next_incoming_++;
   Incoming& in = incoming_[id];
   in.conn = std::move(conn);
+  in.frames.budget = &budget_;
+  in.frames.Reset(in.conn.get());
   in.handshake_deadline = std::make_unique<net::Timer>(loop_, [this, id] {
     auto it = incoming_.find(id);
     if (it == incoming_.end() || !it->second.peer_id.empty()) return;
     ++stats_.handshakes_timed_out;
-    LOG_WARN << "peer connection from " << it->second.conn->peer() << ": no Hello within "
+    LOG_WARN << "peer connection from " << it->second.conn->peer() << ": no handshake within "
              << kHandshakeTimeoutMs << " ms; closing";
+    it->second.frames.Reset(nullptr);
     it->second.conn->Close();
   });
   in.handshake_deadline->Start(kHandshakeTimeoutMs, 0);
   in.conn->Start(
       [this, id](std::string_view data) {
         Incoming& i = incoming_[id];
+        if (i.refused) return;
         if (!i.frames.Feed(data, FrameLimit(!i.peer_id.empty()),
                            [&](std::string_view f) { return OnIncomingFrame(id, f); })) {
+          if (i.refused) return;  // the refusal is on its way, then the connection closes
           ++stats_.bad_frames;
           LOG_WARN << "peer connection from " << i.conn->peer() << ": bad frame or handshake; closing";
           i.conn->Close();
@@ -217,33 +451,106 @@ void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
 
 bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   Incoming& in = incoming_[id];
-  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
-  if (!msg.ok()) {
-    LOG_WARN << "peer " << (in.peer_id.empty() ? in.conn->peer() : in.peer_id) << ": "
-             << msg.status().message();
-    return false;
-  }
   if (in.peer_id.empty()) {
-    const auto* hello = std::get_if<core::Hello>(&*msg);
-    std::string why = hello == nullptr ? "first message is not a Hello" : "";
-    if (hello != nullptr) AcceptHello(*hello, &why);
-    if (!why.empty()) {
+    // Not authenticated: only handshake messages are decoded.
+    Result<core::PeerMessage> msg = wire::DecodeHandshakeMessage(frame);
+    if (!msg.ok()) {
       ++stats_.handshakes_refused;
-      LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << why;
+      LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << msg.status().message();
+      RefuseIncoming(in, core::AuthResult::kRefused, msg.status().message());
       return false;
     }
-    in.peer_id = hello->node_id;
-    in.handshake_deadline.reset();
-    WriteFrame(*in.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
-    return true;
+    return OnIncomingHandshake(id, in, *msg);
+  }
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  if (!msg.ok()) {
+    LOG_WARN << "peer " << in.peer_id << ": " << msg.status().message();
+    return false;
+  }
+  if (std::holds_alternative<core::AuthHello>(*msg) || std::holds_alternative<core::AuthProof>(*msg) ||
+      std::holds_alternative<core::AuthResult>(*msg)) {
+    LOG_WARN << "peer " << in.peer_id << ": a handshake message after the handshake";
+    return false;
   }
   ++stats_.messages_received;
   // Every message from a peer shows it is alive, not just heartbeats.
   auto out = outgoing_.find(in.peer_id);
   if (out != outgoing_.end()) out->second.detector.Heartbeat(loop_.NowMs());
   if (std::holds_alternative<core::Heartbeat>(*msg)) return true;
+  if (std::holds_alternative<core::Hello>(*msg)) return true;
   on_message_(in.peer_id, *msg);
   return true;
+}
+
+bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg) {
+  const std::string from = in.conn->peer();
+  std::string why;
+  uint32_t code = core::AuthResult::kRefused;
+  if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
+    if (!in.hello.node_id.empty()) {
+      why = "a second AuthHello";
+    } else if (AcceptHello(*hello, &why)) {
+      if (!RandomBytes(kNonceBytes, &in.nonce)) {
+        why = "the random number generator failed";
+      } else {
+        in.hello = *hello;
+        const ProofInput pin{identity_.cluster_id, hello->node_id, config_.node_id, hello->nonce,
+                             in.nonce};
+        core::AuthProof proof;
+        if (!identity_.insecure) {
+          proof.macs = ComputeProofs(identity_.secrets, ProofRole::kAcceptor, pin);
+        }
+        WriteFrame(*in.conn, MakeHello(in.nonce));
+        WriteFrame(*in.conn, proof);
+        return true;
+      }
+    }
+  } else if (const auto* proof = std::get_if<core::AuthProof>(&msg)) {
+    std::string where;
+    const ProofInput pin{identity_.cluster_id, in.hello.node_id, config_.node_id, in.hello.nonce,
+                         in.nonce};
+    if (in.hello.node_id.empty()) {
+      why = "an AuthProof before AuthHello";
+    } else if (!identity_.insecure &&
+               !VerifyProof(identity_.secrets, proof->macs, ProofRole::kInitiator, pin)) {
+      ++stats_.auth_failures;
+      why = "authentication failed: the proof does not verify against this cluster's secret";
+    } else if (OtherInstanceLive(in.hello.node_id, in.hello.instance_id, id, &where)) {
+      ++stats_.duplicate_nodes_refused;
+      code = core::AuthResult::kDuplicateNode;
+      why = "node id '" + in.hello.node_id + "' is already in use in cluster '" +
+            config_.cluster_name + "' by a live member (" + where +
+            "); this is another data directory (instance " + in.hello.instance_id +
+            "): give this node its own node.id";
+    } else {
+      size_t authenticated = 0;
+      for (const auto& [key, other] : incoming_) authenticated += other.peer_id.empty() ? 0 : 1;
+      if (authenticated >= static_cast<size_t>(config_.max_peer_connections)) {
+        ++stats_.connections_refused;
+        why = "cluster.max_peer_connections (" + std::to_string(config_.max_peer_connections) +
+              ") authenticated connections are open";
+      }
+    }
+    if (why.empty()) {
+      in.peer_id = in.hello.node_id;
+      in.handshake_deadline.reset();
+      NoteInstance(in.peer_id, in.hello.instance_id);
+      WriteFrame(*in.conn, core::AuthResult{core::AuthResult::kOk, ""});
+      LOG_INFO << "peer connection from " << from << " authenticated as " << in.peer_id
+               << (identity_.insecure ? " (NOT checked: insecure mode)" : "");
+      return true;
+    }
+  } else {
+    why = "an unexpected message in the handshake";
+  }
+  ++stats_.handshakes_refused;
+  if (code == core::AuthResult::kDuplicateNode) {
+    LOG_ERROR << "peer connection from " << from << " refused: " << why;
+  } else {
+    LOG_WARN << "peer connection from " << from << " refused: " << why;
+  }
+  RefuseIncoming(in, code, why);
+  return false;
 }
 
 void PeerTransport::AppendFrame(std::string* out, std::string_view body) {

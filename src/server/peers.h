@@ -2,23 +2,48 @@
 //
 // Every node keeps one outgoing connection to each other member and accepts theirs.
 // It sends on its outgoing connection and receives on the accepted ones. Frames are a
-// 4-byte big-endian length and an encoded core::PeerMessage. Each connection starts
-// with Hello both ways (cluster name, protocol version, node id); a peer with another
-// cluster name or version, or one claiming this node's id, is refused and logged. Any
-// other node id is accepted: members are learned by gossip (a joining node is unknown
-// until its first gossip message), and AddPeer opens the outgoing connection to them. A peer is "up" while
-// the outgoing connection to it has completed its handshake; when it drops, the
-// transport reconnects with exponential backoff (100 ms doubling to 5 s). Messages for
-// a peer that is down, or whose send queue is over its bound, are dropped (counted):
-// the coordinator's timeout turns them into -TIMEOUT, never into unbounded memory.
-// Heartbeats go to every peer each cluster.heartbeat_interval_ms; a phi-accrual
-// detector per peer turns their arrival into suspicion. A peer is reported reachable
-// while it is connected and not suspected.
+// 4-byte big-endian length and an encoded core::PeerMessage.
 //
-// Until a connection has shaken hands it may send one frame of at most
-// kMaxHandshakeFrame bytes, within kHandshakeTimeoutMs; at most
-// cluster.max_peer_connections accepted connections exist at once. So a stranger on
-// the peer port costs a bounded amount of memory and never a full-size frame buffer.
+// Authentication (protocol version 2). Each connection starts with a mutual
+// challenge-response over the cluster secret (peer_auth.h):
+//   dialler  -> AuthHello (cluster name and id, version, node id, instance id, nonce)
+//   acceptor -> AuthHello (its own, fresh nonce), AuthProof (role "acceptor")
+//   dialler  -> AuthProof (role "initiator"), after verifying the acceptor's
+//   acceptor -> AuthResult (ok, or why not), after verifying the dialler's
+// The dialler verifies the acceptor before proving anything or sending any message, so
+// an address a stranger controls (a bad seed, a forged gossip entry) learns nothing and
+// receives nothing. The acceptor decodes nothing but handshake messages until the
+// dialler's proof verifies. A peer with another cluster name, cluster id or version, a
+// dialled address answering as another node, or a proof that does not verify is refused
+// (logged without secrets, counted in INFO). In insecure mode (cluster.insecure_no_auth)
+// proofs are empty and not checked; a secure node refuses such a peer.
+//
+// Duplicate node ids: the instance id names a data directory. A node that already has
+// an authenticated, live connection with member X running instance I refuses another
+// instance of X (AuthResult kDuplicateNode, "node id X is in use by ..."); the refused
+// dialler reports it through on_fatal (the node exits). A restarted node (same data
+// directory) is accepted at once; a replaced one (new instance while the old one is
+// not connected) is accepted and logged.
+//
+// Any other node id is accepted: members are learned by gossip (a joining node is
+// unknown until its first gossip message), and AddPeer opens the outgoing connection to
+// them. A peer is "up" while the outgoing connection to it has completed its handshake;
+// when it drops, the transport reconnects with exponential backoff (100 ms doubling to
+// 5 s). Messages for a peer that is down, or whose send queue is over its bound, are
+// dropped (counted): the coordinator's timeout turns them into -TIMEOUT, never into
+// unbounded memory. Heartbeats go to every peer each cluster.heartbeat_interval_ms; a
+// phi-accrual detector per peer turns their arrival into suspicion. A peer is reported
+// reachable while it is connected and not suspected.
+//
+// Memory. Until a connection has authenticated, its frames are at most
+// kMaxHandshakeFrame bytes and the handshake must finish within kHandshakeTimeoutMs; at
+// most cluster.max_handshaking_peers accepted connections may be handshaking and at most
+// cluster.max_peer_connections authenticated, counted apart, so strangers never take a
+// member's slot. The receive buffers of all connections together are bounded by
+// cluster.max_peer_buffer_bytes: a frame is admitted (its announced length reserved)
+// only within that budget, otherwise its connection stops reading until budget frees
+// up (backpressure: nothing is dropped). A single frame is always admitted when no
+// other connection holds budget, so the largest frame still gets through.
 // A message whose frame would exceed what a peer accepts (MaxFrame) is not sent but
 // counted, because the receiver would close the whole connection over it.
 //
@@ -26,11 +51,13 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "core/failure_detector.h"
 #include "core/messages.h"
@@ -48,18 +75,35 @@ struct PeerStats {
   uint64_t bad_frames = 0;
   uint64_t messages_oversized = 0;     // larger than a peer accepts: never sent
   uint64_t connections_refused = 0;    // over cluster.max_peer_connections
-  uint64_t handshakes_timed_out = 0;   // no Hello within kHandshakeTimeoutMs
+  uint64_t handshakes_timed_out = 0;   // no handshake within kHandshakeTimeoutMs
+  uint64_t auth_failures = 0;          // a proof that did not verify (either direction)
+  uint64_t duplicate_nodes_refused = 0;  // another instance of a connected member
+  uint64_t handshaking = 0;            // accepted connections not yet authenticated
+  uint64_t authenticated = 0;          // accepted connections authenticated
+  uint64_t buffer_bytes = 0;           // receive buffers charged to the budget now
+  uint64_t reads_paused = 0;           // times a connection waited for buffer budget
+};
+
+// What this node proves and checks in the handshake (peer_auth.h).
+struct PeerIdentity {
+  bool insecure = false;             // cluster.insecure_no_auth: no proofs
+  std::string cluster_id;            // raw bytes; empty only in insecure mode
+  std::vector<std::string> secrets;  // raw bytes; empty only in insecure mode
+  std::string instance_id;           // this data directory's
 };
 
 class PeerTransport {
  public:
-  static constexpr size_t kMaxHandshakeFrame = 64 << 10;
-  static constexpr uint64_t kHandshakeTimeoutMs = 5000;
+  static constexpr size_t kMaxHandshakeFrame = 4 << 10;
+  static constexpr uint64_t kHandshakeTimeoutMs = 3000;
 
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
+  // This node must not go on (another live instance already uses its node id).
+  using FatalFn = std::function<void(const std::string& why)>;
 
-  PeerTransport(net::Loop& loop, const Config& config, MessageFn on_message, UpFn on_up);
+  PeerTransport(net::Loop& loop, const Config& config, PeerIdentity identity,
+                MessageFn on_message, UpFn on_up, FatalFn on_fatal);
   ~PeerTransport();
 
   // Binds the peer port and starts connecting to every seed.
@@ -73,23 +117,57 @@ class PeerTransport {
   void Send(const std::string& to, const core::PeerMessage& msg);
   void Flush();
   bool IsUp(const std::string& node) const;
-  const PeerStats& stats() const { return stats_; }
+  const PeerStats& stats() const;
+  bool insecure() const { return identity_.insecure; }
+  const std::string& cluster_id() const { return identity_.cluster_id; }
   // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=...".
   std::vector<std::string> Describe() const;
 
  private:
+  struct FrameBuffer;
+  // The node-wide receive-buffer budget (cluster.max_peer_buffer_bytes).
+  struct BufferBudget {
+    size_t limit = 0;
+    size_t used = 0;         // charged by every FrameBuffer
+    size_t paused_bytes = 0;  // ... of which by paused ones
+    uint64_t pauses = 0;
+    std::deque<FrameBuffer*> paused;  // waiting for budget, in arrival order
+    // Resumes paused buffers while budget allows (the first one always, if no running
+    // buffer holds budget).
+    void MaybeResume();
+  };
   struct FrameBuffer {
+    BufferBudget* budget = nullptr;
+    net::TcpConnection* conn = nullptr;  // paused and resumed for the budget
     std::string buf;
-    // Appends bytes; calls on_frame for each complete frame. False on a bad frame.
+    size_t charged = 0;
+    bool paused = false;
+    FrameBuffer() = default;
+    FrameBuffer(const FrameBuffer&) = delete;
+    FrameBuffer& operator=(const FrameBuffer&) = delete;
+    ~FrameBuffer() { Reset(nullptr); }
+    // Empties the buffer, gives its budget back and attaches it to `c` (or nothing).
+    void Reset(net::TcpConnection* c);
+    // Appends bytes; calls on_frame for each complete frame. False on a bad frame
+    // (or when on_frame returns false). Pauses the connection when the next frame does
+    // not fit the budget.
     bool Feed(std::string_view data, size_t max_frame,
               const std::function<bool(std::string_view)>& on_frame);
+    // Charges what the buffer holds plus the rest of its incomplete frame.
+    void Recharge();
   };
+  enum class Handshake { kHelloSent, kGotHello, kProofSent };
   struct Outgoing {
     SeedAddress addr;
     std::unique_ptr<net::TcpConnection> conn;
     std::unique_ptr<net::Timer> retry;
+    std::unique_ptr<net::Timer> handshake_deadline;
     FrameBuffer frames;
-    bool up = false;         // connected and handshaked
+    Handshake handshake = Handshake::kHelloSent;
+    std::string nonce;        // ours, this connection's
+    std::string peer_nonce;   // the acceptor's
+    std::string instance_id;  // the acceptor's instance, from its AuthHello
+    bool up = false;         // connected and authenticated
     bool reported = false;   // what on_up_ was last told
     uint64_t backoff_ms = 100;
     std::string pending;  // frames queued by Send since the last Flush
@@ -98,7 +176,10 @@ class PeerTransport {
   struct Incoming {
     std::unique_ptr<net::TcpConnection> conn;
     FrameBuffer frames;
-    std::string peer_id;  // set by its Hello
+    std::string peer_id;  // set once authenticated
+    core::AuthHello hello;  // the dialler's, once received
+    std::string nonce;      // ours
+    bool refused = false;   // a refusal is being written; the connection then closes
     std::unique_ptr<net::Timer> handshake_deadline;
   };
 
@@ -106,9 +187,20 @@ class PeerTransport {
   void OnOutgoingClosed(Outgoing& out);
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   bool OnIncomingFrame(uint64_t id, std::string_view frame);
+  bool OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg);
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
-  // Checks a Hello; on refusal returns false with *why.
-  bool AcceptHello(const core::Hello& hello, std::string* why) const;
+  bool OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg);
+  // Checks an AuthHello; on refusal returns false with *why.
+  bool AcceptHello(const core::AuthHello& hello, std::string* why) const;
+  core::AuthHello MakeHello(const std::string& nonce) const;
+  // Another live, authenticated instance of member `id` than `instance`: describes it
+  // in *where and returns true. `except` is an incoming connection not to count.
+  bool OtherInstanceLive(const std::string& id, const std::string& instance, uint64_t except,
+                         std::string* where) const;
+  // Writes a refusal and closes the incoming connection once it is sent.
+  void RefuseIncoming(Incoming& in, uint32_t code, const std::string& reason);
+  // Logs (and remembers) a member's instance id, noting a replaced data directory.
+  void NoteInstance(const std::string& id, const std::string& instance);
   static void AppendFrame(std::string* out, std::string_view body);
   void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
   size_t MaxFrame() const;
@@ -124,13 +216,17 @@ class PeerTransport {
 
   net::Loop& loop_;
   const Config& config_;
+  PeerIdentity identity_;
   MessageFn on_message_;
   UpFn on_up_;
+  FatalFn on_fatal_;
+  BufferBudget budget_;
+  std::map<std::string, std::string> instances_;  // member -> last authenticated instance
   std::unique_ptr<net::TcpListener> listener_;
   std::map<std::string, Outgoing> outgoing_;
   std::map<uint64_t, Incoming> incoming_;
   uint64_t next_incoming_ = 1;
-  PeerStats stats_;
+  mutable PeerStats stats_;
   std::unique_ptr<net::Timer> heartbeat_;
   // testing.replica_write_delay_ms: (due time, destination, message), in due order.
   struct Delayed {

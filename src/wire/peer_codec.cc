@@ -88,6 +88,28 @@ struct Encoder {
       pk.pack(m.seen);
     }
   }
+  void operator()(const core::AuthHello& m) {
+    pk.pack_array(7);
+    pk.pack(uint32_t{60});
+    pk.pack(m.cluster);
+    PackBin(pk, m.cluster_id);
+    pk.pack(m.protocol_version);
+    pk.pack(m.node_id);
+    pk.pack(m.instance_id);
+    PackBin(pk, m.nonce);
+  }
+  void operator()(const core::AuthProof& m) {
+    pk.pack_array(2);
+    pk.pack(uint32_t{61});
+    pk.pack_array(static_cast<uint32_t>(m.macs.size()));
+    for (const std::string& mac : m.macs) PackBin(pk, mac);
+  }
+  void operator()(const core::AuthResult& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{62});
+    pk.pack(m.code);
+    pk.pack(m.reason);
+  }
   void operator()(const core::GossipSyn& m) {
     pk.pack_array(2);
     pk.pack(uint32_t{50});
@@ -474,9 +496,44 @@ bool ReadView(const msgpack::object& o, core::View* view) {
   return true;
 }
 
+// Bounds on the handshake's fields (a handshake frame is at most a few KiB).
+constexpr size_t kMaxHandshakeField = 256;
+constexpr uint32_t kMaxProofMacs = 4;
+
 Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
   const Status bad = Status::Corruption("peer message: bad fields for type " + std::to_string(type));
   switch (type) {
+    case 60: {
+      core::AuthHello m;
+      uint32_t v = 0;
+      if (f.size() != 7 || !f.Str(1, &m.cluster) || !f.Str(2, &m.cluster_id) || !f.U32(3, &v) ||
+          !f.Str(4, &m.node_id) || !f.Str(5, &m.instance_id) || !f.Str(6, &m.nonce) ||
+          m.cluster.size() > kMaxHandshakeField || m.cluster_id.size() > kMaxHandshakeField ||
+          m.node_id.size() > kMaxHandshakeField || m.instance_id.size() > kMaxHandshakeField ||
+          m.nonce.size() > kMaxHandshakeField) {
+        return bad;
+      }
+      m.protocol_version = v;
+      return core::PeerMessage(std::move(m));
+    }
+    case 61: {
+      core::AuthProof m;
+      if (f.size() != 2 || f.At(1).type != msgpack::type::ARRAY ||
+          f.At(1).via.array.size > kMaxProofMacs || !f.Strs(1, &m.macs)) {
+        return bad;
+      }
+      for (const std::string& mac : m.macs) {
+        if (mac.size() > kMaxHandshakeField) return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
+    case 62: {
+      core::AuthResult m;
+      if (f.size() != 3 || !f.U32(1, &m.code) || !f.Str(2, &m.reason) || m.reason.size() > 1024) {
+        return bad;
+      }
+      return core::PeerMessage(std::move(m));
+    }
     case 0: {
       core::Hello m;
       uint64_t v = 0;
@@ -741,6 +798,8 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
 
 }  // namespace
 
+bool IsHandshakeType(uint64_t type) { return type >= 60 && type <= 69; }
+
 std::string EncodePeerMessage(const core::PeerMessage& msg) {
   msgpack::sbuffer buf;
   Packer pk(buf);
@@ -764,6 +823,31 @@ Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes) {
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("peer message: undecodable msgpack: ") + e.what());
   }
+}
+
+Result<core::PeerMessage> DecodeHandshakeMessage(std::string_view bytes) {
+  // The type is read from the first bytes, before anything is unpacked: an array
+  // header (fixarray, array16 or array32) then the type as a positive fixint or uint8.
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t at = 0;
+  if (!bytes.empty() && (p[0] & 0xf0) == 0x90) at = 1;
+  else if (!bytes.empty() && p[0] == 0xdc) at = 3;
+  else if (!bytes.empty() && p[0] == 0xdd) at = 5;
+  else return Status::Corruption("peer handshake: not a message");
+  uint64_t type = UINT64_MAX;
+  if (bytes.size() > at && p[at] < 0x80) type = p[at];
+  else if (bytes.size() > at + 1 && p[at] == 0xcc) type = p[at + 1];
+  if (type == 0) {
+    return Status::Corruption("peer handshake: a protocol version 1 Hello (unauthenticated); "
+                              "this node speaks version " +
+                              std::to_string(core::kPeerProtocolVersion));
+  }
+  if (!IsHandshakeType(type)) {
+    return Status::Corruption("peer handshake: a message of type " +
+                              (type == UINT64_MAX ? std::string("?") : std::to_string(type)) +
+                              " before the handshake; not decoded");
+  }
+  return DecodePeerMessage(bytes);
 }
 
 }  // namespace itsuka::wire

@@ -15,5 +15,10 @@ namespace itsuka::wire {
 
 std::string EncodePeerMessage(const core::PeerMessage& msg);
 Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes);
+// For a connection that has not shaken hands: decodes only the handshake messages
+// (AuthHello, AuthProof, AuthResult: types 60-69), reading the type from the first
+// bytes; anything else is refused without being unpacked.
+Result<core::PeerMessage> DecodeHandshakeMessage(std::string_view bytes);
+bool IsHandshakeType(uint64_t type);
 
 }  // namespace itsuka::wire

@@ -7,6 +7,7 @@ SIGTERM to the runner) are stopped by an atexit hook.
 """
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -36,6 +37,28 @@ def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def make_secret(path, cluster_id=None):
+    """Writes a cluster secret file (mode 0600) like `itsukad --gen-secret`; returns path."""
+    cluster_id = cluster_id or secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"cluster-id {cluster_id}\nsecret {secrets.token_hex(32)}\n")
+    return path
+
+
+def read_secret(path):
+    """(cluster id bytes, [secret bytes]) of a secret file."""
+    cid, keys = None, []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "cluster-id":
+                cid = bytes.fromhex(parts[1])
+            elif len(parts) == 2 and parts[0] == "secret":
+                keys.append(bytes.fromhex(parts[1]))
+    return cid, keys
+
+
 _running = set()  # Nodes whose process this module started and has not stopped yet
 
 
@@ -48,12 +71,19 @@ def _stop_leftovers():
 class Node:
     """One itsukad process with its own data directory and port."""
 
-    def __init__(self, *extra, data_dir=None, port=None, node_id="node1"):
+    def __init__(self, *extra, data_dir=None, port=None, node_id="node1", secret_file=None):
+        """secret_file: the cluster secret (cluster.secret_file); None makes one of its
+        own next to the data directory, "" passes none."""
         self.tmp = None
         if data_dir is None:
             self.tmp = tempfile.mkdtemp(prefix="itsuka-it-")
             data_dir = os.path.join(self.tmp, "data")
         self.data_dir = data_dir
+        if secret_file is None:
+            secret_file = os.path.join(self.tmp or os.path.dirname(data_dir), "node.secret")
+            if not os.path.exists(secret_file):
+                make_secret(secret_file)
+        self.secret_file = secret_file
         self.port = port or free_port()
         self.node_id = node_id
         self.extra = list(extra)
@@ -61,8 +91,9 @@ class Node:
         self.log_path = os.path.join(self.tmp or os.path.dirname(data_dir), "itsukad.log")
 
     def argv(self):
+        auth = ["--set", f"cluster.secret_file={self.secret_file}"] if self.secret_file else []
         return [ITSUKAD, "--port", str(self.port), "--data-dir", self.data_dir,
-                "--node-id", self.node_id] + self.extra
+                "--node-id", self.node_id] + auth + self.extra
 
     def start(self):
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
@@ -133,6 +164,7 @@ class Cluster:
 
     def __init__(self, n=3, *extra):
         self.tmp = tempfile.mkdtemp(prefix="itsuka-cl-")
+        self.secret_file = make_secret(os.path.join(self.tmp, "cluster.secret"))
         ports = [free_port() for _ in range(n)]
         peer_ports = [free_port() for _ in range(n)]
         self.nodes = []
@@ -142,7 +174,7 @@ class Cluster:
             os.makedirs(d)
             node = Node("--set", f"cluster.peer_port={peer_ports[i]}", "--set", f"cluster.seeds={seeds}",
                         *extra, data_dir=os.path.join(d, "data"), port=ports[i],
-                        node_id=f"node{i + 1}")
+                        node_id=f"node{i + 1}", secret_file=self.secret_file)
             node.log_path = os.path.join(d, "itsukad.log")
             self.nodes.append(node)
 

@@ -123,7 +123,8 @@ class GrowAndShrink(unittest.TestCase):
         os.makedirs(d)
         n4 = Node("--set", f"cluster.peer_port={free_port()}",
                   "--set", f"cluster.seeds=node1@127.0.0.1:{peer_port(n1)}",
-                  data_dir=os.path.join(d, "data"), node_id="node4")
+                  data_dir=os.path.join(d, "data"), node_id="node4",
+                  secret_file=self.cluster.secret_file)
         n4.log_path = os.path.join(d, "itsukad.log")
         self.extra_nodes.append(n4)
 
@@ -208,7 +209,8 @@ class GrowAndShrink(unittest.TestCase):
         os.makedirs(d)
         n4 = Node("--set", f"cluster.peer_port={free_port()}",
                   "--set", f"cluster.seeds=node3@127.0.0.1:{peer_port(n3)}",
-                  data_dir=os.path.join(d, "data"), node_id="node4")
+                  data_dir=os.path.join(d, "data"), node_id="node4",
+                  secret_file=self.cluster.secret_file)
         n4.log_path = os.path.join(d, "itsukad.log")
         self.extra_nodes.append(n4)
         n4.start()
