@@ -76,7 +76,31 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[server]\nport = 60000\n[cluster]\nseeds = [\"b@h:1\"]\n", {},
                                 "cluster.peer_port"},
                       BadConfig{"[handoff]\nmax_hint_age_s = 100\n[repair]\ntombstone_grace_s = 99\n",
-                                {}, "repair.tombstone_grace_s"}));
+                                {}, "repair.tombstone_grace_s"},
+                      // Peer authentication.
+                      BadConfig{"[cluster]\nseeds = [\"b@h:1\"]\n", {}, "cluster.secret_file"},
+                      BadConfig{"[cluster]\nsecret_file = \"s\"\ninsecure_no_auth = true\n", {},
+                                "cluster.insecure_no_auth"},
+                      BadConfig{"[cluster]\ninsecure_no_auth = 2\n", {}, "cluster.insecure_no_auth"},
+                      BadConfig{"[cluster]\ninsecure_no_auth = true\nid = \"abc\"\n", {}, "cluster.id"},
+                      BadConfig{"[cluster]\nid = \"0123456789abcdef0123456789abcdef\"\n", {},
+                                "insecure mode only"},
+                      BadConfig{"", {{"cluster.max_peer_buffer_bytes", "1000"}}, "cluster.max_peer_buffer_bytes"},
+                      BadConfig{"", {{"cluster.max_handshaking_peers", "0"}}, "cluster.max_handshaking_peers"}));
+
+TEST(Config, SeedsNeedASecretFileOrExplicitInsecureMode) {
+  Result<Config> secure = ParseConfigText("[cluster]\nseeds = [\"b@h:1\"]\nsecret_file = \"/s\"\n",
+                                          "t.toml", {});
+  ASSERT_TRUE(secure.ok()) << secure.status().ToString();
+  EXPECT_EQ(secure->secret_file, "/s");
+  Result<Config> insecure = ParseConfigText(
+      "[cluster]\nseeds = [\"b@h:1\"]\n", "t.toml",
+      {{"cluster.insecure_no_auth", "true"}, {"cluster.id", "0123456789abcdef0123456789ABCDEF"}});
+  ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
+  EXPECT_EQ(insecure->insecure_no_auth, 1);
+  // A node without seeds opens no peer port and needs neither.
+  EXPECT_TRUE(ParseConfigText("", "t.toml", {}).ok());
+}
 
 TEST(CommandLine, ParsesFlagsAndRejectsUnknownOnes) {
   const char* argv[] = {"itsukad", "--config", "x.toml", "--port", "7002",
