@@ -46,9 +46,12 @@ void PeerTransport::FrameBuffer::Recharge() {
     return;
   }
   const bool shrinking = want < charged;
-  // Only an incomplete frame (a reservation beyond the bytes held) can be refused.
+  // Only an incomplete frame (a reservation beyond the bytes held) can wait, and only a
+  // large one: small frames (handshakes, heartbeats, acknowledgements) always pass, so
+  // they never queue behind bulk transfers (at most a few KiB per connection over).
   const size_t others_running = budget->used - charged - budget->paused_bytes;
-  if (!shrinking && want > buf.size() && budget->used - charged + want > budget->limit &&
+  if (!shrinking && want > buf.size() && want > kMaxHandshakeFrame + 4 &&
+      budget->used - charged + want > budget->limit &&
       others_running > 0 && conn != nullptr) {
     // Wait: hold only the bytes already read.
     budget->used = budget->used - charged + buf.size();
@@ -411,13 +414,22 @@ void PeerTransport::RefuseIncoming(Incoming& in, uint32_t code, const std::strin
 
 void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
   size_t handshaking = 0;
-  for (const auto& [key, in] : incoming_) handshaking += in.peer_id.empty() ? 1 : 0;
-  if (handshaking >= static_cast<size_t>(config_.max_handshaking_peers)) {
+  uint64_t oldest = 0;
+  for (const auto& [key, in] : incoming_) {
+    if (!in.peer_id.empty() || in.refused || in.conn->closing()) continue;
+    ++handshaking;
+    if (oldest == 0) oldest = key;  // keys grow with arrival
+  }
+  if (handshaking >= static_cast<size_t>(config_.max_handshaking_peers) && oldest != 0) {
+    // Full: the oldest handshake goes, not the newcomer. A member's handshake takes one
+    // round trip, so strangers holding every slot cannot keep a member out for long.
     ++stats_.connections_refused;
-    LOG_WARN << "peer connection from " << conn->peer()
-             << " refused: cluster.max_handshaking_peers (" << config_.max_handshaking_peers
-             << ") connections are shaking hands";
-    return;  // destroying the connection closes it
+    Incoming& victim = incoming_[oldest];
+    LOG_WARN << "peer connection from " << victim.conn->peer()
+             << " closed: cluster.max_handshaking_peers (" << config_.max_handshaking_peers
+             << ") connections are shaking hands; making room for " << conn->peer();
+    victim.frames.Reset(nullptr);
+    victim.conn->Close();
   }
   const uint64_t id = next_incoming_++;
   Incoming& in = incoming_[id];
