@@ -1,5 +1,6 @@
 // itsukad: one itsuka node.
 #include <cstdio>
+#include <filesystem>
 
 #include "common/log.h"
 #include "itsuka/config.h"
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
                    server::kClusterIdBytes * 2);
       return 2;
     }
+    const std::filesystem::path parent = std::filesystem::path(cl->gen_secret_file).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     Result<server::ClusterSecret> s = server::GenerateSecret(id);
     Status st = s.ok() ? server::WriteSecretFile(cl->gen_secret_file, *s) : s.status();
     if (!st.ok()) {

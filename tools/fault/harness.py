@@ -11,6 +11,7 @@ Processes are signalled only by the pids this harness recorded when it started t
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,15 @@ class Cluster:
         self.logs = {}       # i -> the node's stderr file
         self.lock = threading.Lock()
 
+    def secret_file(self):
+        """The cluster's secret (cluster.secret_file), made once per cluster (mode 0600)."""
+        path = os.path.join(self.workdir, "cluster.secret")
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"cluster-id {secrets.token_hex(16)}\nsecret {secrets.token_hex(32)}\n")
+        return path
+
     def config(self, i):
         d = os.path.join(self.workdir, f"node{i + 1}")
         os.makedirs(d, exist_ok=True)
@@ -52,7 +62,7 @@ class Cluster:
             f.write(f'[node]\nid = "node{i + 1}"\ndata_dir = "{d}/data"\n'
                     f'[server]\nbind = "{self.hosts.ip(i)}"\nport = {self.hosts.client_port(i)}\n'
                     f'[cluster]\npeer_port = {self.hosts.peer_port(i)}\nseeds = [{seeds}]\n'
-                    f'request_timeout_ms = 1000\n'
+                    f'request_timeout_ms = 1000\nsecret_file = "{self.secret_file()}"\n'
                     f'[log]\nfile = "{d}/itsukad.log"\n')
         return path
 
