@@ -468,8 +468,11 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     Result<core::PeerMessage> msg = wire::DecodeHandshakeMessage(frame);
     if (!msg.ok()) {
       ++stats_.handshakes_refused;
+      // Closed without an answer: whatever sent it does not speak this handshake.
       LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << msg.status().message();
-      RefuseIncoming(in, core::AuthResult::kRefused, msg.status().message());
+      in.refused = true;
+      in.frames.Reset(nullptr);
+      in.conn->Close();
       return false;
     }
     return OnIncomingHandshake(id, in, *msg);

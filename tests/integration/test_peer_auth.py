@@ -195,6 +195,18 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+def extra_node(cluster, name, node_id, seed_port, *extra):
+    """A node (not started) in the cluster's directory, with the cluster's secret,
+    seeded with node1 at seed_port."""
+    d = os.path.join(cluster.tmp, name)
+    os.makedirs(d)
+    node = Node("--set", f"cluster.peer_port={free_port()}",
+                "--set", f"cluster.seeds=node1@127.0.0.1:{seed_port}", *extra,
+                data_dir=os.path.join(d, "data"), node_id=node_id, secret_file=cluster.secret_file)
+    node.log_path = os.path.join(d, "itsukad.log")
+    return node
+
+
 def run_itsukad(*args, timeout=20):
     """Runs itsukad to completion (a start that must fail); (exit code, output)."""
     r = subprocess.run([ITSUKAD, *args], capture_output=True, timeout=timeout)
@@ -318,13 +330,7 @@ class StrangersOnThePeerPort(unittest.TestCase):
 
         t = threading.Thread(target=fake_acceptor, daemon=True)
         t.start()
-        d = os.path.join(self.cluster.tmp, "dialler")
-        os.makedirs(d)
-        dialler = Node("--set", f"cluster.peer_port={free_port()}",
-                       "--set", f"cluster.seeds=node1@127.0.0.1:{listener.getsockname()[1]}",
-                       data_dir=os.path.join(d, "data"), node_id="node7",
-                       secret_file=self.cluster.secret_file)
-        dialler.log_path = os.path.join(d, "itsukad.log")
+        dialler = extra_node(self.cluster, "dialler", "node7", listener.getsockname()[1])
         try:
             dialler.start()
             t.join(timeout=20)
@@ -371,14 +377,8 @@ class StrangersOnThePeerPort(unittest.TestCase):
         """Even authenticated connections cannot hold more than
         cluster.max_peer_buffer_bytes of receive buffers together: a frame over the
         budget waits (the connection stops reading) instead of being buffered."""
-        d = os.path.join(self.cluster.tmp, "budget")
-        os.makedirs(d)
-        node = Node("--set", f"cluster.peer_port={free_port()}",
-                    "--set", "cluster.seeds=node1@127.0.0.1:1",
-                    "--set", "cluster.max_peer_buffer_bytes=16777216",
-                    data_dir=os.path.join(d, "data"), node_id="budget",
-                    secret_file=self.cluster.secret_file)
-        node.log_path = os.path.join(d, "itsukad.log")
+        node = extra_node(self.cluster, "budget", "budget", 1,
+                          "--set", "cluster.max_peer_buffer_bytes=16777216")
         try:
             node.start()
             port = peer_port_of(node)
@@ -479,13 +479,7 @@ class StartChecks(unittest.TestCase):
         cluster.start()
         n1, n2 = cluster.nodes
         # A second "node2" (its own data directory) joins through node1.
-        d = os.path.join(cluster.tmp, "node2-again")
-        os.makedirs(d)
-        dup = Node("--set", f"cluster.peer_port={free_port()}",
-                   "--set", f"cluster.seeds=node1@127.0.0.1:{peer_port_of(n1)}",
-                   data_dir=os.path.join(d, "data"), node_id="node2",
-                   secret_file=cluster.secret_file)
-        dup.log_path = os.path.join(d, "itsukad.log")
+        dup = extra_node(cluster, "node2-again", "node2", peer_port_of(n1))
         self.nodes.append(dup)
         with open(dup.log_path, "ab") as log:
             dup.proc = subprocess.Popen(dup.argv(), stdout=log, stderr=subprocess.STDOUT)
