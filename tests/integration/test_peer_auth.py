@@ -364,7 +364,9 @@ class StrangersOnThePeerPort(unittest.TestCase):
             except (OSError, socket.timeout):
                 pass  # refused: the node closed the connection or stopped reading
             socks.append(s)
-        # A member restarted meanwhile rejoins.
+        # 40 silent strangers more (over cluster.max_handshaking_peers): a member
+        # restarted meanwhile still rejoins, its handshake taking the oldest one's slot.
+        socks += [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
         n2.stop()
         n2.start()
         self.cluster.wait_connected()
