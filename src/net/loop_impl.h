@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <string>
 
 #include "net/loop.h"
 
@@ -15,6 +16,7 @@ struct Loop::Impl {
   uv_prepare_t prepare;
   std::function<void()> after_io;
   char read_buffer[64 * 1024];  // shared by every connection: reads are handled one at a time
+  std::string tls_plain;         // the same, for what one read of a TLS connection decrypts to
 };
 
 }  // namespace itsuka::net

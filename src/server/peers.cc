@@ -45,7 +45,7 @@ Status PeerTransport::Start() {
   const int port = static_cast<int>(EffectivePeerPort(config_));
   Result<std::unique_ptr<net::TcpListener>> l = net::TcpListener::Listen(
       loop_, config_.bind, port, 128,
-      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); });
+      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); }, tls_);
   if (!l.ok()) return Status::IOError("cluster.peer_port: " + l.status().message());
   listener_ = std::move(l).value();
   for (const std::string& seed : config_.seeds) {
@@ -119,7 +119,7 @@ void PeerTransport::Connect(Outgoing& out) {
       return;  // on_closed follows and schedules the retry
     }
     WriteFrame(*o.conn, core::Hello{config_.cluster_name, core::kPeerProtocolVersion, config_.node_id});
-  });
+  }, tls_);
   out.conn->Start(
       [this, id](std::string_view data) {
         Outgoing& o = outgoing_[id];
