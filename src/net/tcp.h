@@ -8,10 +8,11 @@
 // connection inside it. All methods belong to the loop's thread.
 //
 // TLS: a listener or a dialled connection given a TlsContext speaks TLS (see
-// net/tls.h) and its owner sees only plaintext: on_read gets decrypted bytes (at most
-// what one socket read decrypts to, so the layer never holds more than one read and a
-// partial record), Write encrypts, queued_bytes() counts what waits to be sent
-// (ciphertext, and plaintext written before the handshake finished), PauseReading and
+// net/tls.h) and its owner sees only plaintext: on_read gets decrypted bytes, once per
+// socket read (so the layer never holds more than one read and a partial record, and
+// nothing more is decrypted while reading is paused), Write encrypts, queued_bytes()
+// counts what waits to be sent (ciphertext, and plaintext written before the
+// handshake finished), PauseReading and
 // CloseAfterWrites (which sends close_notify) behave as without TLS. A dialled TLS
 // connection reports to on_connected once its handshake finished (or failed); an
 // accepted one handshakes before on_read sees anything. A failed handshake closes

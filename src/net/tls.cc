@@ -84,12 +84,20 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const Options& options) {
     return Status::InvalidArgument("setting 'tls.cert_file': '" + options.cert_file +
                                    "' is not a PEM certificate: " + TlsErrorText("unreadable"));
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  EVP_PKEY* key = nullptr;
+  if (BIO* in = BIO_new_file(options.key_file.c_str(), "r")) {
+    // No passphrase callback input: an encrypted key fails here rather than prompting.
+    key = PEM_read_bio_PrivateKey(in, nullptr, [](char*, int, int, void*) { return 0; }, nullptr);
+    BIO_free(in);
+  }
+  if (key == nullptr) {
     return Status::InvalidArgument("setting 'tls.key_file': '" + options.key_file +
                                    "' is not a PEM private key (or is encrypted): " +
                                    TlsErrorText("unreadable"));
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  const int used = SSL_CTX_use_PrivateKey(ctx, key);
+  EVP_PKEY_free(key);
+  if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     return Status::InvalidArgument("setting 'tls.key_file': '" + options.key_file +
                                    "' does not match the certificate in '" + options.cert_file +
                                    "': " + TlsErrorText("mismatch"));
