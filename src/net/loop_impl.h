@@ -4,7 +4,6 @@
 #include <uv.h>
 
 #include <functional>
-#include <string>
 
 #include "net/loop.h"
 
@@ -16,7 +15,9 @@ struct Loop::Impl {
   uv_prepare_t prepare;
   std::function<void()> after_io;
   char read_buffer[64 * 1024];  // shared by every connection: reads are handled one at a time
-  std::string tls_plain;         // the same, for what one read of a TLS connection decrypts to
+  // What one read of a TLS connection decrypts to: at most the read plus the rest of a
+  // record an earlier read began (a record is at most 16 KiB of plaintext).
+  char tls_plain[96 * 1024];
 };
 
 }  // namespace itsuka::net

@@ -264,20 +264,24 @@ void OnTlsData(TcpConnection::Impl* impl, std::string_view data) {
   }
   if (!impl->tls_ready && !StepHandshake(impl)) return;
   if (!impl->tls_ready) return;
-  std::string& plain = impl->loop->tls_plain;
-  plain.clear();
+  char* plain = impl->loop->tls_plain;
+  constexpr size_t kPlainCap = sizeof impl->loop->tls_plain;
+  size_t have = 0;
   bool eof = false;
-  constexpr size_t kChunk = 16 << 10;
   for (;;) {
-    const size_t at = plain.size();
-    plain.resize(at + kChunk);
+    if (have == kPlainCap) {
+      // Cannot happen for reads of at most 64 KiB; if it did, hand over what is here
+      // rather than hold more.
+      if (impl->on_read) impl->on_read(std::string_view(plain, have));
+      if (impl->closing) return;
+      have = 0;
+    }
     ERR_clear_error();
-    const int n = SSL_read(impl->ssl, plain.data() + at, static_cast<int>(kChunk));
+    const int n = SSL_read(impl->ssl, plain + have, static_cast<int>(kPlainCap - have));
     if (n > 0) {
-      plain.resize(at + static_cast<size_t>(n));
+      have += static_cast<size_t>(n);
       continue;
     }
-    plain.resize(at);
     const int err = SSL_get_error(impl->ssl, n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
     if (err == SSL_ERROR_ZERO_RETURN) {  // close_notify: the other side is done
@@ -289,7 +293,7 @@ void OnTlsData(TcpConnection::Impl* impl, std::string_view data) {
     return;
   }
   FlushTls(impl);  // anything SSL_read answered (key updates, alerts)
-  if (!plain.empty() && impl->on_read && !impl->closing) impl->on_read(plain);
+  if (have > 0 && impl->on_read && !impl->closing) impl->on_read(std::string_view(plain, have));
   if (eof) CloseImpl(impl);
 }
 
