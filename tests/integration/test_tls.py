@@ -16,7 +16,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import Client, Closed, Cluster, Node, free_port, wait_until
+from harness import Client, Closed, Cluster, Node, free_port, info, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MAKE_CERTS = os.path.abspath(os.path.join(ROOT, "tools", "make-certs"))
@@ -46,15 +46,6 @@ def redis_cli_tls(certs, port, *args, with_cert=True):
         cmd += ["--cert", certs["client.crt"], "--key", certs["client.key"]]
     r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, timeout=30)
     return r.returncode, r.stdout.decode(errors="replace").strip(), r.stderr.decode(errors="replace")
-
-
-def info(node, section):
-    c = node.client()
-    try:
-        text = c.call("INFO", section).decode()
-    finally:
-        c.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
 def closed_by_server(sock, timeout=5):

@@ -452,39 +452,32 @@ def convergence(cluster, keys, timeout=30):
     return {"converged": False, "seconds": timeout}
 
 
-def handoff_counters(cluster):
-    """The INFO handoff counters summed over the nodes (since each node's last start),
-    plus the hints still stored; {} if no node reports them."""
+def info_counters(cluster, section, prefix):
+    """The numeric INFO `section` fields named `prefix`* summed over the nodes (since
+    each node's last start); {} if no node reports them."""
     total = {}
     for i in range(cluster.n):
         try:
             c = cluster.client(i, timeout=10)
-            text = c.call("INFO", "handoff").decode()
+            text = c.call("INFO", section).decode()
             c.close()
-        except (OSError, RespError, Closed):
+        except (OSError, RespError, Closed, AttributeError):
             continue
         for line in text.split("\r\n"):
             k, _, v = line.partition(":")
-            if k.startswith("hints_") and v.isdigit():
+            if k.startswith(prefix) and v.isdigit():
                 total[k] = total.get(k, 0) + int(v)
     return total
+
+
+def handoff_counters(cluster):
+    """The INFO handoff counters, plus the hints still stored."""
+    return info_counters(cluster, "handoff", "hints_")
 
 
 def tls_counters(cluster):
-    """INFO tls peer counters summed over the nodes (since each node's last start)."""
-    total = {}
-    for i in range(cluster.n):
-        try:
-            c = cluster.client(i, timeout=3)
-            text = c.call("INFO", "tls").decode()
-            c.close()
-        except (OSError, Closed, AttributeError):
-            continue
-        for line in text.split("\r\n"):
-            k, _, v = line.partition(":")
-            if k.startswith("tls_peer_") and v.isdigit():
-                total[k] = total.get(k, 0) + int(v)
-    return total
+    """INFO tls peer counters: handshakes, refused handshakes, errors."""
+    return info_counters(cluster, "tls", "tls_peer_")
 
 
 def make_certs(directory, ips):
