@@ -22,6 +22,18 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MAKE_CERTS = os.path.abspath(os.path.join(ROOT, "tools", "make-certs"))
 
 
+def find_redis_py():
+    """An interpreter that can import redis-py: this one, or Debian's (python3-redis)."""
+    import sys
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if os.path.exists(exe) and subprocess.run([exe, "-c", "import redis"], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+REDIS_PY = find_redis_py()
+
+
 def make_certs(directory):
     subprocess.run([MAKE_CERTS, directory], check=True, capture_output=True, timeout=60)
     return {name: os.path.join(directory, name) for name in
@@ -117,6 +129,20 @@ class TlsNode(unittest.TestCase):
         self.assertEqual([c.read() for _ in range(500)], ["OK"] * 500)
         self.assertEqual(c.call("GET", "p499"), b"499")
         c.close()
+
+    @unittest.skipUnless(REDIS_PY, "needs redis-py (apt python3-redis)")
+    def test_redis_py_with_ssl_options(self):
+        # A client library's own TLS options: redis-py (run by the interpreter that has it).
+        script = (
+            "import sys, redis\n"
+            "r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), ssl=True, ssl_ca_certs=sys.argv[2],"
+            " ssl_certfile=sys.argv[3], ssl_keyfile=sys.argv[4])\n"
+            "assert r.set('py', 'thon') is True\n"
+            "print(r.get('py').decode())\n")
+        r = subprocess.run([REDIS_PY, "-c", script, str(self.tls_port), self.certs["ca.crt"],
+                            self.certs["client.crt"], self.certs["client.key"]],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.stdout.decode().strip(), "thon", r.stderr.decode()[-1000:])
 
     def test_plain_tcp_to_the_tls_port_fails_cleanly(self):
         s = socket.create_connection(("127.0.0.1", self.tls_port), timeout=5)
