@@ -38,6 +38,9 @@ struct TcpConnection::Impl {
   bool tls_dialled = false;  // this side connected (report the handshake to on_connected)
   bool tls_started = false;  // bytes of a handshake arrived
   std::string plain_pending;  // written before the handshake finished
+  // Protocol answers (key updates) OpenSSL produced while reading that are still
+  // queued: bounded, so a peer that asks for them without reading cannot grow the queue.
+  size_t control_queued = 0;
   uv_timer_t handshake_timer;
   bool timer_inited = false;
   int open_handles = 1;  // uv handles whose close callback has not run
@@ -252,6 +255,8 @@ void TlsWrite(TcpConnection::Impl* impl, std::string_view data) {
   }
 }
 
+constexpr size_t kMaxControlQueued = 64 << 10;
+
 void OnTlsData(TcpConnection::Impl* impl, std::string_view data) {
   if (impl->closing) return;
   impl->tls_started = true;
@@ -292,7 +297,14 @@ void OnTlsData(TcpConnection::Impl* impl, std::string_view data) {
     TlsBroken(impl, TlsFailure(impl));
     return;
   }
-  FlushTls(impl);  // anything SSL_read answered (key updates, alerts)
+  // Anything SSL_read answered (key updates, alerts): output the owner never wrote.
+  const size_t queued_before = impl->queued;
+  FlushTls(impl);
+  if (impl->queued > queued_before) impl->control_queued += impl->queued - queued_before;
+  if (impl->control_queued > kMaxControlQueued) {
+    TlsBroken(impl, "asks for TLS protocol answers (key updates) without reading them");
+    return;
+  }
   if (have > 0 && impl->on_read && !impl->closing) impl->on_read(std::string_view(plain, have));
   if (eof) CloseImpl(impl);
 }
@@ -422,6 +434,7 @@ void RawWrite(TcpConnection::Impl* impl, std::string_view data) {
     auto* req = static_cast<WriteReq*>(r->data);
     Impl* impl = req->conn;
     impl->queued -= req->data.size();
+    if (impl->queued == 0) impl->control_queued = 0;
     delete req;
     if (impl->closing) return;
     if (status < 0) {

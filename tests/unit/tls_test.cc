@@ -6,8 +6,17 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -273,6 +282,62 @@ TEST(TlsConnection, SilentClientIsClosedAtTheHandshakeDeadline) {
   ASSERT_TRUE(RunUntil(loop, [&] { return silent.closed; }, 3000));
   EXPECT_GE(loop.NowMs() - t0, 150);
   EXPECT_EQ(server_tls->stats().handshake_failures, 1u);
+}
+
+// A client that asks for TLS 1.3 key updates over and over and never reads the server's
+// answers: each answer is protocol output the owner never wrote, so it must not pile
+// up in the connection's queue without bound.
+TEST(TlsConnection, KeyUpdateFloodWithoutReadingIsCutOff) {
+  CertDir d;
+  ASSERT_TRUE(d.ok());
+  Loop loop;
+  auto server_tls = TlsContext::Create(NodeOptions(d)).value();
+  EchoServer server(loop, server_tls);
+  const int port = server.listener->port();
+  std::atomic<bool> done{false};
+  std::atomic<int> sent{0};
+  std::atomic<bool> cut_off{false};  // the server closed the connection under the flood
+  std::thread flooder([&] {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_use_certificate_chain_file(ctx, d("client.crt").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, d("client.key").c_str(), SSL_FILETYPE_PEM);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SSL* ssl = nullptr;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      ssl = SSL_new(ctx);
+      SSL_set_fd(ssl, fd);
+      if (SSL_connect(ssl) == 1) {
+        timeval tv{0, 200000};
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        for (int i = 0; i < 1000000 && !done; ++i) {
+          if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1 || SSL_do_handshake(ssl) != 1) {
+            cut_off = true;
+            break;
+          }
+          ++sent;
+        }
+      }
+    }
+    SSL_free(ssl);
+    ::close(fd);
+    SSL_CTX_free(ctx);
+  });
+  // Without the bound the server queues an answer per request for as long as the
+  // flood lasts (1.9 MB after 300,000 requests, growing) and never closes.
+  ::signal(SIGPIPE, SIG_IGN);  // the flooder writes on after the server closed
+  if (!RunUntil(loop, [&] { return server.closed > 0; }, 30000)) done = true;
+  flooder.join();  // it stops at its first failed write once the server closed
+  std::printf("key updates sent before the server closed: %d\n", sent.load());
+  EXPECT_GT(sent.load(), 1000);  // the flood did happen
+  EXPECT_TRUE(cut_off.load()) << "the server kept a client that reads nothing of its answers";
+  EXPECT_EQ(server_tls->stats().errors, 1u);
 }
 
 }  // namespace
