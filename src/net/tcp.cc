@@ -147,9 +147,27 @@ std::string TlsFailure(TcpConnection::Impl* impl) {
   return why;
 }
 
+// Whether a TLS failure may be logged now (see TlsContext::Impl).
+bool MayLog(TcpConnection::Impl* impl) {
+  TlsContext::Impl* t = impl->tls->impl();
+  const auto now = static_cast<int64_t>(uv_now(impl->handle.loop));
+  if (now - t->log_window_ms >= 1000) {
+    if (t->unlogged > 0) LOG_WARN << "tls: " << t->unlogged << " more failure(s) in the last second not logged";
+    t->log_window_ms = now;
+    t->logged = 0;
+    t->unlogged = 0;
+  }
+  if (t->logged < TlsContext::Impl::kLogsPerSecond) {
+    ++t->logged;
+    return true;
+  }
+  ++t->unlogged;
+  return false;
+}
+
 void HandshakeFailed(TcpConnection::Impl* impl, const std::string& why) {
   ++impl->tls->mutable_stats().handshake_failures;
-  LOG_WARN << "tls: handshake with " << impl->peer << " failed: " << why << "; closing";
+  if (MayLog(impl)) LOG_WARN << "tls: handshake with " << impl->peer << " failed: " << why << "; closing";
   FlushTls(impl);  // the alert, if OpenSSL wrote one
   TcpConnection::ConnectedFn cb = std::move(impl->on_connected);
   impl->on_connected = nullptr;
@@ -159,7 +177,7 @@ void HandshakeFailed(TcpConnection::Impl* impl, const std::string& why) {
 
 void TlsBroken(TcpConnection::Impl* impl, const std::string& why) {
   ++impl->tls->mutable_stats().errors;
-  LOG_WARN << "tls: connection " << impl->peer << ": " << why << "; closing";
+  if (MayLog(impl)) LOG_WARN << "tls: connection " << impl->peer << ": " << why << "; closing";
   CloseImpl(impl);
 }
 

@@ -12,6 +12,13 @@ namespace itsuka::net {
 
 struct TlsContext::Impl {
   SSL_CTX* ctx = nullptr;
+  // Failure logging is rate-limited (a stranger can fail handshakes as fast as it can
+  // connect): at most kLogsPerSecond lines a second, then one line saying how many
+  // were left out. Every failure is still counted in Stats.
+  static constexpr int kLogsPerSecond = 10;
+  int64_t log_window_ms = -1000;
+  int logged = 0;
+  uint64_t unlogged = 0;
   ~Impl() { SSL_CTX_free(ctx); }
 };
 

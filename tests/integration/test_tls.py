@@ -13,6 +13,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -174,6 +175,33 @@ class TlsNode(unittest.TestCase):
         self.assertEqual(redis_cli_tls(self.certs, self.tls_port, "PING")[:2], (0, "PONG"))
         t = info(self.node, "tls")
         self.assertGreaterEqual(int(t["tls_client_handshake_failures"]), 4, t)
+
+    def test_failure_logging_is_rate_limited(self):
+        def log_text():
+            with open(self.node.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+
+        def garbage_connection():
+            s = socket.create_connection(("127.0.0.1", self.tls_port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            closed_by_server(s)
+            s.close()
+
+        before_lines = log_text().count("tls: handshake with")
+        before = int(info(self.node, "tls")["tls_client_handshake_failures"])
+        t0 = time.monotonic()
+        for _ in range(100):
+            garbage_connection()
+        elapsed = time.monotonic() - t0
+        self.assertEqual(int(info(self.node, "tls")["tls_client_handshake_failures"]), before + 100)
+        logged = log_text().count("tls: handshake with") - before_lines
+        # Every failure is counted, but at most 10 a second are logged.
+        self.assertLessEqual(logged, 10 * (int(elapsed) + 2), f"{logged} lines in {elapsed:.1f} s")
+        self.assertLess(logged, 100, "every failed handshake was logged")
+        # Once the second is over, the next failure says how many were left out.
+        wait_until(lambda: (garbage_connection() or True) and "not logged" in log_text(), timeout=5,
+                   interval=0.5, what="the summary of unlogged failures")
+        self.assert_serving()
 
     def test_info_shows_the_tls_state(self):
         t = info(self.node, "tls")
