@@ -79,6 +79,15 @@ struct Config {
   std::string cluster_id;             // insecure mode only: 32 hex digits ("" = none)
   int64_t max_peer_buffer_bytes = 256 << 20;  // all peer connections' receive buffers
   int64_t max_handshaking_peers = 32;  // accepted connections not yet authenticated
+  // [tls] (names follow redis: tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file,
+  // tls-auth-clients; tls.peers is redis's tls-cluster)
+  int64_t tls_port = 0;                 // 0: no TLS client port
+  std::string tls_cert_file;            // PEM certificate of this node
+  std::string tls_key_file;             // its PEM private key
+  std::string tls_ca_cert_file;         // PEM CA that clients' and peers' certificates chain to
+  std::string tls_auth_clients = "yes";  // yes | no | optional: client certificates
+  int64_t tls_peers = 0;                // 1: peer connections use TLS, both sides verified
+  int64_t tls_handshake_timeout_ms = 10000;
 
   // Not settings: where the values came from.
   std::string config_file;
@@ -88,6 +97,9 @@ struct Config {
 // --bind ADDR, --data-dir DIR, --node-id ID, --requirepass PW, --log-level L,
 // --log-file F, --set section.key=value (repeatable), --check-config, --help, --version,
 // --gen-secret FILE [--cluster-id HEX].
+// --log-file F, --set section.key=value (repeatable), --check-config, --help, --version;
+// redis-server's TLS flags --tls-port N, --tls-cert-file F, --tls-key-file F,
+// --tls-ca-cert-file F, --tls-auth-clients yes|no|optional, --tls-cluster yes|no.
 struct CommandLine {
   std::string config_file;
   std::vector<std::pair<std::string, std::string>> overrides;  // setting name -> text value

@@ -389,6 +389,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
   }
   if (add("handoff") && handoff_info_) s += handoff_info_();
   if (add("repair") && repair_info_) s += repair_info_();
+  if (add("tls") && tls_info_) s += tls_info_();
   return s;
 }
 

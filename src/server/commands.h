@@ -65,6 +65,8 @@ class CommandExecutor {
     repair_command_ = std::move(command);
     repair_info_ = std::move(info);
   }
+  // The "tls" INFO section's lines.
+  void SetTlsInfo(std::function<std::string()> f) { tls_info_ = std::move(f); }
   // Handles ITSUKA.MEMBERS, ITSUKA.RING and ITSUKA.DECOMMISSION (the node's membership).
   void SetMembershipCommand(std::function<void(std::vector<std::string>&, std::string*)> f) {
     membership_cmd_ = std::move(f);
@@ -137,6 +139,7 @@ class CommandExecutor {
   std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
   std::function<std::string()> repair_info_;
   std::function<void(std::vector<std::string>&, std::string*)> membership_cmd_;
+  std::function<std::string()> tls_info_;
 };
 
 }  // namespace itsuka::server

@@ -88,6 +88,13 @@ const std::vector<Setting>& Settings() {
       {"cluster.id", StringSetting{&Config::cluster_id, {}}},
       {"cluster.max_peer_buffer_bytes", IntSetting{&Config::max_peer_buffer_bytes, 1 << 20, 1LL << 40}},
       {"cluster.max_handshaking_peers", IntSetting{&Config::max_handshaking_peers, 1, 4096}},
+      {"tls.port", IntSetting{&Config::tls_port, 0, 65535}},
+      {"tls.cert_file", StringSetting{&Config::tls_cert_file, {}}},
+      {"tls.key_file", StringSetting{&Config::tls_key_file, {}}},
+      {"tls.ca_cert_file", StringSetting{&Config::tls_ca_cert_file, {}}},
+      {"tls.auth_clients", StringSetting{&Config::tls_auth_clients, {"yes", "no", "optional"}}},
+      {"tls.peers", IntSetting{&Config::tls_peers, 0, 1}},
+      {"tls.handshake_timeout_ms", IntSetting{&Config::tls_handshake_timeout_ms, 100, 600000}},
   };
   return settings;
 }
@@ -124,12 +131,14 @@ Status SetFromText(Config* c, const Setting& s, const std::string& text) {
   if (const auto* is = std::get_if<IntSetting>(&s.kind)) {
     int64_t v = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    const bool on_off = is->min == 0 && is->max == 1 && (text == "true" || text == "false");
-    if (on_off) v = text == "true" ? 1 : 0;
+    // On/off settings also take redis's yes/no (--tls-cluster yes).
+    const bool on_off = is->min == 0 && is->max == 1 &&
+                        (text == "true" || text == "false" || text == "yes" || text == "no");
+    if (on_off) v = text == "true" || text == "yes" ? 1 : 0;
     if (!on_off && (ec != std::errc() || p != text.data() + text.size())) {
       if (is->min == 0 && is->max == 1) {
         return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
-                                       "' must be true, false, 1 or 0");
+                                       "' must be true, false, yes, no, 1 or 0");
       }
       return Status::InvalidArgument("setting '" + std::string(s.name) + "': '" + text +
                                      "' is not an integer");
@@ -207,6 +216,36 @@ bool ValidNodeId(const std::string& id) {
   return true;
 }
 
+// The files themselves are loaded (and any error named) when the node starts.
+Status ValidateTls(const Config& c) {
+  const bool clients = c.tls_port != 0;
+  if (!clients && c.tls_peers == 0) return Status::Ok();
+  const std::string why = clients && c.tls_peers ? "tls.port and tls.peers need"
+                          : clients             ? "tls.port needs"
+                                                : "tls.peers needs";
+  if (c.tls_cert_file.empty()) {
+    return Status::InvalidArgument("setting 'tls.cert_file' is empty: " + why + " a certificate");
+  }
+  if (c.tls_key_file.empty()) {
+    return Status::InvalidArgument("setting 'tls.key_file' is empty: " + why + " a private key");
+  }
+  if (c.tls_ca_cert_file.empty() && (c.tls_peers || c.tls_auth_clients != "no")) {
+    return Status::InvalidArgument(
+        "setting 'tls.ca_cert_file' is empty: " +
+        std::string(c.tls_peers ? "tls.peers verifies peers" : "tls.auth_clients verifies clients") +
+        " against a CA");
+  }
+  if (clients && c.tls_port == c.port) {
+    return Status::InvalidArgument("setting 'tls.port': " + std::to_string(c.tls_port) +
+                                   " is server.port too");
+  }
+  if (clients && !c.seeds.empty() && c.tls_port == EffectivePeerPort(c)) {
+    return Status::InvalidArgument("setting 'tls.port': " + std::to_string(c.tls_port) +
+                                   " is the peer port too");
+  }
+  return Status::Ok();
+}
+
 Status Validate(const Config& c) {
   if (!ValidNodeId(c.node_id)) {
     return Status::InvalidArgument("setting 'node.id': '" + c.node_id +
@@ -271,6 +310,7 @@ Status Validate(const Config& c) {
         "the peer port in");
   }
   return Status::Ok();
+  return ValidateTls(c);
 }
 
 Status ApplyOverrides(Config* c,
@@ -296,6 +336,8 @@ std::string Usage() {
          "  --requirepass PW      server.requirepass\n"
          "  --log-level L         log.level (debug|info|warn|error)\n"
          "  --log-file F          log.file\n"
+         "  --tls-port N          tls.port (also --tls-cert-file, --tls-key-file,\n"
+         "                        --tls-ca-cert-file, --tls-auth-clients, --tls-cluster)\n"
          "  --set NAME=VALUE      any setting, e.g. --set limits.max_args=1024\n"
          "  --check-config        validate the configuration and exit\n"
          "  --gen-secret FILE     create a cluster secret file (mode 0600) and exit;\n"
@@ -309,6 +351,10 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       {"--data-dir", "node.data_dir"},   {"--node-id", "node.id"},
       {"--requirepass", "server.requirepass"}, {"--log-level", "log.level"},
       {"--log-file", "log.file"},
+      // redis-server's spelling of the TLS settings.
+      {"--tls-port", "tls.port"},           {"--tls-cert-file", "tls.cert_file"},
+      {"--tls-key-file", "tls.key_file"},   {"--tls-ca-cert-file", "tls.ca_cert_file"},
+      {"--tls-auth-clients", "tls.auth_clients"}, {"--tls-cluster", "tls.peers"},
   };
   CommandLine cl;
   for (int i = 1; i < argc; ++i) {
@@ -419,7 +465,9 @@ Result<SeedAddress> ParseSeed(const std::string& text) {
 }
 
 int64_t EffectivePeerPort(const Config& config) {
-  return config.peer_port != 0 ? config.peer_port : config.port + 10000;
+  // A TLS-only node (server.port 0) counts from its TLS port, as redis does.
+  const int64_t base = config.port == 0 && config.tls_port != 0 ? config.tls_port : config.port;
+  return config.peer_port != 0 ? config.peer_port : base + 10000;
 }
 
 std::vector<std::pair<std::string, std::string>> ListSettings(const Config& config) {

@@ -29,6 +29,7 @@ Node::Node(const Config& config)
 Node::~Node() {
   clients_.clear();
   listener_.reset();
+  tls_listener_.reset();
   peers_.reset();
   signals_.clear();
 }
@@ -193,6 +194,9 @@ Status Node::Open() {
   executor_->SetRepair(
       [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
       [this] { return RepairInfo(); });
+  st = OpenTls();
+  if (!st.ok()) return st;
+  executor_->SetTlsInfo([this] { return TlsInfo(); });
   peers_ = std::make_unique<PeerTransport>(
       loop_, config_, std::move(identity),
       [this](const std::string& from, const core::PeerMessage& msg) { OnPeerMessage(from, msg); },
@@ -205,6 +209,7 @@ Status Node::Open() {
         exit_code_ = 1;
         BeginShutdown("duplicate node id");
       });
+  peers_->SetTls(peer_tls_);
   if (!config_.seeds.empty()) {
     st = peers_->Start();
     if (!st.ok()) return st;
@@ -239,14 +244,71 @@ Status Node::Open() {
     }
   }
 
-  Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
-      loop_, config_.bind, static_cast<int>(config_.port), 511,
-      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); });
-  if (!listener.ok()) {
-    return Status::IOError("server.bind/server.port: " + listener.status().message());
+  // server.port 0 with a TLS port serves TLS only (as redis's "port 0").
+  if (config_.port != 0 || config_.tls_port == 0) {
+    Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
+        loop_, config_.bind, static_cast<int>(config_.port), 511,
+        [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); });
+    if (!listener.ok()) {
+      return Status::IOError("server.bind/server.port: " + listener.status().message());
+    }
+    listener_ = std::move(listener).value();
   }
-  listener_ = std::move(listener).value();
+  if (client_tls_) {
+    Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
+        loop_, config_.bind, static_cast<int>(config_.tls_port), 511,
+        [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); },
+        client_tls_);
+    if (!listener.ok()) return Status::IOError("tls.port: " + listener.status().message());
+    tls_listener_ = std::move(listener).value();
+  }
   return Status::Ok();
+}
+
+Status Node::OpenTls() {
+  net::TlsContext::Options o;
+  o.cert_file = config_.tls_cert_file;
+  o.key_file = config_.tls_key_file;
+  o.ca_cert_file = config_.tls_ca_cert_file;
+  o.handshake_timeout_ms = static_cast<uint64_t>(config_.tls_handshake_timeout_ms);
+  if (config_.tls_port != 0) {
+    o.client_certs = config_.tls_auth_clients == "no"         ? net::TlsContext::ClientCerts::kNone
+                     : config_.tls_auth_clients == "optional" ? net::TlsContext::ClientCerts::kOptional
+                                                              : net::TlsContext::ClientCerts::kRequire;
+    Result<std::shared_ptr<net::TlsContext>> tls = net::TlsContext::Create(o);
+    if (!tls.ok()) return tls.status();
+    client_tls_ = std::move(tls).value();
+    LOG_INFO << "tls: client port " << config_.tls_port << ", certificate "
+             << client_tls_->description() << ", client certificates "
+             << config_.tls_auth_clients;
+  }
+  if (config_.tls_peers != 0) {
+    // Peers always verify each other: the accepting side requires a certificate too.
+    o.client_certs = net::TlsContext::ClientCerts::kRequire;
+    Result<std::shared_ptr<net::TlsContext>> tls = net::TlsContext::Create(o);
+    if (!tls.ok()) return tls.status();
+    peer_tls_ = std::move(tls).value();
+    LOG_INFO << "tls: peer connections use TLS, certificates verified against "
+             << config_.tls_ca_cert_file;
+  }
+  return Status::Ok();
+}
+
+std::string Node::TlsInfo() const {
+  std::string s;
+  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
+  kv("tls_port", std::to_string(tls_port()));
+  kv("tls_auth_clients", client_tls_ ? config_.tls_auth_clients : "");
+  kv("tls_peers", peer_tls_ ? "1" : "0");
+  const net::TlsContext* any = client_tls_ ? client_tls_.get() : peer_tls_.get();
+  kv("tls_certificate", any ? any->description() : "");
+  for (const auto& [name, ctx] : {std::pair{"client", client_tls_.get()}, std::pair{"peer", peer_tls_.get()}}) {
+    const net::TlsContext::Stats st = ctx ? ctx->stats() : net::TlsContext::Stats{};
+    kv(std::string("tls_") + name + "_handshakes", std::to_string(st.handshakes));
+    kv(std::string("tls_") + name + "_handshake_failures", std::to_string(st.handshake_failures));
+    kv(std::string("tls_") + name + "_errors", std::to_string(st.errors));
+  }
+  return s;
 }
 
 int Node::Run() {
@@ -263,7 +325,8 @@ int Node::Run() {
   }));
   ::signal(SIGPIPE, SIG_IGN);
   LOG_INFO << "itsuka node " << config_.node_id << " serving on " << config_.bind << ":"
-           << port() << " (data " << config_.data_dir << ", durability " << config_.durability
+           << port() << (tls_listener_ ? " and TLS port " + std::to_string(tls_port()) : "")
+           << " (data " << config_.data_dir << ", durability " << config_.durability
            << ")";
   loop_.Run();
   // Anything staged by the last callbacks is committed before RocksDB closes.
@@ -649,6 +712,7 @@ void Node::BeginShutdown(const char* why) {
   shutdown_deadline_ms_ = loop_.NowMs() + config_.shutdown_timeout_s * 1000;
   LOG_INFO << why << ": shutting down; " << clients_.size() << " client(s) connected";
   listener_.reset();
+  tls_listener_.reset();
   signals_.clear();
   // Requests already received have been executed; their replies go out after the
   // commit in AfterIo, then each connection closes.

@@ -34,6 +34,7 @@ class Node : public ClientHost {
   // Serves until shutdown. Returns the process exit code.
   int Run();
   int port() const { return listener_ ? listener_->port() : 0; }
+  int tls_port() const { return tls_listener_ ? tls_listener_->port() : 0; }
 
   // ClientHost
   const Config& config() const override { return config_; }
@@ -61,6 +62,9 @@ class Node : public ClientHost {
   Status CommitAndRelease();
   std::string ClusterInfo() const;
   std::string HandoffInfo() const;
+  // TLS: loads the certificates of tls.port and tls.peers (errors name the file).
+  Status OpenTls();
+  std::string TlsInfo() const;
   // Anti-entropy: ITSUKA.REPAIR, INFO repair, answering locally the driver's requests
   // to this node, persisting its progress (meta "repair/progress") so a run resumes
   // after a restart, and the background schedule (repair.interval_s).
@@ -96,6 +100,9 @@ class Node : public ClientHost {
   uint64_t next_request_ = 1;
   net::Timer core_tick_;
   std::unique_ptr<net::TcpListener> listener_;
+  std::shared_ptr<net::TlsContext> client_tls_;  // tls.port's, or null
+  std::shared_ptr<net::TlsContext> peer_tls_;    // tls.peers', or null
+  std::unique_ptr<net::TcpListener> tls_listener_;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::vector<uint64_t> dirty_;
   uint64_t next_client_id_ = 1;

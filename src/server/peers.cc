@@ -151,7 +151,7 @@ Status PeerTransport::Start() {
   const int port = static_cast<int>(EffectivePeerPort(config_));
   Result<std::unique_ptr<net::TcpListener>> l = net::TcpListener::Listen(
       loop_, config_.bind, port, 128,
-      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); });
+      [this](std::unique_ptr<net::TcpConnection> conn) { OnAccept(std::move(conn)); }, tls_);
   if (!l.ok()) return Status::IOError("cluster.peer_port: " + l.status().message());
   listener_ = std::move(l).value();
   for (const std::string& seed : config_.seeds) {
@@ -237,7 +237,7 @@ void PeerTransport::Connect(Outgoing& out) {
       return;  // on_closed follows and schedules the retry
     }
     WriteFrame(*o.conn, MakeHello(o.nonce));
-  });
+  }, tls_);
   out.frames.Reset(out.conn.get());
   out.handshake_deadline = std::make_unique<net::Timer>(loop_, [this, id] {
     Outgoing& o = outgoing_[id];

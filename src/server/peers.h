@@ -106,6 +106,10 @@ class PeerTransport {
                 MessageFn on_message, UpFn on_up, FatalFn on_fatal);
   ~PeerTransport();
 
+  // With a context (tls.peers), every peer connection, accepted or dialled, uses TLS
+  // and both sides' certificates are verified; a plain-TCP peer fails the handshake.
+  // Call before Start().
+  void SetTls(std::shared_ptr<net::TlsContext> tls) { tls_ = std::move(tls); }
   // Binds the peer port and starts connecting to every seed.
   Status Start();
   // Starts connecting to a member learned by gossip (no-op if known, or this node).
@@ -223,6 +227,7 @@ class PeerTransport {
   BufferBudget budget_;
   std::map<std::string, std::string> instances_;  // member -> last authenticated instance
   std::unique_ptr<net::TcpListener> listener_;
+  std::shared_ptr<net::TlsContext> tls_;
   std::map<std::string, Outgoing> outgoing_;
   std::map<uint64_t, Incoming> incoming_;
   uint64_t next_incoming_ = 1;

@@ -84,6 +84,30 @@ class ConsistentRegister(unittest.TestCase):
         self.assertTrue(r["checkers"]["convergence"]["valid"])
 
 
+class TlsPeers(unittest.TestCase):
+    """The durability workload under every nemesis with TLS between the peers: the
+    checkers hold as without TLS, and the peers really shook hands over TLS."""
+
+    def test_durability_over_tls(self):
+        cli = load_cli()
+        o = cli.options(["--workload", "durability", "--duration", "8", "--seed", "16",
+                         "--interval", "1.5", "--tls", "--bin", ITSUKAD,
+                         "--report-dir", os.path.join(os.getcwd(), "fault-reports")]
+                        + ([] if netns_available() else ["--loopback"]))
+        o.workload = "durability"
+        r = harness.run(o)
+        print(f"\ndurability over TLS: {r['operations']} operations, {r['mode']}, schedule: "
+              + "; ".join(s["fault"] for s in r["schedule"]) + f"; tls: {r['tls']}")
+        self.assertIn("tls peers", r["mode"])
+        self.assertGreater(r["operations"], 50)
+        self.assertTrue(r["schedule"], "the nemesis injected no fault")
+        self.assertTrue(r["checkers"]["durability"]["valid"], r["checkers"]["durability"])
+        self.assertTrue(r["checkers"]["convergence"]["valid"])
+        # Every node dialled and accepted its two peers over TLS at least once since it
+        # last started.
+        self.assertGreaterEqual(r["tls"].get("tls_peer_handshakes", 0), 4 * 3, r["tls"])
+
+
 @unittest.skipUnless(netns_available(), "needs root and network namespaces")
 class CatchesABrokenBuild(unittest.TestCase):
     def scenario(self, broken):

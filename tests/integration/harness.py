@@ -151,6 +151,16 @@ class Node:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def info(node, section):
+    """One INFO section of a node as a dict."""
+    c = node.client()
+    try:
+        text = c.call("INFO", section).decode()
+    finally:
+        c.close()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
 def redis_cli(port, *args, password=None):
     cmd = ["redis-cli", "-p", str(port)]
     if password:

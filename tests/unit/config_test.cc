@@ -126,5 +126,81 @@ TEST(Config, MissingFileIsAClearError) {
   EXPECT_NE(c.status().message().find("/nonexistent/itsuka.toml"), std::string::npos);
 }
 
+// ---- [tls] ----------------------------------------------------------------------------
+
+TEST(TlsConfig, OffByDefaultAndParsedFromTheTlsSection) {
+  Config defaults;
+  EXPECT_EQ(defaults.tls_port, 0);
+  EXPECT_EQ(defaults.tls_peers, 0);
+  EXPECT_EQ(defaults.tls_auth_clients, "yes");  // as redis: client certificates required
+  Result<Config> c = ParseConfigText(
+      "[tls]\nport = 7101\ncert_file = \"n.crt\"\nkey_file = \"n.key\"\n"
+      "ca_cert_file = \"ca.crt\"\nauth_clients = \"optional\"\npeers = true\n"
+      "handshake_timeout_ms = 500\n",
+      "t.toml", {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tls_port, 7101);
+  EXPECT_EQ(c->tls_cert_file, "n.crt");
+  EXPECT_EQ(c->tls_key_file, "n.key");
+  EXPECT_EQ(c->tls_ca_cert_file, "ca.crt");
+  EXPECT_EQ(c->tls_auth_clients, "optional");
+  EXPECT_EQ(c->tls_peers, 1);
+  EXPECT_EQ(c->tls_handshake_timeout_ms, 500);
+  bool listed = false;
+  for (const auto& [name, value] : ListSettings(*c)) listed = listed || (name == "tls.port" && value == "7101");
+  EXPECT_TRUE(listed);
+}
+
+TEST(TlsConfig, RedisServerFlagsMapOntoTheSettings) {
+  const char* argv[] = {"itsukad", "--tls-port", "7101", "--tls-cert-file", "n.crt",
+                        "--tls-key-file", "n.key", "--tls-ca-cert-file", "ca.crt",
+                        "--tls-auth-clients", "no", "--tls-cluster", "yes", "--port", "0"};
+  Result<CommandLine> cl = ParseCommandLine(15, argv);
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  Result<Config> c = ParseConfigText("", "(defaults)", cl->overrides);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tls_port, 7101);
+  EXPECT_EQ(c->tls_cert_file, "n.crt");
+  EXPECT_EQ(c->tls_key_file, "n.key");
+  EXPECT_EQ(c->tls_ca_cert_file, "ca.crt");
+  EXPECT_EQ(c->tls_auth_clients, "no");
+  EXPECT_EQ(c->tls_peers, 1);
+  // TLS only (server.port 0): the peer port counts from the TLS port, as redis does.
+  EXPECT_EQ(c->port, 0);
+  EXPECT_EQ(EffectivePeerPort(*c), 17101);
+}
+
+TEST(TlsConfig, IncompleteOrConflictingSettingsAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"tls.cert_file", "n.crt"}, {"tls.key_file", "n.key"}, {"tls.ca_cert_file", "ca.crt"}};
+  auto error = [&](std::vector<std::pair<std::string, std::string>> overrides, size_t drop_file) {
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (i != drop_file) overrides.push_back(files[i]);
+    }
+    Result<Config> c = ParseConfigText("", "(defaults)", overrides);
+    return c.ok() ? std::string("(valid)") : c.status().message();
+  };
+  const size_t kNone = 99;
+  EXPECT_EQ(error({{"tls.port", "7101"}}, kNone), "(valid)");
+  EXPECT_NE(error({{"tls.port", "7101"}}, 0).find("setting 'tls.cert_file' is empty: tls.port needs"),
+            std::string::npos);
+  EXPECT_NE(error({{"tls.peers", "true"}}, 1).find("setting 'tls.key_file' is empty: tls.peers needs"),
+            std::string::npos);
+  EXPECT_NE(error({{"tls.port", "7101"}}, 2).find("setting 'tls.ca_cert_file' is empty"), std::string::npos);
+  EXPECT_NE(error({{"tls.peers", "1"}}, 2).find("tls.peers verifies peers"), std::string::npos);
+  // No client certificates asked for and no TLS peers: no CA needed.
+  EXPECT_EQ(error({{"tls.port", "7101"}, {"tls.auth_clients", "no"}}, 2), "(valid)");
+  EXPECT_NE(error({{"tls.port", "7001"}}, kNone).find("'tls.port': 7001 is server.port too"), std::string::npos);
+  EXPECT_NE(error({{"tls.port", "7101"}, {"cluster.peer_port", "7101"}, {"cluster.seeds", "b@127.0.0.1:7102"}},
+                  kNone).find("is the peer port too"), std::string::npos);
+  EXPECT_NE(error({{"tls.auth_clients", "maybe"}}, kNone).find("'maybe' is not one of: yes, no, optional"),
+            std::string::npos);
+  EXPECT_NE(error({{"tls.port", "70000"}}, kNone).find("'tls.port': 70000 is out of range"), std::string::npos);
+  EXPECT_NE(error({{"tls.peers", "perhaps"}}, kNone).find("must be true, false, yes, no, 1 or 0"),
+            std::string::npos);
+  // The files are not read while parsing: that is the node's start (TlsContext::Create).
+  EXPECT_EQ(error({{"tls.port", "7101"}, {"tls.cert_file", "/nonexistent.crt"}}, kNone), "(valid)");
+}
+
 }  // namespace
 }  // namespace itsuka

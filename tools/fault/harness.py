@@ -35,9 +35,10 @@ def now_ns():
 # ---- the cluster ------------------------------------------------------------------------
 
 class Cluster:
-    def __init__(self, hosts, n, itsukad, workdir, extra_settings):
+    def __init__(self, hosts, n, itsukad, workdir, extra_settings, tls_dir=None):
         self.hosts, self.n, self.itsukad, self.workdir = hosts, n, itsukad, workdir
         self.extra = extra_settings
+        self.tls_dir = tls_dir  # certificates from tools/make-certs: peers speak TLS
         self.procs = {}      # i -> Popen
         self.skew = {}       # i -> seconds of clock skew the node was started with
         self.logs = {}       # i -> the node's stderr file
@@ -64,6 +65,10 @@ class Cluster:
                     f'[cluster]\npeer_port = {self.hosts.peer_port(i)}\nseeds = [{seeds}]\n'
                     f'request_timeout_ms = 1000\nsecret_file = "{self.secret_file()}"\n'
                     f'[log]\nfile = "{d}/itsukad.log"\n')
+            if self.tls_dir:
+                t = self.tls_dir
+                f.write(f'[tls]\npeers = true\ncert_file = "{t}/node.crt"\nkey_file = "{t}/node.key"\n'
+                        f'ca_cert_file = "{t}/ca.crt"\n')
         return path
 
     def start(self, i, skew_s=0):
@@ -457,22 +462,39 @@ def convergence(cluster, keys, timeout=30):
     return {"converged": False, "seconds": timeout}
 
 
-def handoff_counters(cluster):
-    """The INFO handoff counters summed over the nodes (since each node's last start),
-    plus the hints still stored; {} if no node reports them."""
+def info_counters(cluster, section, prefix):
+    """The numeric INFO `section` fields named `prefix`* summed over the nodes (since
+    each node's last start); {} if no node reports them."""
     total = {}
     for i in range(cluster.n):
         try:
             c = cluster.client(i, timeout=10)
-            text = c.call("INFO", "handoff").decode()
+            text = c.call("INFO", section).decode()
             c.close()
-        except (OSError, RespError, Closed):
+        except (OSError, RespError, Closed, AttributeError):
             continue
         for line in text.split("\r\n"):
             k, _, v = line.partition(":")
-            if k.startswith("hints_") and v.isdigit():
+            if k.startswith(prefix) and v.isdigit():
                 total[k] = total.get(k, 0) + int(v)
     return total
+
+
+def handoff_counters(cluster):
+    """The INFO handoff counters, plus the hints still stored."""
+    return info_counters(cluster, "handoff", "hints_")
+
+
+def tls_counters(cluster):
+    """INFO tls peer counters: handshakes, refused handshakes, errors."""
+    return info_counters(cluster, "tls", "tls_peer_")
+
+
+def make_certs(directory, ips):
+    """A throwaway CA and one node certificate naming every node's IP (tools/make-certs)."""
+    subprocess.run([os.path.join(ROOT, "tools", "make-certs"), directory, *sorted(set(ips))],
+                   check=True, capture_output=True, timeout=60)
+    return directory
 
 
 def repair_heal(cluster, itsukad):
@@ -528,9 +550,12 @@ def run(o):
     kinds = [k for k in o.nemesis if k in PROCESS_FAULTS or
              (k in PARTITIONS and hosts.partitions and (k != "ring" or o.nodes >= 5))]
     workdir = tempfile.mkdtemp(prefix=f"itsuka-fault-{o.workload}-")
-    cluster = Cluster(hosts, o.nodes, o.itsukad, workdir, o.settings)
+    tls = getattr(o, "tls", False)
+    tls_dir = make_certs(os.path.join(workdir, "certs"), [hosts.ip(i) for i in range(o.nodes)]) if tls else None
+    cluster = Cluster(hosts, o.nodes, o.itsukad, workdir, o.settings, tls_dir=tls_dir)
     result = {"workload": o.workload, "seed": o.seed, "nodes": o.nodes, "duration_s": o.duration,
-              "mode": "netns" if use_netns else "loopback", "nemeses": kinds}
+              "mode": ("netns" if use_netns else "loopback") + (", tls peers" if tls else ""),
+              "nemeses": kinds}
     try:
         hosts.setup()
         for i in range(o.nodes):
@@ -572,6 +597,8 @@ def run(o):
         final = final_reads(cluster, keys)
         result["convergence"] = convergence(cluster, keys)
         result["handoff"] = handoff_counters(cluster)
+        if tls:
+            result["tls"] = tls_counters(cluster)
         result["schedule"] = nemesis.schedule if nemesis else []
         result["operations"] = sum(1 for e in history if e["type"] == "invoke")
         result["checkers"] = check(o.workload, history, final)

@@ -12,8 +12,15 @@ class Closed(Exception):
 
 
 class Client:
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, ssl_context=None):
+        """With ssl_context (an ssl.SSLContext), the connection speaks TLS."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            try:
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = b""
 
     def close(self):
