@@ -309,7 +309,6 @@ Status Validate(const Config& c) {
         "member a copy), or set cluster.insecure_no_auth = true to let anyone who can reach "
         "the peer port in");
   }
-  return Status::Ok();
   return ValidateTls(c);
 }
 

@@ -191,7 +191,8 @@ TEST(TlsConfig, IncompleteOrConflictingSettingsAreRefused) {
   // No client certificates asked for and no TLS peers: no CA needed.
   EXPECT_EQ(error({{"tls.port", "7101"}, {"tls.auth_clients", "no"}}, 2), "(valid)");
   EXPECT_NE(error({{"tls.port", "7001"}}, kNone).find("'tls.port': 7001 is server.port too"), std::string::npos);
-  EXPECT_NE(error({{"tls.port", "7101"}, {"cluster.peer_port", "7101"}, {"cluster.seeds", "b@127.0.0.1:7102"}},
+  EXPECT_NE(error({{"tls.port", "7101"}, {"cluster.peer_port", "7101"}, {"cluster.seeds", "b@127.0.0.1:7102"},
+                   {"cluster.insecure_no_auth", "true"}},
                   kNone).find("is the peer port too"), std::string::npos);
   EXPECT_NE(error({{"tls.auth_clients", "maybe"}}, kNone).find("'maybe' is not one of: yes, no, optional"),
             std::string::npos);
