@@ -63,10 +63,11 @@ void Client::ProcessInput() {
   Stats& stats = host_.stats();
   const Config& config = host_.config();
   bool busy = false;
-  while (replies_.size() < kMaxPendingReplies && queued_.size() < kMaxPendingReplies &&
-         hold_until_ms_ == 0) {
-    // Backpressure: no new command while this client's output is over the soft limit.
-    if (OutputBusy()) {
+  while (hold_until_ms_ == 0) {
+    // Backpressure: no new command while this client's output is over the soft limit,
+    // or too many of its replies or requests are outstanding.
+    if (replies_.size() >= kMaxPendingReplies || queued_.size() >= kMaxPendingReplies ||
+        OutputBusy()) {
       busy = true;
       break;
     }
@@ -133,8 +134,7 @@ void Client::ProcessInput() {
   deferred_ = busy;
   // Too many replies outstanding, output pending, a held reply, or closing: stop
   // reading until that is resolved.
-  paused_ = session_.close_after_reply || replies_.size() >= kMaxPendingReplies ||
-            queued_.size() >= kMaxPendingReplies || busy || hold_until_ms_ != 0;
+  paused_ = session_.close_after_reply || busy || hold_until_ms_ != 0;
   if (paused_) {
     conn_->PauseReading();
     host_.WatchClient(session_.id);

@@ -76,7 +76,31 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[server]\nport = 60000\n[cluster]\nseeds = [\"b@h:1\"]\n", {},
                                 "cluster.peer_port"},
                       BadConfig{"[handoff]\nmax_hint_age_s = 100\n[repair]\ntombstone_grace_s = 99\n",
-                                {}, "repair.tombstone_grace_s"}));
+                                {}, "repair.tombstone_grace_s"},
+                      // Client memory and AUTH limits (issue 11).
+                      BadConfig{"[limits]\noutput_soft_limit_bytes = 300000000\n", {},
+                                "limits.output_soft_limit_bytes"},
+                      BadConfig{"[server]\nmax_memory_bytes = 1000\n", {}, "server.max_memory_bytes"},
+                      BadConfig{"[server]\nmax_memory_bytes = -1\n", {}, "server.max_memory_bytes"},
+                      BadConfig{"[limits]\nunauth_idle_timeout_s = -1\n", {}, "limits.unauth_idle_timeout_s"},
+                      BadConfig{"[limits]\nauth_max_failures = 0\n", {}, "limits.auth_max_failures"},
+                      BadConfig{"[limits]\nauth_failure_window_s = 0\n", {}, "limits.auth_failure_window_s"},
+                      BadConfig{"[limits]\nauth_failure_delay_ms = 6000\n", {}, "limits.auth_failure_delay_ms"}));
+
+TEST(Config, ClientMemoryLimitsHaveSafeDefaults) {
+  Config d;
+  EXPECT_EQ(d.max_memory_bytes, 1LL << 30);
+  EXPECT_EQ(d.output_soft_limit_bytes, 8 << 20);
+  EXPECT_LE(d.output_soft_limit_bytes, d.max_output_buffer_bytes);
+  EXPECT_EQ(d.unauth_idle_timeout_s, 10);
+  Result<Config> c = ParseConfigText("[server]\nmax_memory_bytes = 0\n", "t.toml",
+                                     {{"limits.output_soft_limit_bytes", "1048576"},
+                                      {"limits.auth_max_failures", "3"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_memory_bytes, 0);  // 0 turns the ceiling off
+  EXPECT_EQ(c->output_soft_limit_bytes, 1 << 20);
+  EXPECT_EQ(c->auth_max_failures, 3);
+}
 
 TEST(CommandLine, ParsesFlagsAndRejectsUnknownOnes) {
   const char* argv[] = {"itsukad", "--config", "x.toml", "--port", "7002",
