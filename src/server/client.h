@@ -16,6 +16,7 @@
 // Thread-compatible: owned by the Node and used from the event-loop thread only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -105,7 +106,11 @@ class Client : private Dispatcher {
   wire::RespLimits Limits() const;
   // Pending output: replies and results held, bytes not yet handed to or sent by the socket.
   size_t OutputHeld() const { return reply_bytes_ + out_.size() + conn_->queued_bytes(); }
-  size_t SoftLimit() const { return static_cast<size_t>(host_.config().output_soft_limit_bytes); }
+  // The soft limit, capped at the hard one (a config may lower only the hard limit).
+  size_t SoftLimit() const {
+    return static_cast<size_t>(
+        std::min(host_.config().output_soft_limit_bytes, host_.config().max_output_buffer_bytes));
+  }
   size_t HardLimit() const { return static_cast<size_t>(host_.config().max_output_buffer_bytes); }
   bool OutputBusy() const { return OutputHeld() + inflight_ * estimate_.value() > SoftLimit(); }
   void MoveReadyReplies();

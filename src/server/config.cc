@@ -219,10 +219,6 @@ Status Validate(const Config& c) {
     return Status::InvalidArgument(
         "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");
   }
-  if (c.output_soft_limit_bytes > c.max_output_buffer_bytes) {
-    return Status::InvalidArgument(
-        "setting 'limits.output_soft_limit_bytes' must be at most limits.max_output_buffer_bytes");
-  }
   if (c.max_memory_bytes != 0 && c.max_memory_bytes < (1 << 20)) {
     return Status::InvalidArgument(
         "setting 'server.max_memory_bytes' must be 0 (off) or at least 1048576");

@@ -78,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[handoff]\nmax_hint_age_s = 100\n[repair]\ntombstone_grace_s = 99\n",
                                 {}, "repair.tombstone_grace_s"},
                       // Client memory and AUTH limits (issue 11).
-                      BadConfig{"[limits]\noutput_soft_limit_bytes = 300000000\n", {},
+                      BadConfig{"[limits]\noutput_soft_limit_bytes = 100\n", {},
                                 "limits.output_soft_limit_bytes"},
                       BadConfig{"[server]\nmax_memory_bytes = 1000\n", {}, "server.max_memory_bytes"},
                       BadConfig{"[server]\nmax_memory_bytes = -1\n", {}, "server.max_memory_bytes"},
