@@ -40,7 +40,8 @@ wire::RespLimits Client::Limits() const {
 
 int64_t Client::CurrentBytes() const {
   return static_cast<int64_t>(parser_.accounted() + args_.capacity() * sizeof(std::string) +
-                              reply_bytes_ + queued_bytes_ + out_.size() + conn_->queued_bytes());
+                              reply_bytes_ + queued_bytes_ + inflight_bytes_ + out_.size() +
+                              conn_->queued_bytes());
 }
 
 void Client::Reaccount() {
@@ -178,22 +179,36 @@ void Client::Pump() {
       // by the hard limit (FailReply), so one command always makes progress.
       const size_t held = OutputHeld();
       const size_t own = r->data.size() + r->result_bytes;
-      if (held - std::min(held, own) > SoftLimit()) break;
-      if (StartBudget(inflight_, kMaxInflight, held, estimate_.value(), SoftLimit()) == 0) {
+      const bool read = q.kind == Queued::Kind::kGet || (q.kind == Queued::Kind::kConsistent && q.read);
+      const size_t expect = read ? estimate_.value() : 0;
+      if (held - std::min(held, own) > SoftLimit() ||
+          !MayStart(inflight_, kMaxInflight, held + inflight_bytes_, expect, SoftLimit())) {
+        // Waiting for output (not merely for the in-flight cap) is backpressure.
+        const bool for_output = held - std::min(held, own) > SoftLimit() ||
+                                held + inflight_bytes_ + expect > SoftLimit();
+        if (for_output && !stalled_) ++host_.stats().deferred_commands;
+        stalled_ = stalled_ || for_output;
         break;
       }
-      ++inflight_;
-      started = true;
+      stalled_ = false;
       const uint64_t tag = MakeTag(q.seq, q.index);
+      size_t local = 0;
       switch (q.kind) {
-        case Queued::Kind::kGet: host_.StartGet(session_.id, tag, q.key, q.a, q.b); break;
+        case Queued::Kind::kGet: local = host_.StartGet(session_.id, tag, q.key, q.a, q.b); break;
         case Queued::Kind::kPut:
           host_.StartPut(session_.id, tag, q.key, std::move(q.spec), q.a, q.b);
           break;
         case Queued::Kind::kConsistent:
-          host_.StartConsistent(session_.id, tag, q.key, q.read, std::move(q.spec));
+          local = host_.StartConsistent(session_.id, tag, q.key, q.read, std::move(q.spec));
           break;
       }
+      // A read is charged what it just read locally (exact: the value now sits in the
+      // result waiting for this round's commit) or, answered elsewhere, the estimate.
+      const size_t charge = !read ? 0 : local > 0 ? local : estimate_.value();
+      ++inflight_;
+      inflight_bytes_ += charge;
+      charged_[tag] = charge;
+      started = true;
     }
     // A reply already failed (over the output limit) needs no more of its requests.
     queued_bytes_ -= q.bytes;
@@ -221,6 +236,10 @@ void Client::FailReply(PendingReply& r) {
 
 void Client::OnResult(uint64_t tag, core::ClientResult result) {
   if (inflight_ > 0) --inflight_;
+  if (auto it = charged_.find(tag); it != charged_.end()) {
+    inflight_bytes_ -= it->second;
+    charged_.erase(it);
+  }
   const uint64_t seq = tag >> kIndexBits;
   const size_t index = tag & ((uint64_t{1} << kIndexBits) - 1);
   PendingReply* rp = ReplyFor(seq);
@@ -301,7 +320,7 @@ void Client::MaybeResume() {
     return;
   }
   // Hysteresis: a paused client resumes once its output is down to half the soft limit.
-  if (OutputHeld() + inflight_ * estimate_.value() > SoftLimit() / 2) return;
+  if (OutputHeld() + inflight_bytes_ > SoftLimit() / 2) return;
   paused_ = false;
   conn_->ResumeReading();
   ProcessInput();  // commands already buffered run now
@@ -325,6 +344,8 @@ void Client::Abort() {
   queued_.clear();
   queued_bytes_ = 0;
   reply_bytes_ = 0;
+  charged_.clear();
+  inflight_bytes_ = 0;
   session_.close_after_reply = true;
   conn_->Close();
   Reaccount();

@@ -21,6 +21,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "itsuka/config.h"
@@ -48,11 +49,14 @@ class ClientHost {
   // The connection is closed; the host destroys the client.
   virtual void OnClientClosed(uint64_t client_id) = 0;
   // Replicated requests; the result comes back through Client::OnResult(tag, ...).
-  virtual void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) = 0;
-  virtual void StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
-                        core::WriteSpec spec, int w, int pw) = 0;
-  virtual void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
-                               core::WriteSpec spec) = 0;
+  // Each returns the value bytes it read from local storage at once (0 if none or not
+  // yet), which the client is charged for until the result arrives.
+  virtual size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
+                          int pr) = 0;
+  virtual size_t StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
+                          core::WriteSpec spec, int w, int pw) = 0;
+  virtual size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key,
+                                 bool read, core::WriteSpec spec) = 0;
 };
 
 class Client : private Dispatcher {
@@ -112,7 +116,7 @@ class Client : private Dispatcher {
         std::min(host_.config().output_soft_limit_bytes, host_.config().max_output_buffer_bytes));
   }
   size_t HardLimit() const { return static_cast<size_t>(host_.config().max_output_buffer_bytes); }
-  bool OutputBusy() const { return OutputHeld() + inflight_ * estimate_.value() > SoftLimit(); }
+  bool OutputBusy() const { return OutputHeld() + inflight_bytes_ > SoftLimit(); }
   void MoveReadyReplies();
   void Pump();  // starts queued requests within StartBudget
   void Enqueue(Queued q);
@@ -139,10 +143,15 @@ class Client : private Dispatcher {
   std::string out_;
   bool paused_ = false;
   bool deferred_ = false;          // paused because of pending output (counted once)
+  bool stalled_ = false;           // queued requests wait for output (counted once)
   int64_t hold_until_ms_ = 0;      // a failed AUTH: no commands or replies before this
   std::deque<Queued> queued_;
   size_t queued_bytes_ = 0;
   size_t inflight_ = 0;
+  // Bytes charged per started request (tag -> bytes): what it read locally, or for a
+  // read answered elsewhere the estimate; released when its result arrives.
+  std::unordered_map<uint64_t, size_t> charged_;
+  size_t inflight_bytes_ = 0;
   size_t reply_bytes_ = 0;         // replies_' data plus their result_bytes
   ReadEstimate estimate_;
   int64_t reported_ = 0;           // bytes added to Stats::client_memory_bytes

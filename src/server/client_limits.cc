@@ -37,14 +37,10 @@ void ReadEstimate::Observe(size_t bytes) {
   value_ = std::max({bytes, value_ - value_ / 16, kFloor});
 }
 
-size_t StartBudget(size_t inflight, size_t max_inflight, size_t pressure, size_t estimate,
-                   size_t soft_limit) {
-  if (inflight >= max_inflight) return 0;
-  const size_t committed = pressure + inflight * estimate;
-  size_t budget = committed >= soft_limit ? 0 : (soft_limit - committed) / std::max<size_t>(estimate, 1);
-  budget = std::min(budget, max_inflight - inflight);
-  if (inflight == 0) budget = std::max<size_t>(budget, 1);
-  return budget;
+bool MayStart(size_t inflight, size_t max_inflight, size_t committed, size_t estimate,
+              size_t soft_limit) {
+  if (inflight == 0) return true;
+  return inflight < max_inflight && committed + estimate <= soft_limit;
 }
 
 bool AuthLimiter::Allowed(const std::string& address, int64_t now_ms) {

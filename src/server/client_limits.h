@@ -2,9 +2,11 @@
 // the connection code so they can be tested alone:
 //  - ResultBytes: what a read result really holds (values, sibling and clock overhead),
 //    charged to the client from the moment it arrives until its reply is sent;
-//  - ReadEstimate: how much a read not yet answered is expected to bring (the recent
-//    largest result, decaying slowly), so a client cannot start thousands of reads of a
-//    large value in one go;
+//  - ReadEstimate: how much a read is expected to bring before it is known (the recent
+//    largest result, decaying slowly); a read answered from local storage is charged
+//    what it really read, at once;
+//  - MayStart: whether a client may start another request, so it cannot start
+//    thousands of reads of a large value in one go;
 //  - AuthLimiter: failed AUTH attempts per source address (refused for a window after
 //    too many) and the delay before a failed AUTH is answered on its connection.
 //
@@ -39,13 +41,14 @@ class ReadEstimate {
   size_t value_ = kInitial;
 };
 
-// How many more reads/writes a client may start now. `inflight` are started and not
-// answered; `pressure` is the client's pending output in bytes (replies, results held,
-// bytes queued on the socket). One is always allowed when nothing is in flight, so a
-// command makes progress; otherwise up to `max_inflight`, as long as pressure plus one
-// estimate per request in flight stays within `soft_limit`.
-size_t StartBudget(size_t inflight, size_t max_inflight, size_t pressure, size_t estimate,
-                   size_t soft_limit);
+// Whether a client may start one more replicated request now. `inflight` are started
+// and not answered; `committed` is its pending output plus the bytes charged to its
+// requests in flight; `estimate` is what this request is expected to bring (0 for a
+// write). One is always allowed when nothing is in flight, so a command makes
+// progress; otherwise up to `max_inflight`, as long as committed + estimate stays
+// within `soft_limit`.
+bool MayStart(size_t inflight, size_t max_inflight, size_t committed, size_t estimate,
+              size_t soft_limit);
 
 struct AuthLimits {
   int64_t max_failures = 10;     // per source address within window_ms

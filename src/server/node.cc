@@ -250,24 +250,30 @@ void Node::OnClientClosed(uint64_t client_id) {
 }
 
 
-void Node::StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) {
+size_t Node::StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) {
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
+  const uint64_t before = store_->bytes_read();
   core_->StartGet(req, key, r, pr, loop_.NowMs());
+  return static_cast<size_t>(store_->bytes_read() - before);
 }
 
-void Node::StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
-                    core::WriteSpec spec, int w, int pw) {
+size_t Node::StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
+                      core::WriteSpec spec, int w, int pw) {
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
+  const uint64_t before = store_->bytes_read();
   core_->StartPut(req, key, std::move(spec), w, pw, loop_.NowMs());
+  return static_cast<size_t>(store_->bytes_read() - before);
 }
 
-void Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
-                           core::WriteSpec spec) {
+size_t Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                             core::WriteSpec spec) {
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
+  const uint64_t before = store_->bytes_read();
   core_->StartConsistent(req, key, read, std::move(spec), loop_.NowMs());
+  return static_cast<size_t>(store_->bytes_read() - before);
 }
 
 Status Node::CommitAndRelease() {

@@ -44,11 +44,12 @@ class Node : public ClientHost {
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
   void OnClientClosed(uint64_t client_id) override;
-  void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) override;
-  void StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
-                int w, int pw) override;
-  void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
-                       core::WriteSpec spec) override;
+  size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
+                  int pr) override;
+  size_t StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
+                  int w, int pw) override;
+  size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                         core::WriteSpec spec) override;
 
  private:
   explicit Node(const Config& config);

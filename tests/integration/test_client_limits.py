@@ -163,6 +163,27 @@ class SlowReader(LimitTest):
         self.assertServes()
 
 
+    def test_large_reads_after_many_small_ones_are_charged_at_once(self):
+        # Small values first teach the node to expect small results; then 64 pipelined
+        # GETs of a 16 MB value, never read. Each local read is charged what it read, so
+        # the next one waits: not 64 x 16 MB at once.
+        self.assertEqual(self.c.call("SET", "small", "s"), "OK")
+        self.assertEqual(self.c.call("SET", "huge", b"h" * (16 * MB)), "OK")
+        a = Client(self.node.port, timeout=2)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        with Watch(self.node) as w:
+            a.send_raw(Client.encode("GET", "small") * 500)
+            for _ in range(500):
+                self.assertEqual(a.read(), b"s")
+            a.send_raw(Client.encode("GET", "huge") * 64)
+            wait_until(lambda: self.info("deferred_commands") >= 1, timeout=10,
+                       what="the reader's commands to be deferred")
+            time.sleep(1)
+        self.assertBounded(w, 200 * MB)
+        a.close()
+        self.assertServes()
+
+
 class ManyHugeCommands(LimitTest):
     node_args = ("--set", "server.max_memory_bytes=134217728")
 

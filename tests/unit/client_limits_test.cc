@@ -72,18 +72,21 @@ TEST(ClientLimits, ReadEstimateJumpsUpAndDecaysSlowly) {
   EXPECT_EQ(e.value(), ReadEstimate::kFloor);
 }
 
-TEST(ClientLimits, StartBudget) {
+TEST(ClientLimits, MayStart) {
   const size_t soft = 8 << 20;
-  // Nothing in flight: always at least one, so a command makes progress.
-  EXPECT_EQ(StartBudget(0, 64, 100u << 20, 1 << 20, soft), 1u);
+  // Nothing in flight: always, so a command makes progress.
+  EXPECT_TRUE(MayStart(0, 64, 100u << 20, 1 << 20, soft));
   // Small values: up to the in-flight cap.
-  EXPECT_EQ(StartBudget(0, 64, 0, 256, soft), 64u);
-  EXPECT_EQ(StartBudget(60, 64, 0, 256, soft), 4u);
-  EXPECT_EQ(StartBudget(64, 64, 0, 256, soft), 0u);
+  EXPECT_TRUE(MayStart(63, 64, 63 * 256, 256, soft));
+  EXPECT_FALSE(MayStart(64, 64, 64 * 256, 256, soft));
   // 1 MiB values: only as many as fit in the soft limit.
-  EXPECT_EQ(StartBudget(0, 64, 0, 1 << 20, soft), 8u);
-  EXPECT_EQ(StartBudget(4, 64, 2 << 20, 1 << 20, soft), 2u);
-  EXPECT_EQ(StartBudget(1, 64, 8 << 20, 1 << 20, soft), 0u);
+  EXPECT_TRUE(MayStart(7, 64, 7u << 20, 1 << 20, soft));
+  EXPECT_FALSE(MayStart(8, 64, 8u << 20, 1 << 20, soft));
+  // One large local value already charged stops the next read, whatever the estimate.
+  EXPECT_FALSE(MayStart(1, 64, 32u << 20, 256, soft));
+  // Writes bring no values: only the cap and the output already pending matter.
+  EXPECT_TRUE(MayStart(10, 64, soft, 0, soft));
+  EXPECT_FALSE(MayStart(10, 64, soft + 1, 0, soft));
 }
 
 TEST(ClientLimits, AuthLimiterDelaysPerConnection) {
