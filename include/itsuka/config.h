@@ -89,6 +89,15 @@ struct Config {
   int64_t tls_peers = 0;                // 1: peer connections use TLS, both sides verified
   int64_t tls_handshake_timeout_ms = 10000;
 
+  // Client memory and abuse bounds (issue 11). server.max_memory_bytes is the node-wide
+  // ceiling on accounted client memory (0 = off); the rest are [limits].
+  int64_t max_memory_bytes = 1LL << 30;
+  int64_t output_soft_limit_bytes = 8 << 20;  // pause a client's commands past this
+  int64_t unauth_idle_timeout_s = 10;         // 0: off (only with requirepass)
+  int64_t auth_max_failures = 10;             // per source address within the window
+  int64_t auth_failure_window_s = 60;         // also how long an address is refused
+  int64_t auth_failure_delay_ms = 100;        // x failures on the connection, at most 5 s
+
   // Not settings: where the values came from.
   std::string config_file;
 };

@@ -2,13 +2,26 @@
 // replies in order (a command waiting for replicas holds back the replies after it),
 // and enforces the per-client limits.
 //
+// Memory (issue 11): everything the client makes the node hold is accounted and
+// reported to Stats::client_memory_bytes (parser input with per-argument overhead,
+// replies, read results as they arrive, requests waiting to start, bytes queued on the
+// socket). The replicated requests a command needs are queued and started a few at a
+// time (client_limits.h StartBudget), so a command naming one large key thousands of
+// times never has more than the soft limit's worth of values in flight. Before each
+// command, a client whose pending output is over limits.output_soft_limit_bytes is
+// paused (no reading, no parsing) until the output drains to half of it: a slow reader
+// is slowed, not dropped. A reply that would pass limits.max_output_buffer_bytes is
+// replaced by an error; only output queued past that limit disconnects.
+//
 // Thread-compatible: owned by the Node and used from the event-loop thread only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "itsuka/config.h"
@@ -30,19 +43,26 @@ class ClientHost {
   virtual int64_t NowMs() const = 0;
   // The client has replies to send after the next commit.
   virtual void MarkDirty(uint64_t client_id) = 0;
+  // The client wants Poll() after each round of I/O (its output is draining, it is
+  // paused, or a reply is held back); the host calls it until WantsPoll() is false.
+  virtual void WatchClient(uint64_t client_id) = 0;
   // The connection is closed; the host destroys the client.
   virtual void OnClientClosed(uint64_t client_id) = 0;
   // Replicated requests; the result comes back through Client::OnResult(tag, ...).
-  virtual void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) = 0;
-  virtual void StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
-                        core::WriteSpec spec, int w, int pw) = 0;
-  virtual void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
-                               core::WriteSpec spec) = 0;
+  // Each returns the value bytes it read from local storage at once (0 if none or not
+  // yet), which the client is charged for until the result arrives.
+  virtual size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
+                          int pr) = 0;
+  virtual size_t StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
+                          core::WriteSpec spec, int w, int pw) = 0;
+  virtual size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key,
+                                 bool read, core::WriteSpec spec) = 0;
 };
 
 class Client : private Dispatcher {
  public:
   Client(ClientHost& host, uint64_t id, std::unique_ptr<net::TcpConnection> conn);
+  ~Client() override;
 
   // A replicated request finished.
   void OnResult(uint64_t tag, core::ClientResult result);
@@ -53,26 +73,65 @@ class Client : private Dispatcher {
   // Stops reading; closes once the replies owed are sent (graceful shutdown).
   void Drain();
   void CloseNow() { conn_->Close(); }
-  bool idle() const { return replies_.empty(); }
+  bool idle() const { return replies_.empty() && queued_.empty(); }
+  // After I/O: resumes a client whose output drained or whose held reply is due, starts
+  // queued requests, and re-accounts what the socket sent.
+  void Poll();
+  bool WantsPoll() const;
+  // Bytes this client is charged for (last reported to Stats).
+  int64_t accounted() const { return reported_; }
 
   const Session& session() const { return session_; }
 
  private:
-  // Most replies a client may have outstanding before it stops being read.
+  // Most replies (and queued requests) a client may have outstanding before it stops
+  // being read.
   static constexpr size_t kMaxPendingReplies = 4096;
+  // Most replicated requests one client has started and not seen answered.
+  static constexpr size_t kMaxInflight = 64;
+  // At the node's memory ceiling, a client holding more partial input than this is
+  // closed with -OOM.
+  static constexpr size_t kEvictInputBytes = 1 << 20;
+
+  // A replicated request waiting for its turn to start.
+  struct Queued {
+    enum class Kind { kGet, kPut, kConsistent } kind;
+    uint64_t seq;
+    size_t index;
+    std::string key;
+    int a = 0, b = 0;  // r/pr or w/pw
+    bool read = false;
+    core::WriteSpec spec;
+    size_t bytes = 0;
+  };
 
   void OnRead(std::string_view data);
   void ProcessInput();
   wire::RespLimits Limits() const;
-  bool OverOutputLimit() const;
+  // Pending output: replies and results held, bytes not yet handed to or sent by the socket.
+  size_t OutputHeld() const { return reply_bytes_ + out_.size() + conn_->queued_bytes(); }
+  // The soft limit, capped at the hard one (a config may lower only the hard limit).
+  size_t SoftLimit() const {
+    return static_cast<size_t>(
+        std::min(host_.config().output_soft_limit_bytes, host_.config().max_output_buffer_bytes));
+  }
+  size_t HardLimit() const { return static_cast<size_t>(host_.config().max_output_buffer_bytes); }
+  bool OutputBusy() const { return OutputHeld() + inflight_bytes_ > SoftLimit(); }
   void MoveReadyReplies();
+  void Pump();  // starts queued requests within StartBudget
+  void Enqueue(Queued q);
+  PendingReply* ReplyFor(uint64_t seq);
+  void FailReply(PendingReply& r);  // replaces a reply over the output limit by an error
+  void MaybeResume();
+  void Reaccount();
+  int64_t CurrentBytes() const;
   // Dispatcher: tags carry the reply's sequence number and the result's index.
   void Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) override;
   void Put(PendingReply& reply, size_t index, const std::string& key, core::WriteSpec spec,
            int w, int pw) override;
   void Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
                   core::WriteSpec spec) override;
-  uint64_t Tag(const PendingReply& reply, size_t index) const;
+  uint64_t Seq() const { return first_seq_ + replies_.size() - 1; }
 
   ClientHost& host_;
   std::unique_ptr<net::TcpConnection> conn_;
@@ -83,6 +142,19 @@ class Client : private Dispatcher {
   uint64_t first_seq_ = 0;            // sequence number of replies_.front()
   std::string out_;
   bool paused_ = false;
+  bool deferred_ = false;          // paused because of pending output (counted once)
+  bool stalled_ = false;           // queued requests wait for output (counted once)
+  int64_t hold_until_ms_ = 0;      // a failed AUTH: no commands or replies before this
+  std::deque<Queued> queued_;
+  size_t queued_bytes_ = 0;
+  size_t inflight_ = 0;
+  // Bytes charged per started request (tag -> bytes): what it read locally, or for a
+  // read answered elsewhere the estimate; released when its result arrives.
+  std::unordered_map<uint64_t, size_t> charged_;
+  size_t inflight_bytes_ = 0;
+  size_t reply_bytes_ = 0;         // replies_' data plus their result_bytes
+  ReadEstimate estimate_;
+  int64_t reported_ = 0;           // bytes added to Stats::client_memory_bytes
 };
 
 }  // namespace itsuka::server

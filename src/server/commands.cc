@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cctype>
+#include <cstdio>
 
 #include "common/log.h"
 #include "wire/object_codec.h"
@@ -55,6 +56,17 @@ void ErrWrongArgs(const std::string& name, std::string* out) {
   resp::AppendError(out, "ERR wrong number of arguments for '" + Lower(name) + "' command");
 }
 
+// Resident set size from /proc/self/statm (0 where that is not available).
+int64_t ProcessRssBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  long pages_total = 0, pages_resident = 0;
+  int n = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<int64_t>(pages_resident) * ::sysconf(_SC_PAGESIZE);
+}
+
 void ErrSyntax(std::string* out) { resp::AppendError(out, "ERR syntax error"); }
 
 void ErrNotInteger(std::string* out) {
@@ -65,7 +77,13 @@ void ErrNotInteger(std::string* out) {
 
 CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stats,
                                  const Clock& clock, const core::NodeCore& core)
-    : config_(config), store_(store), stats_(stats), clock_(clock), core_(core) {
+    : config_(config),
+      store_(store),
+      stats_(stats),
+      clock_(clock),
+      core_(core),
+      auth_limiter_(AuthLimits{config.auth_max_failures, config.auth_failure_window_s * 1000,
+                               config.auth_failure_delay_ms, 5000, 10000}) {
   const std::vector<Command> table = {
       {"ping", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Ping},
       {"echo", 2, {"fast"}, 0, 0, 0, true, &CommandExecutor::Echo},
@@ -118,6 +136,11 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
       ErrWrongArgs(cmd.name, out);
     } else if (cmd.needs_auth && !session.authenticated) {
       resp::AppendError(out, "NOAUTH Authentication required.");
+    } else if (cmd.first_key > 0 && OverMemoryLimit()) {
+      // Commands on keys are the work that takes memory; connection, introspection and
+      // admin commands still answer so an operator can see what is going on.
+      ++stats_.oom_refusals;
+      resp::AppendError(out, "OOM command not allowed when used memory > 'server.max_memory_bytes'.");
     } else {
       (this->*cmd.handler)(session, args, out);
     }
@@ -160,12 +183,33 @@ void CommandExecutor::Auth(Session& session, std::vector<std::string>& args, std
   }
   const std::string& user = args.size() == 3 ? args[1] : std::string("default");
   const std::string& pass = args.back();
-  if (user != "default" || pass != config_.requirepass) {
-    return resp::AppendError(out,
-                             "WRONGPASS invalid username-password pair or user is disabled.");
-  }
+  if (!CheckPassword(session, user, pass, out)) return;
   session.authenticated = true;
   resp::AppendSimple(out, "OK");
+}
+
+bool CommandExecutor::OverMemoryLimit() const {
+  return config_.max_memory_bytes > 0 && stats_.client_memory_bytes > config_.max_memory_bytes;
+}
+
+bool CommandExecutor::CheckPassword(Session& session, const std::string& user,
+                                    const std::string& pass, std::string* out) {
+  const int64_t now = clock_.MonotonicMs();
+  const std::string address = AddressOf(session.peer);
+  if (!auth_limiter_.Allowed(address, now)) {
+    ++stats_.auth_rate_limited;
+    session.reply_delay_ms = auth_limiter_.delay_for(++session.auth_failures);
+    resp::AppendError(out, "ERR too many failed AUTH attempts from this address; try again later");
+    return false;
+  }
+  if (!config_.requirepass.empty() && user == "default" && pass == config_.requirepass) {
+    session.auth_failures = 0;
+    return true;
+  }
+  ++stats_.auth_failures;
+  session.reply_delay_ms = auth_limiter_.OnFailure(address, ++session.auth_failures, now);
+  resp::AppendError(out, "WRONGPASS invalid username-password pair or user is disabled.");
+  return false;
 }
 
 void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, std::string* out) {
@@ -183,11 +227,11 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
   bool authenticated = session.authenticated;
   for (; i < args.size(); ++i) {
     if (IEquals(args[i], "AUTH") && i + 2 < args.size()) {
-      if (config_.requirepass.empty() || args[i + 1] != "default" ||
-          args[i + 2] != config_.requirepass) {
+      if (config_.requirepass.empty()) {
         return resp::AppendError(out,
                                  "WRONGPASS invalid username-password pair or user is disabled.");
       }
+      if (!CheckPassword(session, args[i + 1], args[i + 2], out)) return;
       authenticated = true;
       i += 2;
     } else if (IEquals(args[i], "SETNAME") && i + 1 < args.size()) {
@@ -352,6 +396,17 @@ std::string CommandExecutor::Info(std::string_view section) const {
     kv("maxclients", std::to_string(config_.max_clients));
     kv("blocked_clients", "0");
   }
+  if (add("memory")) {
+    // used_memory is the accounted client memory that server.max_memory_bytes bounds
+    // (buffers, replies and read results of every client); RSS is the whole process.
+    kv("used_memory", std::to_string(stats_.client_memory_bytes));
+    kv("used_memory_peak", std::to_string(stats_.client_memory_peak_bytes));
+    kv("used_memory_rss", std::to_string(ProcessRssBytes()));
+    kv("maxmemory", std::to_string(config_.max_memory_bytes));
+    kv("maxmemory_policy", "noeviction");
+    kv("max_memory_bytes", std::to_string(config_.max_memory_bytes));
+    kv("over_max_memory", OverMemoryLimit() ? "1" : "0");
+  }
   if (add("persistence")) {
     EngineStats es = store_.engine().Stats();
     kv("loading", "0");
@@ -380,6 +435,16 @@ std::string CommandExecutor::Info(std::string_view section) const {
     kv("query_buffer_disconnects", std::to_string(stats_.query_buffer_disconnects));
     kv("output_buffer_disconnects", std::to_string(stats_.output_buffer_disconnects));
     kv("idle_disconnects", std::to_string(stats_.idle_disconnects));
+    kv("oom_refusals", std::to_string(stats_.oom_refusals));
+    kv("deferred_commands", std::to_string(stats_.deferred_commands));
+    kv("reply_limit_refusals", std::to_string(stats_.reply_limit_refusals));
+    kv("memory_evictions", std::to_string(stats_.memory_evictions));
+    kv("unauth_idle_disconnects", std::to_string(stats_.unauth_idle_disconnects));
+    kv("clients_closed_for_limits",
+       std::to_string(stats_.query_buffer_disconnects + stats_.output_buffer_disconnects +
+                      stats_.memory_evictions + stats_.unauth_idle_disconnects));
+    kv("auth_failures", std::to_string(stats_.auth_failures));
+    kv("auth_rate_limited", std::to_string(stats_.auth_rate_limited));
   }
   if (add("cluster") && cluster_info_) s += cluster_info_();
   if (add("keyspace")) {

@@ -14,6 +14,7 @@
 #include "core/object.h"
 #include "itsuka/clock.h"
 #include "itsuka/config.h"
+#include "server/client_limits.h"
 #include "server/session.h"
 #include "server/stats.h"
 #include "server/store.h"
@@ -26,6 +27,8 @@ namespace itsuka::server {
 struct PendingReply {
   std::string data;
   size_t waiting = 0;
+  size_t result_bytes = 0;    // ResultBytes of the results held (the client's accounting)
+  int64_t not_before_ms = 0;  // not sent before this loop time (a failed AUTH's delay)
   std::vector<core::ClientResult> results;
   std::function<void(PendingReply&)> render;
   bool ready() const { return waiting == 0; }
@@ -124,6 +127,11 @@ class CommandExecutor {
   void StartPut(size_t index, const std::string& key, core::WriteSpec spec, const Quorums& q);
   void AppendValues(const core::Object& obj, std::string* out);
   void AppendCommandInfo(const Command& cmd, std::string* out) const;
+  // The password check shared by AUTH and HELLO AUTH, with the rate limit: false with
+  // the error reply appended (and the reply delay set on the session) if refused.
+  bool CheckPassword(Session& session, const std::string& user, const std::string& pass,
+                     std::string* out);
+  bool OverMemoryLimit() const;
 
   const Config& config_;
   Store& store_;
@@ -140,6 +148,7 @@ class CommandExecutor {
   std::function<std::string()> repair_info_;
   std::function<void(std::vector<std::string>&, std::string*)> membership_cmd_;
   std::function<std::string()> tls_info_;
+  AuthLimiter auth_limiter_;
 };
 
 }  // namespace itsuka::server

@@ -49,6 +49,12 @@ const std::vector<Setting>& Settings() {
       {"limits.unauth_max_bulk_bytes", IntSetting{&Config::unauth_max_bulk_bytes, 64, 1LL << 32}},
       {"limits.max_object_bytes", IntSetting{&Config::max_object_bytes, 1024, 1LL << 32}},
       {"limits.max_siblings", IntSetting{&Config::max_siblings, 1, 100000}},
+      {"server.max_memory_bytes", IntSetting{&Config::max_memory_bytes, 0, 1LL << 50}},
+      {"limits.output_soft_limit_bytes", IntSetting{&Config::output_soft_limit_bytes, 1024, 1LL << 40}},
+      {"limits.unauth_idle_timeout_s", IntSetting{&Config::unauth_idle_timeout_s, 0, kMaxInt}},
+      {"limits.auth_max_failures", IntSetting{&Config::auth_max_failures, 1, 1000000}},
+      {"limits.auth_failure_window_s", IntSetting{&Config::auth_failure_window_s, 1, 86400}},
+      {"limits.auth_failure_delay_ms", IntSetting{&Config::auth_failure_delay_ms, 0, 5000}},
       {"cluster.name", StringSetting{&Config::cluster_name, {}}},
       {"cluster.peer_port", IntSetting{&Config::peer_port, 0, 65535}},
       {"cluster.seeds", ListSetting{&Config::seeds}},
@@ -256,6 +262,10 @@ Status Validate(const Config& c) {
   if (c.max_query_buffer_bytes < c.max_bulk_bytes) {
     return Status::InvalidArgument(
         "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");
+  }
+  if (c.max_memory_bytes != 0 && c.max_memory_bytes < (1 << 20)) {
+    return Status::InvalidArgument(
+        "setting 'server.max_memory_bytes' must be 0 (off) or at least 1048576");
   }
   if (!c.seeds.empty() && EffectivePeerPort(c) > 65535) {
     return Status::InvalidArgument("setting 'cluster.peer_port': server.port + 10000 is over 65535; "

@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "itsuka/clock.h"
@@ -42,18 +43,23 @@ class Node : public ClientHost {
   CommandExecutor& executor() override { return *executor_; }
   int64_t NowMs() const override { return loop_.NowMs(); }
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
+  void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
   void OnClientClosed(uint64_t client_id) override;
-  void StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r, int pr) override;
-  void StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
-                int w, int pw) override;
-  void StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
-                       core::WriteSpec spec) override;
+  size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
+                  int pr) override;
+  size_t StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
+                  int w, int pw) override;
+  size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
+                         core::WriteSpec spec) override;
 
  private:
   explicit Node(const Config& config);
   Status Open();
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   void AfterIo();
+  bool HasRoundWork() const;
+  void PollClients();
+  void CloseLimitedClients(int64_t now);
   void OnTick();
   void BeginShutdown(const char* why);
   // Commits staged writes, then releases what the core produced: peer messages and
@@ -105,6 +111,8 @@ class Node : public ClientHost {
   std::unique_ptr<net::TcpListener> tls_listener_;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::vector<uint64_t> dirty_;
+  std::unordered_set<uint64_t> watched_;  // clients polled after each round of I/O
+  net::Timer kick_;                       // one more loop round when work is left
   uint64_t next_client_id_ = 1;
   uint64_t commands_at_last_tick_ = 0;
   net::Timer tick_;

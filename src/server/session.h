@@ -18,6 +18,8 @@ struct Session {
   int64_t last_active_mono_ms = 0;
   std::string last_command;
   bool consistent = false;  // ITSUKA.DEFAULTS CONSISTENT on
+  int64_t auth_failures = 0;   // failed AUTH/HELLO AUTH on this connection
+  int64_t reply_delay_ms = 0;  // set by a failed AUTH: hold its reply (the client clears it)
 };
 
 }  // namespace itsuka::server

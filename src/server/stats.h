@@ -23,6 +23,18 @@ struct Stats {
   uint64_t output_buffer_disconnects = 0;
   uint64_t idle_disconnects = 0;
   uint64_t commit_failures = 0;
+  // Client memory (issue 11): accounted bytes of every client's buffers, replies and
+  // read results in flight (the figure server.max_memory_bytes bounds), its peak, and
+  // what the limits refused or closed.
+  int64_t client_memory_bytes = 0;
+  int64_t client_memory_peak_bytes = 0;
+  uint64_t oom_refusals = 0;            // commands answered -OOM at the ceiling
+  uint64_t memory_evictions = 0;        // clients closed at the ceiling (large partial input)
+  uint64_t deferred_commands = 0;       // times a client's commands waited for its output
+  uint64_t reply_limit_refusals = 0;    // replies replaced by an error at the output limit
+  uint64_t unauth_idle_disconnects = 0;
+  uint64_t auth_failures = 0;
+  uint64_t auth_rate_limited = 0;       // AUTH refused: too many failures from the address
   // Commands processed in the last full second, sampled by the node's timer.
   uint64_t instantaneous_ops_per_sec = 0;
 };

@@ -106,11 +106,15 @@ int64_t SteadyMs() {
 Result<core::Object> Store::Read(std::string_view key) {
   if (!staged_.empty()) {
     auto it = staged_.find(std::string(key));
-    if (it != staged_.end()) return it->second;
+    if (it != staged_.end()) {
+      for (const core::Sibling& s : it->second.siblings) bytes_read_ += s.value.size();
+      return it->second;
+    }
   }
   std::string bytes;
   last_read_valid_ = false;
   Status st = engine_.Get(Column::kData, key, &bytes);
+  bytes_read_ += bytes.size();
   if (st.IsNotFound()) {
     if (partitions_ != 0) {
       last_read_key_.assign(key);

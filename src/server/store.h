@@ -70,6 +70,9 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Engine& engine() { return engine_; }
   bool sync() const { return sync_; }
   uint64_t commits() const { return commits_; }
+  // Value bytes Read has returned so far (client memory accounting: the node charges a
+  // client for what its request just read).
+  uint64_t bytes_read() const { return bytes_read_; }
   uint64_t committed_keys() const { return committed_keys_; }
   uint64_t failed_commits() const { return failed_commits_; }
 
@@ -100,6 +103,7 @@ class Store : public core::LocalStore, public core::MerkleSource {
   HintTable* hints_ = nullptr;
   std::unordered_map<std::string, core::AcceptorState> staged_paxos_;
   uint64_t commits_ = 0;
+  uint64_t bytes_read_ = 0;
   uint64_t committed_keys_ = 0;
   uint64_t failed_commits_ = 0;
   uint32_t partitions_ = 0;  // 0: no Merkle trees

@@ -43,6 +43,12 @@ void RespParser::Feed(std::string_view data) {
     buf_.erase(0, pos_);
     pos_ = 0;
   }
+  // Give back the room a large request needed once it has been consumed.
+  if (buf_.capacity() > (1u << 20) && buf_.size() - pos_ < buf_.capacity() / 4) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+    buf_.shrink_to_fit();
+  }
   buf_.append(data.data(), data.size());
 }
 
@@ -126,12 +132,17 @@ RespParser::Outcome RespParser::Next(std::vector<std::string>* args) {
     }
     args_.emplace_back(data, static_cast<size_t>(bulk_len_));
     args_bytes_ += static_cast<size_t>(bulk_len_);
+    args_heap_ += StringHeapBytes(static_cast<size_t>(bulk_len_));
     pos_ += static_cast<size_t>(bulk_len_) + 2;
     bulk_len_ = -1;
     if (--args_left_ == 0) {
       args->swap(args_);
       args_.clear();
+      // Keep a normal command's slots; drop those of a huge one (they are charged to
+      // the client while held).
+      if (args_.capacity() > 1024) std::vector<std::string>().swap(args_);
       args_bytes_ = 0;
+      args_heap_ = 0;
       return Outcome::kCommand;
     }
   }

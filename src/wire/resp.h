@@ -4,8 +4,10 @@
 // (`SET k v\r\n`, with Redis-style quoting), any number pipelined in one buffer and
 // split at any byte boundary. It enforces the limits it is given and reports a
 // protocol error (after which the caller replies and closes the connection, as Redis
-// does). Memory is bounded: the caller checks buffered() against its query-buffer
-// limit after each Feed.
+// does). Memory is bounded: the caller checks accounted() against its query-buffer
+// limit after each Feed; accounted() counts what the parser really holds, including
+// each parsed argument's string object and heap block, so a command of a million
+// one-byte arguments is charged for tens of megabytes, not one.
 //
 // Thread-compatible: one parser per connection.
 #pragma once
@@ -45,6 +47,18 @@ class RespParser {
   // Bytes received but not yet returned as commands, including the arguments already
   // parsed of an incomplete command (so one huge multibulk is bounded too).
   size_t buffered() const { return buf_.size() - pos_ + args_bytes_; }
+  // Memory held for input: unparsed bytes, plus for the incomplete command its argument
+  // vector's slots (capacity) and every argument's heap block (StringHeapBytes).
+  size_t accounted() const {
+    return buf_.size() - pos_ + args_.capacity() * sizeof(std::string) + args_heap_;
+  }
+  // The heap a std::string of `len` bytes allocates besides its own object: none while
+  // the bytes fit inline (short-string optimisation), else the allocator's block for
+  // len + 1 bytes (8 bytes of header, rounded up to 16, as glibc malloc does).
+  static size_t StringHeapBytes(size_t len) {
+    if (len < 16) return 0;
+    return (len + 1 + 8 + 15) & ~size_t{15};
+  }
 
  private:
   Outcome Fail(std::string msg);
@@ -60,6 +74,7 @@ class RespParser {
   int64_t bulk_len_ = -1;  // >= 0 once a bulk header was read
   std::vector<std::string> args_;
   size_t args_bytes_ = 0;  // total size of args_
+  size_t args_heap_ = 0;   // total StringHeapBytes of args_
   std::string error_;
 };
 

@@ -86,7 +86,16 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[cluster]\nid = \"0123456789abcdef0123456789abcdef\"\n", {},
                                 "insecure mode only"},
                       BadConfig{"", {{"cluster.max_peer_buffer_bytes", "1000"}}, "cluster.max_peer_buffer_bytes"},
-                      BadConfig{"", {{"cluster.max_handshaking_peers", "0"}}, "cluster.max_handshaking_peers"}));
+                      BadConfig{"", {{"cluster.max_handshaking_peers", "0"}}, "cluster.max_handshaking_peers"},
+                      // Client memory and AUTH limits (issue 11).
+                      BadConfig{"[limits]\noutput_soft_limit_bytes = 100\n", {},
+                                "limits.output_soft_limit_bytes"},
+                      BadConfig{"[server]\nmax_memory_bytes = 1000\n", {}, "server.max_memory_bytes"},
+                      BadConfig{"[server]\nmax_memory_bytes = -1\n", {}, "server.max_memory_bytes"},
+                      BadConfig{"[limits]\nunauth_idle_timeout_s = -1\n", {}, "limits.unauth_idle_timeout_s"},
+                      BadConfig{"[limits]\nauth_max_failures = 0\n", {}, "limits.auth_max_failures"},
+                      BadConfig{"[limits]\nauth_failure_window_s = 0\n", {}, "limits.auth_failure_window_s"},
+                      BadConfig{"[limits]\nauth_failure_delay_ms = 6000\n", {}, "limits.auth_failure_delay_ms"}));
 
 TEST(Config, SeedsNeedASecretFileOrExplicitInsecureMode) {
   Result<Config> secure = ParseConfigText("[cluster]\nseeds = [\"b@h:1\"]\nsecret_file = \"/s\"\n",
@@ -100,6 +109,22 @@ TEST(Config, SeedsNeedASecretFileOrExplicitInsecureMode) {
   EXPECT_EQ(insecure->insecure_no_auth, 1);
   // A node without seeds opens no peer port and needs neither.
   EXPECT_TRUE(ParseConfigText("", "t.toml", {}).ok());
+}
+
+
+TEST(Config, ClientMemoryLimitsHaveSafeDefaults) {
+  Config d;
+  EXPECT_EQ(d.max_memory_bytes, 1LL << 30);
+  EXPECT_EQ(d.output_soft_limit_bytes, 8 << 20);
+  EXPECT_LE(d.output_soft_limit_bytes, d.max_output_buffer_bytes);
+  EXPECT_EQ(d.unauth_idle_timeout_s, 10);
+  Result<Config> c = ParseConfigText("[server]\nmax_memory_bytes = 0\n", "t.toml",
+                                     {{"limits.output_soft_limit_bytes", "1048576"},
+                                      {"limits.auth_max_failures", "3"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_memory_bytes, 0);  // 0 turns the ceiling off
+  EXPECT_EQ(c->output_soft_limit_bytes, 1 << 20);
+  EXPECT_EQ(c->auth_max_failures, 3);
 }
 
 TEST(CommandLine, ParsesFlagsAndRejectsUnknownOnes) {

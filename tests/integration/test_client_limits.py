@@ -1,0 +1,312 @@
+"""One client must not exhaust a node's memory (issue 11, section 2). Each attack runs
+against its own node; the node's peak RSS (VmHWM) is checked against a stated ceiling,
+another client's PING must answer within a bound during the attack, the attacker gets
+a clear error (or is slowed/closed), and the node serves afterwards.
+
+Before the fix (same attacks): MGET of a 1 MB key x600 peaked at 1.6 GB, x2000 at 4 GB
+(and stalled PING 9 s); 20k pipelined GETs of 1 MB without reading 1.1 GB; 20 clients
+with most of a 1,048,576-argument command 660 MB."""
+import re
+import socket
+import threading
+import time
+import unittest
+
+from harness import Client, Closed, Node, RespError, wait_until
+
+MB = 1 << 20
+SAFETY_CAP = 3 << 30  # a node we started that grows past this is killed (test fails)
+
+
+def proc_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"{field} missing")
+
+
+class Watch:
+    """During an attack: pings the node from another client and records the slowest
+    answer; kills the node if its RSS passes SAFETY_CAP."""
+
+    def __init__(self, node):
+        self.node = node
+        self.stop = threading.Event()
+        self.worst_ping = 0.0
+        self.ping_errors = []
+        self.killed = False
+        self.threads = [threading.Thread(target=self._ping, daemon=True),
+                        threading.Thread(target=self._guard, daemon=True)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def _ping(self):
+        c = Client(self.node.port, timeout=30)
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                r = c.call("PING")
+            except (OSError, Closed) as e:
+                self.ping_errors.append(repr(e))
+                return
+            if r != "PONG":
+                self.ping_errors.append(repr(r))
+            self.worst_ping = max(self.worst_ping, time.monotonic() - t)
+            time.sleep(0.02)
+        c.close()
+
+    def _guard(self):
+        while not self.stop.is_set():
+            try:
+                if proc_kb(self.node.pid, "VmRSS") > SAFETY_CAP:
+                    self.killed = True
+                    self.node.kill9()
+                    return
+            except (OSError, AssertionError):
+                return
+            time.sleep(0.01)
+
+
+class LimitTest(unittest.TestCase):
+    node_args = ()
+
+    def setUp(self):
+        self.node = Node(*self.node_args).start()
+        self.c = self.node.client()
+
+    def tearDown(self):
+        self.c.close()
+        self.node.cleanup()
+
+    def info(self, name, section="stats"):
+        text = self.c.call("INFO", section).decode()
+        m = re.search(r"^%s:(\S+)" % re.escape(name), text, re.M)
+        self.assertIsNotNone(m, f"{name} missing from INFO {section}")
+        return int(m.group(1))
+
+    def assertBounded(self, watch, ceiling, ping_bound=1.0):
+        self.assertFalse(watch.killed, "node passed the safety cap and was killed")
+        peak = proc_kb(self.node.pid, "VmHWM")
+        self.assertLess(peak, ceiling, f"peak RSS {peak >> 20} MB over {ceiling >> 20} MB")
+        self.assertEqual(watch.ping_errors, [])
+        self.assertLess(watch.worst_ping, ping_bound, "another client's PING was stalled")
+        return peak
+
+    def assertServes(self):
+        c = self.node.client()
+        self.assertEqual(c.call("PING"), "PONG")
+        self.assertEqual(c.call("SET", "after", "ok"), "OK")
+        self.assertEqual(c.call("GET", "after"), b"ok")
+        c.close()
+
+
+class LargeReplies(LimitTest):
+    """Default limits: limits.max_output_buffer_bytes = 256 MB bounds one reply."""
+
+    def mget_attack(self, repeats):
+        self.assertEqual(self.c.call("SET", "big", b"x" * MB), "OK")
+        with Watch(self.node) as w:
+            a = Client(self.node.port, timeout=30)
+            a.send_raw(Client.encode("MGET", *(["big"] * repeats)))
+            reply = a.read()
+            a.close()
+        self.assertIsInstance(reply, RespError)
+        self.assertIn("limits.max_output_buffer_bytes", str(reply))
+        self.assertBounded(w, 400 * MB)
+        self.assertGreaterEqual(self.info("reply_limit_refusals"), 1)
+        self.assertServes()
+        # A smaller MGET of the same key still works.
+        self.assertEqual(self.c.call("MGET", *(["big"] * 20)), [b"x" * MB] * 20)
+
+    def test_mget_of_a_1mb_key_600_times(self):
+        self.mget_attack(600)
+
+    def test_mget_of_a_1mb_key_2000_times(self):
+        self.mget_attack(2000)
+
+
+class SlowReader(LimitTest):
+    def test_pipelined_gets_of_a_1mb_value_without_reading(self):
+        self.assertEqual(self.c.call("SET", "big", b"y" * MB), "OK")
+        a = Client(self.node.port, timeout=2)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        batch = Client.encode("GET", "big") * 1000
+        sent = 0
+        with Watch(self.node) as w:
+            deadline = time.monotonic() + 15
+            try:
+                while sent < 20000 and time.monotonic() < deadline:
+                    a.send_raw(batch)
+                    sent += 1000
+            except socket.timeout:
+                pass  # the node stopped reading us: that is the backpressure
+            wait_until(lambda: self.info("deferred_commands") >= 1, timeout=10,
+                       what="the slow reader's commands to be deferred")
+            time.sleep(1)  # a second for memory to grow if it were going to
+        self.assertBounded(w, 150 * MB)
+        self.assertLess(self.info("used_memory", "memory"), 32 * MB)
+        # A slow reader is slowed, not dropped: its replies arrive when it reads.
+        a.sock.settimeout(30)
+        for _ in range(5):
+            self.assertEqual(a.read(), b"y" * MB)
+        a.close()
+        self.assertEqual(self.info("output_buffer_disconnects"), 0)
+        self.assertServes()
+
+
+    def test_large_reads_after_many_small_ones_are_charged_at_once(self):
+        # Small values first teach the node to expect small results; then 64 pipelined
+        # GETs of a 16 MB value, never read. Each local read is charged what it read, so
+        # the next one waits: not 64 x 16 MB at once.
+        self.assertEqual(self.c.call("SET", "small", "s"), "OK")
+        self.assertEqual(self.c.call("SET", "huge", b"h" * (16 * MB)), "OK")
+        a = Client(self.node.port, timeout=2)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        with Watch(self.node) as w:
+            a.send_raw(Client.encode("GET", "small") * 500)
+            for _ in range(500):
+                self.assertEqual(a.read(), b"s")
+            a.send_raw(Client.encode("GET", "huge") * 64)
+            wait_until(lambda: self.info("deferred_commands") >= 1, timeout=10,
+                       what="the reader's commands to be deferred")
+            time.sleep(1)
+        self.assertBounded(w, 200 * MB)
+        a.close()
+        self.assertServes()
+
+
+class ManyHugeCommands(LimitTest):
+    node_args = ("--set", "server.max_memory_bytes=134217728")
+
+    def test_20_clients_each_sending_most_of_a_1m_argument_command(self):
+        body = b"*1048576\r\n" + b"$1\r\na\r\n" * 1000000
+        outcomes = []
+
+        def attack():
+            s = socket.create_connection(("127.0.0.1", self.node.port), timeout=20)
+            try:
+                s.sendall(body)
+            except OSError:
+                pass
+            got = b""
+            try:
+                s.settimeout(10)
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    got += d
+            except OSError:
+                pass
+            outcomes.append(got)
+            s.close()
+
+        with Watch(self.node) as w:
+            threads = [threading.Thread(target=attack) for _ in range(20)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+        self.assertEqual(len(outcomes), 20)
+        for got in outcomes:
+            # Each attacker was told why it was closed.
+            self.assertTrue(b"query buffer limit exceeded" in got or b"-OOM" in got, got[:200])
+        self.assertBounded(w, 300 * MB)
+        self.assertGreaterEqual(self.info("clients_closed_for_limits"), 20)
+        self.assertServes()
+
+
+class MemoryCeiling(LimitTest):
+    node_args = ("--set", "server.max_memory_bytes=4194304")
+
+    def test_oom_on_set_while_ping_and_info_answer(self):
+        self.assertEqual(self.c.call("SET", "big", b"z" * MB), "OK")
+        # A reader that does not read holds up to limits.output_soft_limit_bytes (8 MB)
+        # of replies: over the 4 MB ceiling.
+        a = Client(self.node.port, timeout=2)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        try:
+            a.send_raw(Client.encode("GET", "big") * 2000)
+        except socket.timeout:
+            pass
+        wait_until(lambda: self.info("over_max_memory", "memory") == 1, timeout=10,
+                   what="the node to pass server.max_memory_bytes")
+        r = self.c.call("SET", "k", "v")
+        self.assertIsInstance(r, RespError)
+        self.assertEqual(str(r), "OOM command not allowed when used memory > 'server.max_memory_bytes'.")
+        self.assertIsInstance(self.c.call("GET", "k"), RespError)
+        self.assertEqual(self.c.call("PING"), "PONG")
+        self.assertEqual(self.c.call("CONFIG", "GET", "server.max_memory_bytes"),
+                         [b"server.max_memory_bytes", b"4194304"])
+        self.assertGreaterEqual(self.info("oom_refusals"), 2)
+        self.assertEqual(self.info("maxmemory", "memory"), 4194304)
+        self.assertIsInstance(self.c.call("ITSUKA.MEMBERS"), (bytes, list))
+        a.close()
+        # Memory is given back when the client goes: writes are accepted again.
+        wait_until(lambda: self.info("over_max_memory", "memory") == 0, timeout=10,
+                   what="memory to be released")
+        self.assertEqual(self.c.call("SET", "k", "v"), "OK")
+
+
+class UnauthenticatedClients(LimitTest):
+    node_args = ("--requirepass", "secret", "--set", "limits.unauth_idle_timeout_s=1",
+                 "--set", "limits.auth_max_failures=5", "--set", "limits.auth_failure_window_s=30",
+                 "--set", "limits.auth_failure_delay_ms=100")
+
+    def test_unauthenticated_idle_connections_are_closed(self):
+        authed = self.node.client()
+        self.assertEqual(authed.call("AUTH", "secret"), "OK")
+        stranger = self.node.client()
+        self.assertEqual(str(stranger.call("GET", "k")), "NOAUTH Authentication required.")
+        t = time.monotonic()
+        self.assertEqual(stranger.read_until_closed(timeout=10), b"")
+        self.assertLess(time.monotonic() - t, 5)
+        # An authenticated connection idle as long is kept (server.idle_timeout_s = 0).
+        self.assertEqual(authed.call("PING"), "PONG")
+        self.assertGreaterEqual(int(re.search(rb"unauth_idle_disconnects:(\d+)",
+                                              authed.call("INFO", "stats")).group(1)), 1)
+        authed.close()
+
+    def test_auth_failures_are_delayed_then_refused(self):
+        authed = self.node.client()
+        self.assertEqual(authed.call("AUTH", "secret"), "OK")
+        bad = self.node.client()
+        times = []
+        for _ in range(4):
+            t = time.monotonic()
+            self.assertTrue(str(bad.call("AUTH", "guess")).startswith("WRONGPASS"))
+            times.append(time.monotonic() - t)
+            # The delay holds a reply, not the node.
+            t = time.monotonic()
+            self.assertEqual(authed.call("PING"), "PONG")
+            self.assertLess(time.monotonic() - t, 0.2)
+        self.assertGreaterEqual(times[3], 0.35)  # 4th failure: 400 ms
+        self.assertGreater(times[3], times[0])
+        self.assertTrue(str(bad.call("AUTH", "guess")).startswith("WRONGPASS"))  # 5th: blocks
+        # The address is refused for a while, even with the right password.
+        other = Client(self.node.port)
+        r = other.call("AUTH", "secret")
+        self.assertIsInstance(r, RespError)
+        self.assertIn("too many failed AUTH attempts", str(r))
+        r = other.call("HELLO", "2", "AUTH", "default", "secret")
+        self.assertIn("too many failed AUTH attempts", str(r))
+        info = authed.call("INFO", "stats")
+        self.assertGreaterEqual(int(re.search(rb"auth_failures:(\d+)", info).group(1)), 5)
+        self.assertGreaterEqual(int(re.search(rb"auth_rate_limited:(\d+)", info).group(1)), 2)
+        # Connections already authenticated are not affected.
+        self.assertEqual(authed.call("SET", "k", "v"), "OK")
+        for c in (authed, bad, other):
+            c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
