@@ -500,6 +500,46 @@ class StartChecks(unittest.TestCase):
         cluster.wait_connected()
         self.assertEqual(redis_cli(n1.port, "SET", "k", "v", "W", "all"), "OK")
 
+    def test_g_secret_rotation_in_two_rolling_restarts(self):
+        cluster = Cluster(2)
+        self.clusters.append(cluster)
+        cluster.start()
+        n1, n2 = cluster.nodes
+        cid, (old,) = read_secret(cluster.secret_file)
+
+        def write(name, keys):
+            path = os.path.join(cluster.tmp, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"cluster-id {cid.hex()}\n" + "".join(f"secret {k.hex()}\n" for k in keys))
+            return path
+
+        new = os.urandom(32)
+        both, only_new = write("both.secret", [old, new]), write("new.secret", [new])
+        # Step 1: every node gets both secrets, one at a time; each restart rejoins.
+        for n in (n1, n2):
+            n.stop()
+            n.secret_file = both
+            n.start()
+            cluster.wait_connected()
+        # Step 2: the old secret goes, again one at a time.
+        n1.stop()
+        n1.secret_file = only_new
+        n1.start()
+        cluster.wait_connected()  # node1 (new only) and node2 (both) still agree
+        n2.stop()
+        n2.secret_file = only_new
+        n2.start()
+        cluster.wait_connected()
+        self.assertEqual(redis_cli(n1.port, "SET", "rotated", "yes", "W", "all"), "OK")
+        # A node still holding only the old secret is now refused.
+        stale = extra_node(cluster, "stale", "node3", peer_port_of(n1))  # the original file
+        self.nodes.append(stale)
+        stale.start()
+        wait_until(lambda: int(info(stale)["peer_auth_failures"]) >= 1, timeout=10,
+                   what="the stale node to fail node1's proof")
+        self.assertEqual(member_ids(n1), ["node1", "node2"])
+
     def test_f_no_secret_refuses_to_start_unless_insecure(self):
         base = [ITSUKAD, "--port", str(free_port())]
         node = Node(secret_file="")
