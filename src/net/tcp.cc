@@ -120,9 +120,14 @@ void StartReading(TcpConnection::Impl* impl) {
           }
         } else if (nread < 0) {
           if (nread != UV_EOF) LOG_DEBUG << "connection " << impl->peer << ": " << uv_strerror(nread);
-          if (impl->ssl != nullptr && !impl->tls_ready && impl->tls_started && !impl->closing) {
+          if (impl->ssl != nullptr && !impl->tls_ready && !impl->closing &&
+              (impl->tls_started || impl->tls_dialled)) {
+            // A port scan that connects and leaves is not counted; a handshake cut off is.
             ++impl->tls->mutable_stats().handshake_failures;
             LOG_DEBUG << "tls: " << impl->peer << " closed the connection during the handshake";
+            TcpConnection::ConnectedFn cb = std::move(impl->on_connected);
+            impl->on_connected = nullptr;
+            if (cb) cb(Status::IOError("tls: connection closed during the handshake"));
           }
           CloseImpl(impl);
         }
@@ -194,7 +199,7 @@ void HandshakeDone(TcpConnection::Impl* impl) {
   }
   TcpConnection::ConnectedFn cb = std::move(impl->on_connected);
   impl->on_connected = nullptr;
-  if (cb && !impl->closing) cb(Status::Ok());
+  if (cb) cb(impl->closing ? Status::IOError("tls: connection broken") : Status::Ok());
 }
 
 // Runs the handshake as far as the bytes received allow. False once it failed.
