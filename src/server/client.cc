@@ -180,7 +180,7 @@ void Client::Pump() {
       const size_t held = OutputHeld();
       const size_t own = r->data.size() + r->result_bytes;
       const bool read = q.kind == Queued::Kind::kGet || (q.kind == Queued::Kind::kConsistent && q.read);
-      const size_t expect = read ? estimate_.value() : 0;
+      const size_t expect = read ? estimate_.value() * host_.ReadFanout() : 0;
       if (held - std::min(held, own) > SoftLimit() ||
           !MayStart(inflight_, kMaxInflight, held + inflight_bytes_, expect, SoftLimit())) {
         // Waiting for output (not merely for the in-flight cap) is backpressure.
@@ -202,12 +202,15 @@ void Client::Pump() {
           local = host_.StartConsistent(session_.id, tag, q.key, q.read, std::move(q.spec));
           break;
       }
-      // A read is charged what it just read locally (exact: the value now sits in the
-      // result waiting for this round's commit) or, answered elsewhere, the estimate.
-      const size_t charge = !read ? 0 : local > 0 ? local : estimate_.value();
+      // A read is charged what it just read locally (the value now sits in the result
+      // waiting for this round's commit; the other replicas send copies of about that
+      // size) or, with no local copy, the estimate; once per replica answering.
+      const size_t charge = !read ? 0 : (local > 0 ? local : estimate_.value()) * host_.ReadFanout();
       ++inflight_;
-      inflight_bytes_ += charge;
-      charged_[tag] = charge;
+      if (charge > 0) {
+        inflight_bytes_ += charge;
+        charged_[tag] = charge;
+      }
       started = true;
     }
     // A reply already failed (over the output limit) needs no more of its requests.
@@ -236,7 +239,7 @@ void Client::FailReply(PendingReply& r) {
 
 void Client::OnResult(uint64_t tag, core::ClientResult result) {
   if (inflight_ > 0) --inflight_;
-  if (auto it = charged_.find(tag); it != charged_.end()) {
+  if (auto it = charged_.empty() ? charged_.end() : charged_.find(tag); it != charged_.end()) {
     inflight_bytes_ -= it->second;
     charged_.erase(it);
   }

@@ -48,6 +48,9 @@ class ClientHost {
   virtual void WatchClient(uint64_t client_id) = 0;
   // The connection is closed; the host destroys the client.
   virtual void OnClientClosed(uint64_t client_id) = 0;
+  // How many copies of a value one replicated read brings into this node (each
+  // replica answers, the coordinator merges): reads are charged this many times.
+  virtual size_t ReadFanout() const = 0;
   // Replicated requests; the result comes back through Client::OnResult(tag, ...).
   // Each returns the value bytes it read from local storage at once (0 if none or not
   // yet), which the client is charged for until the result arrives.

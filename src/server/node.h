@@ -3,6 +3,7 @@
 // stop accepting, answer what was received, commit, flush, close RocksDB.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -44,6 +45,9 @@ class Node : public ClientHost {
   int64_t NowMs() const override { return loop_.NowMs(); }
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
+  size_t ReadFanout() const override {
+    return static_cast<size_t>(std::max(1, core_ ? core_->EffectiveN() : 1));
+  }
   void OnClientClosed(uint64_t client_id) override;
   size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
                   int pr) override;
