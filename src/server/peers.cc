@@ -217,7 +217,14 @@ void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
 
 bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   Incoming& in = incoming_[id];
-  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  wire::PeerRefusal refusal;
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame, &refusal);
+  if (!msg.ok() && msg.status().code() == Status::Code::kInvalidArgument && !in.peer_id.empty()) {
+    // One bad value is not a broken stream: refuse that message, keep the connection.
+    ++stats_.messages_refused;
+    if (on_refused_) on_refused_(in.peer_id, refusal, msg.status().message());
+    return true;
+  }
   if (!msg.ok()) {
     LOG_WARN << "peer " << (in.peer_id.empty() ? in.conn->peer() : in.peer_id) << ": "
              << msg.status().message();

@@ -37,6 +37,7 @@
 #include "itsuka/config.h"
 #include "net/loop.h"
 #include "net/tcp.h"
+#include "wire/peer_codec.h"
 
 namespace itsuka::server {
 
@@ -49,6 +50,7 @@ struct PeerStats {
   uint64_t messages_oversized = 0;     // larger than a peer accepts: never sent
   uint64_t connections_refused = 0;    // over cluster.max_peer_connections
   uint64_t handshakes_timed_out = 0;   // no Hello within kHandshakeTimeoutMs
+  uint64_t messages_refused = 0;       // decoded, values refused; connection kept
 };
 
 class PeerTransport {
@@ -58,10 +60,15 @@ class PeerTransport {
 
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
+  // A frame from a handshaken peer that decoded but whose values the decoder refused
+  // (wire::DecodePeerMessage kInvalidArgument): the connection stays; the node answers.
+  using RefusedFn = std::function<void(const std::string& from, const wire::PeerRefusal& refusal,
+                                       const std::string& why)>;
 
   PeerTransport(net::Loop& loop, const Config& config, MessageFn on_message, UpFn on_up);
   ~PeerTransport();
 
+  void SetRefusedHandler(RefusedFn fn) { on_refused_ = std::move(fn); }
   // Binds the peer port and starts connecting to every seed.
   Status Start();
   // Starts connecting to a member learned by gossip (no-op if known, or this node).
@@ -126,6 +133,7 @@ class PeerTransport {
   const Config& config_;
   MessageFn on_message_;
   UpFn on_up_;
+  RefusedFn on_refused_;
   std::unique_ptr<net::TcpListener> listener_;
   std::map<std::string, Outgoing> outgoing_;
   std::map<uint64_t, Incoming> incoming_;
