@@ -340,6 +340,7 @@ std::string Node::ClusterInfo() const {
   s += "peer_messages_refused:" + std::to_string(peer_messages_refused_) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(peer_senders_refused_) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(gossip_entries_refused_) + "\r\n";
+  s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
   const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
   s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";
