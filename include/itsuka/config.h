@@ -74,6 +74,9 @@ struct Config {
   int64_t repair_tombstone_grace_s = 864000;  // must exceed handoff.max_hint_age_s
   int64_t repair_interval_s = 0;             // 0: no background repair
 
+  // [cluster] clock offsets (members branch)
+  int64_t max_clock_offset_ms = 500;  // 0: never refuse TTL writes over clock offsets
+
   // Not settings: where the values came from.
   std::string config_file;
 };

@@ -54,7 +54,8 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
                                std::is_same_v<T, ConsistentResult> || std::is_same_v<T, TreeReply> ||
                                std::is_same_v<T, LeafReply> || std::is_same_v<T, FetchReply> ||
                                std::is_same_v<T, PushReply> || std::is_same_v<T, TombstoneReply> ||
-                               std::is_same_v<T, PullBatch>;
+                               std::is_same_v<T, PullBatch> || std::is_same_v<T, ClockProbe> ||
+                               std::is_same_v<T, ClockEcho>;
         if constexpr (kFree) {
           return Status::Ok();
         } else {

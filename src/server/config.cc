@@ -83,6 +83,7 @@ const std::vector<Setting>& Settings() {
       {"repair.request_timeout_ms", IntSetting{&Config::repair_request_timeout_ms, 10, 3600000}},
       {"repair.tombstone_grace_s", IntSetting{&Config::repair_tombstone_grace_s, 0, kMaxInt / 1000}},
       {"repair.interval_s", IntSetting{&Config::repair_interval_s, 0, kMaxInt / 1000}},
+      {"cluster.max_clock_offset_ms", IntSetting{&Config::max_clock_offset_ms, 0, 86400000}},
   };
   return settings;
 }

@@ -153,6 +153,8 @@ Status Node::Open() {
         core_->SetReachable(node, up);
         repair_->SetReachable(node, up);
       });
+  peers_->SetWallClock([this] { return clock_.WallMs(); });
+  executor_->SetTtlGuard([this] { return ClockCheck(); });
   peers_->SetRefusedHandler(
       [this](const std::string& from, const wire::PeerRefusal& refusal, const std::string& why) {
         OnPeerRefused(from, refusal, why);
@@ -341,6 +343,11 @@ std::string Node::ClusterInfo() const {
   s += "peer_senders_refused:" + std::to_string(peer_senders_refused_) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(gossip_entries_refused_) + "\r\n";
   s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
+  int64_t typical = 0;
+  const bool skewed = !ClockCheck(&typical).ok();
+  s += "max_clock_offset_ms:" + std::to_string(config_.max_clock_offset_ms) + "\r\n";
+  s += "clock_offset_median_ms:" + std::to_string(typical) + "\r\n";
+  s += "clock_offset_exceeded:" + std::string(skewed ? "1" : "0") + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
   const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
   s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";
@@ -450,6 +457,28 @@ void Node::OnGossipTimer() {
     peers_->Send(to, core::GossipSyn{membership_->view()});
     peers_->Flush();
   }
+}
+
+Status Node::ClockCheck(int64_t* typical_ms) const {
+  std::vector<core::OffsetSample> offsets;
+  for (const std::string& id : core_->ring()->members()) {
+    core::OffsetSample s;
+    if (id != config_.node_id && core_->IsReachable(id) && peers_->ClockOffset(id, &s)) {
+      offsets.push_back(s);
+    }
+  }
+  int64_t typical = 0;
+  const bool over = config_.max_clock_offset_ms > 0 &&
+                    core::OffsetExceeded(offsets, config_.max_clock_offset_ms, &typical);
+  if (typical_ms != nullptr) *typical_ms = typical;
+  if (!over) return Status::Ok();
+  // Peers' clocks minus ours: a median of +3600000 means this node is an hour behind.
+  return Status::InvalidArgument(
+      "CLOCKSKEW this node's clock is " + std::to_string(-typical) +
+      " ms off from a majority of its reachable peers (median peer offset " +
+      std::to_string(typical) + " ms), past cluster.max_clock_offset_ms (" +
+      std::to_string(config_.max_clock_offset_ms) +
+      "); writes with an expiry are refused here until its clock is fixed");
 }
 
 void Node::LogRefusal(const std::string& text) {

@@ -89,6 +89,10 @@ class Node : public ClientHost {
   void Refuse(const std::string& from, const core::PeerMessage& msg, const std::string& why);
   // Logs at most one refusal warning a second; the others are counted in the next.
   void LogRefusal(const std::string& text);
+  // Clock offsets: ok unless this node's clock is off by more than
+  // cluster.max_clock_offset_ms from a majority of its reachable peers (then a
+  // -CLOCKSKEW error naming the offset and the setting). *typical_ms: median offset.
+  Status ClockCheck(int64_t* typical_ms = nullptr) const;
   // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
   void MembershipCommand(std::vector<std::string>& args, std::string* out);
 

@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 
+#include "core/clock_offset.h"
 #include "core/failure_detector.h"
 #include "core/messages.h"
 #include "itsuka/config.h"
@@ -69,6 +70,13 @@ class PeerTransport {
   ~PeerTransport();
 
   void SetRefusedHandler(RefusedFn fn) { on_refused_ = std::move(fn); }
+  // Clock offsets (core/clock_offset.h): with a wall clock set, every heartbeat is
+  // followed by a ClockProbe, peers echo it, and each echo refines that peer's offset
+  // estimate. Past cluster.max_clock_offset_ms a warning is logged (once per crossing).
+  void SetWallClock(std::function<int64_t()> wall_ms) { wall_ms_ = std::move(wall_ms); }
+  // The peer's offset estimate (its clock minus this node's); false if none yet or the
+  // peer is not connected.
+  bool ClockOffset(const std::string& node, core::OffsetSample* out) const;
   // Binds the peer port and starts connecting to every seed.
   Status Start();
   // Starts connecting to a member learned by gossip (no-op if known, or this node).
@@ -81,7 +89,8 @@ class PeerTransport {
   void Flush();
   bool IsUp(const std::string& node) const;
   const PeerStats& stats() const { return stats_; }
-  // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=...".
+  // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=..."
+  // plus ",offset_ms=...,offset_uncertainty_ms=..." once its clock offset is known.
   std::vector<std::string> Describe() const;
 
  private:
@@ -101,6 +110,8 @@ class PeerTransport {
     uint64_t backoff_ms = 100;
     std::string pending;  // frames queued by Send since the last Flush
     core::PhiAccrualDetector detector;
+    core::OffsetFilter clock;  // cleared on reconnect
+    bool clock_warned = false;
   };
   struct Incoming {
     std::unique_ptr<net::TcpConnection> conn;
@@ -125,6 +136,7 @@ class PeerTransport {
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
   void OnHeartbeatTimer();
+  void OnClockEcho(const std::string& from, const core::ClockEcho& echo);
   // Queues for the next Flush (Send without the test-only delay).
   void Enqueue(const std::string& to, const core::PeerMessage& msg);
   void ReleaseDelayed();
@@ -134,6 +146,7 @@ class PeerTransport {
   MessageFn on_message_;
   UpFn on_up_;
   RefusedFn on_refused_;
+  std::function<int64_t()> wall_ms_;
   std::unique_ptr<net::TcpListener> listener_;
   std::map<std::string, Outgoing> outgoing_;
   std::map<uint64_t, Incoming> incoming_;

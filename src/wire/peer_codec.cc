@@ -73,6 +73,17 @@ struct Encoder {
     pk.pack_array(1);
     pk.pack(uint32_t{7});
   }
+  void operator()(const core::ClockProbe& m) {
+    pk.pack_array(2);
+    pk.pack(uint32_t{70});
+    pk.pack(m.sent_wall_ms);
+  }
+  void operator()(const core::ClockEcho& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{71});
+    pk.pack(m.probe_wall_ms);
+    pk.pack(m.wall_ms);
+  }
   void PackView(const core::View& view) {
     pk.pack_array(static_cast<uint32_t>(view.size()));
     for (const auto& [id, m] : view) {
@@ -584,6 +595,16 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 7:
       if (f.size() != 1) return bad;
       return core::PeerMessage(core::Heartbeat{});
+    case 70: {
+      core::ClockProbe m;
+      if (f.size() != 2 || !f.I64(1, &m.sent_wall_ms)) return bad;
+      return core::PeerMessage(m);
+    }
+    case 71: {
+      core::ClockEcho m;
+      if (f.size() != 3 || !f.I64(1, &m.probe_wall_ms) || !f.I64(2, &m.wall_ms)) return bad;
+      return core::PeerMessage(m);
+    }
     case 50:
     case 51: {
       core::View view;

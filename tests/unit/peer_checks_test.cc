@@ -193,3 +193,44 @@ TEST(GossipChecks, ImplausibleJumpsAreRefused) {
 
 }  // namespace
 }  // namespace itsuka::core
+
+#include "core/clock_offset.h"
+
+namespace itsuka::core {
+namespace {
+
+TEST(ClockOffset, EstimatesFromOneRoundTrip) {
+  OffsetSample s;
+  // Sent at 1000, the peer (an hour behind) read 1000 - 3600000 + 5, back at 1010.
+  ASSERT_TRUE(EstimateOffset(1000, 1005 - 3600000, 1010, 1000, &s));
+  EXPECT_EQ(s.offset_ms, -3600000);
+  EXPECT_EQ(s.uncertainty_ms, 5);
+  EXPECT_FALSE(EstimateOffset(1000, 5, 900, 1000, &s));    // clock stepped back
+  EXPECT_FALSE(EstimateOffset(1000, 5, 99000, 1000, &s));  // too slow to say anything
+}
+
+TEST(ClockOffset, FilterKeepsTheTightestSample) {
+  OffsetFilter f;
+  EXPECT_FALSE(f.known());
+  f.Add({300, 200});
+  f.Add({12, 1});
+  f.Add({-50, 40});
+  EXPECT_EQ(f.Best().offset_ms, 12);
+  for (int i = 0; i < 10; ++i) f.Add({100, 3});  // the old samples age out
+  EXPECT_EQ(f.Best().offset_ms, 100);
+}
+
+TEST(ClockOffset, MajorityRule) {
+  // The skewed node sees both peers an hour ahead: refuse.
+  int64_t typical = 0;
+  EXPECT_TRUE(OffsetExceeded({{3600000, 1}, {3600002, 1}}, 500, &typical));
+  EXPECT_NEAR(static_cast<double>(typical), 3600000.0, 2.0);
+  // A healthy node sees one skewed peer of two: no majority, keep serving.
+  EXPECT_FALSE(OffsetExceeded({{-3600000, 1}, {3, 1}}, 500, nullptr));
+  // Within the bound once the uncertainty is allowed for.
+  EXPECT_FALSE(OffsetExceeded({{600, 200}, {650, 200}}, 500, nullptr));
+  EXPECT_FALSE(OffsetExceeded({}, 500, nullptr));
+}
+
+}  // namespace
+}  // namespace itsuka::core
