@@ -20,6 +20,30 @@ class FailingEngine : public storage::MemEngine {
   Status Write(const WriteBatch&, bool) override { return Status::IOError("disk on fire"); }
 };
 
+TEST(Store, PoisonedObjectOnDiskIsSalvagedAndRewritten) {
+  // Stored by today's main from a forwarded put with a negative expiry: it used to make
+  // every read of the key fail (-UNAVAILABLE with R all) and every repair of it fail.
+  storage::MemEngine engine;
+  core::Object o = core::ApplyWrite(Obj("good"), core::VClock(), "n2",
+                                    core::NewVersion{false, "bad", 0, 1}, core::ObjectLimits{})
+                       .value();
+  o.siblings[1].expire_at_ms = -1;
+  WriteBatch b;
+  b.Put(Column::kData, "k", wire::EncodeObject(o));
+  ASSERT_TRUE(engine.Write(b, true).ok());
+  Store store(engine, /*sync=*/true);
+  ASSERT_TRUE(store.EnableMerkle(16).ok());  // indexing it does not fail either
+  Result<core::Object> r = store.Read("k");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->siblings.size(), 1u);
+  EXPECT_EQ(r->siblings[0].value, "good");
+  EXPECT_EQ(store.salvaged_objects(), 1u);
+  ASSERT_TRUE(store.Commit().ok());  // the salvaged object replaces the stored one
+  std::string raw;
+  ASSERT_TRUE(engine.Get(Column::kData, "k", &raw).ok());
+  EXPECT_TRUE(wire::DecodeObject(raw).ok());
+}
+
 TEST(Store, StagedWritesAreReadableAndCommittedInOneBatch) {
   storage::MemEngine engine;
   Store store(engine, /*sync=*/true);
