@@ -59,6 +59,14 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
         if constexpr (kFree) {
           return Status::Ok();
         } else {
+          if constexpr (std::is_same_v<T, ReplicaWrite>) {
+            // A decommissioned member may still hold hints (acknowledged writes) for
+            // others: its replays must land. Merging is safe from any member.
+            if (ctx.view == nullptr || ctx.view->count(from) == 0) {
+              return Status::InvalidArgument("sender '" + from + "' is not a member");
+            }
+            return Status::Ok();
+          }
           if (ctx.view == nullptr || !IsActiveMember(*ctx.view, from)) {
             return Status::InvalidArgument("sender '" + from + "' is not an active member");
           }

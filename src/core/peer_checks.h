@@ -5,7 +5,9 @@
 //
 // Design note: every member may coordinate reads, read repair, hint replay, forwarded
 // writes and anti-entropy runs for any key (core/node_core.h, core/repair.h), so those
-// messages are accepted from every *active* member (known in the view, not left). What
+// messages are accepted from every *active* member (known in the view, not left); replica
+// writes from any member in the view, left ones included, because a decommissioned
+// node may still hand off the hints it acknowledged writes with. What
 // is tied to ownership is checked against the rings: a partition copy (PullRequest) goes
 // only to a member that gains the partition in the write ring, and Paxos messages for a
 // key come only from a member of the key's read- or write-ring preference list (the
