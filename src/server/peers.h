@@ -22,6 +22,14 @@
 // A message whose frame would exceed what a peer accepts (MaxFrame) is not sent but
 // counted, because the receiver would close the whole connection over it.
 //
+// A frame that is not a message (wire::DecodePeerMessage kCorruption) closes the
+// connection; a message whose values the decoder refuses (kInvalidArgument) is handed
+// to the refused handler and the connection stays, so one bad value never costs a
+// connection and everything queued on it. Each heartbeat is followed by a ClockProbe
+// that the peer echoes (ClockEcho); the echoes give each peer's clock offset
+// (core/clock_offset.h), shown by Describe and warned about past
+// cluster.max_clock_offset_ms.
+//
 // Thread-compatible: the event-loop thread only.
 #pragma once
 

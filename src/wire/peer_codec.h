@@ -12,7 +12,8 @@
 //                     an unknown type): refuse that one message, count it, answer its
 //                     sender with an error if the type has a reply, keep the connection.
 //                     *refusal then says which message (type, request id, and the
-//                     decoded message itself when the layout was complete).
+//                     decoded message itself when the layout was complete; a refused
+//                     embedded object is left empty in it).
 #pragma once
 
 #include <string>
