@@ -225,13 +225,17 @@ View FilterGossip(const View& mine, const View& incoming, const std::string& fro
   View out;
   for (const auto& [id, m] : incoming) {
     auto cur = mine.find(id);
-    if (id == self || cur == mine.end()) {
+    if (cur == mine.end()) {
       out.emplace(id, m);
       continue;
     }
     const MemberState& c = cur->second;
     std::string refused;
-    if (m.incarnation > c.incarnation + kMaxGossipJump || m.version > c.version + kMaxGossipJump) {
+    if (id == self) {
+      // Only this node's ownership register is taken from others (Gossiper::Receive);
+      // it follows the same transitions as anyone's.
+    } else if (m.incarnation > c.incarnation + kMaxGossipJump ||
+               m.version > c.version + kMaxGossipJump) {
       refused = "incarnation or ownership version jumps by more than " +
                 std::to_string(kMaxGossipJump);
     } else if (id != from && m.incarnation <= c.incarnation &&
@@ -239,12 +243,14 @@ View FilterGossip(const View& mine, const View& incoming, const std::string& fro
                 MergeMember(c, m).peer_addr != c.peer_addr)) {
       // It would win the merge (newer liveness) and move the member without a restart.
       refused = "address change without a new incarnation";
-    } else if (std::tie(m.version, m.status) > std::tie(c.version, c.status) && m.status != c.status) {
+    }
+    if (refused.empty() && std::tie(m.version, m.status) > std::tie(c.version, c.status) &&
+        m.status != c.status) {
       using S = MemberStatus;
       const S a = c.status, b = m.status;
       const bool legal = (a == S::kJoining && (b == S::kUp || b == S::kLeaving || b == S::kLeft)) ||
                          (a == S::kUp && b == S::kLeaving) || (a == S::kLeaving && b == S::kLeft);
-      if (!legal || m.version <= c.version) {
+      if (!legal || m.version <= c.version || m.version > c.version + kMaxGossipJump) {
         refused = std::string("ownership ") + MemberStatusName(a) + " -> " + MemberStatusName(b) +
                   " is not a transition any flow makes";
       }

@@ -73,8 +73,9 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
 //     skip at most one of them (up -> left is refused; a node that missed the whole
 //     leaving phase learns it from M's own gossip or the operator's LEAVE),
 //   - raises M's incarnation or ownership version by more than kMaxGossipJump at once.
-// Entries about `self` are left for Gossiper::Receive (it refutes liveness and takes
-// only the ownership register). Each refused entry is left out and described in *why.
+// An entry about `self` is checked for its ownership move only (Gossiper::Receive
+// refutes liveness and takes only the ownership register from others), so no peer can
+// mark this node left. Each refused entry is left out and described in *why.
 inline constexpr uint64_t kMaxGossipJump = 1000;
 View FilterGossip(const View& mine, const View& incoming, const std::string& from,
                   const std::string& self, std::vector<std::string>* why);

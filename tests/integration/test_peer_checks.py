@@ -179,6 +179,19 @@ class PeerChecks(unittest.TestCase):
         # Today's main evicted node3 at once.
         self.assertEqual(members(self.n1)["node3"]["status"], "up")
         self.assertEqual(members(self.cluster.nodes[1])["node3"]["status"], "up")
+        # Nor can it tell node1 that node1 itself left (today's main: node1 took it).
+        m1 = members(self.n1)["node1"]
+        forged_self = ["node1", int(m1["incarnation"]), 0, m1["client_addr"], m1["peer_addr"], 0,
+                       int(m1["version"]) + 1, 3, 0]
+        s = peer_session(self.n1, "intruder")
+        try:
+            before = int(info(self.n1)["gossip_entries_refused"])
+            send_frame(s, [50, [forged_self]])
+            wait_until(lambda: int(info(self.n1)["gossip_entries_refused"]) > before, timeout=10,
+                       what="the forged state of node1 to be refused")
+        finally:
+            s.close()
+        self.assertEqual(members(self.n1)["node1"]["status"], "up")
 
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"

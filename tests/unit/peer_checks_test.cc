@@ -135,6 +135,15 @@ TEST(GossipChecks, ForgedLeftIsRefused) {
   // Today's main merged it and evicted n3.
   EXPECT_TRUE(FilterGossip(c.view, forged, "n2", "n1", &why).empty());
   EXPECT_EQ(why.size(), 1u);
+  // Nor can anyone tell the receiving node itself that it left.
+  View self_left;
+  self_left["n1"] = c.view["n1"];
+  self_left["n1"].status = MemberStatus::kLeft;
+  self_left["n1"].version = 2;
+  EXPECT_TRUE(FilterGossip(c.view, self_left, "n2", "n1", nullptr).empty());
+  // An operator's LEAVE of this node, made on another node, still arrives.
+  self_left["n1"].status = MemberStatus::kLeaving;
+  EXPECT_EQ(FilterGossip(c.view, self_left, "n2", "n1", nullptr).size(), 1u);
   // Same version, higher status (the merge's tie-break) is refused too.
   forged["n3"].version = 1;
   EXPECT_TRUE(FilterGossip(c.view, forged, "n2", "n1", &why).empty());
