@@ -814,6 +814,13 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
 
 }  // namespace
 
+bool MemberStateInBounds(const core::MemberState& m) {
+  return !m.id.empty() && m.id.size() <= kMaxMemberIdBytes &&
+         m.client_addr.size() <= kMaxMemberField && m.peer_addr.size() <= kMaxMemberField &&
+         m.status <= core::MemberStatus::kLeft && m.incarnation <= kMaxGossipCounter &&
+         m.heartbeat <= kMaxGossipCounter && m.version <= kMaxGossipCounter;
+}
+
 std::string EncodePeerMessage(const core::PeerMessage& msg) {
   msgpack::sbuffer buf;
   Packer pk(buf);

@@ -31,6 +31,10 @@ struct PeerRefusal {
   core::PeerMessage message;
 };
 
+// Whether a member state is within the bounds the gossip decoder enforces (counters at
+// most 2^53, id 1-64 bytes, addresses at most 1 KiB, a known status).
+bool MemberStateInBounds(const core::MemberState& m);
+
 std::string EncodePeerMessage(const core::PeerMessage& msg);
 Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal = nullptr);
 

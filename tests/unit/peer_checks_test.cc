@@ -245,3 +245,41 @@ TEST(ClockOffset, MajorityRule) {
 
 }  // namespace
 }  // namespace itsuka::core
+
+#include "server/gossip_membership.h"
+#include "storage/mem_engine.h"
+#include "wire/peer_codec.h"
+
+namespace itsuka::server {
+namespace {
+
+TEST(StoredView, OutOfBoundsMemberStatesSavedBeforeTheChecksAreDropped) {
+  // Saved by today's main after a forged gossip: a member with a heartbeat of 2^63
+  // (which would win every merge for good). The node starts without it.
+  storage::MemEngine engine;
+  core::View view;
+  core::MemberState self;
+  self.id = "n1";
+  self.incarnation = 1;
+  view["n1"] = self;
+  core::MemberState forged;
+  forged.id = "n9";
+  forged.heartbeat = uint64_t{1} << 63;
+  view["n9"] = forged;
+  core::MemberState fine;
+  fine.id = "n2";
+  fine.incarnation = 3;
+  view["n2"] = fine;
+  WriteBatch b;
+  b.Put(Column::kMeta, "gossip_view", wire::EncodePeerMessage(core::GossipSyn{view}));
+  ASSERT_TRUE(engine.Write(b, true).ok());
+  Config config;
+  config.node_id = "n1";
+  Result<std::unique_ptr<GossipMembership>> m = GossipMembership::Open(config, engine);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ((*m)->view().count("n9"), 0u);
+  EXPECT_EQ((*m)->view().count("n2"), 1u);
+}
+
+}  // namespace
+}  // namespace itsuka::server
