@@ -164,7 +164,14 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
   Status st = engine_.Get(Column::kMeta, PaxosKey(key), &bytes);
   if (st.IsNotFound()) return core::AcceptorState();
   if (!st.ok()) return st;
-  return wire::DecodeAcceptorState(bytes);
+  size_t dropped = 0;
+  Result<core::AcceptorState> state = wire::DecodeStoredAcceptorState(bytes, &dropped);
+  if (state.ok() && dropped > 0) {
+    ++salvaged_objects_;
+    LOG_WARN << "stored Paxos state of '" << key << "': dropped " << dropped
+             << " sibling(s)/clock entries of its value that fail the object checks";
+  }
+  return state;
 }
 
 void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
@@ -201,7 +208,8 @@ Result<core::LocalStore::PaxosScanBatch> Store::ScanPaxos(
       ++examined;
       const std::string key(*dk);
       if (want(key) && staged_paxos_.count(key) == 0) {
-        Result<core::AcceptorState> st = wire::DecodeAcceptorState(it->value());
+        size_t dropped = 0;
+        Result<core::AcceptorState> st = wire::DecodeStoredAcceptorState(it->value(), &dropped);
         if (!st.ok()) return Status::Corruption("stored Paxos state of '" + key + "': " + st.status().message());
         b.states.emplace_back(key, std::move(st).value());
       }
