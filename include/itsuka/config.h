@@ -98,6 +98,9 @@ struct Config {
   int64_t auth_failure_window_s = 60;         // also how long an address is refused
   int64_t auth_failure_delay_ms = 100;        // x failures on the connection, at most 5 s
 
+  // [cluster] clock offsets (members branch)
+  int64_t max_clock_offset_ms = 500;  // 0: never refuse TTL writes over clock offsets
+
   // Not settings: where the values came from.
   std::string config_file;
 };

@@ -343,6 +343,20 @@ struct AuthResult {
   friend bool operator==(const AuthResult&, const AuthResult&) = default;
 };
 
+// ---- Clock offsets (type ids 70-79): the heartbeat path of the transport --------------
+// NTP-style: a prober sends its wall clock t0; the peer echoes it with its own wall
+// clock t1 on receipt; the prober, receiving it at t2, estimates the peer's offset as
+// t1 - (t0 + t2) / 2 within +-(t2 - t0) / 2. Never reaches NodeCore.
+struct ClockProbe {
+  int64_t sent_wall_ms = 0;  // t0, the prober's wall clock
+  friend bool operator==(const ClockProbe&, const ClockProbe&) = default;
+};
+struct ClockEcho {
+  int64_t probe_wall_ms = 0;  // t0, as the probe carried it
+  int64_t wall_ms = 0;        // t1, the answering node's wall clock
+  friend bool operator==(const ClockEcho&, const ClockEcho&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
                                  ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
                                  PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
@@ -351,6 +365,6 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
                                  TombstoneReply,
                                  GossipSyn, GossipAck, PullRequest, PullBatch,
-                                 AuthHello, AuthProof, AuthResult>;
+                                 AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho>;
 
 }  // namespace itsuka::core

@@ -17,6 +17,9 @@ bool HasDot(const Object& obj, const Dot& dot) {
 
 Result<Object> ApplyWrite(const Object& current, const VClock& context, std::string_view node,
                           NewVersion version, const ObjectLimits& limits) {
+  if (version.expire_at_ms < 0 || version.written_at_ms < 0) {
+    return Status::InvalidArgument("negative expiry or write time");
+  }
   Object out;
   out.clock = current.clock;
   out.clock.Join(context);
@@ -25,6 +28,9 @@ Result<Object> ApplyWrite(const Object& current, const VClock& context, std::str
   }
   // A fresh dot: above anything this node issued (its own entry) or the context saw.
   Dot dot{std::string(node), std::max(current.clock.Get(node), context.Get(node)) + 1};
+  if (dot.counter > kMaxClockCounter) {
+    return Status::InvalidArgument("vector clock counter would pass 2^53");
+  }
   out.clock.Raise(node, dot.counter);
   Sibling added{std::move(dot), version.tombstone,
                 version.tombstone ? std::string() : std::move(version.value),
@@ -74,9 +80,36 @@ bool IsWellFormed(const Object& obj) {
     if (s.dot.counter == 0 || !obj.clock.Covers(s.dot)) return false;
     if (i > 0 && !(obj.siblings[i - 1].dot < s.dot)) return false;
     if (s.tombstone && !s.value.empty()) return false;
-    if (s.expire_at_ms < 0) return false;
+    if (s.expire_at_ms < 0 || s.written_at_ms < 0) return false;
   }
   return true;
+}
+
+Object Salvage(const Object& raw, size_t* dropped) {
+  *dropped = 0;
+  if (IsWellFormed(raw)) return raw;
+  Object out;
+  for (const auto& [node, counter] : raw.clock.entries()) {
+    if (VClock::IsWellFormed({{node, counter}})) {
+      out.clock.Raise(node, counter);
+    } else {
+      ++*dropped;
+    }
+  }
+  std::vector<Sibling> sibs = raw.siblings;
+  std::sort(sibs.begin(), sibs.end(), DotLess);
+  for (Sibling& s : sibs) {
+    const bool ok = s.dot.counter != 0 && out.clock.Covers(s.dot) &&
+                    !(s.tombstone && !s.value.empty()) && s.expire_at_ms >= 0 &&
+                    s.written_at_ms >= 0 &&
+                    (out.siblings.empty() || out.siblings.back().dot < s.dot);
+    if (ok) {
+      out.siblings.push_back(std::move(s));
+    } else {
+      ++*dropped;
+    }
+  }
+  return out;
 }
 
 size_t ApproxBytes(const Object& obj) {

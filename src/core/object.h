@@ -59,7 +59,9 @@ struct NewVersion {
 
 // Coordinates a write at server `node`: drops the siblings of `current` covered by
 // `context`, adds `version` with a fresh dot of `node`, and joins the clocks.
-// Fails with kSiblings / kTooBig when the result would exceed `limits`.
+// Fails with kSiblings / kTooBig when the result would exceed `limits`, and with
+// kInvalidArgument for a version no check would store (negative expiry or write time)
+// or a dot past kMaxClockCounter.
 // REQUIRES: `current` is this node's stored object for the key (so that node's clock
 // entry is at least every dot it ever issued for the key).
 Result<Object> ApplyWrite(const Object& current, const VClock& context, std::string_view node,
@@ -71,8 +73,18 @@ Object Merge(const Object& a, const Object& b);
 // The siblings a reader at `now_ms` sees (no tombstones, nothing expired), in dot order.
 std::vector<const Sibling*> LiveSiblings(const Object& obj, int64_t now_ms);
 
-// Checks the invariants listed on Object (used when decoding untrusted bytes).
+// Checks the invariants listed on Object (used when decoding untrusted bytes): a
+// well-formed clock (VClock::IsWellFormed), siblings sorted by unique dots with
+// counters >= 1 that the clock covers, tombstones without a value, and expiry and
+// write times >= 0.
 bool IsWellFormed(const Object& obj);
+
+// What can be saved of an object that fails IsWellFormed (one stored before the
+// checks were this strict): the clock entries that pass VClock::IsWellFormed and the
+// siblings that pass their checks; the rest is dropped and counted in `*dropped`
+// (clock entries and siblings). The result is well formed. For an object that is
+// already well formed it returns the object unchanged with *dropped == 0.
+Object Salvage(const Object& raw, size_t* dropped);
 
 // Approximate encoded size, for the object size cap.
 size_t ApproxBytes(const Object& obj);

@@ -6,7 +6,8 @@ namespace itsuka::core {
 
 bool VClock::IsWellFormed(const std::vector<Entry>& entries) {
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].second == 0) return false;
+    if (entries[i].second == 0 || entries[i].second > kMaxClockCounter) return false;
+    if (entries[i].first.empty() || entries[i].first.size() > kMaxClockNodeBytes) return false;
     if (i > 0 && !(entries[i - 1].first < entries[i].first)) return false;
   }
   return true;

@@ -20,6 +20,16 @@
 
 namespace itsuka::core {
 
+// Bounds every clock in the system keeps. A counter counts the writes one actor (one
+// node's data directory) coordinated for one key: at a million writes a second to a
+// single key, reaching 2^53 takes 285 years, so a larger counter can only be forged,
+// and refusing it keeps `counter + 1` far from overflowing (a wrapped counter of 0
+// would make the stored object fail its own checks). 2^53 is also the largest integer
+// a double (and so a JSON tool) holds exactly. Node ids are actor names (a node id of
+// at most 64 bytes plus an incarnation suffix): never empty, at most 255 bytes.
+inline constexpr uint64_t kMaxClockCounter = uint64_t{1} << 53;
+inline constexpr size_t kMaxClockNodeBytes = 255;
+
 // One write event: the `counter`-th write coordinated by server `node`.
 struct Dot {
   std::string node;
@@ -39,6 +49,8 @@ class VClock {
   // REQUIRES: entries sorted by node, unique, counters > 0 (see IsWellFormed).
   explicit VClock(std::vector<Entry> entries) : entries_(std::move(entries)) {}
 
+  // Sorted, unique, non-empty node ids of at most kMaxClockNodeBytes, counters in
+  // 1..kMaxClockCounter.
   static bool IsWellFormed(const std::vector<Entry>& entries);
 
   uint64_t Get(std::string_view node) const;

@@ -645,6 +645,10 @@ void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std:
     return resp::AppendError(out, "TOOBIG value of " + std::to_string(args[2].size()) +
                                       " bytes is over limits.max_object_bytes");
   }
+  if (has_expiry && ttl_guard_) {
+    Status st = ttl_guard_();
+    if (!st.ok()) return resp::AppendError(out, st.message());
+  }
   spec.version.value = std::move(args[2]);
   spec.version.written_at_ms = now;
   Await(1, [](PendingReply& r) {

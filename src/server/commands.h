@@ -59,6 +59,9 @@ class CommandExecutor {
   std::string Info(std::string_view section) const;
   // Extra INFO lines from the node (cluster section).
   void SetClusterInfo(std::function<std::string()> f) { cluster_info_ = std::move(f); }
+  // Asked before a write that sets an expiry (SET EX/PX/EXAT/PXAT) is coordinated here:
+  // an error (this node's clock is too far off) refuses it with that error's message.
+  void SetTtlGuard(std::function<Status()> f) { ttl_guard_ = std::move(f); }
   // The "handoff" INFO section's lines, also the reply of ITSUKA.HINTS.
   void SetHandoffInfo(std::function<std::string()> f) { handoff_info_ = std::move(f); }
   // ITSUKA.REPAIR (the handler appends its reply) and INFO's repair section, served by
@@ -143,6 +146,7 @@ class CommandExecutor {
   PendingReply* reply_ = nullptr;
   Dispatcher* dispatch_ = nullptr;
   std::function<std::string()> cluster_info_;
+  std::function<Status()> ttl_guard_;
   std::function<std::string()> handoff_info_;
   std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
   std::function<std::string()> repair_info_;

@@ -101,6 +101,7 @@ const std::vector<Setting>& Settings() {
       {"tls.auth_clients", StringSetting{&Config::tls_auth_clients, {"yes", "no", "optional"}}},
       {"tls.peers", IntSetting{&Config::tls_peers, 0, 1}},
       {"tls.handshake_timeout_ms", IntSetting{&Config::tls_handshake_timeout_ms, 100, 600000}},
+      {"cluster.max_clock_offset_ms", IntSetting{&Config::max_clock_offset_ms, 0, 86400000}},
   };
   return settings;
 }

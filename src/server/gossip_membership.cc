@@ -30,12 +30,22 @@ Result<std::unique_ptr<GossipMembership>> GossipMembership::Open(const Config& c
   std::string bytes;
   Status st = engine.Get(Column::kMeta, kViewKey, &bytes);
   if (st.ok()) {
-    Result<core::PeerMessage> m = wire::DecodePeerMessage(bytes);
-    const auto* syn = m.ok() ? std::get_if<core::GossipSyn>(&*m) : nullptr;
+    wire::PeerRefusal refusal;
+    Result<core::PeerMessage> m = wire::DecodePeerMessage(bytes, &refusal);
+    const core::PeerMessage* msg = m.ok() ? &*m : refusal.decoded ? &refusal.message : nullptr;
+    const auto* syn = msg != nullptr ? std::get_if<core::GossipSyn>(msg) : nullptr;
     if (syn == nullptr) {
       return Status::Corruption("node.data_dir: the stored member view does not decode");
     }
-    persisted = syn->view;
+    // A view saved before gossip counters were bounded may hold a forged state (say a
+    // heartbeat of 2^63): start without those members' states, which gossip restores.
+    for (const auto& [id, member] : syn->view) {
+      if (wire::MemberStateInBounds(member)) {
+        persisted.emplace(id, member);
+      } else {
+        LOG_WARN << "stored member view: dropping the out-of-bounds state of member '" << id << "'";
+      }
+    }
   } else if (!st.IsNotFound()) {
     return Status::IOError("reading the member view from node.data_dir: " + st.ToString());
   }

@@ -19,7 +19,8 @@ Result<core::Hint> DecodeValue(std::string_view key, std::string_view v) {
   if (v.size() < kStampBytes) return Status::Corruption("hint value too short");
   uint64_t u = 0;
   for (size_t i = 0; i < kStampBytes; ++i) u = (u << 8) | static_cast<unsigned char>(v[i]);
-  Result<core::Object> obj = wire::DecodeObject(v.substr(kStampBytes));
+  size_t dropped = 0;  // a hint stored before the checks: what is sound of it is handed off
+  Result<core::Object> obj = wire::DecodeStoredObject(v.substr(kStampBytes), &dropped);
   if (!obj.ok()) return obj.status();
   return core::Hint{std::string(key), std::move(obj).value(), static_cast<int64_t>(u)};
 }

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "core/peer_checks.h"
 #include "storage/rocksdb_engine.h"
 #include "wire/resp.h"
 
@@ -211,6 +212,12 @@ Status Node::Open() {
         BeginShutdown("duplicate node id");
       });
   peers_->SetTls(peer_tls_);
+  peers_->SetWallClock([this] { return clock_.WallMs(); });
+  executor_->SetTtlGuard([this] { return ClockCheck(); });
+  peers_->SetRefusedHandler(
+      [this](const std::string& from, const wire::PeerRefusal& refusal, const std::string& why) {
+        OnPeerRefused(from, refusal, why);
+      });
   if (!config_.seeds.empty()) {
     st = peers_->Start();
     if (!st.ok()) return st;
@@ -465,6 +472,15 @@ std::string Node::ClusterInfo() const {
   s += "peer_connections_authenticated:" + std::to_string(ps.authenticated) + "\r\n";
   s += "peer_buffer_bytes:" + std::to_string(ps.buffer_bytes) + "\r\n";
   s += "peer_reads_paused:" + std::to_string(ps.reads_paused) + "\r\n";
+  s += "peer_messages_refused:" + std::to_string(peer_messages_refused_) + "\r\n";
+  s += "peer_senders_refused:" + std::to_string(peer_senders_refused_) + "\r\n";
+  s += "gossip_entries_refused:" + std::to_string(gossip_entries_refused_) + "\r\n";
+  s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
+  int64_t typical = 0;
+  const bool skewed = !ClockCheck(&typical).ok();
+  s += "max_clock_offset_ms:" + std::to_string(config_.max_clock_offset_ms) + "\r\n";
+  s += "clock_offset_median_ms:" + std::to_string(typical) + "\r\n";
+  s += "clock_offset_exceeded:" + std::string(skewed ? "1" : "0") + "\r\n";
   s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
   const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
   s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";
@@ -576,16 +592,109 @@ void Node::OnGossipTimer() {
   }
 }
 
-void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) {
-  if (const auto* syn = std::get_if<core::GossipSyn>(&msg)) {
-    membership_->Receive(syn->view);
-    ApplyView();
-    peers_->Send(from, core::GossipAck{membership_->view()});
+Status Node::ClockCheck(int64_t* typical_ms) const {
+  std::vector<core::OffsetSample> offsets;
+  for (const std::string& id : core_->ring()->members()) {
+    core::OffsetSample s;
+    if (id != config_.node_id && core_->IsReachable(id) && peers_->ClockOffset(id, &s)) {
+      offsets.push_back(s);
+    }
+  }
+  int64_t typical = 0;
+  const bool over = config_.max_clock_offset_ms > 0 &&
+                    core::OffsetExceeded(offsets, config_.max_clock_offset_ms, &typical);
+  if (typical_ms != nullptr) *typical_ms = typical;
+  if (!over) return Status::Ok();
+  // Peers' clocks minus ours: a median of +3600000 means this node is an hour behind.
+  return Status::InvalidArgument(
+      "CLOCKSKEW this node's clock is " + std::to_string(-typical) +
+      " ms off from a majority of its reachable peers (median peer offset " +
+      std::to_string(typical) + " ms), past cluster.max_clock_offset_ms (" +
+      std::to_string(config_.max_clock_offset_ms) +
+      "); writes with an expiry are refused here until its clock is fixed");
+}
+
+void Node::LogRefusal(const std::string& text) {
+  const int64_t now = loop_.NowMs();
+  if (now - last_refusal_log_ms_ < 1000) {
+    ++refusals_unlogged_;
     return;
   }
-  if (const auto* ack = std::get_if<core::GossipAck>(&msg)) {
-    membership_->Receive(ack->view);
+  last_refusal_log_ms_ = now;
+  if (refusals_unlogged_ > 0) {
+    LOG_WARN << text << " (and " << refusals_unlogged_ << " more refusals since the last warning)";
+  } else {
+    LOG_WARN << text;
+  }
+  refusals_unlogged_ = 0;
+}
+
+void Node::Refuse(const std::string& from, const core::PeerMessage& msg, const std::string& why) {
+  if (std::optional<core::PeerMessage> reply = core::RefusalReply(msg, why)) {
+    peers_->Send(from, *reply);
+  } else if (std::optional<core::PeerMessage> failed = core::FailedReply(msg, why)) {
+    // A reply this node cannot use: the request it answers fails now, not at its timeout.
+    if (core::IsRepairReply(*failed)) {
+      repair_->OnReply(from, *failed, loop_.NowMs());
+    } else {
+      core_->OnMessage(from, *failed, loop_.NowMs());
+    }
+  }
+}
+
+void Node::OnPeerRefused(const std::string& from, const wire::PeerRefusal& refusal,
+                         const std::string& why) {
+  ++peer_messages_refused_;
+  LogRefusal("peer " + from + ": message refused: " + why);
+  if (refusal.decoded) Refuse(from, refusal.message, why);
+}
+
+bool Node::AdmitPeerMessage(const std::string& from, const core::PeerMessage& msg) {
+  core::SenderContext ctx;
+  ctx.view = &membership_->view();
+  ctx.read = core_->ring() ? &*core_->ring() : nullptr;
+  ctx.write = core_->write_ring() ? &*core_->write_ring() : nullptr;
+  ctx.n = static_cast<size_t>(config_.n);
+  Status st = core::CheckSender(from, msg, ctx);
+  if (!st.ok()) {
+    ++peer_senders_refused_;
+    LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
+               " refused: " + st.message());
+    Refuse(from, msg, st.message());
+    return false;
+  }
+  core::ObjectLimits limits;
+  limits.max_siblings = static_cast<size_t>(config_.max_siblings);
+  st = core::CheckLimits(msg, limits, static_cast<size_t>(config_.n));
+  if (!st.ok()) {
+    ++peer_messages_refused_;
+    LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
+               " refused: " + st.message());
+    Refuse(from, msg, st.message());
+    return false;
+  }
+  return true;
+}
+
+void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) {
+  if (!AdmitPeerMessage(from, msg)) return;
+  const core::View* gossip = nullptr;
+  if (const auto* syn = std::get_if<core::GossipSyn>(&msg)) gossip = &syn->view;
+  if (const auto* ack = std::get_if<core::GossipAck>(&msg)) gossip = &ack->view;
+  if (gossip != nullptr) {
+    std::vector<std::string> why;
+    const core::View accepted =
+        core::FilterGossip(membership_->view(), *gossip, from, config_.node_id, &why);
+    if (!why.empty()) {
+      gossip_entries_refused_ += why.size();
+      LogRefusal("gossip from " + from + ": refused " + std::to_string(why.size()) +
+                 " member state(s), e.g. " + why[0]);
+    }
+    membership_->Receive(accepted);
     ApplyView();
+    if (std::holds_alternative<core::GossipSyn>(msg)) {
+      peers_->Send(from, core::GossipAck{membership_->view()});
+    }
     return;
   }
   if (core::IsRepairRequest(msg)) {

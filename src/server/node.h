@@ -24,6 +24,7 @@
 #include "server/commands.h"
 #include "server/stats.h"
 #include "server/store.h"
+#include "wire/peer_codec.h"
 
 namespace itsuka::server {
 
@@ -90,6 +91,22 @@ class Node : public ClientHost {
   void ApplyView();
   void OnGossipTimer();
   void OnPeerMessage(const std::string& from, const core::PeerMessage& msg);
+  // Members only (core/peer_checks.h): the message's sender and values checked against
+  // the view, the rings and the limits. False (counted, logged, answered) if refused.
+  bool AdmitPeerMessage(const std::string& from, const core::PeerMessage& msg);
+  // A frame from `from` that decoded to a message whose values the decoder refused
+  // (wire::DecodePeerMessage kInvalidArgument): count it, answer a request with an
+  // error, and fail the request a refused reply answers.
+  void OnPeerRefused(const std::string& from, const wire::PeerRefusal& refusal,
+                     const std::string& why);
+  // Handles a refusal of `msg` from `from` for `why` (the decoder's or the checks').
+  void Refuse(const std::string& from, const core::PeerMessage& msg, const std::string& why);
+  // Logs at most one refusal warning a second; the others are counted in the next.
+  void LogRefusal(const std::string& text);
+  // Clock offsets: ok unless this node's clock is off by more than
+  // cluster.max_clock_offset_ms from a majority of its reachable peers (then a
+  // -CLOCKSKEW error naming the offset and the setting). *typical_ms: median offset.
+  Status ClockCheck(int64_t* typical_ms = nullptr) const;
   // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
   void MembershipCommand(std::vector<std::string>& args, std::string* out);
 
@@ -136,6 +153,12 @@ class Node : public ClientHost {
   int64_t repair_last_end_ms_ = 0;
   uint64_t repair_runs_ = 0;
   core::RepairTotals repair_cumulative_;
+  // Members only / decoders (INFO cluster).
+  uint64_t peer_messages_refused_ = 0;   // values the decoder or the limits refused
+  uint64_t peer_senders_refused_ = 0;    // from a sender that may not send them
+  uint64_t gossip_entries_refused_ = 0;  // member states no flow could have produced
+  int64_t last_refusal_log_ms_ = -1000000;
+  uint64_t refusals_unlogged_ = 0;
 };
 
 }  // namespace itsuka::server

@@ -1,6 +1,7 @@
 #include "server/peers.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <algorithm>
 
@@ -210,6 +211,7 @@ void PeerTransport::Report(Outgoing& out) {
 void PeerTransport::OnHeartbeatTimer() {
   for (auto& [id, out] : outgoing_) {
     if (out.up) Send(id, core::Heartbeat{});
+    if (out.up && wall_ms_) Send(id, core::ClockProbe{wall_ms_()});
     Report(out);
   }
   Flush();
@@ -218,6 +220,36 @@ void PeerTransport::OnHeartbeatTimer() {
 core::AuthHello PeerTransport::MakeHello(const std::string& nonce) const {
   return core::AuthHello{config_.cluster_name, identity_.cluster_id, core::kPeerProtocolVersion,
                          config_.node_id,      identity_.instance_id, nonce};
+}
+
+void PeerTransport::OnClockEcho(const std::string& from, const core::ClockEcho& echo) {
+  auto it = outgoing_.find(from);
+  if (it == outgoing_.end() || !it->second.up || !wall_ms_) return;
+  core::OffsetSample s;
+  // An echo slower than a few heartbeats says little about the offset.
+  const int64_t max_rtt = std::max<int64_t>(1000, 5 * config_.heartbeat_interval_ms);
+  if (!core::EstimateOffset(echo.probe_wall_ms, echo.wall_ms, wall_ms_(), max_rtt, &s)) return;
+  Outgoing& out = it->second;
+  out.clock.Add(s);
+  const core::OffsetSample best = out.clock.Best();
+  const int64_t bound = config_.max_clock_offset_ms;
+  const bool over = bound > 0 && std::llabs(best.offset_ms) - best.uncertainty_ms > bound;
+  if (over && !out.clock_warned) {
+    LOG_WARN << "peer " << from << ": its clock is " << best.offset_ms << " ms (+-"
+             << best.uncertainty_ms << ") off from this node's, past cluster.max_clock_offset_ms ("
+             << bound << "); expiry times set by one are wrong for the other by as much";
+  } else if (!over && out.clock_warned) {
+    LOG_INFO << "peer " << from << ": clock offset back within cluster.max_clock_offset_ms ("
+             << best.offset_ms << " ms)";
+  }
+  out.clock_warned = over;
+}
+
+bool PeerTransport::ClockOffset(const std::string& node, core::OffsetSample* out) const {
+  auto it = outgoing_.find(node);
+  if (it == outgoing_.end() || !it->second.up || !it->second.clock.known()) return false;
+  *out = it->second.clock.Best();
+  return true;
 }
 
 void PeerTransport::Connect(Outgoing& out) {
@@ -305,6 +337,7 @@ bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& 
       // right after it is still suspected.
       out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
       out.detector.Heartbeat(loop_.NowMs());
+      out.clock.Clear();
       LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
                << ")";
       Report(out);
@@ -477,7 +510,14 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     }
     return OnIncomingHandshake(id, in, *msg);
   }
-  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame);
+  wire::PeerRefusal refusal;
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame, &refusal);
+  if (!msg.ok() && msg.status().code() == Status::Code::kInvalidArgument) {
+    // One bad value is not a broken stream: refuse that message, keep the connection.
+    ++stats_.messages_refused;
+    if (on_refused_) on_refused_(in.peer_id, refusal, msg.status().message());
+    return true;
+  }
   if (!msg.ok()) {
     LOG_WARN << "peer " << in.peer_id << ": " << msg.status().message();
     return false;
@@ -493,6 +533,14 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   if (out != outgoing_.end()) out->second.detector.Heartbeat(loop_.NowMs());
   if (std::holds_alternative<core::Heartbeat>(*msg)) return true;
   if (std::holds_alternative<core::Hello>(*msg)) return true;
+  if (const auto* probe = std::get_if<core::ClockProbe>(&*msg)) {
+    if (wall_ms_) Send(in.peer_id, core::ClockEcho{probe->sent_wall_ms, wall_ms_()});
+    return true;
+  }
+  if (const auto* echo = std::get_if<core::ClockEcho>(&*msg)) {
+    OnClockEcho(in.peer_id, *echo);
+    return true;
+  }
   on_message_(in.peer_id, *msg);
   return true;
 }
@@ -657,8 +705,14 @@ std::vector<std::string> PeerTransport::Describe() const {
     std::snprintf(phi, sizeof phi, "%.1f", o.detector.Phi(loop_.NowMs()));
     // The state the node acts on (as last reported to it), and phi as of now.
     const char* state = !o.up ? "down" : o.reported ? "up" : "suspect";
+    std::string clock;
+    if (o.up && o.clock.known()) {
+      const core::OffsetSample s = o.clock.Best();
+      clock = ",offset_ms=" + std::to_string(s.offset_ms) +
+              ",offset_uncertainty_ms=" + std::to_string(s.uncertainty_ms);
+    }
     out.push_back("id=" + id + ",addr=" + o.addr.host + ":" + std::to_string(o.addr.port) +
-                  ",state=" + state + ",phi=" + phi);
+                  ",state=" + state + ",phi=" + phi + clock);
   }
   return out;
 }

@@ -47,6 +47,14 @@
 // A message whose frame would exceed what a peer accepts (MaxFrame) is not sent but
 // counted, because the receiver would close the whole connection over it.
 //
+// A frame that is not a message (wire::DecodePeerMessage kCorruption) closes the
+// connection; a message whose values the decoder refuses (kInvalidArgument) is handed
+// to the refused handler and the connection stays, so one bad value never costs a
+// connection and everything queued on it. Each heartbeat is followed by a ClockProbe
+// that the peer echoes (ClockEcho); the echoes give each peer's clock offset
+// (core/clock_offset.h), shown by Describe and warned about past
+// cluster.max_clock_offset_ms.
+//
 // Thread-compatible: the event-loop thread only.
 #pragma once
 
@@ -59,11 +67,13 @@
 #include <string>
 #include <vector>
 
+#include "core/clock_offset.h"
 #include "core/failure_detector.h"
 #include "core/messages.h"
 #include "itsuka/config.h"
 #include "net/loop.h"
 #include "net/tcp.h"
+#include "wire/peer_codec.h"
 
 namespace itsuka::server {
 
@@ -82,6 +92,7 @@ struct PeerStats {
   uint64_t authenticated = 0;          // accepted connections authenticated
   uint64_t buffer_bytes = 0;           // receive buffers charged to the budget now
   uint64_t reads_paused = 0;           // times a connection waited for buffer budget
+  uint64_t messages_refused = 0;       // decoded, values refused; connection kept
 };
 
 // What this node proves and checks in the handshake (peer_auth.h).
@@ -101,6 +112,10 @@ class PeerTransport {
   using UpFn = std::function<void(const std::string& node, bool up)>;
   // This node must not go on (another live instance already uses its node id).
   using FatalFn = std::function<void(const std::string& why)>;
+  // A frame from a handshaken peer that decoded but whose values the decoder refused
+  // (wire::DecodePeerMessage kInvalidArgument): the connection stays; the node answers.
+  using RefusedFn = std::function<void(const std::string& from, const wire::PeerRefusal& refusal,
+                                       const std::string& why)>;
 
   PeerTransport(net::Loop& loop, const Config& config, PeerIdentity identity,
                 MessageFn on_message, UpFn on_up, FatalFn on_fatal);
@@ -110,6 +125,14 @@ class PeerTransport {
   // and both sides' certificates are verified; a plain-TCP peer fails the handshake.
   // Call before Start().
   void SetTls(std::shared_ptr<net::TlsContext> tls) { tls_ = std::move(tls); }
+  void SetRefusedHandler(RefusedFn fn) { on_refused_ = std::move(fn); }
+  // Clock offsets (core/clock_offset.h): with a wall clock set, every heartbeat is
+  // followed by a ClockProbe, peers echo it, and each echo refines that peer's offset
+  // estimate. Past cluster.max_clock_offset_ms a warning is logged (once per crossing).
+  void SetWallClock(std::function<int64_t()> wall_ms) { wall_ms_ = std::move(wall_ms); }
+  // The peer's offset estimate (its clock minus this node's); false if none yet or the
+  // peer is not connected.
+  bool ClockOffset(const std::string& node, core::OffsetSample* out) const;
   // Binds the peer port and starts connecting to every seed.
   Status Start();
   // Starts connecting to a member learned by gossip (no-op if known, or this node).
@@ -124,7 +147,8 @@ class PeerTransport {
   const PeerStats& stats() const;
   bool insecure() const { return identity_.insecure; }
   const std::string& cluster_id() const { return identity_.cluster_id; }
-  // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=...".
+  // One line per member but this node: "id=...,addr=...,state=up|suspect|down,phi=..."
+  // plus ",offset_ms=...,offset_uncertainty_ms=..." once its clock offset is known.
   std::vector<std::string> Describe() const;
 
  private:
@@ -176,6 +200,8 @@ class PeerTransport {
     uint64_t backoff_ms = 100;
     std::string pending;  // frames queued by Send since the last Flush
     core::PhiAccrualDetector detector;
+    core::OffsetFilter clock;  // cleared on reconnect
+    bool clock_warned = false;
   };
   struct Incoming {
     std::unique_ptr<net::TcpConnection> conn;
@@ -214,6 +240,7 @@ class PeerTransport {
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
   void OnHeartbeatTimer();
+  void OnClockEcho(const std::string& from, const core::ClockEcho& echo);
   // Queues for the next Flush (Send without the test-only delay).
   void Enqueue(const std::string& to, const core::PeerMessage& msg);
   void ReleaseDelayed();
@@ -226,6 +253,8 @@ class PeerTransport {
   FatalFn on_fatal_;
   BufferBudget budget_;
   std::map<std::string, std::string> instances_;  // member -> last authenticated instance
+  RefusedFn on_refused_;
+  std::function<int64_t()> wall_ms_;
   std::unique_ptr<net::TcpListener> listener_;
   std::shared_ptr<net::TlsContext> tls_;
   std::map<std::string, Outgoing> outgoing_;

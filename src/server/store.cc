@@ -6,6 +6,7 @@
 #include "common/hash.h"
 #include <algorithm>
 
+#include "common/log.h"
 #include "wire/object_codec.h"
 #include "wire/paxos_codec.h"
 
@@ -124,7 +125,23 @@ Result<core::Object> Store::Read(std::string_view key) {
     return core::Object();
   }
   if (!st.ok()) return st;
-  Result<core::Object> obj = wire::DecodeObject(bytes);
+  size_t dropped = 0;
+  Result<core::Object> obj = wire::DecodeStoredObject(bytes, &dropped);
+  if (obj.ok() && dropped > 0) {
+    // Stored before the decoders refused such values (a negative expiry, a clock counter
+    // over 2^53): serve what is sound and rewrite the key with it, so the key stays
+    // readable and replicable. The index entry to replace is the stored object's.
+    ++salvaged_objects_;
+    LOG_WARN << "stored object '" << key << "': dropped " << dropped
+             << " sibling(s)/clock entries that fail the object checks; rewriting it";
+    if (partitions_ != 0) {
+      last_read_key_.assign(key);
+      last_read_ = Describe(*wire::DecodeObjectLayout(bytes));
+      last_read_valid_ = true;
+    }
+    Stage(key, *obj);
+    return obj;
+  }
   if (obj.ok() && partitions_ != 0) {
     last_read_key_.assign(key);
     last_read_ = Describe(*obj);
@@ -151,7 +168,14 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
   Status st = engine_.Get(Column::kMeta, PaxosKey(key), &bytes);
   if (st.IsNotFound()) return core::AcceptorState();
   if (!st.ok()) return st;
-  return wire::DecodeAcceptorState(bytes);
+  size_t dropped = 0;
+  Result<core::AcceptorState> state = wire::DecodeStoredAcceptorState(bytes, &dropped);
+  if (state.ok() && dropped > 0) {
+    ++salvaged_objects_;
+    LOG_WARN << "stored Paxos state of '" << key << "': dropped " << dropped
+             << " sibling(s)/clock entries of its value that fail the object checks";
+  }
+  return state;
 }
 
 void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
@@ -188,7 +212,8 @@ Result<core::LocalStore::PaxosScanBatch> Store::ScanPaxos(
       ++examined;
       const std::string key(*dk);
       if (want(key) && staged_paxos_.count(key) == 0) {
-        Result<core::AcceptorState> st = wire::DecodeAcceptorState(it->value());
+        size_t dropped = 0;
+        Result<core::AcceptorState> st = wire::DecodeStoredAcceptorState(it->value(), &dropped);
         if (!st.ok()) return Status::Corruption("stored Paxos state of '" + key + "': " + st.status().message());
         b.states.emplace_back(key, std::move(st).value());
       }
@@ -231,7 +256,8 @@ Result<core::LocalStore::ScanBatch> Store::Scan(
       ++examined;
       const std::string_view key = it->key();
       if (want(key) && staged_.count(std::string(key)) == 0) {
-        Result<core::Object> obj = wire::DecodeObject(it->value());
+        size_t dropped = 0;
+        Result<core::Object> obj = wire::DecodeStoredObject(it->value(), &dropped);
         if (!obj.ok()) return Status::Corruption("stored object '" + std::string(key) + "': " + obj.status().message());
         b.objects.emplace_back(std::string(key), std::move(obj).value());
       }
@@ -351,7 +377,9 @@ Status Store::EnableMerkle(uint32_t partitions) {
     }
     std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kData);
     for (it->Seek(""); it->Valid(); it->Next()) {
-      Result<core::Object> obj = wire::DecodeObject(it->value());
+      // The layout as stored (a salvaged object is rewritten with its own index entry
+      // on its first read, replacing this one).
+      Result<core::Object> obj = wire::DecodeObjectLayout(it->value());
       if (!obj.ok()) {
         return Status::Corruption("indexing key for anti-entropy: " + obj.status().message());
       }

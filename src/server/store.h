@@ -85,6 +85,9 @@ class Store : public core::LocalStore, public core::MerkleSource {
   int64_t merkle_rebuild_ms() const { return rebuild_ms_; }
   uint64_t merkle_keys() const;
   uint64_t purged_keys() const { return purged_keys_; }
+  // Stored objects read back with siblings or clock entries that fail the object
+  // checks (stored before the decoders refused them); each was salvaged and rewritten.
+  uint64_t salvaged_objects() const { return salvaged_objects_; }
 
   // core::MerkleSource
   uint32_t MerkleDepth() const override { return depth_; }
@@ -119,6 +122,7 @@ class Store : public core::LocalStore, public core::MerkleSource {
   int64_t index_build_ms_ = 0;
   int64_t rebuild_ms_ = 0;
   uint64_t purged_keys_ = 0;
+  uint64_t salvaged_objects_ = 0;
 };
 
 }  // namespace itsuka::server

@@ -9,7 +9,9 @@ namespace {
 
 constexpr uint64_t kFormat = 1;
 constexpr uint64_t kFlagTombstone = 1;
-constexpr size_t kMaxNodeIdBytes = 255;
+// Longest node id the layout reads; core::VClock::IsWellFormed refuses any over
+// kMaxClockNodeBytes, as a bad value rather than a broken encoding.
+constexpr size_t kMaxNodeIdBytes = 65536;
 
 void PackClock(msgpack::packer<msgpack::sbuffer>& pk, const core::VClock& clock) {
   pk.pack_array(static_cast<uint32_t>(clock.entries().size()));
@@ -55,7 +57,9 @@ bool AsI64(const msgpack::object& o, int64_t* out) {
   return false;
 }
 
-bool ReadClock(const msgpack::object& o, core::VClock* out) {
+// strict: the entries must pass VClock::IsWellFormed; otherwise they are only sorted and
+// merged (duplicates keep the larger counter, zero counters vanish).
+bool ReadClock(const msgpack::object& o, core::VClock* out, bool strict = true) {
   if (o.type != msgpack::type::ARRAY) return false;
   std::vector<core::VClock::Entry> entries;
   entries.reserve(o.via.array.size);
@@ -66,6 +70,12 @@ bool ReadClock(const msgpack::object& o, core::VClock* out) {
     if (!AsString(e.via.array.ptr[0], &entry.first, kMaxNodeIdBytes)) return false;
     if (!AsU64(e.via.array.ptr[1], &entry.second)) return false;
     entries.push_back(std::move(entry));
+  }
+  if (!strict) {
+    core::VClock clock;
+    for (const core::VClock::Entry& e : entries) clock.Raise(e.first, e.second);
+    *out = std::move(clock);
+    return true;
   }
   if (!core::VClock::IsWellFormed(entries)) return false;
   *out = core::VClock(std::move(entries));
@@ -159,6 +169,21 @@ std::string EncodeObject(const core::Object& obj) {
 }
 
 Result<core::Object> DecodeObject(std::string_view bytes) {
+  Result<core::Object> obj = DecodeObjectLayout(bytes);
+  if (!obj.ok()) return obj;
+  if (!core::IsWellFormed(*obj)) return Status::Corruption("object: invariants violated");
+  return obj;
+}
+
+Result<core::Object> DecodeStoredObject(std::string_view bytes, size_t* dropped) {
+  *dropped = 0;
+  Result<core::Object> obj = DecodeObjectLayout(bytes);
+  if (!obj.ok()) return obj;
+  if (core::IsWellFormed(*obj)) return obj;
+  return core::Salvage(*obj, dropped);
+}
+
+Result<core::Object> DecodeObjectLayout(std::string_view bytes) {
   core::Object obj;
   try {
     msgpack::object_handle oh = Unpack(bytes);
@@ -171,7 +196,7 @@ Result<core::Object> DecodeObject(std::string_view bytes) {
     if (format != kFormat) {
       return Status::Corruption("object: unknown format " + std::to_string(format));
     }
-    if (!ReadClock(root.via.array.ptr[1], &obj.clock)) {
+    if (!ReadClock(root.via.array.ptr[1], &obj.clock, /*strict=*/false)) {
       return Status::Corruption("object: bad vector clock");
     }
     const msgpack::object& sibs = root.via.array.ptr[2];
@@ -185,7 +210,6 @@ Result<core::Object> DecodeObject(std::string_view bytes) {
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("object: undecodable msgpack: ") + e.what());
   }
-  if (!core::IsWellFormed(obj)) return Status::Corruption("object: invariants violated");
   return obj;
 }
 

@@ -17,7 +17,19 @@
 namespace itsuka::wire {
 
 std::string EncodeObject(const core::Object& obj);
+// The object, or kCorruption if the bytes are not an object or it fails the Object
+// invariants (core::IsWellFormed).
 Result<core::Object> DecodeObject(std::string_view bytes);
+// The layout only: kCorruption if the bytes are not an object in this layout, else an
+// object whose values may still fail core::IsWellFormed (its clock is sorted and
+// unique, but counters and node ids are unchecked). For callers that tell a broken
+// encoding from a bad value (the peer decoder) or that salvage (DecodeStoredObject).
+Result<core::Object> DecodeObjectLayout(std::string_view bytes);
+// For bytes read back from this node's own storage: like DecodeObject, but an object
+// that decodes and fails only its value checks (one stored before the checks were
+// this strict, e.g. with a negative expiry) is salvaged (core::Salvage): the bad
+// siblings and clock entries are dropped and counted in *dropped.
+Result<core::Object> DecodeStoredObject(std::string_view bytes, size_t* dropped);
 
 // A VGET context token: the object's clock, as printable ASCII (base64url of msgpack).
 std::string EncodeContext(const core::VClock& clock);

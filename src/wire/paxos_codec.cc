@@ -21,7 +21,9 @@ std::string EncodeAcceptorState(const core::AcceptorState& state) {
   return std::string(buf.data(), buf.size());
 }
 
-Result<core::AcceptorState> DecodeAcceptorState(std::string_view bytes) {
+namespace {
+
+Result<core::AcceptorState> Decode(std::string_view bytes, size_t* dropped) {
   const Status bad = Status::Corruption("paxos state: bad encoding");
   try {
     const size_t n = bytes.size();
@@ -55,13 +57,25 @@ Result<core::AcceptorState> DecodeAcceptorState(std::string_view bytes) {
         !str(f[4], &st.accepted.node) || !str(f[5], &value)) {
       return bad;
     }
-    Result<core::Object> obj = DecodeObject(value);
+    Result<core::Object> obj =
+        dropped != nullptr ? DecodeStoredObject(value, dropped) : DecodeObject(value);
     if (!obj.ok()) return obj.status();
     st.value = std::move(obj).value();
     return st;
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("paxos state: undecodable msgpack: ") + e.what());
   }
+}
+
+}  // namespace
+
+Result<core::AcceptorState> DecodeAcceptorState(std::string_view bytes) {
+  return Decode(bytes, nullptr);
+}
+
+Result<core::AcceptorState> DecodeStoredAcceptorState(std::string_view bytes, size_t* dropped) {
+  *dropped = 0;
+  return Decode(bytes, dropped);
 }
 
 }  // namespace itsuka::wire

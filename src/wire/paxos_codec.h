@@ -17,5 +17,9 @@ namespace itsuka::wire {
 
 std::string EncodeAcceptorState(const core::AcceptorState& state);
 Result<core::AcceptorState> DecodeAcceptorState(std::string_view bytes);
+// For bytes read back from this node's own storage: an accepted value stored before the
+// object checks were this strict is salvaged (DecodeStoredObject), *dropped counting
+// what was dropped of it.
+Result<core::AcceptorState> DecodeStoredAcceptorState(std::string_view bytes, size_t* dropped);
 
 }  // namespace itsuka::wire

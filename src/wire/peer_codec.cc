@@ -73,6 +73,17 @@ struct Encoder {
     pk.pack_array(1);
     pk.pack(uint32_t{7});
   }
+  void operator()(const core::ClockProbe& m) {
+    pk.pack_array(2);
+    pk.pack(uint32_t{70});
+    pk.pack(m.sent_wall_ms);
+  }
+  void operator()(const core::ClockEcho& m) {
+    pk.pack_array(3);
+    pk.pack(uint32_t{71});
+    pk.pack(m.probe_wall_ms);
+    pk.pack(m.wall_ms);
+  }
   void PackView(const core::View& view) {
     pk.pack_array(static_cast<uint32_t>(view.size()));
     for (const auto& [id, m] : view) {
@@ -340,10 +351,25 @@ struct Encoder {
 // at most RepairLimits::max_request_items); it keeps a crafted frame from making the
 // decoder build a vector of millions of elements out of one-byte msgpack items.
 constexpr uint32_t kMaxListItems = 65536;
+// Largest W a coordinator may be asked for (a preference list is at most cluster.n,
+// and a cluster is at most kMaxViewMembers members).
+constexpr uint32_t kMaxQuorum = 4096;
 
+// Two kinds of failure: a typed read returns false when the field has the wrong type
+// (the frame is not the message it claims to be); a value check records why the value
+// is refused (Refuse) and reading goes on, so the message's type and request id are
+// known and the sender can be answered. Nested Fields share the outer one's record.
 class Fields {
  public:
-  explicit Fields(const msgpack::object& array) : a_(array.via.array) {}
+  explicit Fields(const msgpack::object& array) : a_(array.via.array), why_(&own_why_) {}
+  Fields(const msgpack::object& array, const Fields& outer) : a_(array.via.array), why_(outer.why_) {}
+  // Records `why` (the first reason wins) unless `ok`; always true, to chain in a
+  // condition of typed reads.
+  bool Check(bool ok, const char* why) const {
+    if (!ok && why_->empty()) *why_ = why;
+    return true;
+  }
+  const std::string& refused() const { return *why_; }
   size_t size() const { return a_.size; }
   bool Str(size_t i, std::string* out) const {
     const msgpack::object& o = a_.ptr[i];
@@ -382,7 +408,7 @@ class Fields {
     std::string token;
     if (!Str(i, &token)) return false;
     Result<core::VClock> r = DecodeContext(token);
-    if (!r.ok()) return false;
+    if (!r.ok()) return Check(false, "bad context clock (counter over 2^53, bad node id or encoding)");
     *out = std::move(r).value();
     return true;
   }
@@ -393,7 +419,9 @@ class Fields {
   }
   bool BallotAt(size_t i, core::Ballot* out) const {
     return U64(i, &out->counter) && Str(i + 1, &out->node) &&
-           (out->counter != 0 || out->node.empty());
+           Check(out->counter != 0 || out->node.empty(), "ballot 0 with a proposer") &&
+           Check(out->counter <= core::kMaxClockCounter, "ballot counter over 2^53") &&
+           Check(out->node.size() <= core::kMaxClockNodeBytes, "ballot proposer id too long");
   }
   bool U32s(size_t i, std::vector<uint32_t>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
@@ -423,7 +451,7 @@ class Fields {
   bool Strs(size_t i, std::vector<std::string>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
     if (a_.ptr[i].via.array.size > kMaxListItems) return false;
-    Fields inner(a_.ptr[i]);
+    Fields inner(a_.ptr[i], *this);
     out->assign(inner.size(), std::string());
     for (size_t j = 0; j < inner.size(); ++j) {
       if (!inner.Str(j, &(*out)[j])) return false;
@@ -433,11 +461,11 @@ class Fields {
   bool Entries(size_t i, std::vector<core::DigestEntry>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
     if (a_.ptr[i].via.array.size > kMaxListItems) return false;
-    Fields inner(a_.ptr[i]);
+    Fields inner(a_.ptr[i], *this);
     out->assign(inner.size(), core::DigestEntry());
     for (size_t j = 0; j < inner.size(); ++j) {
       if (inner.a_.ptr[j].type != msgpack::type::ARRAY) return false;
-      Fields e(inner.a_.ptr[j]);
+      Fields e(inner.a_.ptr[j], *this);
       if (e.size() != 2 || !e.Str(0, &(*out)[j].key) || !e.U64(1, &(*out)[j].digest)) return false;
     }
     return true;
@@ -445,27 +473,40 @@ class Fields {
   bool Objects(size_t i, std::vector<core::KeyObject>* out) const {
     if (a_.ptr[i].type != msgpack::type::ARRAY) return false;
     if (a_.ptr[i].via.array.size > kMaxListItems) return false;
-    Fields inner(a_.ptr[i]);
+    Fields inner(a_.ptr[i], *this);
     out->assign(inner.size(), core::KeyObject());
     for (size_t j = 0; j < inner.size(); ++j) {
       if (inner.a_.ptr[j].type != msgpack::type::ARRAY) return false;
-      Fields e(inner.a_.ptr[j]);
+      Fields e(inner.a_.ptr[j], *this);
       if (e.size() != 2 || !e.Str(0, &(*out)[j].key) || !e.Obj(1, &(*out)[j].object)) return false;
     }
     return true;
   }
   const msgpack::object& At(size_t i) const { return a_.ptr[i]; }
+  // An embedded object: a broken one or one that fails core::IsWellFormed (negative
+  // expiry, counter over 2^53, unsorted siblings, ...) is a refused value.
   bool Obj(size_t i, core::Object* out) const {
     std::string bytes;
     if (!Str(i, &bytes)) return false;
-    Result<core::Object> r = DecodeObject(bytes);
-    if (!r.ok()) return false;
+    Result<core::Object> r = DecodeObjectLayout(bytes);
+    if (!r.ok()) return Check(false, "undecodable object");
+    if (!core::IsWellFormed(*r)) {
+      return Check(false, "object fails its checks (negative expiry or write time, clock "
+                          "counter over 2^53, bad node id, or sibling order)");
+    }
     *out = std::move(r).value();
     return true;
+  }
+  // A version a coordinator is asked to write: what ApplyWrite and IsWellFormed accept.
+  bool VersionOk(const core::NewVersion& v) const {
+    return Check(v.expire_at_ms >= 0, "negative expiry") &&
+           Check(v.written_at_ms >= 0, "negative write time");
   }
 
  private:
   const msgpack::object_array& a_;
+  std::string own_why_;
+  std::string* why_;
 };
 
 // Bounds on what a peer may send in one gossip or transfer message.
@@ -474,24 +515,35 @@ constexpr uint32_t kMaxMemberField = 1024;
 constexpr uint32_t kMaxPullPartitions = 65536;  // cluster.partitions is at most this
 constexpr uint32_t kMaxPullObjects = 65536;
 
-bool ReadView(const msgpack::object& o, core::View* view) {
+// A member's incarnation, heartbeat and ownership version count restarts, gossip rounds
+// (5 a second by default) and ownership changes: 2^53 of any takes over a million
+// years, so a larger one is forged, and would otherwise win every merge for good.
+constexpr uint64_t kMaxGossipCounter = uint64_t{1} << 53;
+constexpr size_t kMaxMemberIdBytes = 64;  // node.id is 1-64 bytes
+
+bool ReadView(const msgpack::object& o, core::View* view, const Fields& outer) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxViewMembers) return false;
   for (uint32_t i = 0; i < o.via.array.size; ++i) {
     const msgpack::object& e = o.via.array.ptr[i];
     if (e.type != msgpack::type::ARRAY || e.via.array.size != 9) return false;
-    Fields f(e);
+    Fields f(e, outer);
     core::MemberState m;
     uint32_t status = 0;
-    if (!f.Str(0, &m.id) || m.id.empty() || m.id.size() > kMaxMemberField ||
-        !f.U64(1, &m.incarnation) || !f.U64(2, &m.heartbeat) || !f.Str(3, &m.client_addr) ||
-        m.client_addr.size() > kMaxMemberField || !f.Str(4, &m.peer_addr) ||
-        m.peer_addr.size() > kMaxMemberField || !f.U64(5, &m.synced) || !f.U64(6, &m.version) ||
-        !f.U32(7, &status) || status > static_cast<uint32_t>(core::MemberStatus::kLeft) ||
-        !f.U64(8, &m.seen)) {
+    if (!f.Str(0, &m.id) || !f.U64(1, &m.incarnation) || !f.U64(2, &m.heartbeat) ||
+        !f.Str(3, &m.client_addr) || !f.Str(4, &m.peer_addr) || !f.U64(5, &m.synced) ||
+        !f.U64(6, &m.version) || !f.U32(7, &status) || !f.U64(8, &m.seen) ||
+        !f.Check(!m.id.empty() && m.id.size() <= kMaxMemberIdBytes, "bad member id") ||
+        !f.Check(m.client_addr.size() <= kMaxMemberField && m.peer_addr.size() <= kMaxMemberField,
+                 "member address too long") ||
+        !f.Check(status <= static_cast<uint32_t>(core::MemberStatus::kLeft), "bad member status") ||
+        !f.Check(m.incarnation <= kMaxGossipCounter && m.heartbeat <= kMaxGossipCounter &&
+                     m.version <= kMaxGossipCounter,
+                 "member incarnation, heartbeat or version over 2^53")) {
       return false;
     }
-    m.status = static_cast<core::MemberStatus>(status);
-    if (!view->emplace(m.id, std::move(m)).second) return false;  // duplicate member
+    m.status = static_cast<core::MemberStatus>(std::min<uint32_t>(status, 3));
+    const std::string id = m.id;
+    if (!view->emplace(id, std::move(m)).second) f.Check(false, "duplicate member");
   }
   return true;
 }
@@ -579,8 +631,10 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
           !f.Bool(3, &m.spec.version.tombstone) || !f.Str(4, &m.spec.version.value) ||
           !f.I64(5, &m.spec.version.expire_at_ms) || !f.I64(6, &m.spec.version.written_at_ms) ||
           !f.Bool(7, &m.spec.has_context) || !f.Clock(8, &m.spec.context) || !f.U32(9, &cond) ||
-          cond > static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive) ||
-          !f.Bool(10, &m.spec.keep_ttl) || !f.U32(11, &m.w) || !f.U32(12, &m.pw)) {
+          !f.Bool(10, &m.spec.keep_ttl) || !f.U32(11, &m.w) || !f.U32(12, &m.pw) ||
+          !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
+          !f.VersionOk(m.spec.version) ||
+          !f.Check(m.w >= 1 && m.w <= kMaxQuorum && m.pw <= m.w, "bad W/PW")) {
         return bad;
       }
       m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
@@ -588,9 +642,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     }
     case 6: {
       core::ForwardResult m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) ||
-          m.code > static_cast<uint32_t>(Status::Code::kBusy) || !f.Str(3, &m.message) ||
-          !f.Bool(4, &m.applied)) {
+      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) || !f.Str(3, &m.message) ||
+          !f.Bool(4, &m.applied) ||
+          !f.Check(m.code <= static_cast<uint32_t>(Status::Code::kBusy), "bad status code")) {
         return bad;
       }
       return core::PeerMessage(std::move(m));
@@ -598,10 +652,20 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     case 7:
       if (f.size() != 1) return bad;
       return core::PeerMessage(core::Heartbeat{});
+    case 70: {
+      core::ClockProbe m;
+      if (f.size() != 2 || !f.I64(1, &m.sent_wall_ms)) return bad;
+      return core::PeerMessage(m);
+    }
+    case 71: {
+      core::ClockEcho m;
+      if (f.size() != 3 || !f.I64(1, &m.probe_wall_ms) || !f.I64(2, &m.wall_ms)) return bad;
+      return core::PeerMessage(m);
+    }
     case 50:
     case 51: {
       core::View view;
-      if (f.size() != 2 || !ReadView(f.At(1), &view)) return bad;
+      if (f.size() != 2 || !ReadView(f.At(1), &view, f)) return bad;
       if (type == 50) return core::PeerMessage(core::GossipSyn{std::move(view)});
       return core::PeerMessage(core::GossipAck{std::move(view)});
     }
@@ -612,10 +676,11 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
           !f.Str(4, &m.start) || !f.U32(5, &m.max_keys)) {
         return bad;
       }
-      Fields parts(f.At(3));
+      Fields parts(f.At(3), f);
       m.partitions.resize(parts.size());
       for (size_t i = 0; i < parts.size(); ++i) {
-        if (!parts.U32(i, &m.partitions[i]) || m.partitions[i] >= m.ring_partitions) return bad;
+        if (!parts.U32(i, &m.partitions[i])) return bad;
+        f.Check(m.partitions[i] < m.ring_partitions, "partition outside the ring");
       }
       return core::PeerMessage(std::move(m));
     }
@@ -631,22 +696,26 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       m.objects.resize(objs.size);
       for (uint32_t i = 0; i < objs.size; ++i) {
         if (objs.ptr[i].type != msgpack::type::ARRAY || objs.ptr[i].via.array.size != 2) return bad;
-        Fields kv(objs.ptr[i]);
+        Fields kv(objs.ptr[i], f);
         if (!kv.Str(0, &m.objects[i].first) || !kv.Obj(1, &m.objects[i].second)) return bad;
       }
       const msgpack::object_array& states = f.At(7).via.array;
       m.paxos.resize(states.size);
       for (uint32_t i = 0; i < states.size; ++i) {
         if (states.ptr[i].type != msgpack::type::ARRAY || states.ptr[i].via.array.size != 2) return bad;
-        Fields kv(states.ptr[i]);
+        Fields kv(states.ptr[i], f);
         std::string bytes;
         if (!kv.Str(0, &m.paxos[i].key) || !kv.Str(1, &bytes)) return bad;
         Result<core::AcceptorState> st = DecodeAcceptorState(bytes);
         // As an acceptor leaves it: ballots well formed, never accepted above promised.
-        auto ballot_ok = [](const core::Ballot& b) { return b.counter != 0 || b.node.empty(); };
+        auto ballot_ok = [](const core::Ballot& b) {
+          return (b.counter != 0 || b.node.empty()) && b.counter <= core::kMaxClockCounter &&
+                 b.node.size() <= core::kMaxClockNodeBytes;
+        };
         if (!st.ok() || !ballot_ok(st->promised) || !ballot_ok(st->accepted) ||
             st->accepted > st->promised) {
-          return bad;
+          f.Check(false, "bad Paxos acceptor state");
+          continue;
         }
         m.paxos[i].promised = std::move(st->promised);
         m.paxos[i].accepted = std::move(st->accepted);
@@ -715,8 +784,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       core::TombstoneRequest m;
       uint32_t mode = 0;
       if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) || !f.U32(3, &mode) ||
-          mode > static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge) ||
-          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries) || !f.Str(6, &m.after_key)) {
+          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries) || !f.Str(6, &m.after_key) ||
+          !f.Check(mode <= static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge), "bad mode") ||
+          !f.Check(m.grace_ms >= 0, "negative tombstone grace")) {
         return bad;
       }
       m.mode = static_cast<core::TombstoneRequest::Mode>(mode);
@@ -776,8 +846,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
           !f.Bool(4, &m.spec.version.tombstone) || !f.Str(5, &m.spec.version.value) ||
           !f.I64(6, &m.spec.version.expire_at_ms) || !f.I64(7, &m.spec.version.written_at_ms) ||
           !f.Bool(8, &m.spec.has_context) || !f.Clock(9, &m.spec.context) || !f.U32(10, &cond) ||
-          cond > static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive) ||
-          !f.Bool(11, &m.spec.keep_ttl)) {
+          !f.Bool(11, &m.spec.keep_ttl) ||
+          !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
+          !f.VersionOk(m.spec.version)) {
         return bad;
       }
       m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
@@ -785,20 +856,28 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
     }
     case 26: {
       core::ConsistentResult m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) ||
-          m.code > static_cast<uint32_t>(Status::Code::kBusy) || !f.Str(3, &m.message) ||
-          !f.Bool(4, &m.applied) || !f.Obj(5, &m.object)) {
+      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) || !f.Str(3, &m.message) ||
+          !f.Bool(4, &m.applied) || !f.Obj(5, &m.object) ||
+          !f.Check(m.code <= static_cast<uint32_t>(Status::Code::kBusy), "bad status code")) {
         return bad;
       }
       return core::PeerMessage(std::move(m));
     }
-    default: return Status::Corruption("peer message: unknown type " + std::to_string(type));
+    default:
+      f.Check(false, "unknown message type");
+      return Status::InvalidArgument("peer message: unknown type " + std::to_string(type));
   }
 }
 
 }  // namespace
 
 bool IsHandshakeType(uint64_t type) { return type >= 60 && type <= 69; }
+bool MemberStateInBounds(const core::MemberState& m) {
+  return !m.id.empty() && m.id.size() <= kMaxMemberIdBytes &&
+         m.client_addr.size() <= kMaxMemberField && m.peer_addr.size() <= kMaxMemberField &&
+         m.status <= core::MemberStatus::kLeft && m.incarnation <= kMaxGossipCounter &&
+         m.heartbeat <= kMaxGossipCounter && m.version <= kMaxGossipCounter;
+}
 
 std::string EncodePeerMessage(const core::PeerMessage& msg) {
   msgpack::sbuffer buf;
@@ -807,7 +886,7 @@ std::string EncodePeerMessage(const core::PeerMessage& msg) {
   return std::string(buf.data(), buf.size());
 }
 
-Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes) {
+Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal) {
   try {
     const size_t n = bytes.size();
     size_t offset = 0;
@@ -819,7 +898,24 @@ Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes) {
         root.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER) {
       return Status::Corruption("peer message: not a message");
     }
-    return FromFields(Fields(root), root.via.array.ptr[0].via.u64);
+    const uint64_t type = root.via.array.ptr[0].via.u64;
+    Fields fields(root);
+    Result<core::PeerMessage> msg = FromFields(fields, type);
+    if (!msg.ok() && msg.status().code() != Status::Code::kInvalidArgument) return msg;  // not the message it claims
+    if (fields.refused().empty()) return msg;
+    if (refusal != nullptr) {
+      refusal->type = type;
+      refusal->req_id = 0;
+      if (msg.ok()) {
+        std::visit([&](const auto& m) {
+          if constexpr (requires { m.req_id; }) refusal->req_id = m.req_id;
+        }, *msg);
+        refusal->message = std::move(msg).value();
+        refusal->decoded = true;
+      }
+    }
+    return Status::InvalidArgument("peer message type " + std::to_string(type) + ": " +
+                                   fields.refused());
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("peer message: undecodable msgpack: ") + e.what());
   }

@@ -2,7 +2,18 @@
 //
 // Layout: [type, field, field, ...] with type the index of the message in
 // core::PeerMessage; objects are embedded in their stored encoding (object_codec.h).
-// Decoding validates every field; any bytes give a message or kCorruption.
+// Decoding validates every field, and accepts exactly what the object and version checks
+// accept (core::IsWellFormed, VClock::IsWellFormed: no negative expiry, no clock counter
+// or ballot over 2^53, no empty or oversized node id) plus per-message value bounds.
+// Two kinds of failure, which the transport treats differently:
+//   kCorruption       the bytes are not a message (broken msgpack, wrong field count or
+//                     types): the stream cannot be trusted; drop the connection.
+//   kInvalidArgument  a message of a known layout with a value the checks refuse (or
+//                     an unknown type): refuse that one message, count it, answer its
+//                     sender with an error if the type has a reply, keep the connection.
+//                     *refusal then says which message (type, request id, and the
+//                     decoded message itself when the layout was complete; a refused
+//                     embedded object is left empty in it).
 #pragma once
 
 #include <string>
@@ -13,8 +24,19 @@
 
 namespace itsuka::wire {
 
+struct PeerRefusal {
+  uint64_t type = 0;
+  uint64_t req_id = 0;   // 0 if the message has none
+  bool decoded = false;  // `message` holds the refused message, values as sent
+  core::PeerMessage message;
+};
+
+// Whether a member state is within the bounds the gossip decoder enforces (counters at
+// most 2^53, id 1-64 bytes, addresses at most 1 KiB, a known status).
+bool MemberStateInBounds(const core::MemberState& m);
+
 std::string EncodePeerMessage(const core::PeerMessage& msg);
-Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes);
+Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal = nullptr);
 // For a connection that has not shaken hands: decodes only the handshake messages
 // (AuthHello, AuthProof, AuthResult: types 60-69), reading the type from the first
 // bytes; anything else is refused without being unpacked.

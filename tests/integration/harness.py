@@ -89,6 +89,7 @@ class Node:
         self.extra = list(extra)
         self.proc = None
         self.log_path = os.path.join(self.tmp or os.path.dirname(data_dir), "itsukad.log")
+        self.env = None  # environment of the process (None: this one's), e.g. for libfaketime
 
     def argv(self):
         auth = ["--set", f"cluster.secret_file={self.secret_file}"] if self.secret_file else []
@@ -97,7 +98,8 @@ class Node:
 
     def start(self):
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env)
         _running.add(self)
         wait_until(self._ready, timeout=20, what=f"itsukad on port {self.port}")
         return self

@@ -230,3 +230,26 @@ TEST(TlsConfig, IncompleteOrConflictingSettingsAreRefused) {
 
 }  // namespace
 }  // namespace itsuka
+
+namespace itsuka {
+namespace {
+
+TEST(ConfigClockOffset, MaxClockOffsetParsesAndIsBounded) {
+  Result<Config> d = ParseConfigText("", "t.toml", {});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->max_clock_offset_ms, 500);
+  Result<Config> c = ParseConfigText("[cluster]\nmax_clock_offset_ms = 250\n", "t.toml", {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_clock_offset_ms, 250);
+  Result<Config> bad = ParseConfigText("[cluster]\nmax_clock_offset_ms = -1\n", "t.toml", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("cluster.max_clock_offset_ms"), std::string::npos);
+  bool listed = false;
+  for (const auto& [name, value] : ListSettings(*c)) {
+    listed = listed || (name == "cluster.max_clock_offset_ms" && value == "250");
+  }
+  EXPECT_TRUE(listed);
+}
+
+}  // namespace
+}  // namespace itsuka

@@ -63,5 +63,102 @@ TEST(PeerCodec, MutatedBytesNeverCrash) {
   EXPECT_FALSE(DecodePeerMessage("\x92\x07\x01").ok());  // heartbeat with a field
 }
 
+
+// A sibling with a negative expiry: the object check refuses it. Today's main decoded a
+// ForwardPut carrying one and stored it (the key became unreadable everywhere).
+core::Object PoisonedObject() {
+  core::Object o = SomeObject();
+  o.siblings[0].expire_at_ms = -1;
+  return o;
+}
+
+// An object whose clock and dot carry an absurd counter (2^63).
+core::Object AbsurdClockObject() {
+  core::Object o;
+  o.clock = core::VClock({{"evil", uint64_t{1} << 63}});
+  o.siblings.push_back(core::Sibling{core::Dot{"evil", uint64_t{1} << 63}, false, "x", 0, 1});
+  return o;
+}
+
+Status::Code CodeOf(const core::PeerMessage& m, PeerRefusal* refusal = nullptr) {
+  return DecodePeerMessage(EncodePeerMessage(m), refusal).status().code();
+}
+
+TEST(PeerCodecRefusals, NegativeExpiryInAForwardedPutIsRefusedNotStored) {
+  core::ForwardPut put{9, "k", core::WriteSpec{core::NewVersion{false, "v", -5, 1}}, 2, 1};
+  PeerRefusal refusal;
+  EXPECT_EQ(CodeOf(put, &refusal), Status::Code::kInvalidArgument);
+  EXPECT_EQ(refusal.type, 5u);
+  EXPECT_EQ(refusal.req_id, 9u);  // so the coordinator can be answered with an error
+  ASSERT_TRUE(refusal.decoded);
+  EXPECT_TRUE(std::holds_alternative<core::ForwardPut>(refusal.message));
+  core::ForwardConsistent fc{3, "k", false, core::WriteSpec{core::NewVersion{false, "v", -1, 1}}};
+  EXPECT_EQ(CodeOf(fc), Status::Code::kInvalidArgument);
+  core::ForwardPut bad_time{9, "k", core::WriteSpec{core::NewVersion{false, "v", 0, -1}}, 2, 1};
+  EXPECT_EQ(CodeOf(bad_time), Status::Code::kInvalidArgument);
+}
+
+TEST(PeerCodecRefusals, PoisonedObjectIsARefusedValueNotAFramingError) {
+  // Today's main: kCorruption, and the transport dropped the whole connection.
+  PeerRefusal refusal;
+  EXPECT_EQ(CodeOf(core::ReplicaWrite{77, "k", PoisonedObject(), ""}, &refusal),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(refusal.req_id, 77u);
+  EXPECT_TRUE(refusal.decoded);
+  EXPECT_EQ(CodeOf(core::ReplicaReadReply{5, true, PoisonedObject(), ""}),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(CodeOf(core::PushRequest{6, {core::KeyObject{"k", PoisonedObject()}}}),
+            Status::Code::kInvalidArgument);
+}
+
+TEST(PeerCodecRefusals, AbsurdClockCountersAreRefused) {
+  EXPECT_EQ(CodeOf(core::ReplicaWrite{1, "k", AbsurdClockObject(), ""}),
+            Status::Code::kInvalidArgument);
+  core::ForwardPut put{9, "k", core::WriteSpec{core::NewVersion{false, "v", 0, 1}, true,
+                                               core::VClock({{"n1", ~uint64_t{0}}})},
+                       2, 1};
+  EXPECT_EQ(CodeOf(put), Status::Code::kInvalidArgument);
+  // 2^53 itself is the largest counter accepted.
+  put.spec.context = core::VClock({{"n1", core::kMaxClockCounter}});
+  EXPECT_TRUE(DecodePeerMessage(EncodePeerMessage(put)).ok());
+  core::PaxosPrepare prep{4, "k", core::Ballot{uint64_t{1} << 63, "n1.x"}};
+  EXPECT_EQ(CodeOf(prep), Status::Code::kInvalidArgument);
+}
+
+TEST(PeerCodecRefusals, EmptyAndOversizedNodeIdsInClocksAreRefused) {
+  core::Object o;
+  o.clock = core::VClock({{"", 1}});
+  EXPECT_EQ(CodeOf(core::ReplicaWrite{1, "k", o, ""}), Status::Code::kInvalidArgument);
+  o.clock = core::VClock({{std::string(300, 'a'), 1}});
+  EXPECT_EQ(CodeOf(core::ReplicaWrite{1, "k", o, ""}), Status::Code::kInvalidArgument);
+}
+
+TEST(PeerCodecRefusals, AbsurdGossipCountersAndOtherValueBounds) {
+  core::View view;
+  core::MemberState m;
+  m.id = "n2";
+  m.heartbeat = uint64_t{1} << 63;
+  view["n2"] = m;
+  EXPECT_EQ(CodeOf(core::GossipSyn{view}), Status::Code::kInvalidArgument);
+  view["n2"].heartbeat = 10;
+  view["n2"].version = uint64_t{1} << 62;
+  EXPECT_EQ(CodeOf(core::GossipAck{view}), Status::Code::kInvalidArgument);
+  core::TombstoneRequest t;
+  t.req_id = 3;
+  t.grace_ms = -1;
+  EXPECT_EQ(CodeOf(t), Status::Code::kInvalidArgument);
+  core::ForwardPut w0{9, "k", core::WriteSpec{core::NewVersion{false, "v", 0, 1}}, 0, 0};
+  EXPECT_EQ(CodeOf(w0), Status::Code::kInvalidArgument);
+}
+
+TEST(PeerCodecRefusals, FramingErrorsStayCorruption) {
+  EXPECT_EQ(DecodePeerMessage("").status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(DecodePeerMessage("\xc1").status().code(), Status::Code::kCorruption);
+  // A ReplicaWrite with a missing field: the layout is wrong.
+  EXPECT_EQ(DecodePeerMessage("\x93\x01\x05\xa1k").status().code(), Status::Code::kCorruption);
+  // An unknown type is refused, not a reason to drop the connection.
+  EXPECT_EQ(DecodePeerMessage("\x91\x09").status().code(), Status::Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace itsuka::wire

@@ -1,0 +1,267 @@
+#include "core/peer_checks.h"
+
+#include <algorithm>
+#include <tuple>
+#include <type_traits>
+
+#include "common/hash.h"
+
+namespace itsuka::core {
+namespace {
+
+bool InList(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Whether `from` is in the read- or write-ring preference list of partition `p`.
+bool HoldsPartition(const SenderContext& ctx, uint32_t p, const std::string& from, bool read,
+                    bool write) {
+  if (read && ctx.read != nullptr && p < ctx.read->partitions() &&
+      InList(ctx.read->PreferenceList(p, ctx.n), from)) {
+    return true;
+  }
+  return write && ctx.write != nullptr && p < ctx.write->partitions() &&
+         InList(ctx.write->PreferenceList(p, ctx.n), from);
+}
+
+bool HoldsKey(const SenderContext& ctx, const std::string& key, const std::string& from) {
+  const uint64_t h = Hash64(key);
+  if (ctx.read != nullptr && HoldsPartition(ctx, ctx.read->PartitionOf(h), from, true, false)) {
+    return true;
+  }
+  return ctx.write != nullptr && HoldsPartition(ctx, ctx.write->PartitionOf(h), from, false, true);
+}
+
+bool ObjectOk(const Object& obj, size_t max) { return obj.siblings.size() <= max; }
+
+}  // namespace
+
+bool IsActiveMember(const View& view, const std::string& id) {
+  auto it = view.find(id);
+  return it != view.end() && it->second.status != MemberStatus::kLeft;
+}
+
+Status CheckSender(const std::string& from, const PeerMessage& msg, const SenderContext& ctx) {
+  return std::visit(
+      [&](const auto& m) -> Status {
+        using T = std::decay_t<decltype(m)>;
+        constexpr bool kFree = std::is_same_v<T, Hello> || std::is_same_v<T, Heartbeat> ||
+                               std::is_same_v<T, GossipSyn> || std::is_same_v<T, GossipAck> ||
+                               std::is_same_v<T, ReplicaWriteAck> ||
+                               std::is_same_v<T, ReplicaReadReply> ||
+                               std::is_same_v<T, ForwardResult> || std::is_same_v<T, PaxosPromise> ||
+                               std::is_same_v<T, PaxosAccepted> ||
+                               std::is_same_v<T, ConsistentResult> || std::is_same_v<T, TreeReply> ||
+                               std::is_same_v<T, LeafReply> || std::is_same_v<T, FetchReply> ||
+                               std::is_same_v<T, PushReply> || std::is_same_v<T, TombstoneReply> ||
+                               std::is_same_v<T, PullBatch> || std::is_same_v<T, ClockProbe> ||
+                               std::is_same_v<T, ClockEcho>;
+        if constexpr (kFree) {
+          return Status::Ok();
+        } else {
+          if constexpr (std::is_same_v<T, ReplicaWrite>) {
+            // A decommissioned member may still hold hints (acknowledged writes) for
+            // others: its replays must land. Merging is safe from any member.
+            if (ctx.view == nullptr || ctx.view->count(from) == 0) {
+              return Status::InvalidArgument("sender '" + from + "' is not a member");
+            }
+            return Status::Ok();
+          }
+          if (ctx.view == nullptr || !IsActiveMember(*ctx.view, from)) {
+            return Status::InvalidArgument("sender '" + from + "' is not an active member");
+          }
+          if constexpr (std::is_same_v<T, PullRequest>) {
+            // A copy goes only to a member that gains every partition it asks for.
+            if (ctx.write == nullptr || m.ring_partitions != ctx.write->partitions()) {
+              return Status::InvalidArgument("partition copy for another ring size");
+            }
+            for (uint32_t p : m.partitions) {
+              if (!HoldsPartition(ctx, p, from, false, true)) {
+                return Status::InvalidArgument("'" + from + "' asks for a copy of partition " +
+                                               std::to_string(p) + ", which it does not gain");
+              }
+            }
+          } else if constexpr (std::is_same_v<T, PaxosPrepare> || std::is_same_v<T, PaxosAccept> ||
+                               std::is_same_v<T, PaxosCommit>) {
+            if (!HoldsKey(ctx, m.key, from)) {
+              return Status::InvalidArgument("Paxos message from '" + from +
+                                             "', which is not a replica of the key");
+            }
+          }
+          return Status::Ok();
+        }
+      },
+      msg);
+}
+
+Status CheckLimits(const PeerMessage& msg, const ObjectLimits& limits, size_t n) {
+  const size_t max = limits.max_siblings * std::max<size_t>(n, 1);
+  bool ok = true;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ReplicaWrite> || std::is_same_v<T, PaxosAccept> ||
+                      std::is_same_v<T, PaxosCommit>) {
+          ok = ObjectOk(m.object, max);
+        } else if constexpr (std::is_same_v<T, ReplicaReadReply> ||
+                             std::is_same_v<T, ConsistentResult>) {
+          ok = ObjectOk(m.object, max);
+        } else if constexpr (std::is_same_v<T, PaxosPromise>) {
+          ok = ObjectOk(m.value, max) && ObjectOk(m.data, max);
+        } else if constexpr (std::is_same_v<T, PushRequest> || std::is_same_v<T, FetchReply>) {
+          for (const KeyObject& o : m.objects) ok = ok && ObjectOk(o.object, max);
+        } else if constexpr (std::is_same_v<T, PullBatch>) {
+          for (const auto& [k, o] : m.objects) ok = ok && ObjectOk(o, max);
+          for (const KeyPaxosState& s : m.paxos) ok = ok && ObjectOk(s.value, max);
+        }
+      },
+      msg);
+  if (ok) return Status::Ok();
+  return Status::InvalidArgument("object with more than " + std::to_string(max) +
+                                 " siblings (limits.max_siblings x cluster.n)");
+}
+
+std::optional<PeerMessage> RefusalReply(const PeerMessage& request, const std::string& why) {
+  const std::string error = "refused: " + why;
+  const auto code = static_cast<uint32_t>(Status::Code::kInvalidArgument);
+  return std::visit(
+      [&](const auto& m) -> std::optional<PeerMessage> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ReplicaWrite>) {
+          if (m.req_id == 0) return std::nullopt;
+          return ReplicaWriteAck{m.req_id, false, error};
+        } else if constexpr (std::is_same_v<T, ReplicaRead>) {
+          return ReplicaReadReply{m.req_id, false, Object(), error};
+        } else if constexpr (std::is_same_v<T, ForwardPut>) {
+          return ForwardResult{m.req_id, code, error, false};
+        } else if constexpr (std::is_same_v<T, ForwardConsistent>) {
+          return ConsistentResult{m.req_id, code, error, false, Object()};
+        } else if constexpr (std::is_same_v<T, PaxosPrepare>) {
+          PaxosPromise r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, PaxosAccept>) {
+          PaxosAccepted r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, TreeRequest>) {
+          TreeReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, LeafRequest>) {
+          LeafReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, FetchRequest>) {
+          FetchReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, PushRequest>) {
+          return PushReply{m.req_id, false, error};
+        } else if constexpr (std::is_same_v<T, TombstoneRequest>) {
+          TombstoneReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, PullRequest>) {
+          PullBatch r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else {
+          return std::nullopt;
+        }
+      },
+      request);
+}
+
+std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::string& why) {
+  const std::string error = "refused reply: " + why;
+  const auto code = static_cast<uint32_t>(Status::Code::kCorruption);
+  return std::visit(
+      [&](const auto& m) -> std::optional<PeerMessage> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, ReplicaWriteAck>) {
+          return ReplicaWriteAck{m.req_id, false, error};
+        } else if constexpr (std::is_same_v<T, ReplicaReadReply>) {
+          return ReplicaReadReply{m.req_id, false, Object(), error};
+        } else if constexpr (std::is_same_v<T, ForwardResult>) {
+          return ForwardResult{m.req_id, code, error, false};
+        } else if constexpr (std::is_same_v<T, ConsistentResult>) {
+          return ConsistentResult{m.req_id, code, error, false, Object()};
+        } else if constexpr (std::is_same_v<T, PaxosPromise>) {
+          PaxosPromise r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, PaxosAccepted>) {
+          PaxosAccepted r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, TreeReply> || std::is_same_v<T, LeafReply> ||
+                             std::is_same_v<T, FetchReply> || std::is_same_v<T, TombstoneReply> ||
+                             std::is_same_v<T, PullBatch>) {
+          T r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, PushReply>) {
+          return PushReply{m.req_id, false, error};
+        } else {
+          return std::nullopt;
+        }
+      },
+      reply);
+}
+
+View FilterGossip(const View& mine, const View& incoming, const std::string& from,
+                  const std::string& self, std::vector<std::string>* why) {
+  View out;
+  for (const auto& [id, m] : incoming) {
+    auto cur = mine.find(id);
+    if (cur == mine.end()) {
+      out.emplace(id, m);
+      continue;
+    }
+    const MemberState& c = cur->second;
+    std::string refused;
+    if (id == self) {
+      // Only this node's ownership register is taken from others (Gossiper::Receive);
+      // it follows the same transitions as anyone's.
+    } else if (m.incarnation > c.incarnation + kMaxGossipJump ||
+               m.version > c.version + kMaxGossipJump) {
+      refused = "incarnation or ownership version jumps by more than " +
+                std::to_string(kMaxGossipJump);
+    } else if (id != from && m.incarnation <= c.incarnation &&
+               (MergeMember(c, m).client_addr != c.client_addr ||
+                MergeMember(c, m).peer_addr != c.peer_addr)) {
+      // It would win the merge (newer liveness) and move the member without a restart.
+      refused = "address change without a new incarnation";
+    }
+    if (refused.empty() && std::tie(m.version, m.status) > std::tie(c.version, c.status) &&
+        m.status != c.status) {
+      using S = MemberStatus;
+      const S a = c.status, b = m.status;
+      const bool legal = (a == S::kJoining && (b == S::kUp || b == S::kLeaving || b == S::kLeft)) ||
+                         (a == S::kUp && b == S::kLeaving) || (a == S::kLeaving && b == S::kLeft);
+      if (!legal || m.version <= c.version || m.version > c.version + kMaxGossipJump) {
+        refused = std::string("ownership ") + MemberStatusName(a) + " -> " + MemberStatusName(b) +
+                  " is not a transition any flow makes";
+      }
+    }
+    if (refused.empty()) {
+      out.emplace(id, m);
+    } else if (why != nullptr) {
+      why->push_back("member '" + id + "': " + refused);
+    }
+  }
+  return out;
+}
+
+}  // namespace itsuka::core

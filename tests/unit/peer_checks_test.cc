@@ -1,0 +1,285 @@
+#include "core/peer_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "common/hash.h"
+
+namespace itsuka::core {
+namespace {
+
+MemberState Member(const std::string& id, MemberStatus status, uint64_t version = 1) {
+  MemberState m;
+  m.id = id;
+  m.incarnation = 1;
+  m.heartbeat = 5;
+  m.client_addr = "127.0.0.1:" + std::to_string(7000 + id.back());
+  m.peer_addr = "127.0.0.1:" + std::to_string(17000 + id.back());
+  m.status = status;
+  m.version = version;
+  return m;
+}
+
+// Five members, n = 3: so every partition has members outside its preference list.
+struct Cluster {
+  View view;
+  Ring ring = Ring::Create(16, {"n1", "n2", "n3", "n4", "n5"}, 1).value();
+  SenderContext ctx;
+  Cluster() {
+    for (const char* id : {"n1", "n2", "n3", "n4", "n5"}) view[id] = Member(id, MemberStatus::kUp);
+    view["gone"] = Member("gone", MemberStatus::kLeft, 3);
+    ctx.view = &view;
+    ctx.read = &ring;
+    ctx.write = &ring;
+    ctx.n = 3;
+  }
+  // A key, a member that holds it and one that does not.
+  void Split(std::string* key, std::string* holder, std::string* other) const {
+    for (int i = 0;; ++i) {
+      *key = "key" + std::to_string(i);
+      std::vector<std::string> pl = ring.PreferenceList(ring.PartitionOf(Hash64(*key)), 3);
+      for (const std::string& m : ring.members()) {
+        if (std::find(pl.begin(), pl.end(), m) == pl.end()) {
+          *holder = pl[0];
+          *other = m;
+          return;
+        }
+      }
+    }
+  }
+};
+
+TEST(MembersOnly, ReplicaWritesAndReadsOnlyFromActiveMembers) {
+  Cluster c;
+  const ReplicaWrite w{1, "k", Object(), ""};
+  EXPECT_TRUE(CheckSender("n2", w, c.ctx).ok());
+  // Today's main applied them from anyone who completed a Hello.
+  EXPECT_FALSE(CheckSender("stranger", w, c.ctx).ok());
+  // A member that left may still replay the hints it holds, nothing else.
+  EXPECT_TRUE(CheckSender("gone", w, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("gone", ReplicaRead{2, "k"}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("stranger", ReplicaRead{2, "k"}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("stranger", ForwardPut{3, "k", WriteSpec{}, 2, 0}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("gone", ForwardConsistent{4, "k", true, WriteSpec{}}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("stranger", FetchRequest{5, {"k"}}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender("stranger", PushRequest{6, {}}, c.ctx).ok());
+  // Replies and gossip are not sender-checked here.
+  EXPECT_TRUE(CheckSender("stranger", ReplicaWriteAck{1, true, ""}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("stranger", GossipSyn{}, c.ctx).ok());
+}
+
+TEST(MembersOnly, PartitionCopiesOnlyToMembersThatGainThePartition) {
+  Cluster c;
+  std::string key, holder, other;
+  c.Split(&key, &holder, &other);
+  const uint32_t p = c.ring.PartitionOf(Hash64(key));
+  PullRequest pull{1, 16, {p}, "", 100};
+  EXPECT_TRUE(CheckSender(holder, pull, c.ctx).ok());
+  EXPECT_FALSE(CheckSender(other, pull, c.ctx).ok());  // a member of other partitions
+  EXPECT_FALSE(CheckSender("stranger", pull, c.ctx).ok());
+  pull.ring_partitions = 32;
+  EXPECT_FALSE(CheckSender(holder, pull, c.ctx).ok());
+}
+
+TEST(MembersOnly, PaxosOnlyFromTheKeysReplicas) {
+  Cluster c;
+  std::string key, holder, other;
+  c.Split(&key, &holder, &other);
+  EXPECT_TRUE(CheckSender(holder, PaxosPrepare{1, key, Ballot{1, holder}}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender(other, PaxosPrepare{1, key, Ballot{1, other}}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender(other, PaxosAccept{1, key, Ballot{1, other}, Object()}, c.ctx).ok());
+  EXPECT_FALSE(CheckSender(other, PaxosCommit{key, Ballot{1, other}, Object()}, c.ctx).ok());
+}
+
+TEST(MembersOnly, RefusedRequestsGetAnErrorReply) {
+  auto ack = RefusalReply(ReplicaWrite{7, "k", Object(), ""}, "no");
+  ASSERT_TRUE(ack.has_value());
+  const auto* a = std::get_if<ReplicaWriteAck>(&*ack);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->req_id, 7u);
+  EXPECT_FALSE(a->ok);
+  EXPECT_FALSE(RefusalReply(ReplicaWrite{0, "k", Object(), ""}, "no").has_value());  // no answer wanted
+  auto fr = RefusalReply(ForwardPut{8, "k", WriteSpec{}, 2, 0}, "no");
+  ASSERT_TRUE(fr.has_value());
+  EXPECT_NE(std::get<ForwardResult>(*fr).code, 0u);
+  auto pb = RefusalReply(PullRequest{9, 16, {1}, "", 10}, "no");
+  ASSERT_TRUE(pb.has_value());
+  EXPECT_FALSE(std::get<PullBatch>(*pb).ok);
+  // A refused reply fails its request at once.
+  auto failed = FailedReply(ReplicaReadReply{3, true, Object(), ""}, "poisoned");
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_FALSE(std::get<ReplicaReadReply>(*failed).ok);
+}
+
+TEST(MembersOnly, TooManySiblingsAreRefused) {
+  ObjectLimits limits;
+  limits.max_siblings = 2;
+  Object o;
+  for (uint64_t i = 1; i <= 7; ++i) {
+    o.clock.Raise("n" + std::to_string(i), 1);
+    o.siblings.push_back(Sibling{Dot{"n" + std::to_string(i), 1}, false, "v", 0, 1});
+  }
+  EXPECT_FALSE(CheckLimits(ReplicaWrite{1, "k", o, ""}, limits, 3).ok());  // 7 > 2 x 3
+  o.siblings.resize(6);
+  EXPECT_TRUE(CheckLimits(ReplicaWrite{1, "k", o, ""}, limits, 3).ok());
+}
+
+TEST(GossipChecks, ForgedLeftIsRefused) {
+  Cluster c;
+  View forged;
+  forged["n3"] = c.view["n3"];
+  forged["n3"].status = MemberStatus::kLeft;
+  forged["n3"].version = 2;
+  std::vector<std::string> why;
+  // Today's main merged it and evicted n3.
+  EXPECT_TRUE(FilterGossip(c.view, forged, "n2", "n1", &why).empty());
+  EXPECT_EQ(why.size(), 1u);
+  // Nor can anyone tell the receiving node itself that it left.
+  View self_left;
+  self_left["n1"] = c.view["n1"];
+  self_left["n1"].status = MemberStatus::kLeft;
+  self_left["n1"].version = 2;
+  EXPECT_TRUE(FilterGossip(c.view, self_left, "n2", "n1", nullptr).empty());
+  // An operator's LEAVE of this node, made on another node, still arrives.
+  self_left["n1"].status = MemberStatus::kLeaving;
+  EXPECT_EQ(FilterGossip(c.view, self_left, "n2", "n1", nullptr).size(), 1u);
+  // Same version, higher status (the merge's tie-break) is refused too.
+  forged["n3"].version = 1;
+  EXPECT_TRUE(FilterGossip(c.view, forged, "n2", "n1", &why).empty());
+}
+
+TEST(GossipChecks, DecommissionFlowsPass) {
+  Cluster c;
+  // An operator's LEAVE of a dead member on another node: up -> leaving.
+  View leaving;
+  leaving["n3"] = c.view["n3"];
+  leaving["n3"].status = MemberStatus::kLeaving;
+  leaving["n3"].version = 2;
+  EXPECT_EQ(FilterGossip(c.view, leaving, "n2", "n1", nullptr).size(), 1u);
+  // Then leaving -> left, as Advance makes it anywhere.
+  View mine = c.view;
+  mine["n3"] = leaving["n3"];
+  View left = leaving;
+  left["n3"].status = MemberStatus::kLeft;
+  left["n3"].version = 3;
+  EXPECT_EQ(FilterGossip(mine, left, "n2", "n1", nullptr).size(), 1u);
+  // joining -> up and an unknown (new) member pass.
+  mine["n6"] = Member("n6", MemberStatus::kJoining);
+  View joined;
+  joined["n6"] = Member("n6", MemberStatus::kUp, 2);
+  joined["n7"] = Member("n7", MemberStatus::kJoining);
+  EXPECT_EQ(FilterGossip(mine, joined, "n2", "n1", nullptr).size(), 2u);
+  // A left member cannot come back.
+  View back;
+  back["gone"] = Member("gone", MemberStatus::kUp, 9);
+  EXPECT_TRUE(FilterGossip(c.view, back, "n2", "n1", nullptr).empty());
+}
+
+TEST(GossipChecks, AddressesChangeOnlyWithTheMembersOwnRestart) {
+  Cluster c;
+  View moved;
+  moved["n3"] = c.view["n3"];
+  moved["n3"].peer_addr = "10.6.6.6:1";
+  moved["n3"].heartbeat = 99;
+  std::vector<std::string> why;
+  EXPECT_TRUE(FilterGossip(c.view, moved, "n2", "n1", &why).empty());  // relayed, same incarnation
+  EXPECT_EQ(FilterGossip(c.view, moved, "n3", "n1", nullptr).size(), 1u);  // n3 about itself
+  moved["n3"].incarnation = 2;  // n3 restarted elsewhere: relayed by others
+  EXPECT_EQ(FilterGossip(c.view, moved, "n2", "n1", nullptr).size(), 1u);
+  // A heartbeat bump with the same address is plain liveness.
+  View beat;
+  beat["n3"] = c.view["n3"];
+  beat["n3"].heartbeat = 1000;
+  EXPECT_EQ(FilterGossip(c.view, beat, "n2", "n1", nullptr).size(), 1u);
+}
+
+TEST(GossipChecks, ImplausibleJumpsAreRefused) {
+  Cluster c;
+  View jump;
+  jump["n3"] = c.view["n3"];
+  jump["n3"].incarnation = 1 + kMaxGossipJump + 1;
+  EXPECT_TRUE(FilterGossip(c.view, jump, "n3", "n1", nullptr).empty());
+}
+
+}  // namespace
+}  // namespace itsuka::core
+
+#include "core/clock_offset.h"
+
+namespace itsuka::core {
+namespace {
+
+TEST(ClockOffset, EstimatesFromOneRoundTrip) {
+  OffsetSample s;
+  // Sent at 1000, the peer (an hour behind) read 1000 - 3600000 + 5, back at 1010.
+  ASSERT_TRUE(EstimateOffset(1000, 1005 - 3600000, 1010, 1000, &s));
+  EXPECT_EQ(s.offset_ms, -3600000);
+  EXPECT_EQ(s.uncertainty_ms, 5);
+  EXPECT_FALSE(EstimateOffset(1000, 5, 900, 1000, &s));    // clock stepped back
+  EXPECT_FALSE(EstimateOffset(1000, 5, 99000, 1000, &s));  // too slow to say anything
+}
+
+TEST(ClockOffset, FilterKeepsTheTightestSample) {
+  OffsetFilter f;
+  EXPECT_FALSE(f.known());
+  f.Add({300, 200});
+  f.Add({12, 1});
+  f.Add({-50, 40});
+  EXPECT_EQ(f.Best().offset_ms, 12);
+  for (int i = 0; i < 10; ++i) f.Add({100, 3});  // the old samples age out
+  EXPECT_EQ(f.Best().offset_ms, 100);
+}
+
+TEST(ClockOffset, MajorityRule) {
+  // The skewed node sees both peers an hour ahead: refuse.
+  int64_t typical = 0;
+  EXPECT_TRUE(OffsetExceeded({{3600000, 1}, {3600002, 1}}, 500, &typical));
+  EXPECT_NEAR(static_cast<double>(typical), 3600000.0, 2.0);
+  // A healthy node sees one skewed peer of two: no majority, keep serving.
+  EXPECT_FALSE(OffsetExceeded({{-3600000, 1}, {3, 1}}, 500, nullptr));
+  // Within the bound once the uncertainty is allowed for.
+  EXPECT_FALSE(OffsetExceeded({{600, 200}, {650, 200}}, 500, nullptr));
+  EXPECT_FALSE(OffsetExceeded({}, 500, nullptr));
+}
+
+}  // namespace
+}  // namespace itsuka::core
+
+#include "server/gossip_membership.h"
+#include "storage/mem_engine.h"
+#include "wire/peer_codec.h"
+
+namespace itsuka::server {
+namespace {
+
+TEST(StoredView, OutOfBoundsMemberStatesSavedBeforeTheChecksAreDropped) {
+  // Saved by today's main after a forged gossip: a member with a heartbeat of 2^63
+  // (which would win every merge for good). The node starts without it.
+  storage::MemEngine engine;
+  core::View view;
+  core::MemberState self;
+  self.id = "n1";
+  self.incarnation = 1;
+  view["n1"] = self;
+  core::MemberState forged;
+  forged.id = "n9";
+  forged.heartbeat = uint64_t{1} << 63;
+  view["n9"] = forged;
+  core::MemberState fine;
+  fine.id = "n2";
+  fine.incarnation = 3;
+  view["n2"] = fine;
+  WriteBatch b;
+  b.Put(Column::kMeta, "gossip_view", wire::EncodePeerMessage(core::GossipSyn{view}));
+  ASSERT_TRUE(engine.Write(b, true).ok());
+  Config config;
+  config.node_id = "n1";
+  Result<std::unique_ptr<GossipMembership>> m = GossipMembership::Open(config, engine);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ((*m)->view().count("n9"), 0u);
+  EXPECT_EQ((*m)->view().count("n2"), 1u);
+}
+
+}  // namespace
+}  // namespace itsuka::server
