@@ -128,6 +128,7 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
   if (g.coord.Check() == Outcome::kUnavailable) {
     AnswerGet(g);
     --answered_gets_;
+    answered_get_bytes_ -= g.answered_bytes;
     gets_.erase(it);
     return;
   }
@@ -146,11 +147,16 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
 std::map<uint64_t, NodeCore::PendingGet>::iterator NodeCore::MaybeRetire(
     std::map<uint64_t, PendingGet>::iterator it) {
   PendingGet& g = it->second;
-  if (!g.coord.done() && !(g.answered && answered_gets_ > options_.max_inflight)) {
+  if (!g.coord.done() &&
+      !(g.answered && (answered_gets_ > options_.max_inflight ||
+                       answered_get_bytes_ > options_.max_answered_read_bytes))) {
     return std::next(it);
   }
   RepairAfterGet(g);  // with the replies that did arrive
-  if (g.answered) --answered_gets_;
+  if (g.answered) {
+    --answered_gets_;
+    answered_get_bytes_ -= g.answered_bytes;
+  }
   return gets_.erase(it);
 }
 
@@ -158,6 +164,8 @@ void NodeCore::AnswerGet(PendingGet& g) {
   if (g.answered) return;
   g.answered = true;
   ++answered_gets_;
+  for (const Sibling& s : g.coord.merged().siblings) g.answered_bytes += s.value.size();
+  answered_get_bytes_ += g.answered_bytes;
   out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged()});
 }
 

@@ -135,6 +135,11 @@ struct NodeOptions {
   int n = 3;                        // replicas per key
   int64_t request_timeout_ms = 2000;
   size_t max_inflight = 10000;      // coordinated requests at once; more are refused (kBusy)
+  // Answered reads wait for their late replicas' replies (to repair them) while the
+  // merged values they hold stay under this many bytes; past it they are let go at
+  // once, as past max_inflight (a client reading a large key many times must not make
+  // the node keep every replica's copy).
+  size_t max_answered_read_bytes = 64u << 20;
   ObjectLimits limits;
   bool record_writes = false;       // fill Outbox::writes (simulator, tracing)
   // The name this node's dots carry; empty: the node id. The shell gives each data
@@ -263,6 +268,7 @@ class NodeCore {
     std::string key;
     GetCoordinator coord;
     bool answered = false;
+    size_t answered_bytes = 0;  // value bytes of the merged object when answered
   };
   struct PendingPut {
     Origin origin;
@@ -379,6 +385,7 @@ class NodeCore {
   uint64_t next_req_;
   std::map<uint64_t, PendingGet> gets_;
   size_t answered_gets_ = 0;
+  size_t answered_get_bytes_ = 0;  // sum of answered_bytes over answered gets_
   std::map<uint64_t, PendingPut> puts_;
   size_t answered_puts_ = 0;
   std::map<uint64_t, PendingForward> forwards_;

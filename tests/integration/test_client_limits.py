@@ -16,6 +16,14 @@ from harness import Client, Closed, Node, RespError, wait_until
 
 MB = 1 << 20
 SAFETY_CAP = 3 << 30  # a node we started that grows past this is killed (test fails)
+# Under AddressSanitizer freed memory sits in a quarantine (256 MB by default) before it
+# is reused, so RSS runs that much higher: the ceilings get this allowance there.
+ASAN_ALLOWANCE = 320 * MB
+
+
+def sanitized(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
 
 
 def proc_kb(pid, field):
@@ -96,6 +104,8 @@ class LimitTest(unittest.TestCase):
     def assertBounded(self, watch, ceiling, ping_bound=1.0):
         self.assertFalse(watch.killed, "node passed the safety cap and was killed")
         peak = proc_kb(self.node.pid, "VmHWM")
+        if sanitized(self.node.pid):
+            ceiling += ASAN_ALLOWANCE
         self.assertLess(peak, ceiling, f"peak RSS {peak >> 20} MB over {ceiling >> 20} MB")
         self.assertEqual(watch.ping_errors, [])
         self.assertLess(watch.worst_ping, ping_bound, "another client's PING was stalled")
@@ -258,9 +268,7 @@ class MemoryCeiling(LimitTest):
 
 
 class UnauthenticatedClients(LimitTest):
-    node_args = ("--requirepass", "secret", "--set", "limits.unauth_idle_timeout_s=1",
-                 "--set", "limits.auth_max_failures=5", "--set", "limits.auth_failure_window_s=30",
-                 "--set", "limits.auth_failure_delay_ms=100")
+    node_args = ("--requirepass", "secret", "--set", "limits.unauth_idle_timeout_s=1")
 
     def test_unauthenticated_idle_connections_are_closed(self):
         authed = self.node.client()
@@ -276,6 +284,13 @@ class UnauthenticatedClients(LimitTest):
                                               authed.call("INFO", "stats")).group(1)), 1)
         authed.close()
 
+
+
+class AuthRateLimit(LimitTest):
+    node_args = ("--requirepass", "secret", "--set", "limits.auth_max_failures=5",
+                 "--set", "limits.auth_failure_window_s=30",
+                 "--set", "limits.auth_failure_delay_ms=300")
+
     def test_auth_failures_are_delayed_then_refused(self):
         authed = self.node.client()
         self.assertEqual(authed.call("AUTH", "secret"), "OK")
@@ -283,14 +298,16 @@ class UnauthenticatedClients(LimitTest):
         times = []
         for _ in range(4):
             t = time.monotonic()
-            self.assertTrue(str(bad.call("AUTH", "guess")).startswith("WRONGPASS"))
-            times.append(time.monotonic() - t)
-            # The delay holds a reply, not the node.
-            t = time.monotonic()
+            bad.send_raw(Client.encode("AUTH", "guess"))
+            # While the failed AUTH's reply is held, the node serves others.
+            t_ping = time.monotonic()
             self.assertEqual(authed.call("PING"), "PONG")
-            self.assertLess(time.monotonic() - t, 0.2)
-        self.assertGreaterEqual(times[3], 0.35)  # 4th failure: 400 ms
-        self.assertGreater(times[3], times[0])
+            ping = time.monotonic() - t_ping
+            self.assertTrue(str(bad.read()).startswith("WRONGPASS"))
+            times.append(time.monotonic() - t)
+            self.assertLess(ping, times[-1])
+        self.assertGreaterEqual(times[0], 0.25)  # 1st failure: 300 ms
+        self.assertGreaterEqual(times[3], 1.1)   # 4th failure: 1.2 s
         self.assertTrue(str(bad.call("AUTH", "guess")).startswith("WRONGPASS"))  # 5th: blocks
         # The address is refused for a while, even with the right password.
         other = Client(self.node.port)

@@ -106,6 +106,41 @@ TEST(NodeCore, ReadRepairSendsTheMergeToStaleReplicas) {
   EXPECT_EQ(std::get<ReplicaWrite>(out.sends[0].second).object, newer);
 }
 
+// Answered reads keep waiting for late replicas only while the values they hold stay
+// under max_answered_read_bytes; a large value read many times is let go at once.
+TEST(NodeCore, AnsweredReadsOfLargeValuesAreLetGoPastTheByteBound) {
+  MapStore store;
+  NodeOptions o;
+  o.max_answered_read_bytes = 3000;
+  NodeCore core("a", store, o);
+  core.SetRing(Ring::Create(16, {"a", "b", "c"}, 1).value());
+  store.data["big"] = ApplyWrite(Object(), VClock(), "a", NewVersion{false, std::string(1000, 'v'), 0, 1},
+                                 ObjectLimits{}).value();
+  Object newer = ApplyWrite(store.data["big"], store.data["big"].clock, "b",
+                            NewVersion{false, std::string(1000, 'w'), 0, 1}, ObjectLimits{}).value();
+  const Object old = store.data["big"];
+  std::vector<uint64_t> reqs;
+  for (uint64_t i = 1; i <= 10; ++i) {
+    core.StartGet(i, "big", 1, 0, 0);
+    Outbox out = core.TakeOutbox();
+    ASSERT_EQ(out.results.size(), 1u);
+    for (auto& [to, msg] : out.sends) {
+      if (to == "b") reqs.push_back(std::get<ReplicaRead>(msg).req_id);
+    }
+  }
+  ASSERT_EQ(reqs.size(), 10u);
+  // Late replies: b newer, c stale. Only the reads still kept (the first three, 3000
+  // bytes) repair c; the others were let go and ignore their replies.
+  size_t repaired = 0;
+  for (uint64_t req : reqs) {
+    core.OnMessage("b", ReplicaReadReply{req, true, newer, ""}, 1);
+    core.OnMessage("c", ReplicaReadReply{req, true, old, ""}, 1);
+    Outbox out = core.TakeOutbox();
+    for (auto& [to, msg] : out.sends) repaired += std::holds_alternative<ReplicaWrite>(msg) ? 1 : 0;
+  }
+  EXPECT_EQ(repaired, 3u);
+}
+
 TEST(NodeCore, ReplicaMergesAndAcksWrites) {
   TestNode t(3, 10000, "b");
   NodeCore& core = t.core;
