@@ -6,7 +6,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <filesystem>
 
 namespace itsuka::storage {
 namespace {
@@ -55,6 +58,19 @@ class RocksEngine : public Engine {
   }
 
   Status Write(const WriteBatch& batch, bool sync) override {
+    if (failed_) {
+      // RocksDB stopped taking writes after an I/O error (say, a full disk): try to
+      // resume, at most once a second, so writes come back once space does.
+      const int64_t now = NowMs();
+      if (now - last_resume_ms_ < 1000) return FromRocks(last_error_);
+      last_resume_ms_ = now;
+      rocksdb::Status r = db_->Resume();
+      if (!r.ok()) {
+        last_error_ = r;
+        return FromRocks(r);
+      }
+      failed_ = false;
+    }
     rocksdb::WriteBatch wb;
     for (const WriteBatch::Op& op : batch.ops()) {
       rocksdb::Status s = op.is_delete ? wb.Delete(cf(op.column), ToSlice(op.key))
@@ -63,12 +79,16 @@ class RocksEngine : public Engine {
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    Status st = FromRocks(db_->Write(wo, &wb));
-    if (st.ok()) {
+    rocksdb::Status rs = db_->Write(wo, &wb);
+    if (rs.ok()) {
       ++writes_;
       if (sync) ++synced_writes_;
+    } else if (!rs.IsCorruption() && !rs.IsInvalidArgument()) {
+      failed_ = true;
+      last_error_ = rs;
+      last_resume_ms_ = NowMs();
     }
-    return st;
+    return FromRocks(rs);
   }
 
   std::unique_ptr<EngineIterator> NewIterator(Column column) override {
@@ -87,8 +107,16 @@ class RocksEngine : public Engine {
 
  private:
   rocksdb::ColumnFamilyHandle* cf(Column c) const { return cfs_[static_cast<int>(c)]; }
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
 
   std::unique_ptr<rocksdb::DB> db_;
+  bool failed_ = false;  // the last write failed with an I/O error
+  rocksdb::Status last_error_;
+  int64_t last_resume_ms_ = 0;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   uint64_t writes_ = 0;
   uint64_t synced_writes_ = 0;
@@ -96,8 +124,24 @@ class RocksEngine : public Engine {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> OpenRocksEngine(const RocksOptions& options) {
+std::vector<std::string> ListWalFiles(const std::string& path) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+    if (e.path().extension() == ".log") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::unique_ptr<Engine>> OpenRocksEngine(const RocksOptions& options,
+                                                RocksOpenInfo* info) {
   rocksdb::Options db_options;
+  // Crash leftovers (an incomplete last record) are dropped; a bad record before the
+  // tail is corruption, which fails Open instead of silently dropping every write
+  // after it (RocksDB's default, kPointInTimeRecovery).
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  db_options.paranoid_checks = true;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
@@ -116,6 +160,28 @@ Result<std::unique_ptr<Engine>> OpenRocksEngine(const RocksOptions& options) {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path, descriptors,
                                         &handles, &raw);
+  if (s.IsCorruption()) {
+    std::string files;
+    for (const std::string& f : ListWalFiles(options.path)) files += (files.empty() ? "" : ", ") + f;
+    const std::string what = "corrupted data in '" + options.path + "' (write-ahead log " +
+                             (files.empty() ? std::string("files: none found") : files) +
+                             "): " + s.ToString();
+    if (!options.allow_wal_corruption) {
+      return Status::Corruption(
+          what + ". Refusing to start: starting would silently drop every write after the bad "
+                 "record. To start with what is readable, set storage.allow_wal_corruption = 1 "
+                 "(for one start: --set storage.allow_wal_corruption=1); the node then counts "
+                 "itself not authoritative until a repair has run.");
+    }
+    if (info) {
+      info->wal_corruption_tolerated = true;
+      info->wal_error = what;
+    }
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    handles.clear();
+    s = rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path, descriptors, &handles,
+                          &raw);
+  }
   if (!s.ok()) {
     return Status::IOError("cannot open RocksDB at '" + options.path + "': " + s.ToString());
   }
