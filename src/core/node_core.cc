@@ -137,7 +137,10 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
   for (const Target& t : g.coord.targets()) {
     if (t.node != self_) continue;
     Result<Object> local = store_.Read(key);
-    g.coord.OnReply(self_, local.ok(), local.ok() ? *local : Object());
+    // A copy this node cannot vouch for is merged, but not counted toward R or PR.
+    const bool vote = store_.Authoritative(key);
+    g.self_not_authoritative = !vote;
+    g.coord.OnReply(self_, local.ok() && vote, local.ok() ? *local : Object());
   }
   if (g.coord.outcome() != Outcome::kPending) AnswerGet(g);
   MaybeRetire(it);
@@ -162,6 +165,10 @@ void NodeCore::AnswerGet(PendingGet& g) {
 }
 
 void NodeCore::RepairAfterGet(PendingGet& g) {
+  if (g.self_not_authoritative && !g.coord.merged().empty()) {
+    Status ignored;  // the copy here is not in StaleReplicas (it had no vote)
+    MergeLocally(g.key, g.coord.merged(), &ignored);
+  }
   for (const std::string& node : g.coord.StaleReplicas()) {
     if (node == self_) {
       Status ignored;
@@ -188,12 +195,19 @@ void NodeCore::MergeLocally(const std::string& key, const Object& incoming, Stat
 void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w,
                         int pw, int64_t now_ms) {
   std::vector<std::string> replicas = Replicas(key);
-  if (std::find(replicas.begin(), replicas.end(), self_) != replicas.end()) {
+  const bool replica = std::find(replicas.begin(), replicas.end(), self_) != replicas.end();
+  // A primary whose copy is not authoritative hands the write to one that may be (it
+  // coordinates itself, reading first, only if no other primary is reachable).
+  auto other = std::find_if(replicas.begin(), replicas.end(), [&](const std::string& n) {
+    return n != self_ && IsReachable(n);
+  });
+  if (replica && (store_.Authoritative(key) || other == replicas.end())) {
     Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, now_ms);
     return;
   }
-  auto to = std::find_if(replicas.begin(), replicas.end(),
-                         [&](const std::string& n) { return IsReachable(n); });
+  auto to = replica ? other
+                    : std::find_if(replicas.begin(), replicas.end(),
+                                   [&](const std::string& n) { return IsReachable(n); });
   if (to == replicas.end()) {
     out_.results.push_back(
         {client_req, Status::Unavailable("need " + std::to_string(w) + " replicas, 0 reachable"),
@@ -278,14 +292,22 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
       if (!covered) p.self_hints.push_back(primary);
     }
   }
-  if (!read_first) return ApplyPut(it);
+  if (!read_first && store_.Authoritative(key)) return ApplyPut(it);
+  StartReadBeforeWrite(it);
+}
+
+void NodeCore::StartReadBeforeWrite(std::map<uint64_t, PendingPut>::iterator it) {
+  PendingPut& p = it->second;
+  const uint64_t req = it->first;
+  const std::vector<Target>& targets = p.coord.targets();
   // Substitutes answer with the hints they keep for the key (ReadWithHints).
-  p.read.emplace(targets, w, 0, deadline);
+  p.read.emplace(targets, p.coord.need(), 0, p.deadline_ms);
   for (const Target& t : targets) {
-    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, p.key});
   }
-  Result<Object> local = ReadWithHints(key);
-  if (p.read->OnReply(self_, local.ok(), local.ok() ? *local : Object()) != Outcome::kPending) {
+  Result<Object> local = ReadWithHints(p.key);
+  const bool vote = local.ok() && store_.Authoritative(p.key);
+  if (p.read->OnReply(self_, vote, local.ok() ? *local : Object()) != Outcome::kPending) {
     ApplyPut(it);
   }
 }
@@ -305,10 +327,14 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     Status st;
     MergeLocally(p.key, p.read->merged(), &st);
     p.read.reset();
+    p.read_done = true;
     if (!st.ok()) return fail(st, true);
   }
   Result<Object> local = store_.Read(p.key);
   if (!local.ok()) return fail(local.status(), true);
+  // This read may just have found the copy corrupted: then the new dot must not be
+  // taken from it before the other replicas' copies were merged in.
+  if (!p.read_done && !store_.Authoritative(p.key)) return StartReadBeforeWrite(it);
   WriteSpec& spec = p.spec;
   std::vector<const Sibling*> live = LiveSiblings(*local, spec.version.written_at_ms);
   using Cond = WriteSpec::Cond;
@@ -485,6 +511,13 @@ Result<Object> NodeCore::ReadWithHints(const std::string& key) {
 
 void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
   Result<Object> local = ReadWithHints(m.key);
+  if (local.ok() && !store_.Authoritative(m.key)) {
+    // No vote; the object goes along so that the coordinator can still merge it.
+    out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, false, *local,
+                                                   "not authoritative for the key's partition "
+                                                   "(lost data; repair pending)"});
+    return;
+  }
   out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, local.ok(),
                                                  local.ok() ? *local : Object(),
                                                  local.ok() ? "" : local.status().ToString()});

@@ -99,6 +99,17 @@ class LocalStore {
     return Status::IOError("this store keeps no Paxos state");
   }
   virtual void StagePaxos(std::string_view /*key*/, AcceptorState /*state*/) {}
+  // Whether this node can vouch for its copy of the key's partition. False once the
+  // store lost data of it (a checksum failed, a write-ahead log was recovered with
+  // loss) until a repair covered it. A copy that is not authoritative gives no votes:
+  // its read replies are merged but count toward neither R nor PR (here or at a remote
+  // coordinator), it is no Paxos acceptor, and a write it would coordinate first
+  // reads the key from the other replicas (or is forwarded to an authoritative
+  // primary), so that its new dot does not repeat one it issued before the loss.
+  // Writes merged into it are still acknowledged: the ack says truly that this
+  // version is durable here. Asked after each read, since a read may discover
+  // corruption.
+  virtual bool Authoritative(std::string_view /*key*/) const { return true; }
 
   // Partition transfer: up to max_keys objects with keys >= start that `want`, in key
   // order, including staged ones, examining at most max_examined keys (so one call never
@@ -263,6 +274,7 @@ class NodeCore {
     std::string key;
     GetCoordinator coord;
     bool answered = false;
+    bool self_not_authoritative = false;  // this node's copy was merged without a vote
   };
   struct PendingPut {
     Origin origin;
@@ -288,6 +300,7 @@ class NodeCore {
     std::vector<std::string> new_owners;
     int need_new = 0;
     std::set<std::string> new_acks;
+    bool read_done = false;  // the read before the write happened
   };
   struct PendingReplay {
     std::string target;
@@ -332,6 +345,9 @@ class NodeCore {
   // The key's object merged with the hints this node keeps for it (for any target):
   // what a replica or a substitute answers a read with.
   Result<Object> ReadWithHints(const std::string& key);
+  // Starts the read from the write's targets that precedes a conditional write or a
+  // write this node cannot vouch for the key's copy of (LocalStore::Authoritative).
+  void StartReadBeforeWrite(std::map<uint64_t, PendingPut>::iterator it);
   bool AtCapacity() const { return inflight() >= options_.max_inflight; }
 
   void HandleWrite(const std::string& from, const ReplicaWrite& m);

@@ -115,6 +115,19 @@ void NodeCore::StartRound(ConsistentIt it, int64_t now_ms) {
     return FailConsistent(
         it, "local storage: " + (state.ok() ? data.status() : state.status()).ToString(), now_ms);
   }
+  if (!store_.Authoritative(p.key)) {
+    // This node may have forgotten promises and accepts of the key: it proposes, but
+    // is no acceptor, so a majority of the others must answer.
+    acceptors.erase(std::remove(acceptors.begin(), acceptors.end(), self_), acceptors.end());
+    if (static_cast<int>(acceptors.size()) < majority) {
+      return FailConsistent(it,
+                            "need " + std::to_string(majority) + " of the key's " +
+                                std::to_string(replicas.size()) + " primaries, " +
+                                std::to_string(acceptors.size()) +
+                                " reachable and authoritative (this node's copy is not: repair pending)",
+                            now_ms);
+    }
+  }
   // Above every ballot this node promised for the key (durable, so a restarted
   // proposer cannot reuse one) and every ballot it heard of.
   Ballot ballot{std::max(state->promised.counter, p.highest_seen) + 1, actor_};
@@ -280,6 +293,11 @@ void NodeCore::HandlePaxosPrepare(const std::string& from, const PaxosPrepare& m
     out_.sends.emplace_back(from, std::move(reply));
     return;
   }
+  if (!store_.Authoritative(m.key)) {
+    reply.error = "not authoritative for the key's partition (lost data; repair pending)";
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
   reply.ok = AcceptorPrepare(*state, m.ballot);
   reply.promised = state->promised;
   if (reply.ok) {
@@ -302,6 +320,11 @@ void NodeCore::HandlePaxosAccept(const std::string& from, const PaxosAccept& m) 
   Result<AcceptorState> state = store_.ReadPaxos(m.key);
   if (!state.ok()) {
     reply.error = state.status().ToString();
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  if (!store_.Authoritative(m.key)) {
+    reply.error = "not authoritative for the key's partition (lost data; repair pending)";
     out_.sends.emplace_back(from, std::move(reply));
     return;
   }

@@ -1,9 +1,11 @@
 #include "server/store.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 
 #include "common/hash.h"
+#include "common/log.h"
 #include <algorithm>
 
 #include "wire/object_codec.h"
@@ -21,6 +23,14 @@ namespace {
 constexpr std::string_view kLeafPrefix = "ae/l";
 constexpr std::string_view kTombPrefix = "ae/t";
 constexpr std::string_view kFormatKey = "ae/format";
+// The suspect partitions, as decimal numbers separated by commas.
+constexpr std::string_view kSuspectKey = "corrupt/suspect";
+
+std::string EncodeSuspect(const std::set<uint32_t>& s) {
+  std::string out;
+  for (uint32_t p : s) out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
+}
 
 void PutBE(std::string* s, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
@@ -119,14 +129,55 @@ Result<core::Object> Store::Read(std::string_view key) {
     }
     return core::Object();
   }
-  if (!st.ok()) return st;
-  Result<core::Object> obj = wire::DecodeObject(bytes);
+  Result<core::Object> obj = st.ok() ? wire::DecodeObject(bytes) : Result<core::Object>(st);
+  if (!obj.ok() && obj.status().code() == Status::Code::kCorruption) {
+    // Treated as missing: deleted with the next commit (a repair or a replica's write
+    // brings the key back), and its partition is suspect until repaired.
+    OnCorruption(key, "object", obj.status());
+    staged_.insert_or_assign(std::string(key), core::Object());
+    return core::Object();
+  }
   if (obj.ok() && partitions_ != 0) {
     last_read_key_.assign(key);
     last_read_ = Describe(*obj);
     last_read_valid_ = true;
   }
   return obj;
+}
+
+uint32_t Store::PartitionOfKey(std::string_view key) const {
+  return partitions_ == 0 ? 0 : PartitionOf(Hash64(key), partitions_);
+}
+
+void Store::OnCorruption(std::string_view key, const char* what, const Status& st) {
+  ++corruptions_;
+  const uint32_t p = PartitionOfKey(key);
+  last_corruption_ = std::string("partition ") + std::to_string(p) + ", " + what + ": " +
+                     st.message();
+  LOG_ERROR << "storage corruption: the stored " << what << " of a key in partition " << p
+            << " fails its check (" << st.message()
+            << "); treating it as missing, the partition as not authoritative, and asking "
+               "for a repair";
+  if (partitions_ != 0 && suspect_.insert(p).second) suspect_dirty_ = true;
+}
+
+bool Store::Authoritative(std::string_view key) const {
+  return suspect_.empty() || suspect_.count(PartitionOfKey(key)) == 0;
+}
+
+Status Store::MarkAllSuspect() {
+  for (uint32_t p = 0; p < partitions_; ++p) suspect_.insert(p);
+  WriteBatch b;
+  b.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
+  Status st = engine_.Write(b, /*sync=*/true);
+  suspect_dirty_ = !st.ok();
+  return st;
+}
+
+void Store::ClearSuspect(const std::set<uint32_t>& repaired) {
+  for (uint32_t p : repaired) {
+    if (suspect_.erase(p) > 0) suspect_dirty_ = true;
+  }
 }
 
 void Store::Stage(std::string_view key, core::Object obj) {
@@ -146,8 +197,15 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
   std::string bytes;
   Status st = engine_.Get(Column::kMeta, PaxosKey(key), &bytes);
   if (st.IsNotFound()) return core::AcceptorState();
-  if (!st.ok()) return st;
-  return wire::DecodeAcceptorState(bytes);
+  Result<core::AcceptorState> state =
+      st.ok() ? wire::DecodeAcceptorState(bytes) : Result<core::AcceptorState>(st);
+  if (!state.ok() && state.status().code() == Status::Code::kCorruption) {
+    // The partition becomes suspect, so this acceptor votes no more on the key (a
+    // forgotten promise must not be made again) until a repair covered it.
+    OnCorruption(key, "Paxos state", state.status());
+    return core::AcceptorState();
+  }
+  return state;
 }
 
 void Store::StagePaxos(std::string_view key, core::AcceptorState state) {
@@ -292,6 +350,13 @@ Status Store::Commit() {
     } else if (st.IsNotFound()) {
       st = Status::Ok();
     }
+    if (st.code() == Status::Code::kCorruption) {
+      // The entry is overwritten below; the partition is suspect (its tree may be off
+      // until the next start rebuilds it) and a repair will compare it.
+      OnCorruption(key, "anti-entropy index entry", st);
+      old_v = IndexValue();
+      st = Status::Ok();
+    }
     if (!st.ok()) return fail(st);
     const IndexValue new_v = Describe(obj);
     IndexOps(&batch, p, leaf, key, old_v, new_v);
@@ -302,6 +367,7 @@ Status Store::Commit() {
   for (const auto& [key, st] : staged_paxos_) {
     batch.Put(Column::kMeta, PaxosKey(key), wire::EncodeAcceptorState(st));
   }
+  if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
   const size_t n = staged_.size() + staged_paxos_.size();
   staged_base_.clear();
   last_read_valid_ = false;  // the engine changes under it
@@ -315,6 +381,7 @@ Status Store::Commit() {
     ++commits_;
     committed_keys_ += n;
     purged_keys_ += deletes;
+    suspect_dirty_ = false;
   } else {
     ++failed_commits_;
   }
@@ -349,7 +416,10 @@ Status Store::EnableMerkle(uint32_t partitions) {
     for (it->Seek(""); it->Valid(); it->Next()) {
       Result<core::Object> obj = wire::DecodeObject(it->value());
       if (!obj.ok()) {
-        return Status::Corruption("indexing key for anti-entropy: " + obj.status().message());
+        // As a read would: counted, dropped, and its partition suspect.
+        OnCorruption(it->key(), "object", obj.status());
+        batch.Delete(Column::kData, it->key());
+        continue;
       }
       const uint64_t h = Hash64(it->key());
       IndexOps(&batch, PartitionOf(h, partitions), core::MerkleLeafOf(h, depth_), it->key(),
@@ -362,8 +432,10 @@ Status Store::EnableMerkle(uint32_t partitions) {
     }
     if (!it->status().ok()) return it->status();
     batch.Put(Column::kMeta, kFormatKey, want);
+    if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
     st = engine_.Write(batch, true);
     if (!st.ok()) return st;
+    suspect_dirty_ = false;
     index_build_ms_ = SteadyMs() - t0;
   }
   const int64_t t0 = SteadyMs();
@@ -383,6 +455,22 @@ Status Store::EnableMerkle(uint32_t partitions) {
   }
   if (!it->status().ok()) return it->status();
   rebuild_ms_ = SteadyMs() - t0;
+  std::string saved;
+  st = engine_.Get(Column::kMeta, kSuspectKey, &saved);
+  if (!st.ok() && !st.IsNotFound()) return st;
+  bool all = false;
+  for (size_t at = 0; st.ok() && at < saved.size();) {
+    size_t end = saved.find(',', at);
+    if (end == std::string::npos) end = saved.size();
+    const uint64_t p = std::strtoull(saved.substr(at, end - at).c_str(), nullptr, 10);
+    if (p >= partitions) all = true;  // saved for another partition count
+    else suspect_.insert(static_cast<uint32_t>(p));
+    at = end + 1;
+  }
+  if (all) {
+    for (uint32_t p = 0; p < partitions; ++p) suspect_.insert(p);
+    suspect_dirty_ = true;
+  }
   return Status::Ok();
 }
 
