@@ -109,7 +109,25 @@ int NodeCore::EffectiveN() const {
 Outbox NodeCore::TakeOutbox() {
   Outbox o;
   std::swap(o, out_);
+  ++round_;
   return o;
+}
+
+void NodeCore::CommitFailed(const Status& why) {
+  for (auto it = puts_.begin(); it != puts_.end();) {
+    PendingPut& p = it->second;
+    if (!p.staged || p.staged_round + 1 != round_) {
+      ++it;
+      continue;
+    }
+    // Not retired: there is no copy here to hand off.
+    if (p.answered) {
+      --answered_puts_;
+    } else {
+      Finish(p.origin, why, true);
+    }
+    it = puts_.erase(it);
+  }
 }
 
 // ---- Reads ------------------------------------------------------------------------
@@ -161,7 +179,8 @@ void NodeCore::AnswerGet(PendingGet& g) {
   if (g.answered) return;
   g.answered = true;
   ++answered_gets_;
-  out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged()});
+  out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged(),
+                          ClientResult::OnCommitFailure::kNotApplied});
 }
 
 void NodeCore::RepairAfterGet(PendingGet& g) {
@@ -357,6 +376,8 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     }
   }
   store_.Stage(p.key, *next);
+  p.staged = true;
+  p.staged_round = round_;
   for (const std::string& target : p.self_hints) {
     // A refused hint is counted; anti-entropy repair carries what it would have.
     Status ignored = AddHint(target, p.key, *next);
@@ -402,7 +423,9 @@ void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
                            " acks from the new replicas (a move is in flight; outcome unknown)"),
            true);
   } else {
-    Finish(p.origin, p.coord.ToStatus(), true);
+    Finish(p.origin, p.coord.ToStatus(), true,
+           p.staged && p.staged_round == round_ ? ClientResult::OnCommitFailure::kNotApplied
+                                                : ClientResult::OnCommitFailure::kStands);
   }
   if (!p.applied) {
     puts_.erase(it);
@@ -435,9 +458,10 @@ void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
   puts_.erase(it);
 }
 
-void NodeCore::Finish(const Origin& origin, const Status& status, bool applied) {
+void NodeCore::Finish(const Origin& origin, const Status& status, bool applied,
+                      ClientResult::OnCommitFailure on_failure) {
   if (origin.node.empty()) {
-    out_.results.push_back({origin.client_req, status, applied, {}});
+    out_.results.push_back({origin.client_req, status, applied, {}, on_failure});
   } else {
     out_.sends.emplace_back(origin.node,
                             ForwardResult{origin.remote_req, static_cast<uint32_t>(status.code()),

@@ -168,6 +168,15 @@ struct ClientResult {
   Status status;
   bool applied = true;  // writes: false when the condition (NX/XX/if-live) did not hold
   Object object;        // reads: the merge of the replies
+  // What the result means if the shell's commit of the round that produced it fails
+  // (then nothing staged in the round is durable and none of its sends leave):
+  //   kStands      it does not depend on the round (an earlier round's write, a
+  //                forwarded result, a refusal): send it as it is;
+  //   kNotApplied  a write staged here in this round, or a read (which may show such
+  //                writes): nothing of it is stored here or was sent anywhere;
+  //   kUnknown     a CONSISTENT result: acceptors elsewhere may hold its proposal.
+  enum class OnCommitFailure { kStands, kNotApplied, kUnknown };
+  OnCommitFailure on_commit_failure = OnCommitFailure::kStands;
 };
 
 // A write this node coordinated (for the simulator's invariants and for tracing).
@@ -244,6 +253,11 @@ class NodeCore {
   size_t replays_in_flight() const { return replays_.size(); }
 
   Outbox TakeOutbox();
+  // The shell could not commit what was staged before the last TakeOutbox (a full
+  // disk): writes whose local copy was staged in that round exist nowhere (their
+  // replica writes were not sent either), so they are answered now with `why`
+  // (kIOError: not applied) instead of waiting for acks that cannot come.
+  void CommitFailed(const Status& why);
   bool HasOutput() const { return !out_.empty(); }
   // Requests not yet answered (answered reads may still wait for late replies to
   // repair replicas; they do not count, and are let go when there are too many).
@@ -301,6 +315,8 @@ class NodeCore {
     int need_new = 0;
     std::set<std::string> new_acks;
     bool read_done = false;  // the read before the write happened
+    bool staged = false;     // the new version was staged here (ApplyPut) ...
+    uint64_t staged_round = 0;  // ... before this many TakeOutbox calls
   };
   struct PendingReplay {
     std::string target;
@@ -326,7 +342,8 @@ class NodeCore {
   // Stores `obj` as a hint for `target` here, counting it; false if refused.
   Status AddHint(const std::string& target, const std::string& key, const Object& obj);
   void HandleReplayAck(std::map<uint64_t, PendingReplay>::iterator it, const ReplicaWriteAck& m);
-  void Finish(const Origin& origin, const Status& status, bool applied);
+  void Finish(const Origin& origin, const Status& status, bool applied,
+              ClientResult::OnCommitFailure on_failure = ClientResult::OnCommitFailure::kStands);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
   // Forgets an answered write, keeping hints for its targets that did not ack.
   void RetirePut(std::map<uint64_t, PendingPut>::iterator it);
@@ -399,6 +416,7 @@ class NodeCore {
   size_t answered_puts_ = 0;
   std::map<uint64_t, PendingForward> forwards_;
   Outbox out_;
+  uint64_t round_ = 0;  // TakeOutbox calls so far
   // Hinted handoff.
   HintStore* hints_ = nullptr;
   HandoffOptions handoff_;

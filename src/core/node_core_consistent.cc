@@ -51,7 +51,8 @@ void NodeCore::ReplyConsistent(const Origin& origin, const Status& status, bool 
                                              : consistent_stats_.unavailable)++;
   }
   if (origin.node.empty()) {
-    out_.results.push_back({origin.client_req, status, applied, object});
+    out_.results.push_back(
+        {origin.client_req, status, applied, object, ClientResult::OnCommitFailure::kUnknown});
   } else {
     out_.sends.emplace_back(
         origin.node, ConsistentResult{origin.remote_req, static_cast<uint32_t>(status.code()),

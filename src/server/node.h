@@ -71,6 +71,11 @@ class Node : public ClientHost {
   void PumpRepair();
   void PersistRepair();
   void ScheduleRepair();
+  // Corruption: starts a repair of the partitions not authoritative here once every
+  // member is reachable (retried every few seconds while some stay suspect); a run
+  // that started when a partition was already suspect and synced it clears the mark.
+  void RepairSuspect();
+  void NoteRepairStarted();
   // After the member view changed: persist it, rebuild the read and write rings,
   // connect to members learned by gossip, and publish this node's sync.
   void ApplyView();
@@ -117,6 +122,8 @@ class Node : public ClientHost {
   int64_t repair_last_end_ms_ = 0;
   uint64_t repair_runs_ = 0;
   core::RepairTotals repair_cumulative_;
+  std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
+  int64_t suspect_repair_next_ms_ = 0;
 };
 
 }  // namespace itsuka::server

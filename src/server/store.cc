@@ -154,6 +154,9 @@ void Store::OnCorruption(std::string_view key, const char* what, const Status& s
   const uint32_t p = PartitionOfKey(key);
   last_corruption_ = std::string("partition ") + std::to_string(p) + ", " + what + ": " +
                      st.message();
+  for (char& c : last_corruption_) {
+    if (c == '\r' || c == '\n') c = ' ';  // an INFO field
+  }
   LOG_ERROR << "storage corruption: the stored " << what << " of a key in partition " << p
             << " fails its check (" << st.message()
             << "); treating it as missing, the partition as not authoritative, and asking "

@@ -106,6 +106,13 @@ class Store : public core::LocalStore, public core::MerkleSource {
   void ClearSuspect(const std::set<uint32_t>& repaired);
   const std::set<uint32_t>& suspect() const { return suspect_; }
   uint64_t corruptions() const { return corruptions_; }
+  // The engine replayed a corrupted write-ahead log up to the bad record (`what`).
+  void NoteWalCorruption(std::string what) {
+    ++wal_corruptions_;
+    for (char& c : what) c = (c == '\r' || c == '\n') ? ' ' : c;  // an INFO field
+    last_corruption_ = std::move(what);
+  }
+  uint64_t wal_corruptions() const { return wal_corruptions_; }
   const std::string& last_corruption() const { return last_corruption_; }
   uint32_t PartitionOfKey(std::string_view key) const;
 
@@ -148,6 +155,7 @@ class Store : public core::LocalStore, public core::MerkleSource {
   std::set<uint32_t> suspect_;
   bool suspect_dirty_ = false;  // suspect_ changed since it was last saved
   uint64_t corruptions_ = 0;
+  uint64_t wal_corruptions_ = 0;
   std::string last_corruption_;
 };
 
