@@ -49,6 +49,7 @@ Status Node::Open() {
   ro.block_cache_mb = static_cast<size_t>(config_.block_cache_mb);
   ro.write_buffer_mb = static_cast<size_t>(config_.write_buffer_mb);
   ro.allow_wal_corruption = config_.allow_wal_corruption != 0;
+  ro.min_free_bytes = static_cast<uint64_t>(config_.min_free_mb) << 20;
   storage::RocksOpenInfo open_info;
   Result<std::unique_ptr<Engine>> engine = storage::OpenRocksEngine(ro, &open_info);
   if (!engine.ok()) return engine.status();

@@ -7,6 +7,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <sys/statvfs.h>
+
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -44,8 +46,10 @@ class RocksIterator : public EngineIterator {
 
 class RocksEngine : public Engine {
  public:
-  RocksEngine(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs)
-      : db_(std::move(db)), cfs_(std::move(cfs)) {}
+  RocksEngine(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
+              std::string path, uint64_t min_free_bytes)
+      : db_(std::move(db)), path_(std::move(path)), min_free_bytes_(min_free_bytes),
+        cfs_(std::move(cfs)) {}
 
   ~RocksEngine() override {
     for (rocksdb::ColumnFamilyHandle* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
@@ -58,6 +62,8 @@ class RocksEngine : public Engine {
   }
 
   Status Write(const WriteBatch& batch, bool sync) override {
+    Status room = CheckFreeSpace(batch);
+    if (!room.ok()) return room;
     if (failed_) {
       // RocksDB stopped taking writes after an I/O error (say, a full disk): try to
       // resume, at most once a second, so writes come back once space does.
@@ -107,6 +113,26 @@ class RocksEngine : public Engine {
 
  private:
   rocksdb::ColumnFamilyHandle* cf(Column c) const { return cfs_[static_cast<int>(c)]; }
+  Status CheckFreeSpace(const WriteBatch& batch) {
+    if (min_free_bytes_ == 0) return Status::Ok();
+    uint64_t bytes = 0;
+    for (const WriteBatch::Op& op : batch.ops()) bytes += op.key.size() + op.value.size() + 16;
+    written_since_check_ += bytes;
+    const int64_t now = NowMs();
+    if (now - free_checked_ms_ >= 100 || written_since_check_ >= min_free_bytes_ / 8 ||
+        free_bytes_ < min_free_bytes_) {
+      struct statvfs vfs;
+      if (::statvfs(path_.c_str(), &vfs) == 0) {
+        free_bytes_ = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      }
+      free_checked_ms_ = now;
+      written_since_check_ = bytes;
+    }
+    if (free_bytes_ >= min_free_bytes_ + bytes) return Status::Ok();
+    return Status::IOError("no space left on device: " + std::to_string(free_bytes_ >> 20) +
+                           " MiB free for '" + path_ + "', storage.min_free_mb is " +
+                           std::to_string(min_free_bytes_ >> 20));
+  }
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -114,6 +140,11 @@ class RocksEngine : public Engine {
   }
 
   std::unique_ptr<rocksdb::DB> db_;
+  std::string path_;
+  uint64_t min_free_bytes_ = 0;
+  uint64_t free_bytes_ = UINT64_MAX;  // as of free_checked_ms_
+  int64_t free_checked_ms_ = INT64_MIN / 2;
+  uint64_t written_since_check_ = 0;
   bool failed_ = false;  // the last write failed with an I/O error
   rocksdb::Status last_error_;
   int64_t last_resume_ms_ = 0;
@@ -186,7 +217,8 @@ Result<std::unique_ptr<Engine>> OpenRocksEngine(const RocksOptions& options,
     return Status::IOError("cannot open RocksDB at '" + options.path + "': " + s.ToString());
   }
   return std::unique_ptr<Engine>(
-      std::make_unique<RocksEngine>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+      std::make_unique<RocksEngine>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                                    options.path, options.min_free_bytes));
 }
 
 }  // namespace itsuka::storage

@@ -11,9 +11,11 @@
 //    the caller must treat such a database as having lost writes.
 //  - Reads verify block checksums; a mismatch is returned as kCorruption (whose
 //    message names the SST file when RocksDB knows it), never as "not found".
-//  - After a failed write (a full disk), RocksDB refuses further writes until it is
-//    resumed: the next Write first calls DB::Resume (at most once a second), so writes
-//    work again once space returns.
+//  - A full disk: Write refuses while free space is under min_free_bytes (checked
+//    with statvfs at most every 100 ms, or sooner after much was written), and after
+//    any failed write RocksDB refuses further ones until resumed: the next Write first
+//    calls DB::Resume (at most once a second). Either way writes work again once
+//    space returns.
 //
 // Thread-safety: as RocksDB (safe from several threads), though nodes use it from one.
 #pragma once
@@ -33,6 +35,11 @@ struct RocksOptions {
   // Start even if the write-ahead log is corrupted before its tail, with what is
   // readable up to the first bad record (an operator's explicit choice).
   bool allow_wal_corruption = false;
+  // Writes are refused (kIOError, nothing applied) while the file system holding the
+  // database has less free space than this, so RocksDB itself never runs out: its
+  // file writers do not recover from ENOSPC in the middle of a record or a flush (the
+  // Debian build even asserts). 0: no check.
+  uint64_t min_free_bytes = 0;
 };
 
 // What Open had to do to recover.

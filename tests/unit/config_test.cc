@@ -119,5 +119,13 @@ TEST(Config, AllowWalCorruptionIsOffByDefaultAndTakesZeroOrOne) {
   EXPECT_FALSE(ParseConfigText("", "t.toml", {{"storage.allow_wal_corruption", "2"}}).ok());
 }
 
+TEST(Config, MinFreeMbDefaultsTo256AndZeroTurnsItOff) {
+  EXPECT_EQ(Config().min_free_mb, 256);
+  Result<Config> off = ParseConfigText("[storage]\nmin_free_mb = 0\n", "t.toml", {});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->min_free_mb, 0);
+  EXPECT_FALSE(ParseConfigText("", "t.toml", {{"storage.min_free_mb", "-1"}}).ok());
+}
+
 }  // namespace
 }  // namespace itsuka
