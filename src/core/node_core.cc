@@ -179,7 +179,12 @@ void NodeCore::AnswerGet(PendingGet& g) {
   if (g.answered) return;
   g.answered = true;
   ++answered_gets_;
-  out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged(),
+  Status st = g.coord.ToStatus();
+  if (g.self_not_authoritative && st.code() == Status::Code::kUnavailable) {
+    st = Status::Unavailable(st.message() +
+                             " (this node's copy is not authoritative: lost data, repair pending)");
+  }
+  out_.results.push_back({g.client_req, std::move(st), true, g.coord.merged(),
                           ClientResult::OnCommitFailure::kNotApplied});
 }
 
