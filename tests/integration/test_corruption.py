@@ -14,20 +14,15 @@ import time
 import unittest
 
 from harness import Cluster, Node, RespError, wait_until
-
-FAST = ("--set", "cluster.partitions=16", "--set", "repair.request_timeout_ms=500",
-        "--set", "repair.keys_per_s=0", "--set", "repair.bytes_per_s=0")
-KEYS = 1000
-ALLOW = ("--set", "storage.allow_wal_corruption=1")
+from test_repair import FAST, info as info_section
 
 
 def info(node, section="persistence"):
-    c = node.client()
-    try:
-        text = c.call("INFO", section).decode()
-    finally:
-        c.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+    return info_section(node, section)
+
+
+KEYS = 1000
+ALLOW = ("--set", "storage.allow_wal_corruption=1")
 
 
 def value(i):
@@ -80,7 +75,7 @@ def start_fails(node):
     raise AssertionError("the node started")
 
 
-class WalCorruption(unittest.TestCase):
+class ThreeNodes(unittest.TestCase):
     def setUp(self):
         self.cluster = Cluster(3, *FAST)
         self.cluster.start()
@@ -88,6 +83,25 @@ class WalCorruption(unittest.TestCase):
 
     def tearDown(self):
         self.cluster.cleanup()
+
+    def assert_reads(self, node, values):
+        c = node.client()
+        try:
+            for k, v in values.items():
+                self.assertEqual(c.call("GET", k), v.encode(), k)
+        finally:
+            c.close()
+
+    def assert_repaired_and_holds_all(self, values):
+        """node3 becomes authoritative again, then alone answers every key itself."""
+        wait_until(lambda: info(self.n3)["partitions_not_authoritative"] == "0", timeout=40,
+                   what="the automatic repair of what node3 lost")
+        self.n1.stop()
+        self.n2.stop()
+        self.assert_reads(self.n3, values)
+
+
+class WalCorruption(ThreeNodes):
 
     def test_refuses_then_starts_not_authoritative_and_is_repaired(self):
         values = write_keys(self.n1)
@@ -135,28 +149,10 @@ class WalCorruption(unittest.TestCase):
 
         # Once every replica is reachable the node repairs itself and votes again.
         self.n1.start()
-        wait_until(lambda: info(self.n3)["partitions_not_authoritative"] == "0", timeout=40,
-                   what="the automatic repair of the partitions node3 lost")
-        # Every key is on node3 again: alone, it answers each one itself.
-        self.n1.stop()
-        self.n2.stop()
-        c = self.n3.client()
-        try:
-            for k, v in values.items():
-                self.assertEqual(c.call("GET", k), v.encode(), k)
-        finally:
-            c.close()
+        self.assert_repaired_and_holds_all(values)
 
 
-class SstCorruption(unittest.TestCase):
-    def setUp(self):
-        self.cluster = Cluster(3, *FAST)
-        self.cluster.start()
-        self.n1, self.n2, self.n3 = self.cluster.nodes
-
-    def tearDown(self):
-        self.cluster.cleanup()
-
+class SstCorruption(ThreeNodes):
     def test_a_bad_block_is_logged_counted_served_from_replicas_and_repaired(self):
         values = write_keys(self.n1)
         # A restart replays the log into SST files (RocksDB flushes what it recovers).
@@ -169,12 +165,7 @@ class SstCorruption(unittest.TestCase):
         self.n3.start()
         self.cluster.wait_connected()
 
-        c = self.n3.client()
-        try:
-            for k, v in values.items():
-                self.assertEqual(c.call("GET", k), v.encode(), k)
-        finally:
-            c.close()
+        self.assert_reads(self.n3, values)  # the damaged keys from the other replicas
         st = info(self.n3)
         self.assertGreaterEqual(int(st["storage_corruptions"]), 1)
         self.assertIn(".sst", st["last_corruption"])
@@ -182,16 +173,7 @@ class SstCorruption(unittest.TestCase):
         self.assertIn("storage corruption", log)
         self.assertIn(os.path.basename(sst), log)
 
-        wait_until(lambda: info(self.n3)["partitions_not_authoritative"] == "0", timeout=40,
-                   what="the automatic repair of the corrupted partition")
-        self.n1.stop()
-        self.n2.stop()
-        c = self.n3.client()
-        try:
-            for k, v in values.items():
-                self.assertEqual(c.call("GET", k), v.encode(), k)  # from its own copy
-        finally:
-            c.close()
+        self.assert_repaired_and_holds_all(values)
 
 
 @unittest.skipUnless(hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("mount"),
