@@ -657,8 +657,10 @@ void Node::PumpRepair() {
       }
     }
   }
+  ClearRepairedSuspects();
   if (repair_was_running_ && !repair_->running()) {
     repair_was_running_ = false;
+    repair_covers_suspect_.clear();
     if (repair_state_ == "running") repair_state_ = "done";
     repair_last_end_ms_ = loop_.NowMs();
     ++repair_runs_;
@@ -669,20 +671,6 @@ void Node::PumpRepair() {
     repair_cumulative_.keys_moved += t.keys_moved;
     repair_cumulative_.bytes_moved += t.bytes_moved;
     repair_cumulative_.tombstones_purged += t.tombstones_purged;
-    if (!repair_covers_suspect_.empty()) {
-      const core::RepairProgress& done = repair_->progress();
-      std::set<uint32_t> covered;
-      for (uint32_t q : repair_covers_suspect_) {
-        if (done.finished.count(q) &&
-            std::find(done.failed.begin(), done.failed.end(), q) == done.failed.end()) {
-          covered.insert(q);
-        }
-      }
-      repair_covers_suspect_.clear();
-      store_->ClearSuspect(covered);
-      LOG_INFO << "repair covered " << covered.size() << " partition(s) that were not "
-               << "authoritative here; " << store_->suspect().size() << " still are";
-    }
     LOG_INFO << "repair " << repair_->progress().job.id << " finished: "
              << t.partitions_done << " partitions synced, " << t.partitions_failed << " failed, "
              << t.keys_differing << " keys differing, " << t.keys_moved << " keys moved, "
@@ -729,6 +717,22 @@ void Node::ScheduleRepair() {
     NoteRepairStarted();
     LOG_INFO << "background repair of the partitions this node owns";
   }
+}
+
+void Node::ClearRepairedSuspects() {
+  if (repair_covers_suspect_.empty()) return;
+  const core::RepairProgress& p = repair_->progress();
+  std::set<uint32_t> covered;
+  for (uint32_t q : repair_covers_suspect_) {
+    if (p.finished.count(q) && std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
+      covered.insert(q);
+    }
+  }
+  if (covered.empty()) return;
+  for (uint32_t q : covered) repair_covers_suspect_.erase(q);
+  store_->ClearSuspect(covered);  // saved with this round's commit, after the merges
+  LOG_INFO << "repair covered " << covered.size() << " partition(s) not authoritative here; "
+           << store_->suspect().size() << " still are";
 }
 
 void Node::NoteRepairStarted() {

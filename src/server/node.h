@@ -76,6 +76,9 @@ class Node : public ClientHost {
   // that started when a partition was already suspect and synced it clears the mark.
   void RepairSuspect();
   void NoteRepairStarted();
+  // Clears the suspect mark of each partition the running job has synced (as each
+  // finishes, not only at the end of the run).
+  void ClearRepairedSuspects();
   // After the member view changed: persist it, rebuild the read and write rings,
   // connect to members learned by gossip, and publish this node's sync.
   void ApplyView();
