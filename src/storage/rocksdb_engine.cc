@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/sst_file_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -173,6 +174,13 @@ Result<std::unique_ptr<Engine>> OpenRocksEngine(const RocksOptions& options,
   // after it (RocksDB's default, kPointInTimeRecovery).
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.paranoid_checks = true;
+  if (options.min_free_bytes > 0) {
+    // Compactions are not started without room for their output plus the reserve
+    // (their file writers, too, would meet ENOSPC mid-file).
+    std::shared_ptr<rocksdb::SstFileManager> sfm(rocksdb::NewSstFileManager(rocksdb::Env::Default()));
+    sfm->SetCompactionBufferSize(options.min_free_bytes);
+    db_options.sst_file_manager = std::move(sfm);
+  }
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);

@@ -12,7 +12,8 @@
 //  - Reads verify block checksums; a mismatch is returned as kCorruption (whose
 //    message names the SST file when RocksDB knows it), never as "not found".
 //  - A full disk: Write refuses while free space is under min_free_bytes (checked
-//    with statvfs at most every 100 ms, or sooner after much was written), and after
+//    with statvfs at most every 100 ms, or sooner after much was written; compactions
+//    likewise wait for room for their output beyond it), and after
 //    any failed write RocksDB refuses further ones until resumed: the next Write first
 //    calls DB::Resume (at most once a second). Either way writes work again once
 //    space returns.

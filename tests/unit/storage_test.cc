@@ -253,5 +253,31 @@ TEST(RocksEngine, ACorruptedSstBlockIsReportedAsCorruptionNotAbsence) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(RocksEngine, WritesAreRefusedNotAppliedBelowTheFreeSpaceReserve) {
+  std::string dir = TempDir("reserve");
+  {
+    auto e = OpenRocks(dir);
+    WriteBatch b;
+    b.Put(Column::kData, "kept", "1");
+    ASSERT_TRUE(e->Write(b, true).ok());
+  }
+  RocksOptions o;
+  o.path = dir;
+  o.min_free_bytes = uint64_t{1} << 62;  // more than any disk has free
+  auto e = OpenRocksEngine(o);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  WriteBatch b;
+  b.Put(Column::kData, "refused", "2");
+  Status st = (*e)->Write(b, false);
+  EXPECT_EQ(st.code(), Status::Code::kIOError);
+  EXPECT_NE(st.message().find("no space left"), std::string::npos) << st.message();
+  std::string v;
+  EXPECT_TRUE((*e)->Get(Column::kData, "refused", &v).IsNotFound());  // not applied
+  ASSERT_TRUE((*e)->Get(Column::kData, "kept", &v).ok());            // reads go on
+  EXPECT_EQ(v, "1");
+  e->reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace itsuka::storage
