@@ -324,10 +324,15 @@ Status Node::CommitAndRelease() {
       LOG_ERROR << "commit failed: " << st.ToString() << " (" << stats_.commit_failures
                 << " so far); writes of this round answered -IOERR (not applied)";
     }
-    core_->CommitFailed(Status::IOError(
-        "local storage write failed (" + st.message() +
-        "): not applied, nothing was stored on this node or sent to other replicas"));
   }
+  // What a write staged in a round whose commit failed is told (README "Corruption and
+  // I/O errors"): -IOERR, which like -UNAVAILABLE means not applied.
+  const Status not_applied =
+      st.ok() ? Status::Ok()
+              : Status::IOError("local storage write failed (" + st.message() +
+                                "): not applied, nothing was stored on this node or sent to "
+                                "other replicas");
+  if (!st.ok()) core_->CommitFailed(not_applied);
   for (core::ClientResult& r : out.results) {
     auto it = requests_.find(r.client_req);
     if (it == requests_.end()) continue;
@@ -338,9 +343,7 @@ Status Node::CommitAndRelease() {
     if (!st.ok()) {
       using F = core::ClientResult::OnCommitFailure;
       if (r.on_commit_failure == F::kNotApplied) {
-        r.status = Status::IOError("local storage write failed (" + st.message() +
-                                   "): not applied, nothing was stored on this node or sent "
-                                   "to other replicas");
+        r.status = not_applied;
         r.object = core::Object();
       } else if (r.on_commit_failure == F::kUnknown) {
         r.status = Status::Timeout("local storage write failed (" + st.message() +
