@@ -51,6 +51,12 @@ struct Config {
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;
   int64_t write_buffer_mb = 64;
+  // 1: start even if the write-ahead log is corrupted before its tail, with what is
+  // readable (the node then holds itself not authoritative until repaired).
+  int64_t allow_wal_corruption = 0;
+  // Writes get -IOERR (not applied) while the data directory's file system has less
+  // free space than this (0: no check).
+  int64_t min_free_mb = 256;
   // [testing]
   int64_t unsafe_ack_before_quorum = 0;  // 1: acknowledge writes before W acks (BROKEN)
   int64_t replica_write_delay_ms = 0;    // >0: hold outgoing ReplicaWrite messages this long

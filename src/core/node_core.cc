@@ -109,7 +109,25 @@ int NodeCore::EffectiveN() const {
 Outbox NodeCore::TakeOutbox() {
   Outbox o;
   std::swap(o, out_);
+  ++round_;
   return o;
+}
+
+void NodeCore::CommitFailed(const Status& why) {
+  for (auto it = puts_.begin(); it != puts_.end();) {
+    PendingPut& p = it->second;
+    if (!p.staged || p.staged_round + 1 != round_) {
+      ++it;
+      continue;
+    }
+    // Not retired: there is no copy here to hand off.
+    if (p.answered) {
+      --answered_puts_;
+    } else {
+      Finish(p.origin, why, true);
+    }
+    it = puts_.erase(it);
+  }
 }
 
 // ---- Reads ------------------------------------------------------------------------
@@ -138,7 +156,10 @@ void NodeCore::StartGet(uint64_t client_req, const std::string& key, int r, int 
   for (const Target& t : g.coord.targets()) {
     if (t.node != self_) continue;
     Result<Object> local = store_.Read(key);
-    g.coord.OnReply(self_, local.ok(), local.ok() ? *local : Object());
+    // A copy this node cannot vouch for is merged, but not counted toward R or PR.
+    const bool vote = store_.Authoritative(key);
+    g.self_not_authoritative = !vote;
+    g.coord.OnReply(self_, local.ok() && vote, local.ok() ? *local : Object());
   }
   if (g.coord.outcome() != Outcome::kPending) AnswerGet(g);
   MaybeRetire(it);
@@ -166,10 +187,20 @@ void NodeCore::AnswerGet(PendingGet& g) {
   ++answered_gets_;
   for (const Sibling& s : g.coord.merged().siblings) g.answered_bytes += s.value.size();
   answered_get_bytes_ += g.answered_bytes;
-  out_.results.push_back({g.client_req, g.coord.ToStatus(), true, g.coord.merged()});
+  Status st = g.coord.ToStatus();
+  if (g.self_not_authoritative && st.code() == Status::Code::kUnavailable) {
+    st = Status::Unavailable(st.message() +
+                             " (this node's copy is not authoritative: lost data, repair pending)");
+  }
+  out_.results.push_back({g.client_req, std::move(st), true, g.coord.merged(),
+                          ClientResult::OnCommitFailure::kNotApplied});
 }
 
 void NodeCore::RepairAfterGet(PendingGet& g) {
+  if (g.self_not_authoritative && !g.coord.merged().empty()) {
+    Status ignored;  // the copy here is not in StaleReplicas (it had no vote)
+    MergeLocally(g.key, g.coord.merged(), &ignored);
+  }
   for (const std::string& node : g.coord.StaleReplicas()) {
     if (node == self_) {
       Status ignored;
@@ -196,12 +227,19 @@ void NodeCore::MergeLocally(const std::string& key, const Object& incoming, Stat
 void NodeCore::StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w,
                         int pw, int64_t now_ms) {
   std::vector<std::string> replicas = Replicas(key);
-  if (std::find(replicas.begin(), replicas.end(), self_) != replicas.end()) {
+  const bool replica = std::find(replicas.begin(), replicas.end(), self_) != replicas.end();
+  // A primary whose copy is not authoritative hands the write to one that may be (it
+  // coordinates itself, reading first, only if no other primary is reachable).
+  auto other = std::find_if(replicas.begin(), replicas.end(), [&](const std::string& n) {
+    return n != self_ && IsReachable(n);
+  });
+  if (replica && (store_.Authoritative(key) || other == replicas.end())) {
     Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, now_ms);
     return;
   }
-  auto to = std::find_if(replicas.begin(), replicas.end(),
-                         [&](const std::string& n) { return IsReachable(n); });
+  auto to = replica ? other
+                    : std::find_if(replicas.begin(), replicas.end(),
+                                   [&](const std::string& n) { return IsReachable(n); });
   if (to == replicas.end()) {
     out_.results.push_back(
         {client_req, Status::Unavailable("need " + std::to_string(w) + " replicas, 0 reachable"),
@@ -286,14 +324,22 @@ void NodeCore::Coordinate(Origin origin, const std::string& key,
       if (!covered) p.self_hints.push_back(primary);
     }
   }
-  if (!read_first) return ApplyPut(it);
+  if (!read_first && store_.Authoritative(key)) return ApplyPut(it);
+  StartReadBeforeWrite(it);
+}
+
+void NodeCore::StartReadBeforeWrite(std::map<uint64_t, PendingPut>::iterator it) {
+  PendingPut& p = it->second;
+  const uint64_t req = it->first;
+  const std::vector<Target>& targets = p.coord.targets();
   // Substitutes answer with the hints they keep for the key (ReadWithHints).
-  p.read.emplace(targets, w, 0, deadline);
+  p.read.emplace(targets, p.coord.need(), 0, p.deadline_ms);
   for (const Target& t : targets) {
-    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, key});
+    if (t.node != self_) out_.sends.emplace_back(t.node, ReplicaRead{req, p.key});
   }
-  Result<Object> local = ReadWithHints(key);
-  if (p.read->OnReply(self_, local.ok(), local.ok() ? *local : Object()) != Outcome::kPending) {
+  Result<Object> local = ReadWithHints(p.key);
+  const bool vote = local.ok() && store_.Authoritative(p.key);
+  if (p.read->OnReply(self_, vote, local.ok() ? *local : Object()) != Outcome::kPending) {
     ApplyPut(it);
   }
 }
@@ -313,10 +359,14 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     Status st;
     MergeLocally(p.key, p.read->merged(), &st);
     p.read.reset();
+    p.read_done = true;
     if (!st.ok()) return fail(st, true);
   }
   Result<Object> local = store_.Read(p.key);
   if (!local.ok()) return fail(local.status(), true);
+  // This read may just have found the copy corrupted: then the new dot must not be
+  // taken from it before the other replicas' copies were merged in.
+  if (!p.read_done && !store_.Authoritative(p.key)) return StartReadBeforeWrite(it);
   WriteSpec& spec = p.spec;
   std::vector<const Sibling*> live = LiveSiblings(*local, spec.version.written_at_ms);
   using Cond = WriteSpec::Cond;
@@ -339,6 +389,8 @@ void NodeCore::ApplyPut(std::map<uint64_t, PendingPut>::iterator it) {
     }
   }
   store_.Stage(p.key, *next);
+  p.staged = true;
+  p.staged_round = round_;
   for (const std::string& target : p.self_hints) {
     // A refused hint is counted; anti-entropy repair carries what it would have.
     Status ignored = AddHint(target, p.key, *next);
@@ -384,7 +436,9 @@ void NodeCore::FinishPut(std::map<uint64_t, PendingPut>::iterator it) {
                            " acks from the new replicas (a move is in flight; outcome unknown)"),
            true);
   } else {
-    Finish(p.origin, p.coord.ToStatus(), true);
+    Finish(p.origin, p.coord.ToStatus(), true,
+           p.staged && p.staged_round == round_ ? ClientResult::OnCommitFailure::kNotApplied
+                                                : ClientResult::OnCommitFailure::kStands);
   }
   if (!p.applied) {
     puts_.erase(it);
@@ -417,9 +471,10 @@ void NodeCore::RetirePut(std::map<uint64_t, PendingPut>::iterator it) {
   puts_.erase(it);
 }
 
-void NodeCore::Finish(const Origin& origin, const Status& status, bool applied) {
+void NodeCore::Finish(const Origin& origin, const Status& status, bool applied,
+                      ClientResult::OnCommitFailure on_failure) {
   if (origin.node.empty()) {
-    out_.results.push_back({origin.client_req, status, applied, {}});
+    out_.results.push_back({origin.client_req, status, applied, {}, on_failure});
   } else {
     out_.sends.emplace_back(origin.node,
                             ForwardResult{origin.remote_req, static_cast<uint32_t>(status.code()),
@@ -493,6 +548,13 @@ Result<Object> NodeCore::ReadWithHints(const std::string& key) {
 
 void NodeCore::HandleRead(const std::string& from, const ReplicaRead& m) {
   Result<Object> local = ReadWithHints(m.key);
+  if (local.ok() && !store_.Authoritative(m.key)) {
+    // No vote; the object goes along so that the coordinator can still merge it.
+    out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, false, *local,
+                                                   "not authoritative for the key's partition "
+                                                   "(lost data; repair pending)"});
+    return;
+  }
   out_.sends.emplace_back(from, ReplicaReadReply{m.req_id, local.ok(),
                                                  local.ok() ? *local : Object(),
                                                  local.ok() ? "" : local.status().ToString()});

@@ -99,6 +99,17 @@ class LocalStore {
     return Status::IOError("this store keeps no Paxos state");
   }
   virtual void StagePaxos(std::string_view /*key*/, AcceptorState /*state*/) {}
+  // Whether this node can vouch for its copy of the key's partition. False once the
+  // store lost data of it (a checksum failed, a write-ahead log was recovered with
+  // loss) until a repair covered it. A copy that is not authoritative gives no votes:
+  // its read replies are merged but count toward neither R nor PR (here or at a remote
+  // coordinator), it is no Paxos acceptor, and a write it would coordinate first
+  // reads the key from the other replicas (or is forwarded to an authoritative
+  // primary), so that its new dot does not repeat one it issued before the loss.
+  // Writes merged into it are still acknowledged: the ack says truly that this
+  // version is durable here. Asked after each read, since a read may discover
+  // corruption.
+  virtual bool Authoritative(std::string_view /*key*/) const { return true; }
 
   // Partition transfer: up to max_keys objects with keys >= start that `want`, in key
   // order, including staged ones, examining at most max_examined keys (so one call never
@@ -162,6 +173,15 @@ struct ClientResult {
   Status status;
   bool applied = true;  // writes: false when the condition (NX/XX/if-live) did not hold
   Object object;        // reads: the merge of the replies
+  // What the result means if the shell's commit of the round that produced it fails
+  // (then nothing staged in the round is durable and none of its sends leave):
+  //   kStands      it does not depend on the round (an earlier round's write, a
+  //                forwarded result, a refusal): send it as it is;
+  //   kNotApplied  a write staged here in this round, or a read (which may show such
+  //                writes): nothing of it is stored here or was sent anywhere;
+  //   kUnknown     a CONSISTENT result: acceptors elsewhere may hold its proposal.
+  enum class OnCommitFailure { kStands, kNotApplied, kUnknown };
+  OnCommitFailure on_commit_failure = OnCommitFailure::kStands;
 };
 
 // A write this node coordinated (for the simulator's invariants and for tracing).
@@ -238,6 +258,11 @@ class NodeCore {
   size_t replays_in_flight() const { return replays_.size(); }
 
   Outbox TakeOutbox();
+  // The shell could not commit what was staged before the last TakeOutbox (a full
+  // disk): writes whose local copy was staged in that round exist nowhere (their
+  // replica writes were not sent either), so they are answered now with `why`
+  // (kIOError: not applied) instead of waiting for acks that cannot come.
+  void CommitFailed(const Status& why);
   bool HasOutput() const { return !out_.empty(); }
   // Requests not yet answered (answered reads may still wait for late replies to
   // repair replicas; they do not count, and are let go when there are too many).
@@ -269,6 +294,7 @@ class NodeCore {
     GetCoordinator coord;
     bool answered = false;
     size_t answered_bytes = 0;  // value bytes of the merged object when answered
+    bool self_not_authoritative = false;  // this node's copy was merged without a vote
   };
   struct PendingPut {
     Origin origin;
@@ -294,6 +320,9 @@ class NodeCore {
     std::vector<std::string> new_owners;
     int need_new = 0;
     std::set<std::string> new_acks;
+    bool read_done = false;  // the read before the write happened
+    bool staged = false;     // the new version was staged here (ApplyPut) ...
+    uint64_t staged_round = 0;  // ... before this many TakeOutbox calls
   };
   struct PendingReplay {
     std::string target;
@@ -319,7 +348,8 @@ class NodeCore {
   // Stores `obj` as a hint for `target` here, counting it; false if refused.
   Status AddHint(const std::string& target, const std::string& key, const Object& obj);
   void HandleReplayAck(std::map<uint64_t, PendingReplay>::iterator it, const ReplicaWriteAck& m);
-  void Finish(const Origin& origin, const Status& status, bool applied);
+  void Finish(const Origin& origin, const Status& status, bool applied,
+              ClientResult::OnCommitFailure on_failure = ClientResult::OnCommitFailure::kStands);
   void FinishPut(std::map<uint64_t, PendingPut>::iterator it);
   // Forgets an answered write, keeping hints for its targets that did not ack.
   void RetirePut(std::map<uint64_t, PendingPut>::iterator it);
@@ -338,6 +368,9 @@ class NodeCore {
   // The key's object merged with the hints this node keeps for it (for any target):
   // what a replica or a substitute answers a read with.
   Result<Object> ReadWithHints(const std::string& key);
+  // Starts the read from the write's targets that precedes a conditional write or a
+  // write this node cannot vouch for the key's copy of (LocalStore::Authoritative).
+  void StartReadBeforeWrite(std::map<uint64_t, PendingPut>::iterator it);
   bool AtCapacity() const { return inflight() >= options_.max_inflight; }
 
   void HandleWrite(const std::string& from, const ReplicaWrite& m);
@@ -390,6 +423,7 @@ class NodeCore {
   size_t answered_puts_ = 0;
   std::map<uint64_t, PendingForward> forwards_;
   Outbox out_;
+  uint64_t round_ = 0;  // TakeOutbox calls so far
   // Hinted handoff.
   HintStore* hints_ = nullptr;
   HandoffOptions handoff_;

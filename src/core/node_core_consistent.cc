@@ -51,7 +51,8 @@ void NodeCore::ReplyConsistent(const Origin& origin, const Status& status, bool 
                                              : consistent_stats_.unavailable)++;
   }
   if (origin.node.empty()) {
-    out_.results.push_back({origin.client_req, status, applied, object});
+    out_.results.push_back(
+        {origin.client_req, status, applied, object, ClientResult::OnCommitFailure::kUnknown});
   } else {
     out_.sends.emplace_back(
         origin.node, ConsistentResult{origin.remote_req, static_cast<uint32_t>(status.code()),
@@ -114,6 +115,19 @@ void NodeCore::StartRound(ConsistentIt it, int64_t now_ms) {
   if (!state.ok() || !data.ok()) {
     return FailConsistent(
         it, "local storage: " + (state.ok() ? data.status() : state.status()).ToString(), now_ms);
+  }
+  if (!store_.Authoritative(p.key)) {
+    // This node may have forgotten promises and accepts of the key: it proposes, but
+    // is no acceptor, so a majority of the others must answer.
+    acceptors.erase(std::remove(acceptors.begin(), acceptors.end(), self_), acceptors.end());
+    if (static_cast<int>(acceptors.size()) < majority) {
+      return FailConsistent(it,
+                            "need " + std::to_string(majority) + " of the key's " +
+                                std::to_string(replicas.size()) + " primaries, " +
+                                std::to_string(acceptors.size()) +
+                                " reachable and authoritative (this node's copy is not: repair pending)",
+                            now_ms);
+    }
   }
   // Above every ballot this node promised for the key (durable, so a restarted
   // proposer cannot reuse one) and every ballot it heard of.
@@ -280,6 +294,11 @@ void NodeCore::HandlePaxosPrepare(const std::string& from, const PaxosPrepare& m
     out_.sends.emplace_back(from, std::move(reply));
     return;
   }
+  if (!store_.Authoritative(m.key)) {
+    reply.error = "not authoritative for the key's partition (lost data; repair pending)";
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
   reply.ok = AcceptorPrepare(*state, m.ballot);
   reply.promised = state->promised;
   if (reply.ok) {
@@ -302,6 +321,11 @@ void NodeCore::HandlePaxosAccept(const std::string& from, const PaxosAccept& m) 
   Result<AcceptorState> state = store_.ReadPaxos(m.key);
   if (!state.ok()) {
     reply.error = state.status().ToString();
+    out_.sends.emplace_back(from, std::move(reply));
+    return;
+  }
+  if (!store_.Authoritative(m.key)) {
+    reply.error = "not authoritative for the key's partition (lost data; repair pending)";
     out_.sends.emplace_back(from, std::move(reply));
     return;
   }

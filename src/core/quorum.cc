@@ -160,6 +160,8 @@ Outcome GetCoordinator::OnReply(const std::string& node, bool ok, const Object& 
   if (ok) {
     replies_[i] = obj;
     merged_ = Merge(merged_, obj);
+  } else if (!obj.empty()) {
+    merged_ = Merge(merged_, obj);  // no vote, but what it holds is not lost
   }
   if (outcome_ != Outcome::kPending) return outcome_;
   if (quorum_.Met()) {

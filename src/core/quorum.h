@@ -64,6 +64,7 @@ class QuorumTracker {
   const std::vector<Target>& targets() const { return targets_; }
   int state(size_t i) const { return state_[i]; }  // 0 waiting, 1 ok, -1 failed
   int got() const { return got_; }
+  int need() const { return need_; }
   const std::string& why() const { return why_; }
 
  private:
@@ -92,6 +93,7 @@ class PutCoordinator {
   Outcome outcome() const { return outcome_; }
   Status ToStatus() const { return OutcomeStatus(outcome_, why_); }
   int acks() const { return quorum_.got(); }
+  int need() const { return quorum_.need(); }
 
  private:
   QuorumTracker quorum_;
@@ -106,7 +108,9 @@ class GetCoordinator {
 
   Outcome Check();
   const std::vector<Target>& targets() const { return quorum_.targets(); }
-  // A replica's object (empty if it has none), or failure (ok = false).
+  // A replica's object (empty if it has none), or failure (ok = false). A failed
+  // reply may still carry an object (a replica that cannot vouch for its copy): it is
+  // merged, but counts toward neither R nor PR.
   Outcome OnReply(const std::string& node, bool ok, const Object& obj);
   Outcome OnTime(int64_t now_ms);
 

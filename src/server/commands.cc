@@ -416,6 +416,11 @@ std::string CommandExecutor::Info(std::string_view section) const {
     kv("commits", std::to_string(store_.commits()));
     kv("committed_keys", std::to_string(store_.committed_keys()));
     kv("failed_commits", std::to_string(store_.failed_commits()));
+    // Corruption (README "Corruption and I/O errors").
+    kv("storage_corruptions", std::to_string(store_.corruptions()));
+    kv("wal_corruptions", std::to_string(store_.wal_corruptions()));
+    kv("partitions_not_authoritative", std::to_string(store_.suspect().size()));
+    kv("last_corruption", store_.last_corruption().empty() ? "-" : store_.last_corruption());
     kv("synced_writes", std::to_string(es.synced_writes));
     kv("estimated_live_data_bytes", std::to_string(es.live_data_bytes));
     kv("rdb_bgsave_in_progress", "0");
@@ -490,6 +495,8 @@ void AppendStatusError(const Status& st, std::string* out) {
     case Status::Code::kTimeout: return resp::AppendError(out, "TIMEOUT " + st.message());
     case Status::Code::kBusy: return resp::AppendError(out, "BUSY " + st.message());
     case Status::Code::kInvalidArgument: return resp::AppendError(out, "ERR " + st.message());
+    // A storage I/O error (a full disk): the message says whether it was applied.
+    case Status::Code::kIOError: return resp::AppendError(out, "IOERR " + st.message());
     default: return resp::AppendError(out, "ERR storage: " + st.ToString());
   }
 }

@@ -72,6 +72,9 @@ const std::vector<Setting>& Settings() {
       {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
+      // Corruption and I/O errors (README "Corruption and I/O errors").
+      {"storage.allow_wal_corruption", IntSetting{&Config::allow_wal_corruption, 0, 1}},
+      {"storage.min_free_mb", IntSetting{&Config::min_free_mb, 0, 1LL << 30}},
       {"testing.unsafe_ack_before_quorum", IntSetting{&Config::unsafe_ack_before_quorum, 0, 1}},
       {"testing.replica_write_delay_ms", IntSetting{&Config::replica_write_delay_ms, 0, 60000}},
       {"testing.replica_write_delay_peer", StringSetting{&Config::replica_write_delay_peer, {}}},

@@ -65,9 +65,20 @@ Status Node::Open() {
   ro.path = config_.data_dir;
   ro.block_cache_mb = static_cast<size_t>(config_.block_cache_mb);
   ro.write_buffer_mb = static_cast<size_t>(config_.write_buffer_mb);
-  Result<std::unique_ptr<Engine>> engine = storage::OpenRocksEngine(ro);
+  ro.allow_wal_corruption = config_.allow_wal_corruption != 0;
+  ro.min_free_bytes = static_cast<uint64_t>(config_.min_free_mb) << 20;
+  storage::RocksOpenInfo open_info;
+  Result<std::unique_ptr<Engine>> engine = storage::OpenRocksEngine(ro, &open_info);
   if (!engine.ok()) return engine.status();
   engine_ = std::move(engine).value();
+  const bool wal_loss = open_info.wal_corruption_tolerated;
+  if (wal_loss) {
+    LOG_ERROR << "STARTING WITH LOST WRITES: " << open_info.wal_error
+              << ". storage.allow_wal_corruption is set, so the node replayed the log up to "
+                 "the first bad record and dropped the rest. Every partition is held not "
+                 "authoritative (no votes from this node) until a repair has covered it; "
+                 "one starts when the other replicas are reachable.";
+  }
 
   // The data directory remembers whose it is: vector clocks name this node, so a data
   // directory must never be served under another identity.
@@ -93,6 +104,18 @@ Status Node::Open() {
     st = engine_->Write(b, /*sync=*/true);
   } else if (st.ok()) {
     st = engine_->Get(Column::kMeta, "actor", &actor);
+    if (st.ok() && wal_loss) {
+      // Writes this node coordinated may be gone from its log, and with them the
+      // highest dots it issued: a new incarnation never reissues one.
+      std::random_device rd;
+      char inc[17];
+      std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
+      actor = config_.node_id + "." + inc;
+      WriteBatch b;
+      b.Put(Column::kMeta, "actor", actor);
+      st = engine_->Write(b, /*sync=*/true);
+      LOG_WARN << "new incarnation " << actor << " after the write-ahead log loss";
+    }
   }
   if (!st.ok()) return Status::IOError("reading node identity from node.data_dir: " + st.ToString());
   // ... and which cluster: the id made with the cluster's secret (or cluster.id).
@@ -180,6 +203,15 @@ Status Node::Open() {
     const int64_t t0 = clock_.MonotonicMs();
     st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
     if (!st.ok()) return Status::IOError("building the anti-entropy trees: " + st.ToString());
+    if (wal_loss) {
+      store_->NoteWalCorruption(open_info.wal_error);
+      st = store_->MarkAllSuspect();
+      if (!st.ok()) return Status::IOError("saving the not-authoritative partitions: " + st.ToString());
+    }
+    if (!store_->suspect().empty()) {
+      LOG_WARN << store_->suspect().size()
+               << " partition(s) not authoritative here (lost data) until a repair covers them";
+    }
     LOG_INFO << "anti-entropy trees: " << store_->merkle_keys() << " keys in "
              << clock_.MonotonicMs() - t0 << " ms (index built in "
              << store_->merkle_index_build_ms() << " ms, trees rebuilt in "
@@ -412,6 +444,25 @@ Status Node::CommitAndRelease() {
     for (auto& [to, msg] : repair_out) peers_->Send(to, msg);
     peers_->Flush();
   }
+  if (!st.ok()) {
+    // Nothing staged in this round is durable and none of its peer messages left.
+    // Results that depend on the round are answered with what that means (see
+    // core::ClientResult::OnCommitFailure); writes staged this round still waiting
+    // for acks are answered by the core (CommitFailed) with the same -IOERR.
+    ++stats_.commit_failures;
+    if (stats_.commit_failures == 1 || stats_.commit_failures % 1000 == 0) {
+      LOG_ERROR << "commit failed: " << st.ToString() << " (" << stats_.commit_failures
+                << " so far); writes of this round answered -IOERR (not applied)";
+    }
+  }
+  // What a write staged in a round whose commit failed is told (README "Corruption and
+  // I/O errors"): -IOERR, which like -UNAVAILABLE means not applied.
+  const Status not_applied =
+      st.ok() ? Status::Ok()
+              : Status::IOError("local storage write failed (" + st.message() +
+                                "): not applied, nothing was stored on this node or sent to "
+                                "other replicas");
+  if (!st.ok()) core_->CommitFailed(not_applied);
   for (core::ClientResult& r : out.results) {
     auto it = requests_.find(r.client_req);
     if (it == requests_.end()) continue;
@@ -419,23 +470,18 @@ Status Node::CommitAndRelease() {
     requests_.erase(it);
     auto c = clients_.find(client_id);
     if (c == clients_.end()) continue;
-    if (st.ok()) {
-      c->second->OnResult(tag, std::move(r));
-    } else {
-      dirty.push_back(client_id);
+    if (!st.ok()) {
+      using F = core::ClientResult::OnCommitFailure;
+      if (r.on_commit_failure == F::kNotApplied) {
+        r.status = not_applied;
+        r.object = core::Object();
+      } else if (r.on_commit_failure == F::kUnknown) {
+        r.status = Status::Timeout("local storage write failed (" + st.message() +
+                                   "); other replicas may hold the proposal (outcome unknown)");
+        r.object = core::Object();
+      }
     }
-  }
-  if (!st.ok()) {
-    // Nothing from this round may leave: replies to writes would acknowledge what was
-    // not stored, and replies to reads may show it. Those clients see a closed
-    // connection, i.e. an unknown outcome.
-    ++stats_.commit_failures;
-    LOG_ERROR << "commit failed: " << st.ToString() << "; closing the clients owed replies";
-    for (uint64_t id : dirty) {
-      auto c = clients_.find(id);
-      if (c != clients_.end()) c->second->Abort();
-    }
-    return st;
+    c->second->OnResult(tag, std::move(r));
   }
   dirty.insert(dirty.end(), dirty_.begin(), dirty_.end());  // marked by OnResult
   dirty_.clear();
@@ -837,6 +883,7 @@ void Node::OnTick() {
   }
   ScheduleRepair();
   CloseLimitedClients(now);
+  RepairSuspect();
   if (config_.idle_timeout_s > 0) {
     const int64_t limit_ms = config_.idle_timeout_s * 1000;
     for (auto& [id, c] : clients_) {
@@ -901,8 +948,10 @@ void Node::PumpRepair() {
       }
     }
   }
+  ClearRepairedSuspects();
   if (repair_was_running_ && !repair_->running()) {
     repair_was_running_ = false;
+    repair_covers_suspect_.clear();
     if (repair_state_ == "running") repair_state_ = "done";
     repair_last_end_ms_ = loop_.NowMs();
     ++repair_runs_;
@@ -956,8 +1005,59 @@ void Node::ScheduleRepair() {
   if (repair_->Start(std::move(p), now).ok()) {
     repair_state_ = "running";
     repair_was_running_ = true;
+    NoteRepairStarted();
     LOG_INFO << "background repair of the partitions this node owns";
   }
+}
+
+void Node::ClearRepairedSuspects() {
+  if (repair_covers_suspect_.empty()) return;
+  const core::RepairProgress& p = repair_->progress();
+  std::set<uint32_t> covered;
+  for (uint32_t q : repair_covers_suspect_) {
+    if (p.finished.count(q) && std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
+      covered.insert(q);
+    }
+  }
+  if (covered.empty()) return;
+  for (uint32_t q : covered) repair_covers_suspect_.erase(q);
+  store_->ClearSuspect(covered);  // saved with this round's commit, after the merges
+  LOG_INFO << "repair covered " << covered.size() << " partition(s) not authoritative here; "
+           << store_->suspect().size() << " still are";
+}
+
+void Node::NoteRepairStarted() {
+  repair_covers_suspect_.clear();
+  const core::RepairJob& job = repair_->progress().job;
+  if (job.dry_run || !(job.node.empty() || job.node == config_.node_id)) return;
+  for (uint32_t q : job.partitions) {
+    if (store_->suspect().count(q)) repair_covers_suspect_.insert(q);
+  }
+}
+
+void Node::RepairSuspect() {
+  const std::set<uint32_t>& suspect = store_->suspect();
+  const int64_t now = loop_.NowMs();
+  if (suspect.empty() || repair_->running() || now < suspect_repair_next_ms_) return;
+  // The other replicas are what it is repaired from: wait until they are reachable.
+  for (const std::string& m : core_->ring()->members()) {
+    if (!core_->IsReachable(m)) return;
+  }
+  suspect_repair_next_ms_ = now + 5000;
+  core::RepairProgress p;
+  p.job.id = static_cast<uint64_t>(clock_.WallMs());
+  p.job.partitions.assign(suspect.begin(), suspect.end());
+  repair_resumed_ = false;
+  Status st = repair_->Start(std::move(p), now);
+  if (!st.ok()) {
+    LOG_WARN << "cannot start the repair of the partitions not authoritative here: " << st.ToString();
+    return;
+  }
+  repair_state_ = "running";
+  repair_was_running_ = true;
+  NoteRepairStarted();
+  PersistRepair();
+  LOG_WARN << "repairing " << suspect.size() << " partition(s) not authoritative here (lost data)";
 }
 
 void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
@@ -1021,6 +1121,7 @@ void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
   repair_state_ = "running";
   repair_was_running_ = true;
   repair_resumed_ = false;
+  NoteRepairStarted();
   PersistRepair();
   wire::resp::AppendSimple(out, "OK " + std::to_string(id));
 }

@@ -86,6 +86,14 @@ class Node : public ClientHost {
   void PumpRepair();
   void PersistRepair();
   void ScheduleRepair();
+  // Corruption: starts a repair of the partitions not authoritative here once every
+  // member is reachable (retried every few seconds while some stay suspect); a run
+  // that started when a partition was already suspect and synced it clears the mark.
+  void RepairSuspect();
+  void NoteRepairStarted();
+  // Clears the suspect mark of each partition the running job has synced (as each
+  // finishes, not only at the end of the run).
+  void ClearRepairedSuspects();
   // After the member view changed: persist it, rebuild the read and write rings,
   // connect to members learned by gossip, and publish this node's sync.
   void ApplyView();
@@ -159,6 +167,8 @@ class Node : public ClientHost {
   uint64_t gossip_entries_refused_ = 0;  // member states no flow could have produced
   int64_t last_refusal_log_ms_ = -1000000;
   uint64_t refusals_unlogged_ = 0;
+  std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
+  int64_t suspect_repair_next_ms_ = 0;
 };
 
 }  // namespace itsuka::server

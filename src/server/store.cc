@@ -1,9 +1,11 @@
 #include "server/store.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 
 #include "common/hash.h"
+#include "common/log.h"
 #include <algorithm>
 
 #include "common/log.h"
@@ -22,6 +24,14 @@ namespace {
 constexpr std::string_view kLeafPrefix = "ae/l";
 constexpr std::string_view kTombPrefix = "ae/t";
 constexpr std::string_view kFormatKey = "ae/format";
+// The suspect partitions, as decimal numbers separated by commas.
+constexpr std::string_view kSuspectKey = "corrupt/suspect";
+
+std::string EncodeSuspect(const std::set<uint32_t>& s) {
+  std::string out;
+  for (uint32_t p : s) out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
+}
 
 void PutBE(std::string* s, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) s->push_back(static_cast<char>(v >> (8 * i)));
@@ -124,9 +134,16 @@ Result<core::Object> Store::Read(std::string_view key) {
     }
     return core::Object();
   }
-  if (!st.ok()) return st;
   size_t dropped = 0;
-  Result<core::Object> obj = wire::DecodeStoredObject(bytes, &dropped);
+  Result<core::Object> obj =
+      st.ok() ? wire::DecodeStoredObject(bytes, &dropped) : Result<core::Object>(st);
+  if (!obj.ok() && obj.status().code() == Status::Code::kCorruption) {
+    // Treated as missing: deleted with the next commit (a repair or a replica's write
+    // brings the key back), and its partition is suspect until repaired.
+    OnCorruption(key, "object", obj.status());
+    staged_.insert_or_assign(std::string(key), core::Object());
+    return core::Object();
+  }
   if (obj.ok() && dropped > 0) {
     // Stored before the decoders refused such values (a negative expiry, a clock counter
     // over 2^53): serve what is sound and rewrite the key with it, so the key stays
@@ -150,6 +167,44 @@ Result<core::Object> Store::Read(std::string_view key) {
   return obj;
 }
 
+uint32_t Store::PartitionOfKey(std::string_view key) const {
+  return partitions_ == 0 ? 0 : PartitionOf(Hash64(key), partitions_);
+}
+
+void Store::OnCorruption(std::string_view key, const char* what, const Status& st) {
+  ++corruptions_;
+  const uint32_t p = PartitionOfKey(key);
+  last_corruption_ = std::string("partition ") + std::to_string(p) + ", " + what + ": " +
+                     st.message();
+  for (char& c : last_corruption_) {
+    if (c == '\r' || c == '\n') c = ' ';  // an INFO field
+  }
+  LOG_ERROR << "storage corruption: the stored " << what << " of a key in partition " << p
+            << " fails its check (" << st.message()
+            << "); treating it as missing, the partition as not authoritative, and asking "
+               "for a repair";
+  if (partitions_ != 0 && suspect_.insert(p).second) suspect_dirty_ = true;
+}
+
+bool Store::Authoritative(std::string_view key) const {
+  return suspect_.empty() || suspect_.count(PartitionOfKey(key)) == 0;
+}
+
+Status Store::MarkAllSuspect() {
+  for (uint32_t p = 0; p < partitions_; ++p) suspect_.insert(p);
+  WriteBatch b;
+  b.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
+  Status st = engine_.Write(b, /*sync=*/true);
+  suspect_dirty_ = !st.ok();
+  return st;
+}
+
+void Store::ClearSuspect(const std::set<uint32_t>& repaired) {
+  for (uint32_t p : repaired) {
+    if (suspect_.erase(p) > 0) suspect_dirty_ = true;
+  }
+}
+
 void Store::Stage(std::string_view key, core::Object obj) {
   auto [it, inserted] = staged_.insert_or_assign(std::string(key), std::move(obj));
   if (inserted && last_read_valid_ && key == last_read_key_) staged_base_.emplace(it->first, last_read_);
@@ -167,9 +222,15 @@ Result<core::AcceptorState> Store::ReadPaxos(std::string_view key) {
   std::string bytes;
   Status st = engine_.Get(Column::kMeta, PaxosKey(key), &bytes);
   if (st.IsNotFound()) return core::AcceptorState();
-  if (!st.ok()) return st;
   size_t dropped = 0;
-  Result<core::AcceptorState> state = wire::DecodeStoredAcceptorState(bytes, &dropped);
+  Result<core::AcceptorState> state =
+      st.ok() ? wire::DecodeStoredAcceptorState(bytes, &dropped) : Result<core::AcceptorState>(st);
+  if (!state.ok() && state.status().code() == Status::Code::kCorruption) {
+    // The partition becomes suspect, so this acceptor votes no more on the key (a
+    // forgotten promise must not be made again) until a repair covered it.
+    OnCorruption(key, "Paxos state", state.status());
+    return core::AcceptorState();
+  }
   if (state.ok() && dropped > 0) {
     ++salvaged_objects_;
     LOG_WARN << "stored Paxos state of '" << key << "': dropped " << dropped
@@ -322,6 +383,13 @@ Status Store::Commit() {
     } else if (st.IsNotFound()) {
       st = Status::Ok();
     }
+    if (st.code() == Status::Code::kCorruption) {
+      // The entry is overwritten below; the partition is suspect (its tree may be off
+      // until the next start rebuilds it) and a repair will compare it.
+      OnCorruption(key, "anti-entropy index entry", st);
+      old_v = IndexValue();
+      st = Status::Ok();
+    }
     if (!st.ok()) return fail(st);
     const IndexValue new_v = Describe(obj);
     IndexOps(&batch, p, leaf, key, old_v, new_v);
@@ -332,6 +400,7 @@ Status Store::Commit() {
   for (const auto& [key, st] : staged_paxos_) {
     batch.Put(Column::kMeta, PaxosKey(key), wire::EncodeAcceptorState(st));
   }
+  if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
   const size_t n = staged_.size() + staged_paxos_.size();
   staged_base_.clear();
   last_read_valid_ = false;  // the engine changes under it
@@ -345,6 +414,7 @@ Status Store::Commit() {
     ++commits_;
     committed_keys_ += n;
     purged_keys_ += deletes;
+    suspect_dirty_ = false;
   } else {
     ++failed_commits_;
   }
@@ -381,7 +451,10 @@ Status Store::EnableMerkle(uint32_t partitions) {
       // on its first read, replacing this one).
       Result<core::Object> obj = wire::DecodeObjectLayout(it->value());
       if (!obj.ok()) {
-        return Status::Corruption("indexing key for anti-entropy: " + obj.status().message());
+        // As a read would: counted, dropped, and its partition suspect.
+        OnCorruption(it->key(), "object", obj.status());
+        batch.Delete(Column::kData, it->key());
+        continue;
       }
       const uint64_t h = Hash64(it->key());
       IndexOps(&batch, PartitionOf(h, partitions), core::MerkleLeafOf(h, depth_), it->key(),
@@ -394,8 +467,10 @@ Status Store::EnableMerkle(uint32_t partitions) {
     }
     if (!it->status().ok()) return it->status();
     batch.Put(Column::kMeta, kFormatKey, want);
+    if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
     st = engine_.Write(batch, true);
     if (!st.ok()) return st;
+    suspect_dirty_ = false;
     index_build_ms_ = SteadyMs() - t0;
   }
   const int64_t t0 = SteadyMs();
@@ -415,6 +490,22 @@ Status Store::EnableMerkle(uint32_t partitions) {
   }
   if (!it->status().ok()) return it->status();
   rebuild_ms_ = SteadyMs() - t0;
+  std::string saved;
+  st = engine_.Get(Column::kMeta, kSuspectKey, &saved);
+  if (!st.ok() && !st.IsNotFound()) return st;
+  bool all = false;
+  for (size_t at = 0; st.ok() && at < saved.size();) {
+    size_t end = saved.find(',', at);
+    if (end == std::string::npos) end = saved.size();
+    const uint64_t p = std::strtoull(saved.substr(at, end - at).c_str(), nullptr, 10);
+    if (p >= partitions) all = true;  // saved for another partition count
+    else suspect_.insert(static_cast<uint32_t>(p));
+    at = end + 1;
+  }
+  if (all) {
+    for (uint32_t p = 0; p < partitions; ++p) suspect_.insert(p);
+    suspect_dirty_ = true;
+  }
   return Status::Ok();
 }
 

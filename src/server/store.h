@@ -13,10 +13,21 @@
 // them with one scan of the index (digests only, no object decoding). A staged empty
 // object deletes the key (a purged tombstone).
 //
+// Corruption (README "Corruption and I/O errors"): a read whose checksum fails, or
+// whose bytes do not decode, is logged (key's partition, RocksDB's message, which
+// names the file), counted, and answered as if the key were absent; the broken copy
+// is deleted with the next commit (and its anti-entropy digest with it, so repair
+// sees the key as missing here and brings it back) and the key's partition becomes
+// *suspect*: Authoritative() is false for its keys, so the core gives no votes from
+// this copy, until ClearSuspect after a repair covered it. A write-ahead log
+// recovered with loss makes every partition suspect (MarkAllSuspect). The suspect set
+// is kept in the meta column ("corrupt/suspect") and reloaded by EnableMerkle.
+//
 // Thread-compatible: used from the event-loop thread only.
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <memory>
@@ -51,7 +62,8 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Result<ScanBatch> Scan(std::string_view start, size_t max_keys, size_t max_examined,
                          const std::function<bool(std::string_view)>& want) override;
   bool HasStaged() const {
-    return !staged_.empty() || !staged_paxos_.empty() || (hints_ && hints_->HasStaged());
+    return !staged_.empty() || !staged_paxos_.empty() || (hints_ && hints_->HasStaged()) ||
+           suspect_dirty_;
   }
   // Hints whose staged changes commit in the same batch as the data (not owned).
   void AttachHints(HintTable* hints) { hints_ = hints; }
@@ -89,6 +101,27 @@ class Store : public core::LocalStore, public core::MerkleSource {
   // checks (stored before the decoders refused them); each was salvaged and rewritten.
   uint64_t salvaged_objects() const { return salvaged_objects_; }
 
+  // ---- Corruption ----
+  // False for keys of suspect partitions (see the top of this file).
+  bool Authoritative(std::string_view key) const override;
+  // After a write-ahead log was recovered with loss: every partition is suspect, saved
+  // at once. REQUIRES: merkle_enabled(), nothing staged.
+  Status MarkAllSuspect();
+  // A repair run covered these partitions: they are no longer suspect (saved with the
+  // next commit).
+  void ClearSuspect(const std::set<uint32_t>& repaired);
+  const std::set<uint32_t>& suspect() const { return suspect_; }
+  uint64_t corruptions() const { return corruptions_; }
+  // The engine replayed a corrupted write-ahead log up to the bad record (`what`).
+  void NoteWalCorruption(std::string what) {
+    ++wal_corruptions_;
+    for (char& c : what) c = (c == '\r' || c == '\n') ? ' ' : c;  // an INFO field
+    last_corruption_ = std::move(what);
+  }
+  uint64_t wal_corruptions() const { return wal_corruptions_; }
+  const std::string& last_corruption() const { return last_corruption_; }
+  uint32_t PartitionOfKey(std::string_view key) const;
+
   // core::MerkleSource
   uint32_t MerkleDepth() const override { return depth_; }
   uint32_t Partitions() const override { return partitions_; }
@@ -123,6 +156,15 @@ class Store : public core::LocalStore, public core::MerkleSource {
   int64_t rebuild_ms_ = 0;
   uint64_t purged_keys_ = 0;
   uint64_t salvaged_objects_ = 0;
+
+  // Counts and logs a corrupted stored entry of `key` (`what` says which) and makes its
+  // partition suspect.
+  void OnCorruption(std::string_view key, const char* what, const Status& st);
+  std::set<uint32_t> suspect_;
+  bool suspect_dirty_ = false;  // suspect_ changed since it was last saved
+  uint64_t corruptions_ = 0;
+  uint64_t wal_corruptions_ = 0;
+  std::string last_corruption_;
 };
 
 }  // namespace itsuka::server

@@ -253,3 +253,28 @@ TEST(ConfigClockOffset, MaxClockOffsetParsesAndIsBounded) {
 
 }  // namespace
 }  // namespace itsuka
+
+namespace itsuka {
+namespace {
+
+TEST(Config, AllowWalCorruptionIsOffByDefaultAndTakesZeroOrOne) {
+  EXPECT_EQ(Config().allow_wal_corruption, 0);
+  Result<Config> on = ParseConfigText("", "t.toml", {{"storage.allow_wal_corruption", "1"}});
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_EQ(on->allow_wal_corruption, 1);
+  Result<Config> file = ParseConfigText("[storage]\nallow_wal_corruption = 1\n", "t.toml", {});
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(file->allow_wal_corruption, 1);
+  EXPECT_FALSE(ParseConfigText("", "t.toml", {{"storage.allow_wal_corruption", "2"}}).ok());
+}
+
+TEST(Config, MinFreeMbDefaultsTo256AndZeroTurnsItOff) {
+  EXPECT_EQ(Config().min_free_mb, 256);
+  Result<Config> off = ParseConfigText("[storage]\nmin_free_mb = 0\n", "t.toml", {});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->min_free_mb, 0);
+  EXPECT_FALSE(ParseConfigText("", "t.toml", {{"storage.min_free_mb", "-1"}}).ok());
+}
+
+}  // namespace
+}  // namespace itsuka
