@@ -248,8 +248,12 @@ View FilterGossip(const View& mine, const View& incoming, const std::string& fro
         m.status != c.status) {
       using S = MemberStatus;
       const S a = c.status, b = m.status;
+      // up -> left skips leaving: a node that was away (down, or partitioned) for a
+      // member's whole decommission sees this, with the two version bumps the flow made
+      // (up -> leaving -> left, Gossiper::Leave then Advance). A single bump cannot be it.
       const bool legal = (a == S::kJoining && (b == S::kUp || b == S::kLeaving || b == S::kLeft)) ||
-                         (a == S::kUp && b == S::kLeaving) || (a == S::kLeaving && b == S::kLeft);
+                         (a == S::kUp && b == S::kLeaving) || (a == S::kLeaving && b == S::kLeft) ||
+                         (a == S::kUp && b == S::kLeft && m.version >= c.version + 2);
       if (!legal || m.version <= c.version || m.version > c.version + kMaxGossipJump) {
         refused = std::string("ownership ") + MemberStatusName(a) + " -> " + MemberStatusName(b) +
                   " is not a transition any flow makes";

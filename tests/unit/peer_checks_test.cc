@@ -170,6 +170,19 @@ TEST(GossipChecks, DecommissionFlowsPass) {
   joined["n6"] = Member("n6", MemberStatus::kUp, 2);
   joined["n7"] = Member("n7", MemberStatus::kJoining);
   EXPECT_EQ(FilterGossip(mine, joined, "n2", "n1", nullptr).size(), 2u);
+  // A node away for a member's whole decommission sees up -> left with both of the
+  // flow's version bumps, about another member or about itself (restarted from a saved
+  // view after it was decommissioned while down).
+  View missed;
+  missed["n3"] = c.view["n3"];
+  missed["n3"].status = MemberStatus::kLeft;
+  missed["n3"].version = c.view["n3"].version + 2;
+  EXPECT_EQ(FilterGossip(c.view, missed, "n2", "n1", nullptr).size(), 1u);
+  View self_missed;
+  self_missed["n1"] = c.view["n1"];
+  self_missed["n1"].status = MemberStatus::kLeft;
+  self_missed["n1"].version = c.view["n1"].version + 2;
+  EXPECT_EQ(FilterGossip(c.view, self_missed, "n2", "n1", nullptr).size(), 1u);
   // A left member cannot come back.
   View back;
   back["gone"] = Member("gone", MemberStatus::kUp, 9);
