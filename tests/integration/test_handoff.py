@@ -8,18 +8,11 @@ import subprocess
 import unittest
 
 import harness
-from harness import Cluster, wait_until
+from harness import Cluster, info, wait_until
 
 KEYS = 10000
 
 
-def info(node, section):
-    c = node.client()
-    try:
-        text = c.call("INFO", section).decode()
-    finally:
-        c.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
 def pipelined(node, commands, chunk=500):

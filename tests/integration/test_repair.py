@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import ITSUKAD, Cluster, RespError, wait_until
+from harness import ITSUKAD, Cluster, info, RespError, wait_until
 
 FAST = ("--set", "cluster.partitions=16", "--set", "repair.request_timeout_ms=500",
         "--set", "repair.keys_per_s=0", "--set", "repair.bytes_per_s=0")
@@ -30,13 +30,6 @@ def repair(node, *args):
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
 
-def info(node, section):
-    c = node.client()
-    try:
-        text = c.call("INFO", section).decode()
-    finally:
-        c.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
 def get_all(c, key):
