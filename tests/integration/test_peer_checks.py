@@ -40,8 +40,8 @@ def absent_member(cluster, node, member):
     member as a duplicate node id (peers.h), so the attacker speaks for a member that is
     not connected, which the transport accepts as a replaced data directory. (Reusing
     the live member's own instance id would get past the duplicate rule too, but it is
-    in the member's RocksDB and would make the test depend on that.) The member is
-    started again, and the cluster whole, when the session ends."""
+    in the member's RocksDB and would make the test depend on that.) When the session
+    ends the member is started again and the whole cluster reconnects."""
     real = next(n for n in cluster.nodes if n.node_id == member)
     authenticated = counter(node, "peer_connections_authenticated")
     real.stop()
@@ -149,6 +149,8 @@ class PeerChecks(unittest.TestCase):
         self.assertTrue(counted, "the refusal was not counted (peer_messages_refused)")
 
     def test_non_member_cannot_write_or_forward(self):
+        # A non-member id: it authenticates (the secret is all the transport asks for),
+        # so only the members-only checks can refuse what it sends.
         s = peer_session(self.n1, "intruder")
         try:
             before = counter(self.n1, "peer_senders_refused")
