@@ -57,7 +57,19 @@ void LogLine(LogLevel level, std::string_view text) {
                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                         tm.tm_sec, ts.tv_nsec / 1000000, LevelTag(level));
   std::string line(head, n > 0 ? static_cast<size_t>(n) : 0);
-  line.append(text);
+  // Lines quote what strangers send (node ids, cluster names, refusal reasons): control
+  // bytes are written as \xNN, so no one can forge a log line or a terminal escape.
+  line.reserve(line.size() + text.size() + 1);
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      line += "\\x";
+      line.push_back(kHex[c >> 4]);
+      line.push_back(kHex[c & 15]);
+    } else {
+      line.push_back(static_cast<char>(c));
+    }
+  }
   line.push_back('\n');
   ssize_t ignored = ::write(g_fd.load(), line.data(), line.size());
   (void)ignored;

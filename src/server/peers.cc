@@ -344,7 +344,13 @@ bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& 
       return true;
     }
     ++stats_.handshakes_refused;
-    if (r->code == core::AuthResult::kDuplicateNode) {
+    // A duplicate-node verdict stops this node only from an acceptor that proved it holds
+    // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
+    // stopped member's port, or answers a gossiped address -- or in insecure mode, where
+    // nobody proves anything, it is an ordinary refusal: a stranger must not be able to
+    // shut a member down.
+    if (r->code == core::AuthResult::kDuplicateNode && out.handshake == Handshake::kProofSent &&
+        !identity_.insecure) {
       LOG_ERROR << who << " refuses this node: " << r->reason;
       if (on_fatal_) on_fatal_(r->reason);
     } else {
@@ -458,7 +464,7 @@ void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
     // round trip, so strangers holding every slot cannot keep a member out for long.
     ++stats_.connections_refused;
     Incoming& victim = incoming_[oldest];
-    LOG_WARN << "peer connection from " << victim.conn->peer()
+    if (AllowStrangerLog()) LOG_WARN << "peer connection from " << victim.conn->peer()
              << " closed: cluster.max_handshaking_peers (" << config_.max_handshaking_peers
              << ") connections are shaking hands; making room for " << conn->peer();
     victim.frames.Reset(nullptr);
@@ -473,7 +479,7 @@ void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
     auto it = incoming_.find(id);
     if (it == incoming_.end() || !it->second.peer_id.empty()) return;
     ++stats_.handshakes_timed_out;
-    LOG_WARN << "peer connection from " << it->second.conn->peer() << ": no handshake within "
+    if (AllowStrangerLog()) LOG_WARN << "peer connection from " << it->second.conn->peer() << ": no handshake within "
              << kHandshakeTimeoutMs << " ms; closing";
     it->second.frames.Reset(nullptr);
     it->second.conn->Close();
@@ -487,7 +493,7 @@ void PeerTransport::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
                            [&](std::string_view f) { return OnIncomingFrame(id, f); })) {
           if (i.refused) return;  // the refusal is on its way, then the connection closes
           ++stats_.bad_frames;
-          LOG_WARN << "peer connection from " << i.conn->peer() << ": bad frame or handshake; closing";
+          if (AllowStrangerLog()) LOG_WARN << "peer connection from " << i.conn->peer() << ": bad frame or handshake; closing";
           i.conn->Close();
         }
       },
@@ -502,7 +508,7 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     if (!msg.ok()) {
       ++stats_.handshakes_refused;
       // Closed without an answer: whatever sent it does not speak this handshake.
-      LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << msg.status().message();
+      if (AllowStrangerLog()) LOG_WARN << "peer connection from " << in.conn->peer() << " refused: " << msg.status().message();
       in.refused = true;
       in.frames.Reset(nullptr);
       in.conn->Close();
@@ -610,9 +616,30 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
   if (code == core::AuthResult::kDuplicateNode) {
     LOG_ERROR << "peer connection from " << from << " refused: " << why;
   } else {
-    LOG_WARN << "peer connection from " << from << " refused: " << why;
+    if (AllowStrangerLog()) LOG_WARN << "peer connection from " << from << " refused: " << why;
   }
   RefuseIncoming(in, code, why);
+  return false;
+}
+
+bool PeerTransport::AllowStrangerLog() {
+  // At most kStrangerLogLinesPerSecond lines a second about connections that have not
+  // authenticated (a flood of strangers must not fill the disk), then one line saying
+  // how many were left out. Every refusal is still counted in PeerStats.
+  const int64_t now = loop_.NowMs();
+  if (now - stranger_log_window_ms_ >= 1000) {
+    if (stranger_log_dropped_ > 0) {
+      LOG_WARN << stranger_log_dropped_ << " more lines about refused peer connections left out";
+    }
+    stranger_log_window_ms_ = now;
+    stranger_log_lines_ = 0;
+    stranger_log_dropped_ = 0;
+  }
+  if (stranger_log_lines_ < kStrangerLogLinesPerSecond) {
+    ++stranger_log_lines_;
+    return true;
+  }
+  ++stranger_log_dropped_;
   return false;
 }
 

@@ -231,6 +231,9 @@ class PeerTransport {
   void RefuseIncoming(Incoming& in, uint32_t code, const std::string& reason);
   // Logs (and remembers) a member's instance id, noting a replaced data directory.
   void NoteInstance(const std::string& id, const std::string& instance);
+  // Rate limit of log lines about unauthenticated connections (AllowStrangerLog).
+  bool AllowStrangerLog();
+  static constexpr uint64_t kStrangerLogLinesPerSecond = 10;
   static void AppendFrame(std::string* out, std::string_view body);
   void WriteFrame(net::TcpConnection& conn, const core::PeerMessage& msg);
   size_t MaxFrame() const;
@@ -251,6 +254,9 @@ class PeerTransport {
   MessageFn on_message_;
   UpFn on_up_;
   FatalFn on_fatal_;
+  int64_t stranger_log_window_ms_ = 0;
+  uint64_t stranger_log_lines_ = 0;
+  uint64_t stranger_log_dropped_ = 0;
   BufferBudget budget_;
   std::map<std::string, std::string> instances_;  // member -> last authenticated instance
   RefusedFn on_refused_;

@@ -204,6 +204,69 @@ class StrangersOnThePeerPort(unittest.TestCase):
             dialler.cleanup()
             listener.close()
 
+    def test_b3_a_squatter_cannot_shut_a_node_down(self):
+        """Whoever answers a node's dial (a stopped member's port, a gossiped address)
+        may claim the node's id is a duplicate; without having proved it holds the
+        secret that is an ordinary refusal, not a reason for the node to exit. Its
+        reason, with a newline and a terminal escape, is logged escaped."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        answered = []
+
+        def squatter():
+            listener.settimeout(20)
+            while len(answered) < 3:
+                try:
+                    conn, _ = listener.accept()
+                except (socket.timeout, OSError):
+                    return
+                s = PeerSocket.__new__(PeerSocket)
+                s.sock = conn
+                if s.recv() is not None:
+                    s.send([62, 2, "node id is already in use\nFORGED ERROR line\x1b[2J"])
+                    answered.append(1)
+                conn.close()
+
+        t = threading.Thread(target=squatter, daemon=True)
+        t.start()
+        dialler = extra_node(self.cluster, "squatted", "node8", listener.getsockname()[1])
+        try:
+            dialler.start()
+            t.join(timeout=25)
+            self.assertGreaterEqual(len(answered), 2, "the node did not dial the squatter again")
+            self.assertIsNone(dialler.proc.poll(), "a stranger's duplicate verdict stopped the node")
+            self.assertEqual(redis_cli(dialler.port, "PING"), "PONG")
+            with open(dialler.log_path, "rb") as f:
+                log = f.read()
+            self.assertIn(b"already in use\\x0aFORGED", log)
+            self.assertNotIn(b"\nFORGED", log)
+            self.assertNotIn(b"\x1b", log)
+        finally:
+            dialler.cleanup()
+            listener.close()
+
+    def test_b4_a_flood_of_strangers_is_logged_at_a_bounded_rate(self):
+        node = self.cluster.nodes[2]
+        port = peer_port_of(node)
+        with open(node.log_path, "rb") as f:
+            before = f.read().count(b"refused")
+        start = time.monotonic()
+        for _ in range(300):  # bounded: 300 connections, each one garbage frame
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(frame([0, "itsuka", 1, "stranger"]))
+                try:
+                    s.recv(16)
+                except OSError:
+                    pass
+        elapsed = time.monotonic() - start
+        wait_until(lambda: int(info(node)["peer_handshakes_refused"]) >= 300, timeout=10,
+                   what="every refusal counted")
+        with open(node.log_path, "rb") as f:
+            lines = f.read().count(b"refused") - before
+        # At most 10 lines a second (plus the window in progress and a summary line each).
+        self.assertLessEqual(lines, 10 * (elapsed + 2) + elapsed + 2, f"{lines} lines in {elapsed:.1f}s")
+
     def test_c_strangers_announcing_huge_frames_cost_little(self):
         n1, n2 = self.cluster.nodes[0], self.cluster.nodes[1]
         port = peer_port_of(n1)
