@@ -11,7 +11,9 @@
 // command, a client whose pending output is over limits.output_soft_limit_bytes is
 // paused (no reading, no parsing) until the output drains to half of it: a slow reader
 // is slowed, not dropped. A reply that would pass limits.max_output_buffer_bytes is
-// replaced by an error; only output queued past that limit disconnects.
+// replaced by an error; only output queued past that limit disconnects. While the node
+// is over server.max_memory_bytes no replicated request starts (the reply becomes -OOM),
+// and the host evicts clients holding partial input (EvictForMemory).
 //
 // Thread-compatible: owned by the Node and used from the event-loop thread only.
 #pragma once

@@ -5,7 +5,8 @@ a clear error (or is slowed/closed), and the node serves afterwards.
 
 Before the fix (same attacks): MGET of a 1 MB key x600 peaked at 1.6 GB, x2000 at 4 GB
 (and stalled PING 9 s); 20k pipelined GETs of 1 MB without reading 1.1 GB; 20 clients
-with most of a 1,048,576-argument command 660 MB."""
+with most of a 1,048,576-argument command 660 MB. The ceiling attacks (F3-F5 of the red
+team) are the last classes; their before/after figures are in README `### Memory limits`."""
 import re
 import socket
 import threading
@@ -437,6 +438,35 @@ class RepliesAtCeiling(LimitTest):
                    what="memory to be released")
         self.assertServes()
         self.assertEqual(self.c.call("MGET", "v0", "v1"), [b"m" * (4 * MB)] * 2)
+
+
+class UnauthenticatedSlots(LimitTest):
+    """F5: unauthenticated connections filled every server.max_clients slot (10,050
+    idle connections in 4.4 s; real clients got -ERR max number of clients reached).
+    Now at most limits.max_unauth_clients (and half of max_clients) may be open without
+    AUTH; past it the oldest of them is closed."""
+    node_args = ("--requirepass", "secret", "--set", "server.max_clients=200",
+                 "--set", "limits.max_unauth_clients=50")
+
+    def test_strangers_cannot_take_every_slot(self):
+        self.assertEqual(self.c.call("AUTH", "secret"), "OK")
+        strangers = [socket.create_connection(("127.0.0.1", self.node.port), timeout=10)
+                     for _ in range(250)]
+        wait_until(lambda: self.info("unauth_evictions") >= 200, timeout=10,
+                   what="the oldest unauthenticated connections to be closed")
+        # 1 authenticated + 50 strangers.
+        wait_until(lambda: self.info("connected_clients", "clients") <= 51, timeout=10,
+                   what="unauthenticated connections to be bounded")
+        # A newcomer that authenticates at once still gets in, and the connection
+        # already authenticated is kept.
+        late = self.node.client()
+        self.assertEqual(late.call("AUTH", "secret"), "OK")
+        self.assertEqual(late.call("SET", "k", "v"), "OK")
+        self.assertEqual(self.c.call("GET", "k"), b"v")
+        self.assertEqual(self.info("rejected_connections"), 0)
+        late.close()
+        for s in strangers:
+            s.close()
 
 
 if __name__ == "__main__":
