@@ -240,12 +240,17 @@ class ManyHugeCommands(LimitTest):
 
 
 class MemoryCeiling(LimitTest):
-    node_args = ("--set", "server.max_memory_bytes=4194304")
-
     def test_oom_on_set_while_ping_and_info_answer(self):
-        self.assertEqual(self.c.call("SET", "big", b"z" * MB), "OK")
-        # A reader that does not read holds up to limits.output_soft_limit_bytes (8 MB)
-        # of replies: over the 4 MB ceiling.
+        # A 12 MiB value is written with no ceiling (under a 4 MiB one the SET's own
+        # partial input would be evicted), then the node restarts with the ceiling.
+        self.assertEqual(self.c.call("SET", "big", b"z" * (12 * MB)), "OK")
+        self.c.close()
+        self.node.stop()
+        self.node.extra += ["--set", "server.max_memory_bytes=4194304"]
+        self.node.start()
+        self.c = self.node.client()
+        # A reader that does not read holds the 12 MiB reply (started while under the
+        # ceiling; the GETs after it are refused): over the 4 MiB ceiling.
         a = Client(self.node.port, timeout=2)
         a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         try:
