@@ -103,6 +103,8 @@ struct Config {
   int64_t auth_max_failures = 10;             // per source address within the window
   int64_t auth_failure_window_s = 60;         // also how long an address is refused
   int64_t auth_failure_delay_ms = 100;        // x failures on the connection, at most 5 s
+  int64_t max_unauth_clients = 1000;          // connections not yet authenticated, at most
+                                              // half of max_clients (only with requirepass)
 
   // [cluster] clock offsets (members branch)
   int64_t max_clock_offset_ms = 500;  // 0: never refuse TTL writes over clock offsets

@@ -58,6 +58,9 @@ void Client::OnRead(std::string_view data) {
   if (session_.close_after_reply) return;
   parser_.Feed(data);
   ProcessInput();
+  // Checked on every read that grows a partial command (not only once per loop round,
+  // which may read thousands of sockets): the node stays near its ceiling.
+  if (parser_.accounted() >= kEvictFloorBytes && NodeOverMemory()) host_.EvictForMemory();
 }
 
 void Client::ProcessInput() {
@@ -118,19 +121,9 @@ void Client::ProcessInput() {
     session_.close_after_reply = true;
   }
   Reaccount();
-  if (!session_.close_after_reply && config.max_memory_bytes > 0 &&
-      stats.client_memory_bytes > config.max_memory_bytes &&
-      parser_.accounted() > kEvictInputBytes) {
-    // At the node's ceiling a partial command is not allowed to grow further.
-    ++stats.memory_evictions;
-    LOG_WARN << "client " << session_.peer << ": " << parser_.accounted()
-             << " bytes of input at server.max_memory_bytes; closing";
-    replies_.emplace_back();
-    wire::resp::AppendError(&replies_.back().data,
-                            "OOM command not allowed when used memory > 'server.max_memory_bytes'.");
-    reply_bytes_ += replies_.back().data.size();
-    session_.close_after_reply = true;
-  }
+  // At the node's ceiling, Node::EvictForMemory closes the clients holding the most
+  // partial input (unauthenticated ones first); nothing is decided here per client.
+  (void)config;
   if (busy && !deferred_ && parser_.buffered() > 0) ++stats.deferred_commands;
   deferred_ = busy;
   // Too many replies outstanding, output pending, a held reply, or closing: stop
@@ -173,7 +166,11 @@ void Client::Pump() {
   while (!queued_.empty()) {
     Queued& q = queued_.front();
     PendingReply* r = ReplyFor(q.seq);
-    if (r != nullptr && !r->ready()) {
+    if (r != nullptr && !r->ready() && NodeOverMemory()) {
+      // Over the node's ceiling no request starts, not even a command's first: the
+      // whole reply becomes -OOM (its results so far are released).
+      FailReplyOom(*r);
+    } else if (r != nullptr && !r->ready()) {
       // Output other than this request's own reply (earlier replies, the socket's queue)
       // over the soft limit: wait for it to drain. The reply's own results are bounded
       // by the hard limit (FailReply), so one command always makes progress.
@@ -212,6 +209,9 @@ void Client::Pump() {
         charged_[tag] = charge;
       }
       started = true;
+      // The charge counts toward the node's figure at once, so the next start (this
+      // client's or another's) sees it.
+      Reaccount();
     }
     // A reply already failed (over the output limit) needs no more of its requests.
     queued_bytes_ -= q.bytes;
@@ -220,13 +220,46 @@ void Client::Pump() {
   if (started) host_.MarkDirty(session_.id);
 }
 
-void Client::FailReply(PendingReply& r) {
+void Client::ClearReply(PendingReply& r) {
   reply_bytes_ -= r.data.size() + r.result_bytes;
   r.results = {};
   r.result_bytes = 0;
   r.render = nullptr;
   r.waiting = 0;
   std::string().swap(r.data);
+}
+
+void Client::FailReplyOom(PendingReply& r) {
+  ClearReply(r);
+  wire::resp::AppendError(&r.data,
+                          "OOM command not allowed when used memory > 'server.max_memory_bytes'.");
+  reply_bytes_ += r.data.size();
+  ++host_.stats().oom_refusals;
+  ++host_.stats().error_replies;
+}
+
+int64_t Client::EvictForMemory() {
+  const int64_t before = reported_;
+  ++host_.stats().memory_evictions;
+  LOG_WARN << "client " << session_.peer << ": " << parser_.accounted()
+           << " bytes of partial input at server.max_memory_bytes; closing";
+  parser_ = wire::RespParser();
+  parser_.set_limits(Limits());
+  std::vector<std::string>().swap(args_);
+  replies_.emplace_back();
+  wire::resp::AppendError(&replies_.back().data,
+                          "OOM command not allowed when used memory > 'server.max_memory_bytes'.");
+  reply_bytes_ += replies_.back().data.size();
+  session_.close_after_reply = true;
+  paused_ = true;
+  conn_->PauseReading();
+  Reaccount();
+  host_.MarkDirty(session_.id);
+  return before - reported_;
+}
+
+void Client::FailReply(PendingReply& r) {
+  ClearReply(r);
   wire::resp::AppendError(&r.data, "ERR reply would exceed limits.max_output_buffer_bytes (" +
                                        std::to_string(HardLimit()) +
                                        " bytes); ask for fewer or smaller values");

@@ -11,7 +11,9 @@
 // command, a client whose pending output is over limits.output_soft_limit_bytes is
 // paused (no reading, no parsing) until the output drains to half of it: a slow reader
 // is slowed, not dropped. A reply that would pass limits.max_output_buffer_bytes is
-// replaced by an error; only output queued past that limit disconnects.
+// replaced by an error; only output queued past that limit disconnects. While the node
+// is over server.max_memory_bytes no replicated request starts (the reply becomes -OOM),
+// and the host evicts clients holding partial input (EvictForMemory).
 //
 // Thread-compatible: owned by the Node and used from the event-loop thread only.
 #pragma once
@@ -48,6 +50,9 @@ class ClientHost {
   virtual void WatchClient(uint64_t client_id) = 0;
   // The connection is closed; the host destroys the client.
   virtual void OnClientClosed(uint64_t client_id) = 0;
+  // The node is over server.max_memory_bytes after input from a client holding partial
+  // input: evict clients (Client::EvictForMemory) until under it.
+  virtual void EvictForMemory() = 0;
   // How many copies of a value one replicated read brings into this node (each
   // replica answers, the coordinator merges): reads are charged this many times.
   virtual size_t ReadFanout() const = 0;
@@ -76,6 +81,7 @@ class Client : private Dispatcher {
   // Stops reading; closes once the replies owed are sent (graceful shutdown).
   void Drain();
   void CloseNow() { conn_->Close(); }
+  bool closing() const { return conn_->closing(); }
   bool idle() const { return replies_.empty() && queued_.empty(); }
   // After I/O: resumes a client whose output drained or whose held reply is due, starts
   // queued requests, and re-accounts what the socket sent.
@@ -85,6 +91,14 @@ class Client : private Dispatcher {
   int64_t accounted() const { return reported_; }
 
   const Session& session() const { return session_; }
+  // Bytes of input held for a command not yet complete (what eviction frees).
+  size_t input_bytes() const { return parser_.accounted(); }
+  // At the node's memory ceiling (Node::EvictForMemory): drops the partial input at
+  // once, answers -OOM and closes after the replies owed. Returns the bytes released.
+  int64_t EvictForMemory();
+  // At the node's ceiling, a client holding less partial input than this is not
+  // evicted (an idle or ordinary client holds a few hundred bytes).
+  static constexpr size_t kEvictFloorBytes = 4096;
 
  private:
   // Most replies (and queued requests) a client may have outstanding before it stops
@@ -92,9 +106,6 @@ class Client : private Dispatcher {
   static constexpr size_t kMaxPendingReplies = 4096;
   // Most replicated requests one client has started and not seen answered.
   static constexpr size_t kMaxInflight = 64;
-  // At the node's memory ceiling, a client holding more partial input than this is
-  // closed with -OOM.
-  static constexpr size_t kEvictInputBytes = 1 << 20;
 
   // A replicated request waiting for its turn to start.
   struct Queued {
@@ -125,6 +136,14 @@ class Client : private Dispatcher {
   void Enqueue(Queued q);
   PendingReply* ReplyFor(uint64_t seq);
   void FailReply(PendingReply& r);  // replaces a reply over the output limit by an error
+  // Replaces a reply whose requests cannot start (the node is over server.max_memory_bytes)
+  // by -OOM; its results so far are released.
+  void FailReplyOom(PendingReply& r);
+  void ClearReply(PendingReply& r);
+  bool NodeOverMemory() const {
+    return host_.config().max_memory_bytes > 0 &&
+           host_.stats().client_memory_bytes > host_.config().max_memory_bytes;
+  }
   void MaybeResume();
   void Reaccount();
   int64_t CurrentBytes() const;

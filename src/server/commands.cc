@@ -445,9 +445,11 @@ std::string CommandExecutor::Info(std::string_view section) const {
     kv("reply_limit_refusals", std::to_string(stats_.reply_limit_refusals));
     kv("memory_evictions", std::to_string(stats_.memory_evictions));
     kv("unauth_idle_disconnects", std::to_string(stats_.unauth_idle_disconnects));
+    kv("unauth_evictions", std::to_string(stats_.unauth_evictions));
     kv("clients_closed_for_limits",
        std::to_string(stats_.query_buffer_disconnects + stats_.output_buffer_disconnects +
-                      stats_.memory_evictions + stats_.unauth_idle_disconnects));
+                      stats_.memory_evictions + stats_.unauth_idle_disconnects +
+                      stats_.unauth_evictions));
     kv("auth_failures", std::to_string(stats_.auth_failures));
     kv("auth_rate_limited", std::to_string(stats_.auth_rate_limited));
   }

@@ -55,6 +55,7 @@ const std::vector<Setting>& Settings() {
       {"limits.auth_max_failures", IntSetting{&Config::auth_max_failures, 1, 1000000}},
       {"limits.auth_failure_window_s", IntSetting{&Config::auth_failure_window_s, 1, 86400}},
       {"limits.auth_failure_delay_ms", IntSetting{&Config::auth_failure_delay_ms, 0, 5000}},
+      {"limits.max_unauth_clients", IntSetting{&Config::max_unauth_clients, 1, 1000000}},
       {"cluster.name", StringSetting{&Config::cluster_name, {}}},
       {"cluster.peer_port", IntSetting{&Config::peer_port, 0, 65535}},
       {"cluster.seeds", ListSetting{&Config::seeds}},

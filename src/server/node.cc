@@ -393,6 +393,7 @@ void Node::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
     conn->Close();  // the reply was handed to the kernel by Write's direct attempt
     return;
   }
+  if (!config_.requirepass.empty()) CloseOldestUnauthenticated();
   uint64_t id = next_client_id_++;
   clients_.emplace(id, std::make_unique<Client>(*this, id, std::move(conn)));
   stats_.connected_clients = clients_.size();
@@ -852,6 +853,7 @@ void Node::PollClients() {
 }
 
 void Node::AfterIo() {
+  EvictForMemory();
   PollClients();
   if (!HasRoundWork()) {
     if (repair_->progress_version() != repair_persisted_) PersistRepair();
@@ -892,6 +894,46 @@ void Node::OnTick() {
         c->CloseNow();
       }
     }
+  }
+}
+
+void Node::CloseOldestUnauthenticated() {
+  const size_t bound = static_cast<size_t>(
+      std::max<int64_t>(1, std::min(config_.max_unauth_clients, config_.max_clients / 2)));
+  if (clients_.size() < bound) return;  // cannot be at the bound: skip the scan
+  size_t unauth = 0;
+  Client* oldest = nullptr;
+  for (auto& [id, c] : clients_) {
+    const Session& s = c->session();
+    if (s.authenticated || s.close_after_reply || c->closing()) continue;
+    ++unauth;
+    if (oldest == nullptr || s.id < oldest->session().id) oldest = c.get();
+  }
+  if (unauth < bound || oldest == nullptr) return;
+  ++stats_.unauth_evictions;
+  LOG_INFO << "client " << oldest->session().peer << ": " << unauth
+           << " connections not authenticated (limits.max_unauth_clients); closing the oldest";
+  oldest->CloseNow();
+}
+
+void Node::EvictForMemory() {
+  const int64_t ceiling = config_.max_memory_bytes;
+  if (ceiling <= 0 || stats_.client_memory_bytes <= ceiling) return;
+  std::vector<Client*> holders;
+  for (auto& [id, c] : clients_) {
+    if (!c->session().close_after_reply && c->input_bytes() >= Client::kEvictFloorBytes) {
+      holders.push_back(c.get());
+    }
+  }
+  // Strangers first, then the largest partial input: the fewest closes that get the
+  // node back under its ceiling.
+  std::sort(holders.begin(), holders.end(), [](const Client* a, const Client* b) {
+    if (a->session().authenticated != b->session().authenticated) return !a->session().authenticated;
+    return a->input_bytes() > b->input_bytes();
+  });
+  for (Client* c : holders) {
+    if (stats_.client_memory_bytes <= ceiling) break;
+    c->EvictForMemory();
   }
 }
 

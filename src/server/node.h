@@ -50,6 +50,9 @@ class Node : public ClientHost {
     return static_cast<size_t>(std::max(1, core_ ? core_->EffectiveN() : 1));
   }
   void OnClientClosed(uint64_t client_id) override;
+  // Over server.max_memory_bytes: closes the clients holding the most partial input
+  // (unauthenticated ones first, none under Client::kEvictFloorBytes) until under it.
+  void EvictForMemory() override;
   size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
                   int pr) override;
   size_t StartPut(uint64_t client_id, uint64_t tag, const std::string& key, core::WriteSpec spec,
@@ -65,6 +68,9 @@ class Node : public ClientHost {
   bool HasRoundWork() const;
   void PollClients();
   void CloseLimitedClients(int64_t now);
+  // With requirepass: at limits.max_unauth_clients (at most half of max_clients)
+  // connections not authenticated, closes the oldest of them to make room.
+  void CloseOldestUnauthenticated();
   void OnTick();
   void BeginShutdown(const char* why);
   // Commits staged writes, then releases what the core produced: peer messages and

@@ -29,6 +29,7 @@ struct Stats {
   int64_t client_memory_bytes = 0;
   int64_t client_memory_peak_bytes = 0;
   uint64_t oom_refusals = 0;            // commands answered -OOM at the ceiling
+  uint64_t unauth_evictions = 0;        // oldest unauthenticated closed at max_unauth_clients
   uint64_t memory_evictions = 0;        // clients closed at the ceiling (large partial input)
   uint64_t deferred_commands = 0;       // times a client's commands waited for its output
   uint64_t reply_limit_refusals = 0;    // replies replaced by an error at the output limit

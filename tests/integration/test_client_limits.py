@@ -5,7 +5,8 @@ a clear error (or is slowed/closed), and the node serves afterwards.
 
 Before the fix (same attacks): MGET of a 1 MB key x600 peaked at 1.6 GB, x2000 at 4 GB
 (and stalled PING 9 s); 20k pipelined GETs of 1 MB without reading 1.1 GB; 20 clients
-with most of a 1,048,576-argument command 660 MB."""
+with most of a 1,048,576-argument command 660 MB. The ceiling attacks (F3-F5 of the red
+team) are the last classes; their before/after figures are in README `### Memory limits`."""
 import re
 import socket
 import threading
@@ -38,8 +39,9 @@ class Watch:
     """During an attack: pings the node from another client and records the slowest
     answer; kills the node if its RSS passes SAFETY_CAP."""
 
-    def __init__(self, node):
+    def __init__(self, node, password=None):
         self.node = node
+        self.password = password
         self.stop = threading.Event()
         self.worst_ping = 0.0
         self.ping_errors = []
@@ -59,6 +61,8 @@ class Watch:
 
     def _ping(self):
         c = Client(self.node.port, timeout=30)
+        if self.password is not None:
+            c.call("AUTH", self.password)
         while not self.stop.is_set():
             t = time.monotonic()
             try:
@@ -236,12 +240,17 @@ class ManyHugeCommands(LimitTest):
 
 
 class MemoryCeiling(LimitTest):
-    node_args = ("--set", "server.max_memory_bytes=4194304")
-
     def test_oom_on_set_while_ping_and_info_answer(self):
-        self.assertEqual(self.c.call("SET", "big", b"z" * MB), "OK")
-        # A reader that does not read holds up to limits.output_soft_limit_bytes (8 MB)
-        # of replies: over the 4 MB ceiling.
+        # A 12 MiB value is written with no ceiling (under a 4 MiB one the SET's own
+        # partial input would be evicted), then the node restarts with the ceiling.
+        self.assertEqual(self.c.call("SET", "big", b"z" * (12 * MB)), "OK")
+        self.c.close()
+        self.node.stop()
+        self.node.extra += ["--set", "server.max_memory_bytes=4194304"]
+        self.node.start()
+        self.c = self.node.client()
+        # A reader that does not read holds the 12 MiB reply (started while under the
+        # ceiling; the GETs after it are refused): over the 4 MiB ceiling.
         a = Client(self.node.port, timeout=2)
         a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         try:
@@ -323,6 +332,153 @@ class AuthRateLimit(LimitTest):
         self.assertEqual(authed.call("SET", "k", "v"), "OK")
         for c in (authed, bad, other):
             c.close()
+
+
+def partial_holders(port, n, payload, auth=None):
+    """Opens n raw connections, each (after AUTH if given) sending `payload` (a command
+    that never completes). Returns the sockets."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if auth is not None:
+            s.sendall(Client.encode("AUTH", auth))
+            assert s.recv(64).startswith(b"+OK")
+        try:
+            s.sendall(payload)
+        except OSError:
+            pass  # already evicted and closed
+        socks.append(s)
+    return socks
+
+
+class PartialInputAtCeiling(LimitTest):
+    """F3: clients holding partial input below the old 1 MiB eviction threshold were
+    never evicted (9000 unauthenticated ones held 2.34 GB RSS, used_memory_peak 1.475 GB,
+    0 evictions). Now, over server.max_memory_bytes, the largest holders are closed
+    (strangers first) until the node is back under it."""
+    CEILING = 32 * MB
+    node_args = ("--requirepass", "secret", "--set", f"server.max_memory_bytes={32 * MB}")
+
+    def setUp(self):
+        super().setUp()
+        self.assertEqual(self.c.call("AUTH", "secret"), "OK")
+
+    def check_bounded(self, socks, w, held_each):
+        # Without eviction these would account n * held_each (> 3x the ceiling).
+        self.assertGreater(len(socks) * held_each, 3 * self.CEILING)
+        wait_until(lambda: self.info("used_memory", "memory") <= self.CEILING, timeout=10,
+                   what="used_memory to be back under the ceiling")
+        self.assertGreaterEqual(self.info("memory_evictions"), 1)
+        self.assertLess(self.info("used_memory_peak", "memory"), 2 * self.CEILING + 8 * MB)
+        self.assertBounded(w, 200 * MB)
+        # An evicted client was told why.
+        told = 0
+        for s in socks:
+            s.settimeout(0.2)
+            try:
+                if b"-OOM" in s.recv(256):
+                    told += 1
+            except OSError:
+                pass
+            s.close()
+        self.assertGreaterEqual(told, 1)
+        self.assertServes_auth()
+
+    def assertServes_auth(self):
+        c = self.node.client()
+        self.assertEqual(c.call("AUTH", "secret"), "OK")
+        self.assertEqual(c.call("SET", "after", "ok"), "OK")
+        self.assertEqual(c.call("GET", "after"), b"ok")
+        c.close()
+
+    def test_unauthenticated_partial_commands_are_evicted(self):
+        # 10 x 16 KiB arguments, the last one unfinished: ~160 KiB each, under the
+        # unauthenticated command bounds.
+        chunk = b"x" * 16384
+        payload = b"*10\r\n" + (b"$16384\r\n" + chunk + b"\r\n") * 9 + b"$16384\r\n" + chunk[:-10]
+        with Watch(self.node, "secret") as w:
+            socks = partial_holders(self.node.port, 800, payload)
+        self.check_bounded(socks, w, 150 * 1024)
+
+    def test_authenticated_unfinished_sets_are_evicted(self):
+        value = b"v" * (900 * 1024)
+        payload = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (len(value) + 1000) + value
+        with Watch(self.node, "secret") as w:
+            socks = partial_holders(self.node.port, 120, payload, auth="secret")
+        self.check_bounded(socks, w, 900 * 1024)
+
+
+class RepliesAtCeiling(LimitTest):
+    """F4: clients pipelining large MGETs and never reading each built its first reply
+    whatever the node held (20 x 50 MGETs of 8 x 16 MiB: 3.99 GB RSS, used_memory_peak
+    3.32 GB, 0 refusals). Now no request starts while the node is over
+    server.max_memory_bytes: the reply becomes -OOM."""
+    CEILING = 64 * MB
+    node_args = ("--set", f"server.max_memory_bytes={64 * MB}")
+
+    def test_pipelined_large_mgets_without_reading(self):
+        for i in range(8):
+            self.assertEqual(self.c.call("SET", f"v{i}", b"m" * (4 * MB)), "OK")
+        cmd = Client.encode("MGET", *[f"v{i}" for i in range(8)]) * 20  # 32 MiB replies
+        readers = []
+        with Watch(self.node) as w:
+            for _ in range(12):
+                a = Client(self.node.port, timeout=2)
+                a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                try:
+                    a.send_raw(cmd)
+                except socket.timeout:
+                    pass
+                readers.append(a)
+            wait_until(lambda: self.info("oom_refusals") >= 1, timeout=20,
+                       what="an MGET to be refused at the ceiling")
+            time.sleep(1)  # a second for memory to grow if it were going to
+        # Before: 12 x 32 MiB replies built (> 384 MiB accounted).
+        peak = self.info("used_memory_peak", "memory")
+        self.assertLess(peak, self.CEILING + 12 * 8 * MB + 16 * MB, f"used_memory_peak {peak >> 20} MB")
+        self.assertBounded(w, 400 * MB)
+        for a in readers:
+            a.close()
+        wait_until(lambda: self.info("over_max_memory", "memory") == 0, timeout=10,
+                   what="memory to be released")
+        self.assertServes()
+        self.assertEqual(self.c.call("MGET", "v0", "v1"), [b"m" * (4 * MB)] * 2)
+
+
+class UnauthenticatedSlots(LimitTest):
+    """F5: unauthenticated connections filled every server.max_clients slot (10,050
+    idle connections in 4.4 s; real clients got -ERR max number of clients reached).
+    Now at most limits.max_unauth_clients (and half of max_clients) may be open without
+    AUTH; past it the oldest of them is closed."""
+    node_args = ("--requirepass", "secret", "--set", "server.max_clients=200",
+                 "--set", "limits.max_unauth_clients=50")
+
+    def test_strangers_cannot_take_every_slot(self):
+        self.assertEqual(self.c.call("AUTH", "secret"), "OK")
+        base = self.info("total_connections_received")
+        strangers = []
+        for batch in range(10):
+            # In batches the accept queue never overflows (past it the kernel delays
+            # the accept by seconds while the client believes it is connected).
+            strangers += [socket.create_connection(("127.0.0.1", self.node.port), timeout=10)
+                          for _ in range(25)]
+            wait_until(lambda: self.info("total_connections_received") >= base + 25 * (batch + 1),
+                       timeout=10, what="the node to accept the strangers")
+        wait_until(lambda: self.info("unauth_evictions") >= 200, timeout=10,
+                   what="the oldest unauthenticated connections to be closed")
+        # 1 authenticated + 50 strangers.
+        wait_until(lambda: self.info("connected_clients", "clients") <= 51, timeout=10,
+                   what="unauthenticated connections to be bounded")
+        # A newcomer that authenticates at once still gets in, and the connection
+        # already authenticated is kept.
+        late = self.node.client()
+        self.assertEqual(late.call("AUTH", "secret"), "OK")
+        self.assertEqual(late.call("SET", "k", "v"), "OK")
+        self.assertEqual(self.c.call("GET", "k"), b"v")
+        self.assertEqual(self.info("rejected_connections"), 0)
+        late.close()
+        for s in strangers:
+            s.close()
 
 
 if __name__ == "__main__":

@@ -95,7 +95,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[limits]\nunauth_idle_timeout_s = -1\n", {}, "limits.unauth_idle_timeout_s"},
                       BadConfig{"[limits]\nauth_max_failures = 0\n", {}, "limits.auth_max_failures"},
                       BadConfig{"[limits]\nauth_failure_window_s = 0\n", {}, "limits.auth_failure_window_s"},
-                      BadConfig{"[limits]\nauth_failure_delay_ms = 6000\n", {}, "limits.auth_failure_delay_ms"}));
+                      BadConfig{"[limits]\nauth_failure_delay_ms = 6000\n", {}, "limits.auth_failure_delay_ms"},
+                      BadConfig{"[limits]\nmax_unauth_clients = 0\n", {}, "limits.max_unauth_clients"}));
 
 TEST(Config, SeedsNeedASecretFileOrExplicitInsecureMode) {
   Result<Config> secure = ParseConfigText("[cluster]\nseeds = [\"b@h:1\"]\nsecret_file = \"/s\"\n",
@@ -118,6 +119,10 @@ TEST(Config, ClientMemoryLimitsHaveSafeDefaults) {
   EXPECT_EQ(d.output_soft_limit_bytes, 8 << 20);
   EXPECT_LE(d.output_soft_limit_bytes, d.max_output_buffer_bytes);
   EXPECT_EQ(d.unauth_idle_timeout_s, 10);
+  EXPECT_EQ(d.max_unauth_clients, 1000);
+  Result<Config> u = ParseConfigText("[limits]\nmax_unauth_clients = 50\n", "t.toml", {});
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->max_unauth_clients, 50);
   Result<Config> c = ParseConfigText("[server]\nmax_memory_bytes = 0\n", "t.toml",
                                      {{"limits.output_soft_limit_bytes", "1048576"},
                                       {"limits.auth_max_failures", "3"}});
