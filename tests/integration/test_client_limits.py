@@ -112,6 +112,8 @@ class LimitTest(unittest.TestCase):
             ceiling += ASAN_ALLOWANCE
         self.assertLess(peak, ceiling, f"peak RSS {peak >> 20} MB over {ceiling >> 20} MB")
         self.assertEqual(watch.ping_errors, [])
+        if sanitized(self.node.pid):
+            ping_bound *= 3  # ASan runs the node several times slower (seen: 1.16 s in CI)
         self.assertLess(watch.worst_ping, ping_bound, "another client's PING was stalled")
         return peak
 
