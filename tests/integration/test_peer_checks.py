@@ -14,6 +14,7 @@ import re
 import unittest
 
 from harness import Cluster, RespError, wait_until
+from harness import info as harness_info
 from peerwire import authenticated_session, pack
 
 
@@ -75,12 +76,7 @@ def forward_put(req, key, value, expire):
 
 
 def info(node, section="cluster"):
-    c = node.client()
-    try:
-        text = c.call("INFO", section).decode()
-    finally:
-        c.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+    return harness_info(node, section)
 
 
 def call(node, *args):
