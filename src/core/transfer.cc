@@ -13,10 +13,10 @@ namespace {
 bool InList(const std::vector<std::string>& list, const std::string& node) {
   return std::find(list.begin(), list.end(), node) != list.end();
 }
-constexpr uint32_t kPullBatchKeys = 256;
-constexpr size_t kPullBatchExamined = 20000;
+constexpr uint32_t kBatchKeys = 256;
+constexpr size_t kBatchExamined = 20000;
 // Bytes of values per batch (at least one object), well under the peer frame limit.
-constexpr size_t kPullBatchBytes = 4 << 20;
+constexpr size_t kBatchBytes = 4 << 20;
 
 size_t ValueBytes(const Object& obj) {
   size_t size = 0;
@@ -41,7 +41,7 @@ void AssembleBatch(std::vector<std::pair<std::string, Object>>& objects,
     size_t size = key.size();
     if (has_obj) size += ValueBytes(objects[i].second);
     if (has_state) size += ValueBytes(paxos[j].second.value);
-    if ((!reply.objects.empty() || !reply.paxos.empty()) && bytes + size > kPullBatchBytes) {
+    if ((!reply.objects.empty() || !reply.paxos.empty()) && bytes + size > kBatchBytes) {
       cut = key;  // the rest comes with the next request
       break;
     }
@@ -132,16 +132,16 @@ void Transfers::HandleRequest(const std::string& from, const PullRequest& m) {
   std::set<uint32_t> wanted(m.partitions.begin(), m.partitions.end());
   const Ring& ring = *ctx_.ring;
   auto want = [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; };
-  const size_t max_keys = std::min<uint32_t>(m.max_keys, kPullBatchKeys);
+  const size_t max_keys = std::min<uint32_t>(m.max_keys, kBatchKeys);
   Result<LocalStore::ScanBatch> batch =
-      ctx_.store.Scan(m.start, max_keys, kPullBatchExamined, want);
+      ctx_.store.Scan(m.start, max_keys, kBatchExamined, want);
   if (!batch.ok()) return refuse(batch.status().ToString());
   // The acceptor states of the range the data scan covered, [start, next): a key may
   // have one and no data object (an acceptor holds an accepted value only in its state
   // until a commit reaches it).
   Result<LocalStore::PaxosScanBatch> states = ctx_.store.ScanPaxos(
       m.start, batch->done ? std::string_view() : std::string_view(batch->next), max_keys,
-      kPullBatchExamined, want);
+      kBatchExamined, want);
   if (!states.ok()) return refuse(states.status().ToString());
   // Where this batch ends (nothing: it ends the scan). A shorter state scan cuts the
   // batch at its own stopping point, so the next request resumes both from one key.
@@ -202,7 +202,7 @@ void Transfers::Tick(int64_t now_ms) {
     ctx_.out.sends.emplace_back(
         source, PullRequest{s.req_id, ctx_.ring->partitions(),
                             std::vector<uint32_t>(s.partitions.begin(), s.partitions.end()),
-                            s.cursor, kPullBatchKeys});
+                            s.cursor, kBatchKeys});
   }
   if (Complete()) MarkSynced();  // what a skipped source held is on the others
 }

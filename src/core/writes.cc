@@ -119,8 +119,8 @@ void Writes::Coordinate(Origin origin, const std::string& key,
   if (coord.Check() == Outcome::kUnavailable) return Finish(origin, coord.ToStatus(), true);
   const uint64_t req = ctx_.requests.Open(Room::kWrites);
   const bool read_first = spec.cond != WriteSpec::Cond::kNone;
-  auto it = puts_.emplace(req, PendingPut{std::move(origin), std::move(coord), key, std::move(spec),
-                                          std::nullopt, {}}).first;
+  auto it =
+      puts_.try_emplace(req, std::move(origin), std::move(coord), key, std::move(spec)).first;
   PendingPut& p = it->second;
   p.new_owners = std::move(new_owners);
   p.need_new = need_new;

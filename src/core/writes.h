@@ -31,6 +31,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/handoff.h"
@@ -86,6 +87,8 @@ class Writes {
 
  private:
   struct PendingPut {
+    PendingPut(Origin o, PutCoordinator c, std::string k, WriteSpec s)
+        : origin(std::move(o)), coord(std::move(c)), key(std::move(k)), spec(std::move(s)) {}
     Origin origin;
     PutCoordinator coord;
     std::string key;
