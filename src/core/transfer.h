@@ -1,0 +1,90 @@
+// The transfer room of a node: transfer planning, and the client and server sides of
+// the partition transfers a move needs (core/gossip.h has the move protocol).
+//
+//  - Planning (SetRings): when the write ring changes, this node plans to transfer the
+//    partitions it gains in the write ring from their read-ring replicas (PullPlan).
+//    What it holds is what it transferred for the last ring it synced to; only a node
+//    that never synced (a static ring, a restart) trusts its read ring.
+//  - Client side (Tick, OnBatch): one PullRequest in flight per source, paced by
+//    NodeOptions::transfer_interval_ms, retried after request_timeout_ms (this room's
+//    timeout rule). Each batch's objects are merged and its Paxos acceptor states folded
+//    in (AcceptorMerge), staged, so they are durable before the plan is reported synced.
+//    A plan is complete once every partition was transferred from all its read-ring
+//    replicas, or all but one unreachable one; Synced() then reports its fingerprint.
+//  - Server side (HandleRequest): answers a PullRequest with a PullBatch of the wanted
+//    partitions' objects and acceptor states, one key's object and state together,
+//    bounded in keys, keys examined and bytes.
+//  - Transfers start only while Allow(true) (every member knows the write ring).
+//  - CONSISTENT across moves: a transfer carries each key's acceptor state with its data,
+//    which is what keeps CONSISTENT reads linearizable across a move; see
+//    docs/DESIGN.md, section "CONSISTENT across moves".
+//
+// No clocks, no I/O. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/replica_context.h"
+
+namespace itsuka::core {
+
+class Transfers {
+ public:
+  explicit Transfers(ReplicaContext& ctx) : ctx_(ctx) {}
+
+  // The rings changed (ctx.ring and ctx.write_ring hold them already): plans the
+  // transfers a new write ring needs. A write ring already planned for is kept as is.
+  void Plan(uint64_t write_fingerprint);
+  void Allow(bool allowed) { allowed_ = allowed; }
+  // The server side: answers a PullRequest.
+  void HandleRequest(const std::string& from, const PullRequest& m);
+  // A source's PullBatch to the request `req_id` (owned by this room).
+  void OnBatch(uint64_t req_id, const std::string& from, const PullBatch& m, int64_t now_ms);
+  // Sends the next PullRequest of each unfinished transfer that has none in flight (or
+  // whose last one timed out), and records completion.
+  void Tick(int64_t now_ms);
+
+  uint64_t synced() const { return synced_; }
+  // Partitions still to be transferred.
+  size_t pending() const;
+  uint64_t transferred_objects() const { return transferred_objects_; }
+  uint64_t transferred_paxos_states() const { return transferred_paxos_states_; }
+
+ private:
+  // What this node transfers from one source.
+  struct Source {
+    std::set<uint32_t> partitions;
+    std::string cursor;
+    bool done = false;
+    uint64_t req_id = 0;  // the request in flight (0: none)
+    int64_t sent_ms = 0;
+    int64_t next_ms = 0;  // no request before this (pacing)
+  };
+  // Whether every partition was transferred from enough of its sources.
+  bool Complete() const;
+  // The plan is complete: report its ring synced and hold its partitions.
+  void MarkSynced();
+  // Forgets every source (closing their requests in flight).
+  void Clear();
+  // Merges a batch's objects and acceptor states; false if the store failed (the batch
+  // is then asked for again from the same cursor).
+  bool Merge(const Source& s, const PullBatch& m);
+
+  ReplicaContext& ctx_;
+  uint64_t plan_fingerprint_ = 0;
+  uint64_t synced_ = 0;
+  // Partitions this node holds every write of: those of the write ring it last synced
+  // to (unset until the first ring, which is trusted). plan_owned_: the planned ring's.
+  std::optional<std::set<uint32_t>> held_;
+  std::set<uint32_t> plan_owned_;
+  std::map<std::string, Source> sources_;  // source -> what this node transfers from it
+  uint64_t transferred_objects_ = 0;
+  uint64_t transferred_paxos_states_ = 0;
+  bool allowed_ = true;
+};
+
+}  // namespace itsuka::core
