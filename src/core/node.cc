@@ -224,7 +224,9 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
   Status st = CheckSender(from, msg, ctx);
   uint64_t* counter = &stats_.peer_senders_refused;
   if (st.ok()) {
-    st = CheckLimits(msg, config_.core.limits, static_cast<size_t>(config_.core.n));
+    ObjectLimits limits;  // the sibling bound only, as a coordinator's results have
+    limits.max_siblings = config_.core.limits.max_siblings;
+    st = CheckLimits(msg, limits, static_cast<size_t>(config_.core.n));
     counter = &stats_.peer_messages_refused;
   }
   if (st.ok()) return true;

@@ -13,6 +13,7 @@
 //     Tick                                   time; runs the sub-timers that are due
 //     CommitFailed                           the commit of the last TakeOutbox failed
 //     Leave, StartRepair, StopRepair, ResumeRepair   operator actions
+//     Start (once: the initial view), BeginShutdown
 //   Effects come out in a NodeOutbox, in two parts:
 //     gated   (sends, results, writes): taken by TakeOutbox, once per commit round.
 //             ORDERING RULE: the shell commits everything its store has staged BEFORE
@@ -29,6 +30,9 @@
 //               view_changed    persist view() if it differs from what is stored
 //               repair_progress write it (EncodeRepairProgress) as the saved progress
 //               direct          send (gossip, refusal answers); flush if flush_direct
+//   A simulator may simply call TakeOutbox after every input, commit its store, then
+//   deliver everything; the daemon handles TakeEffects after each event and
+//   TakeOutbox once per loop round (server::Node::CommitAndRelease).
 //   Ticks: Tick(now, wall) may be called at any time; it runs each sub-timer whose
 //   time has come, in this order: housekeeping (repair schedule and the repair of
 //   partitions not authoritative here, every housekeeping_ms), the core (NodeCore
