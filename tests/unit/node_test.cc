@@ -88,6 +88,30 @@ TEST(NodeTest, AMemberWithAWildcardAddressIsNotConnected) {
   EXPECT_TRUE(out.direct.empty());  // an ack is not answered
 }
 
+TEST(NodeTest, ARepairRequestIsAnsweredAfterTheCommitNotAtOnce) {
+  Fixture f;
+  f.node->Start();
+  View incoming = f.node->view();
+  MemberState n2 = Self("n2");
+  n2.peer_addr = "10.0.0.2:7001";
+  incoming["n2"] = n2;
+  f.node->OnPeerMessage("n2", GossipAck{incoming}, 10, 10);
+  (void)f.node->TakeEffects();
+  TreeRequest req;
+  req.req_id = 5;
+  req.indices = {0};
+  f.node->OnPeerMessage("n2", req, 20, 20);
+  EXPECT_TRUE(f.node->TakeEffects().direct.empty());
+  EXPECT_TRUE(f.node->HasOutput());
+  NodeOutbox out = f.node->TakeOutbox(20, 20);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].first, "n2");
+  const auto* reply = std::get_if<TreeReply>(&out.sends[0].second);
+  ASSERT_NE(reply, nullptr);
+  EXPECT_EQ(reply->req_id, 5u);
+  EXPECT_FALSE(f.node->HasOutput());
+}
+
 TEST(NodeTest, AFinishedTransferIsPublishedOnlyWhenNothingIsStaged) {
   NodeConfig config;
   config.gossip_interval_ms = 100;
