@@ -17,6 +17,7 @@
 #include "net/tcp.h"
 #include "core/node_core.h"
 #include "core/repair.h"
+#include "server/admin_host.h"
 #include "server/client.h"
 #include "server/gossip_membership.h"
 #include "server/membership.h"
@@ -28,7 +29,7 @@
 
 namespace itsuka::server {
 
-class Node : public ClientHost {
+class Node : public ClientHost, public AdminHost {
  public:
   // Opens storage and binds the listener; errors name what failed.
   static Result<std::unique_ptr<Node>> Create(const Config& config);
@@ -43,7 +44,7 @@ class Node : public ClientHost {
   const Config& config() const override { return config_; }
   Stats& stats() override { return stats_; }
   CommandExecutor& executor() override { return *executor_; }
-  int64_t NowMs() const override { return loop_.NowMs(); }
+  int64_t NowMs() const override { return loop_.NowMs(); }  // ClientHost and AdminHost
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
   size_t ReadFanout() const override {
@@ -59,6 +60,16 @@ class Node : public ClientHost {
                   int w, int pw) override;
   size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
                          core::WriteSpec spec) override;
+
+  // AdminHost (the admin commands, server/admin_commands.cc)
+  const core::View& MemberView() const override { return membership_->view(); }
+  void Decommission(const std::string& id) override;
+  const core::RepairDriver& Repair() const override { return *repair_; }
+  RepairRunState RepairRun() const override {
+    return {repair_state_, repair_resumed_, repair_runs_, repair_cumulative_};
+  }
+  Status StartRepair(core::RepairProgress job) override;
+  Status StopRepair() override;
 
  private:
   explicit Node(const Config& config);
@@ -82,12 +93,9 @@ class Node : public ClientHost {
   // TLS: loads the certificates of tls.port and tls.peers (errors name the file).
   Status OpenTls();
   std::string TlsInfo() const;
-  // Anti-entropy: ITSUKA.REPAIR, INFO repair, answering locally the driver's requests
-  // to this node, persisting its progress (meta "repair/progress") so a run resumes
-  // after a restart, and the background schedule (repair.interval_s).
-  void RepairCommand(std::vector<std::string>& args, std::string* out);
-  std::string RepairInfo() const;
-  std::string RepairStatus() const;
+  // Anti-entropy: answering locally the driver's requests to this node, persisting its
+  // progress (meta "repair/progress") so a run resumes after a restart, and the
+  // background schedule (repair.interval_s). Its commands: AdminHost, above.
   core::PeerMessage AnswerRepair(const core::PeerMessage& msg);
   void PumpRepair();
   void PersistRepair();
@@ -121,8 +129,6 @@ class Node : public ClientHost {
   // cluster.max_clock_offset_ms from a majority of its reachable peers (then a
   // -CLOCKSKEW error naming the offset and the setting). *typical_ms: median offset.
   Status ClockCheck(int64_t* typical_ms = nullptr) const;
-  // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
-  void MembershipCommand(std::vector<std::string>& args, std::string* out);
 
   Config config_;
   SystemClock clock_;
