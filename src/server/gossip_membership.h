@@ -5,8 +5,7 @@
 // incarnation, persisted before the node gossips, so a restarted node's liveness record
 // always wins over the one it had before.
 //
-// Members() is the read ring's member list (the members that hold data); the node
-// builds both rings from view() after every change (Node::ApplyView).
+// The node builds both rings from view() after every change (Node::ApplyView).
 //
 // Thread-compatible: the event-loop thread only.
 #pragma once
@@ -20,17 +19,13 @@
 #include "core/gossip.h"
 #include "itsuka/config.h"
 #include "itsuka/engine.h"
-#include "server/membership.h"
 
 namespace itsuka::server {
 
-class GossipMembership : public Membership {
+class GossipMembership {
  public:
   // Loads the persisted view (if any) and persists the new incarnation.
   static Result<std::unique_ptr<GossipMembership>> Open(const Config& config, Engine& engine);
-
-  std::vector<std::string> Members() const override { return core::ReadMembers(gossiper_.view()); }
-  uint64_t version() const override { return core::OwnershipVersion(gossiper_.view()); }
 
   const core::View& view() const { return gossiper_.view(); }
   const core::MemberState& self() const { return gossiper_.self(); }

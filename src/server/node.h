@@ -20,7 +20,6 @@
 #include "server/admin_host.h"
 #include "server/client.h"
 #include "server/gossip_membership.h"
-#include "server/membership.h"
 #include "server/peers.h"
 #include "server/commands.h"
 #include "server/stats.h"
