@@ -6,7 +6,7 @@
 // over the one it had before. The Gossiper then belongs to core::Node (core/node.h),
 // which says when the view changed; Persist stores it.
 //
-// view() and Members() are the view as last persisted (Members(): the read ring's).
+// view() is the view as last persisted.
 //
 // Thread-compatible: the event-loop thread only.
 #pragma once
@@ -20,17 +20,13 @@
 #include "core/gossip.h"
 #include "itsuka/config.h"
 #include "itsuka/engine.h"
-#include "server/membership.h"
 
 namespace itsuka::server {
 
-class GossipMembership : public Membership {
+class GossipMembership {
  public:
   // Loads the persisted view (if any) and persists the new incarnation.
   static Result<std::unique_ptr<GossipMembership>> Open(const Config& config, Engine& engine);
-
-  std::vector<std::string> Members() const override { return core::ReadMembers(persisted_); }
-  uint64_t version() const override { return core::OwnershipVersion(persisted_); }
 
   const core::View& view() const { return persisted_; }
   // The restored Gossiper, for core::Node. REQUIRES: called once.

@@ -253,11 +253,7 @@ Status Node::OpenNode(const std::string& actor) {
   executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, node_->core());
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
   executor_->SetHandoffInfo([this] { return HandoffInfo(); });
-  executor_->SetMembershipCommand(
-      [this](std::vector<std::string>& args, std::string* out) { MembershipCommand(args, out); });
-  executor_->SetRepair(
-      [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
-      [this] { return RepairInfo(); });
+  executor_->SetAdminHost(this);
   return Status::Ok();
 }
 
@@ -670,86 +666,10 @@ void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) 
   ApplyEffects();
 }
 
-void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
-  const std::string name = [&] {
-    std::string n = args[0];
-    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return n;
-  }();
-  if (name == "itsuka.members") {
-    if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.members' command");
-    const core::View& view = node_->view();
-    wire::resp::AppendArrayHeader(out, view.size());
-    for (const auto& [id, m] : view) {
-      const bool self = id == config_.node_id;
-      const std::pair<const char*, std::string> fields[] = {
-          {"id", id},
-          {"status", core::MemberStatusName(m.status)},
-          {"reachable", self ? "self" : (node_->core().IsReachable(id) ? "yes" : "no")},
-          {"client_addr", m.client_addr},
-          {"peer_addr", m.peer_addr},
-          {"incarnation", std::to_string(m.incarnation)},
-          {"version", std::to_string(m.version)},
-          {"heartbeat", std::to_string(m.heartbeat)},
-          {"synced", m.synced == core::WriteFingerprint(view) ? "yes" : "no"}};
-      wire::resp::AppendArrayHeader(out, std::size(fields) * 2);
-      for (const auto& [k, v] : fields) {
-        wire::resp::AppendBulk(out, k);
-        wire::resp::AppendBulk(out, v);
-      }
-    }
-    return;
-  }
-  if (name == "itsuka.ring") {
-    if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.ring' command");
-    const core::Ring& read = *node_->core().ring();
-    const core::Ring& write = *node_->core().write_ring();
-    auto join = [](const std::vector<std::string>& v) {
-      std::string s;
-      for (const std::string& x : v) s += (s.empty() ? "" : ",") + x;
-      return s;
-    };
-    const size_t n = static_cast<size_t>(config_.n);
-    wire::resp::AppendArrayHeader(out, 2);
-    const std::pair<const char*, std::string> summary[] = {
-        {"version", std::to_string(read.version())},
-        {"partitions", std::to_string(read.partitions())},
-        {"n", std::to_string(config_.n)},
-        {"members", join(read.members())},
-        {"target_members", join(write.members())},
-        {"copying_here", std::to_string(node_->core().TransfersPending())},
-        {"copied_objects", std::to_string(node_->core().transferred_objects())}};
-    wire::resp::AppendArrayHeader(out, std::size(summary) * 2);
-    for (const auto& [k, v] : summary) {
-      wire::resp::AppendBulk(out, k);
-      wire::resp::AppendBulk(out, v);
-    }
-    wire::resp::AppendArrayHeader(out, read.partitions());
-    for (uint32_t p = 0; p < read.partitions(); ++p) {
-      wire::resp::AppendArrayHeader(out, 3);
-      wire::resp::AppendBulk(out, std::to_string(p));
-      wire::resp::AppendBulk(out, join(read.PreferenceList(p, n)));
-      wire::resp::AppendBulk(out, join(write.PreferenceList(p, n)));
-    }
-    return;
-  }
-  // itsuka.decommission <node>
-  if (args.size() != 2) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.decommission' command");
-  const core::View& view = node_->view();
-  auto it = view.find(args[1]);
-  if (it == view.end()) return wire::resp::AppendError(out, "ERR unknown member '" + args[1] + "'");
-  if (it->second.status == core::MemberStatus::kLeaving || it->second.status == core::MemberStatus::kLeft) {
-    return wire::resp::AppendError(out, std::string("ERR member '") + args[1] + "' is already " +
-                                            core::MemberStatusName(it->second.status));
-  }
-  // Removing it must leave at least one member holding data.
-  size_t remaining = 0;
-  for (const std::string& m : core::WriteMembers(view)) remaining += m != args[1];
-  if (remaining == 0) return wire::resp::AppendError(out, "ERR cannot decommission the last member");
-  node_->Leave(args[1]);
+void Node::Decommission(const std::string& id) {
+  node_->Leave(id);
   ApplyEffects();
-  LOG_INFO << "decommission of " << args[1] << " requested by a client";
-  wire::resp::AppendSimple(out, "OK");
+  LOG_INFO << "decommission of " << id << " requested by a client";
 }
 
 bool Node::HasRoundWork() const {
@@ -888,129 +808,17 @@ void Node::BeginShutdown(const char* why) {
 
 // ---- Anti-entropy ------------------------------------------------------------------
 
-void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
-  std::string sub = args[1];
-  for (char& c : sub) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (sub == "STATUS" && args.size() == 2) return wire::resp::AppendBulk(out, RepairStatus());
-  if (sub == "STOP" && args.size() == 2) {
-    node_->StopRepair();
-    WriteBatch b;
-    b.Delete(Column::kMeta, "repair/progress");
-    Status st = engine_->Write(b, false);
-    if (!st.ok()) return wire::resp::AppendError(out, "ERR storage: " + st.ToString());
-    return wire::resp::AppendSimple(out, "OK");
-  }
-  if (sub != "START") {
-    return wire::resp::AppendError(out, "ERR usage: ITSUKA.REPAIR START [PARTITION q] [NODE id] [DRYRUN] | STATUS | STOP");
-  }
-  core::RepairProgress p;
-  p.job.id = static_cast<uint64_t>(clock_.WallMs());
-  const core::Ring& ring = *node_->core().ring();
-  std::optional<uint32_t> only;
-  for (size_t i = 2; i < args.size(); ++i) {
-    std::string opt = args[i];
-    for (char& c : opt) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (opt == "DRYRUN") {
-      p.job.dry_run = true;
-    } else if (opt == "PARTITION" && i + 1 < args.size()) {
-      const std::string& v = args[++i];
-      uint64_t q = 0;
-      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
-      if (ec != std::errc() || ptr != v.data() + v.size() || q >= ring.partitions()) {
-        return wire::resp::AppendError(
-            out, "ERR PARTITION must be a number from 0 to " + std::to_string(ring.partitions() - 1));
-      }
-      only = static_cast<uint32_t>(q);
-    } else if (opt == "NODE" && i + 1 < args.size()) {
-      p.job.node = args[++i];
-      const auto& members = ring.members();
-      if (std::find(members.begin(), members.end(), p.job.node) == members.end()) {
-        return wire::resp::AppendError(out, "ERR NODE '" + p.job.node.substr(0, 128) + "' is not a member");
-      }
-    } else {
-      return wire::resp::AppendError(out, "ERR syntax error at '" + args[i].substr(0, 128) + "'");
-    }
-  }
-  if (only) {
-    p.job.partitions.push_back(*only);
-  } else {
-    for (uint32_t q = 0; q < ring.partitions(); ++q) p.job.partitions.push_back(q);
-  }
-  if (node_->repair().running()) {
-    return wire::resp::AppendError(out, "BUSY a repair is running (job " +
-                                            std::to_string(node_->repair().progress().job.id) +
-                                            "); ITSUKA.REPAIR STATUS or STOP");
-  }
-  const uint64_t id = p.job.id;
-  Status st = node_->StartRepair(std::move(p), loop_.NowMs());
+Status Node::StopRepair() {
+  node_->StopRepair();
+  WriteBatch b;
+  b.Delete(Column::kMeta, "repair/progress");
+  return engine_->Write(b, false);
+}
+
+Status Node::StartRepair(core::RepairProgress job) {
+  Status st = node_->StartRepair(std::move(job), loop_.NowMs());
   ApplyEffects();
-  if (!st.ok()) return wire::resp::AppendError(out, "ERR " + st.message());
-  wire::resp::AppendSimple(out, "OK " + std::to_string(id));
-}
-
-std::string Node::RepairStatus() const {
-  const core::RepairDriver& repair = node_->repair();
-  const core::RepairProgress& p = repair.progress();
-  const core::RepairTotals& t = p.totals;
-  std::set<uint32_t> all(p.job.partitions.begin(), p.job.partitions.end());
-  std::string s;
-  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
-  kv("state", node_->repair_runs().state);
-  kv("job", std::to_string(p.job.id));
-  kv("dry_run", p.job.dry_run ? "1" : "0");
-  kv("node", p.job.node.empty() ? "*" : p.job.node);
-  kv("resumed", node_->repair_runs().resumed ? "1" : "0");
-  kv("partitions_total", std::to_string(all.size()));
-  kv("partitions_finished", std::to_string(p.finished.size()));
-  kv("partitions_synced", std::to_string(t.partitions_done));
-  kv("partitions_failed", std::to_string(t.partitions_failed));
-  kv("partitions_skipped", std::to_string(t.partitions_skipped));
-  kv("current_partition", repair.current() ? std::to_string(*repair.current()) : "-");
-  kv("leaves_differing", std::to_string(t.leaves_differing));
-  kv("keys_differing", std::to_string(t.keys_differing));
-  kv("keys_moved", std::to_string(t.keys_moved));
-  kv("bytes_moved", std::to_string(t.bytes_moved));
-  kv("tombstones_purged", std::to_string(t.tombstones_purged));
-  kv("elapsed_ms", std::to_string(repair.ElapsedMs(loop_.NowMs())));
-  std::string failed;
-  for (uint32_t q : p.failed) failed += (failed.empty() ? "" : ",") + std::to_string(q);
-  kv("failed_partitions", failed.empty() ? "-" : failed);
-  kv("last_error", repair.last_error().empty() ? "-" : repair.last_error());
-  return s;
-}
-
-std::string Node::RepairInfo() const {
-  std::string s;
-  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
-  const core::RepairRuns& runs = node_->repair_runs();
-  kv("repair_state", runs.state);
-  kv("repair_runs_completed", std::to_string(runs.completed));
-  kv("repair_keys_differing_total", std::to_string(runs.cumulative.keys_differing));
-  kv("repair_keys_moved_total", std::to_string(runs.cumulative.keys_moved));
-  kv("repair_bytes_moved_total", std::to_string(runs.cumulative.bytes_moved));
-  kv("repair_tombstones_purged_total", std::to_string(runs.cumulative.tombstones_purged));
-  kv("repair_partitions_failed_total", std::to_string(runs.cumulative.partitions_failed));
-  // When partitions were last repaired by a run this node coordinated (since it started).
-  const auto& last = node_->repair().last_repaired();
-  const int64_t now = loop_.NowMs();
-  kv("repair_partitions_repaired", std::to_string(last.size()));
-  if (!last.empty()) {
-    int64_t oldest = INT64_MAX, newest = 0;
-    for (const auto& [q, at] : last) {
-      oldest = std::min(oldest, at);
-      newest = std::max(newest, at);
-    }
-    kv("repair_oldest_partition_age_s", std::to_string((now - oldest) / 1000));
-    kv("repair_newest_partition_age_s", std::to_string((now - newest) / 1000));
-  }
-  kv("repair_interval_s", std::to_string(config_.repair_interval_s));
-  kv("repair_tombstone_grace_s", std::to_string(config_.repair_tombstone_grace_s));
-  kv("merkle_keys", std::to_string(store_->merkle_keys()));
-  kv("merkle_depth", std::to_string(store_->MerkleDepth()));
-  kv("merkle_rebuild_ms", std::to_string(store_->merkle_rebuild_ms()));
-  kv("merkle_index_build_ms", std::to_string(store_->merkle_index_build_ms()));
-  kv("keys_purged", std::to_string(store_->purged_keys()));
-  return s;
+  return st;
 }
 
 }  // namespace itsuka::server

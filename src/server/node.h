@@ -16,6 +16,7 @@
 #include "net/loop.h"
 #include "net/tcp.h"
 #include "core/node.h"
+#include "server/admin_host.h"
 #include "server/client.h"
 #include "server/gossip_membership.h"
 #include "server/peers.h"
@@ -27,7 +28,7 @@
 
 namespace itsuka::server {
 
-class Node : public ClientHost {
+class Node : public ClientHost, public AdminHost {
  public:
   // Opens storage and binds the listener; errors name what failed.
   static Result<std::unique_ptr<Node>> Create(const Config& config);
@@ -42,7 +43,7 @@ class Node : public ClientHost {
   const Config& config() const override { return config_; }
   Stats& stats() override { return stats_; }
   CommandExecutor& executor() override { return *executor_; }
-  int64_t NowMs() const override { return loop_.NowMs(); }
+  int64_t NowMs() const override { return loop_.NowMs(); }  // ClientHost and AdminHost
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
   size_t ReadFanout() const override {
@@ -58,6 +59,17 @@ class Node : public ClientHost {
                   int w, int pw) override;
   size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
                          core::WriteSpec spec) override;
+
+  // AdminHost (the admin commands, server/admin_commands.cc)
+  const core::View& MemberView() const override { return node_->view(); }
+  void Decommission(const std::string& id) override;
+  const core::RepairDriver& Repair() const override { return node_->repair(); }
+  RepairRunState RepairRun() const override {
+    const core::RepairRuns& r = node_->repair_runs();
+    return {r.state, r.resumed, r.completed, r.cumulative};
+  }
+  Status StartRepair(core::RepairProgress job) override;
+  Status StopRepair() override;
 
  private:
   explicit Node(const Config& config);
@@ -107,11 +119,6 @@ class Node : public ClientHost {
   // TLS: loads the certificates of tls.port and tls.peers (errors name the file).
   Status OpenTls();
   std::string TlsInfo() const;
-  // Anti-entropy: ITSUKA.REPAIR and INFO repair (the runs themselves are core::Node's;
-  // their progress is saved in meta "repair/progress" so a run resumes after a restart).
-  void RepairCommand(std::vector<std::string>& args, std::string* out);
-  std::string RepairInfo() const;
-  std::string RepairStatus() const;
   // Peer messages go to core::Node (admission, routing, gossip); a frame whose values
   // the decoder refused (wire::DecodePeerMessage kInvalidArgument) too, as refused.
   void OnPeerMessage(const std::string& from, const core::PeerMessage& msg);
@@ -119,8 +126,6 @@ class Node : public ClientHost {
                      const std::string& why);
   // Clock offsets (core::Node::ClockCheck over the transport's estimates).
   Status ClockCheck(int64_t* typical_ms = nullptr) const;
-  // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
-  void MembershipCommand(std::vector<std::string>& args, std::string* out);
 
   Config config_;
   SystemClock clock_;
