@@ -204,15 +204,15 @@ bool Unhex(const std::string& h, std::string* out) {
   out->clear();
   if (h == "-") return true;
   if (h.size() % 2) return false;
-  auto val = [](char c) -> int {
+  auto val = [](char c) -> std::optional<int> {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
+    return std::nullopt;  // not a lowercase hex digit
   };
   for (size_t i = 0; i < h.size(); i += 2) {
-    int a = val(h[i]), b = val(h[i + 1]);
-    if (a < 0 || b < 0) return false;
-    out->push_back(static_cast<char>(a * 16 + b));
+    const std::optional<int> a = val(h[i]), b = val(h[i + 1]);
+    if (!a || !b) return false;
+    out->push_back(static_cast<char>(*a * 16 + *b));
   }
   return true;
 }
@@ -558,11 +558,18 @@ void RepairDriver::BeginTombstones(int64_t now_ms) {
   tomb_candidates_.clear();
   tomb_replica_ = 0;
   tomb_more_ = false;
-  const uint64_t req = next_req_++;
-  waiting_[req] = {-1, replicas_[0]};
-  Send(replicas_[0],
-       TombstoneRequest{req, *partition_, TombstoneRequest::Mode::kList, options_.tombstone_grace_ms, {},
-                        tomb_after_},
+  AskTombstones(replicas_[0], TombstoneRequest::Mode::kList, now_ms);
+}
+
+void RepairDriver::AskTombstones(const std::string& node, TombstoneRequest::Mode mode,
+                                 int64_t now_ms) {
+  const uint64_t id = next_req_++;
+  waiting_[id] = {std::nullopt, node};
+  const bool list = mode == TombstoneRequest::Mode::kList;
+  Send(node,
+       TombstoneRequest{id, *partition_, mode, options_.tombstone_grace_ms,
+                        list ? std::vector<DigestEntry>{} : tomb_candidates_,
+                        list ? tomb_after_ : std::string()},
        now_ms);
 }
 
@@ -598,15 +605,11 @@ void RepairDriver::Fail(const std::string& why, int64_t now_ms) {
     // Some replicas purged already: ask the others again (a purge is idempotent), so
     // that a lost message does not leave the tombstone on some replicas only.
     std::vector<std::string> pending;
-    for (const auto& [id, w] : waiting_) pending.push_back(w.second);
+    for (const auto& [id, w] : waiting_) pending.push_back(w.node);
     waiting_.clear();
     if (++attempts_ >= options_.max_attempts) return FinishPartition(true, now_ms);
     for (const std::string& node : pending) {
-      const uint64_t id = next_req_++;
-      waiting_[id] = {-1, node};
-      Send(node, TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kPurge,
-                                  options_.tombstone_grace_ms, tomb_candidates_, ""},
-           now_ms);
+      AskTombstones(node, TombstoneRequest::Mode::kPurge, now_ms);
     }
     return;
   }
@@ -649,121 +652,131 @@ void RepairDriver::OnReply(const std::string& from, const PeerMessage& msg, int6
       },
       msg);
   auto w = waiting_.find(req);
-  if (w == waiting_.end() || w->second.second != from) return;  // stale or misdirected
-  const int s = w->second.first;
+  if (w == waiting_.end() || w->second.node != from) return;  // stale or misdirected
+  const std::optional<int> side = w->second.side;
   waiting_.erase(w);
 
-  if (const auto* r = std::get_if<TreeReply>(&msg); r && phase_ == Phase::kTree && s >= 0) {
-    if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    if (r->hashes.size() != indices_.size()) return Fail(from + ": bad tree reply", now_ms);
-    sides_[s].hashes = r->hashes;
-    sides_[s].depth = r->depth;
-    if (!sides_[0].hashes || !sides_[1].hashes) return;
-    if (sides_[0].depth != sides_[1].depth || sides_[0].depth == 0 ||
-        sides_[0].depth > kMerkleMaxDepth) {
-      return Fail("replicas' trees differ in shape (cluster.partitions differs?)", now_ms);
-    }
-    std::vector<uint32_t> diff;
-    for (size_t i = 0; i < indices_.size(); ++i) {
-      if ((*sides_[0].hashes)[i] != (*sides_[1].hashes)[i]) diff.push_back(indices_[i]);
-    }
-    if (diff.empty()) return PairDone(now_ms);
-    if (level_ == sides_[0].depth) {
-      leaves_ = std::move(diff);
-      leaf_next_ = 0;
-      for (uint32_t leaf : leaves_) {
-        if (counted_leaves_.insert(leaf).second) ++progress_.totals.leaves_differing;
-      }
-      return NextLeafChunk(now_ms);
-    }
-    ++level_;
-    indices_ = MerkleChildren(diff);
-    return SendTree(now_ms);
+  if (const auto* r = std::get_if<TreeReply>(&msg); r && phase_ == Phase::kTree && side) {
+    return OnTreeReply(from, *r, *side, now_ms);
   }
-  if (const auto* r = std::get_if<LeafReply>(&msg); r && phase_ == Phase::kLeaves && s >= 0) {
-    if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    Side& side = sides_[s];
-    for (const DigestEntry& e : r->entries) side.entries.push_back(e);
-    if (r->more) {
-      if (r->entries.empty()) return Fail(from + ": empty truncated leaf reply", now_ms);
-      const std::string& last = r->entries.back().key;
-      const uint32_t leaf = MerkleLeafOf(Hash64(last), side.depth);
-      auto it = std::find(chunk_.begin() + static_cast<std::ptrdiff_t>(side.leaf_cursor), chunk_.end(), leaf);
-      if (it == chunk_.end()) return Fail(from + ": leaf reply out of range", now_ms);
-      side.leaf_cursor = static_cast<size_t>(it - chunk_.begin());
-      side.after_key = last;
-      return SendLeaves(s, now_ms);
-    }
-    side.leaves_done = true;
-    if (sides_[0].leaves_done && sides_[1].leaves_done) CompareLeaves(now_ms);
-    return;
+  if (const auto* r = std::get_if<LeafReply>(&msg); r && phase_ == Phase::kLeaves && side) {
+    return OnLeafReply(from, *r, *side, now_ms);
   }
-  if (const auto* r = std::get_if<FetchReply>(&msg); r && phase_ == Phase::kFetch && s >= 0) {
-    if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    // A reply covers a prefix of what was asked, at least one key.
-    if (r->objects.empty() || r->objects.size() > asked_[s].size()) {
-      return Fail(from + ": bad fetch reply", now_ms);
-    }
-    for (size_t i = 0; i < r->objects.size(); ++i) {
-      if (r->objects[i].key != asked_[s][i]) return Fail(from + ": bad fetch reply", now_ms);
-      fetched_[s][r->objects[i].key] = r->objects[i].object;
-    }
-    if (waiting_.empty()) OnFetched(now_ms);
-    return;
+  if (const auto* r = std::get_if<FetchReply>(&msg); r && phase_ == Phase::kFetch && side) {
+    return OnFetchReply(from, *r, *side, now_ms);
   }
-  if (const auto* r = std::get_if<PushReply>(&msg); r && phase_ == Phase::kPush && s >= 0) {
-    if (!r->ok) return Fail(from + ": " + r->error, now_ms);
-    if (waiting_.empty()) PumpTransfer(now_ms);
-    return;
+  if (const auto* r = std::get_if<PushReply>(&msg); r && phase_ == Phase::kPush && side) {
+    return OnPushReply(from, *r, now_ms);
   }
-  if (const auto* r = std::get_if<TombstoneReply>(&msg); r && s < 0) {
+  if (const auto* r = std::get_if<TombstoneReply>(&msg); r && !side) {
     if (!r->ok) return Fail(from + ": " + r->error, now_ms);
     if (phase_ == Phase::kTombList || phase_ == Phase::kTombCheck) {
-      if (phase_ == Phase::kTombList) {
-        tomb_candidates_ = r->entries;
-        tomb_more_ = r->more;
-        if (r->more) tomb_next_after_ = r->after_key;
-      } else {
-        // Keep the candidates this replica confirmed.
-        std::set<std::pair<std::string, uint64_t>> held;
-        for (const DigestEntry& e : r->entries) held.emplace(e.key, e.digest);
-        std::vector<DigestEntry> kept;
-        for (DigestEntry& e : tomb_candidates_) {
-          if (held.count({e.key, e.digest})) kept.push_back(std::move(e));
-        }
-        tomb_candidates_ = std::move(kept);
-      }
-      ++tomb_replica_;
-      if (tomb_candidates_.empty()) return TombstonesDone(now_ms);
-      if (tomb_replica_ < replicas_.size()) {
-        phase_ = Phase::kTombCheck;
-        const uint64_t id = next_req_++;
-        waiting_[id] = {-1, replicas_[tomb_replica_]};
-        return (void)Send(replicas_[tomb_replica_],
-                          TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kCheck,
-                                           options_.tombstone_grace_ms, tomb_candidates_, ""},
-                          now_ms);
-      }
-      // Every primary holds every candidate: purge them everywhere.
-      phase_ = Phase::kTombPurge;
-      for (const std::string& node : replicas_) {
-        const uint64_t id = next_req_++;
-        waiting_[id] = {-1, node};
-        Send(node, TombstoneRequest{id, *partition_, TombstoneRequest::Mode::kPurge,
-                                    options_.tombstone_grace_ms, tomb_candidates_, ""},
-             now_ms);
-      }
-      return;
+      return OnTombstonesListed(*r, now_ms);
     }
-    if (phase_ == Phase::kTombPurge) {
-      if (waiting_.empty()) {
-        progress_.totals.tombstones_purged += tomb_candidates_.size();
-        TombstonesDone(now_ms);
-      }
-      return;
-    }
+    if (phase_ == Phase::kTombPurge) return OnTombstonesPurged(now_ms);
   }
   Fail(from + ": unexpected reply", now_ms);
+}
+
+void RepairDriver::OnTreeReply(const std::string& from, const TreeReply& r, int s,
+                               int64_t now_ms) {
+  if (!r.ok) return Fail(from + ": " + r.error, now_ms);
+  if (r.hashes.size() != indices_.size()) return Fail(from + ": bad tree reply", now_ms);
+  sides_[s].hashes = r.hashes;
+  sides_[s].depth = r.depth;
+  if (!sides_[0].hashes || !sides_[1].hashes) return;
+  if (sides_[0].depth != sides_[1].depth || sides_[0].depth == 0 ||
+      sides_[0].depth > kMerkleMaxDepth) {
+    return Fail("replicas' trees differ in shape (cluster.partitions differs?)", now_ms);
+  }
+  std::vector<uint32_t> diff;
+  for (size_t i = 0; i < indices_.size(); ++i) {
+    if ((*sides_[0].hashes)[i] != (*sides_[1].hashes)[i]) diff.push_back(indices_[i]);
+  }
+  if (diff.empty()) return PairDone(now_ms);
+  if (level_ == sides_[0].depth) {
+    leaves_ = std::move(diff);
+    leaf_next_ = 0;
+    for (uint32_t leaf : leaves_) {
+      if (counted_leaves_.insert(leaf).second) ++progress_.totals.leaves_differing;
+    }
+    return NextLeafChunk(now_ms);
+  }
+  ++level_;
+  indices_ = MerkleChildren(diff);
+  SendTree(now_ms);
+}
+
+void RepairDriver::OnLeafReply(const std::string& from, const LeafReply& r, int s,
+                               int64_t now_ms) {
+  if (!r.ok) return Fail(from + ": " + r.error, now_ms);
+  Side& side = sides_[s];
+  for (const DigestEntry& e : r.entries) side.entries.push_back(e);
+  if (r.more) {
+    if (r.entries.empty()) return Fail(from + ": empty truncated leaf reply", now_ms);
+    const std::string& last = r.entries.back().key;
+    const uint32_t leaf = MerkleLeafOf(Hash64(last), side.depth);
+    auto it = std::find(chunk_.begin() + static_cast<std::ptrdiff_t>(side.leaf_cursor), chunk_.end(), leaf);
+    if (it == chunk_.end()) return Fail(from + ": leaf reply out of range", now_ms);
+    side.leaf_cursor = static_cast<size_t>(it - chunk_.begin());
+    side.after_key = last;
+    return SendLeaves(s, now_ms);
+  }
+  side.leaves_done = true;
+  if (sides_[0].leaves_done && sides_[1].leaves_done) CompareLeaves(now_ms);
+}
+
+void RepairDriver::OnFetchReply(const std::string& from, const FetchReply& r, int s,
+                                int64_t now_ms) {
+  if (!r.ok) return Fail(from + ": " + r.error, now_ms);
+  // A reply covers a prefix of what was asked, at least one key.
+  if (r.objects.empty() || r.objects.size() > asked_[s].size()) {
+    return Fail(from + ": bad fetch reply", now_ms);
+  }
+  for (size_t i = 0; i < r.objects.size(); ++i) {
+    if (r.objects[i].key != asked_[s][i]) return Fail(from + ": bad fetch reply", now_ms);
+    fetched_[s][r.objects[i].key] = r.objects[i].object;
+  }
+  if (waiting_.empty()) OnFetched(now_ms);
+}
+
+void RepairDriver::OnPushReply(const std::string& from, const PushReply& r, int64_t now_ms) {
+  if (!r.ok) return Fail(from + ": " + r.error, now_ms);
+  if (waiting_.empty()) PumpTransfer(now_ms);
+}
+
+void RepairDriver::OnTombstonesListed(const TombstoneReply& r, int64_t now_ms) {
+  if (phase_ == Phase::kTombList) {
+    tomb_candidates_ = r.entries;
+    tomb_more_ = r.more;
+    if (r.more) tomb_next_after_ = r.after_key;
+  } else {
+    // Keep the candidates this replica confirmed.
+    std::set<std::pair<std::string, uint64_t>> held;
+    for (const DigestEntry& e : r.entries) held.emplace(e.key, e.digest);
+    std::vector<DigestEntry> kept;
+    for (DigestEntry& e : tomb_candidates_) {
+      if (held.count({e.key, e.digest})) kept.push_back(std::move(e));
+    }
+    tomb_candidates_ = std::move(kept);
+  }
+  ++tomb_replica_;
+  if (tomb_candidates_.empty()) return TombstonesDone(now_ms);
+  if (tomb_replica_ < replicas_.size()) {
+    phase_ = Phase::kTombCheck;
+    return AskTombstones(replicas_[tomb_replica_], TombstoneRequest::Mode::kCheck, now_ms);
+  }
+  // Every primary holds every candidate: purge them everywhere.
+  phase_ = Phase::kTombPurge;
+  for (const std::string& node : replicas_) {
+    AskTombstones(node, TombstoneRequest::Mode::kPurge, now_ms);
+  }
+}
+
+void RepairDriver::OnTombstonesPurged(int64_t now_ms) {
+  if (!waiting_.empty()) return;
+  progress_.totals.tombstones_purged += tomb_candidates_.size();
+  TombstonesDone(now_ms);
 }
 
 }  // namespace itsuka::core

@@ -185,6 +185,13 @@ class RepairDriver {
     size_t leaf_cursor = 0;      // index into chunk of the next leaf to ask
     uint32_t depth = 0;
   };
+  // A request in flight: the node it went to and, for the pair's tree, leaf, fetch and
+  // push requests, the side of the pair that node is. Tombstone requests go to each of
+  // the partition's replicas in turn, not to a side: they have none.
+  struct Awaited {
+    std::optional<int> side;
+    std::string node;
+  };
   // A key whose digests differ between the pair's sides (0: the side has nothing).
   struct DiffKey {
     std::string key;
@@ -202,8 +209,21 @@ class RepairDriver {
   void PairDone(int64_t now_ms);
   void BeginTombstones(int64_t now_ms);
   void TombstonesDone(int64_t now_ms);
+  // Sends `node` a tombstone request of `mode` (no side): kList lists after tomb_after_,
+  // kCheck and kPurge carry tomb_candidates_.
+  void AskTombstones(const std::string& node, TombstoneRequest::Mode mode, int64_t now_ms);
   void FinishPartition(bool ok, int64_t now_ms);
   void Fail(const std::string& why, int64_t now_ms);
+  // OnReply's steps, one per reply type, for a reply the phase expects (from the side
+  // `s` of the pair, or from a replica for the tombstone steps).
+  void OnTreeReply(const std::string& from, const TreeReply& r, int s, int64_t now_ms);
+  void OnLeafReply(const std::string& from, const LeafReply& r, int s, int64_t now_ms);
+  void OnFetchReply(const std::string& from, const FetchReply& r, int s, int64_t now_ms);
+  void OnPushReply(const std::string& from, const PushReply& r, int64_t now_ms);
+  // A replica's list (kTombList) or confirmation (kTombCheck) of tombstone candidates:
+  // ask the next replica to confirm them, or once all did, ask every replica to purge.
+  void OnTombstonesListed(const TombstoneReply& r, int64_t now_ms);
+  void OnTombstonesPurged(int64_t now_ms);
   uint64_t Send(const std::string& to, PeerMessage msg, int64_t now_ms);
   void Refill(int64_t now_ms);
 
@@ -220,7 +240,7 @@ class RepairDriver {
   std::map<uint32_t, int64_t> last_repaired_;
   std::vector<std::pair<std::string, PeerMessage>> sends_;
   uint64_t next_req_ = 1;
-  std::map<uint64_t, std::pair<int, std::string>> waiting_;  // req_id -> (side or -1, node)
+  std::map<uint64_t, Awaited> waiting_;  // by request id
   std::vector<DiffKey> batch_;                   // keys being fetched
   std::vector<std::string> asked_[2];            // what each side was asked for
   std::map<std::string, Object> fetched_[2];

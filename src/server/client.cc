@@ -374,19 +374,6 @@ void Client::Poll() {
   Flush();
 }
 
-void Client::Abort() {
-  out_.clear();
-  replies_.clear();
-  queued_.clear();
-  queued_bytes_ = 0;
-  reply_bytes_ = 0;
-  charged_.clear();
-  inflight_bytes_ = 0;
-  session_.close_after_reply = true;
-  conn_->Close();
-  Reaccount();
-}
-
 void Client::Drain() {
   session_.close_after_reply = true;
   conn_->PauseReading();

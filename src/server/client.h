@@ -76,8 +76,6 @@ class Client : private Dispatcher {
   void OnResult(uint64_t tag, core::ClientResult result);
   // Sends the replies that are ready (called after the commit that covers them).
   void Flush();
-  // Drops the buffered replies and closes (a commit failed: their outcome is unknown).
-  void Abort();
   // Stops reading; closes once the replies owed are sent (graceful shutdown).
   void Drain();
   void CloseNow() { conn_->Close(); }

@@ -108,9 +108,9 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
       {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
       {"itsuka.repair", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Repair},
-      {"itsuka.members", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
-      {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
-      {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::MembershipCmd},
+      {"itsuka.members", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Members},
+      {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::RingCmd},
+      {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Decommission},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }
@@ -460,7 +460,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
     if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
   if (add("handoff") && handoff_info_) s += handoff_info_();
-  if (add("repair") && repair_info_) s += repair_info_();
+  if (add("repair")) s += RepairInfo();
   if (add("tls") && tls_info_) s += tls_info_();
   return s;
 }
@@ -478,11 +478,6 @@ void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::str
     }
   }
   resp::AppendBulk(out, text);
-}
-
-void CommandExecutor::Repair(Session&, std::vector<std::string>& args, std::string* out) {
-  if (!repair_command_) return resp::AppendError(out, "ERR anti-entropy is not available");
-  repair_command_(args, out);
 }
 
 // ---- Keys --------------------------------------------------------------------------
@@ -800,11 +795,6 @@ void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,
 
 void CommandExecutor::Hints(Session&, std::vector<std::string>&, std::string* out) {
   resp::AppendBulk(out, handoff_info_ ? handoff_info_() : std::string());
-}
-
-void CommandExecutor::MembershipCmd(Session&, std::vector<std::string>& args, std::string* out) {
-  if (!membership_cmd_) return resp::AppendError(out, "ERR membership is not available");
-  membership_cmd_(args, out);
 }
 
 }  // namespace itsuka::server

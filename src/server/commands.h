@@ -14,6 +14,7 @@
 #include "core/object.h"
 #include "itsuka/clock.h"
 #include "itsuka/config.h"
+#include "server/admin_host.h"
 #include "server/client_limits.h"
 #include "server/session.h"
 #include "server/stats.h"
@@ -64,19 +65,12 @@ class CommandExecutor {
   void SetTtlGuard(std::function<Status()> f) { ttl_guard_ = std::move(f); }
   // The "handoff" INFO section's lines, also the reply of ITSUKA.HINTS.
   void SetHandoffInfo(std::function<std::string()> f) { handoff_info_ = std::move(f); }
-  // ITSUKA.REPAIR (the handler appends its reply) and INFO's repair section, served by
-  // the node that runs anti-entropy.
-  void SetRepair(std::function<void(std::vector<std::string>&, std::string*)> command,
-                 std::function<std::string()> info) {
-    repair_command_ = std::move(command);
-    repair_info_ = std::move(info);
-  }
+  // The node behind the admin commands (server/admin_commands.cc): ITSUKA.MEMBERS,
+  // ITSUKA.RING, ITSUKA.DECOMMISSION, ITSUKA.REPAIR and INFO's repair section. Without
+  // one, they answer that membership / anti-entropy is not available.
+  void SetAdminHost(AdminHost* host) { admin_ = host; }
   // The "tls" INFO section's lines.
   void SetTlsInfo(std::function<std::string()> f) { tls_info_ = std::move(f); }
-  // Handles ITSUKA.MEMBERS, ITSUKA.RING and ITSUKA.DECOMMISSION (the node's membership).
-  void SetMembershipCommand(std::function<void(std::vector<std::string>&, std::string*)> f) {
-    membership_cmd_ = std::move(f);
-  }
 
  private:
   struct Command;
@@ -113,8 +107,15 @@ class CommandExecutor {
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
+  // Admin commands (server/admin_commands.cc).
+  void Members(Session&, std::vector<std::string>&, std::string*);
+  void RingCmd(Session&, std::vector<std::string>&, std::string*);
+  void Decommission(Session&, std::vector<std::string>&, std::string*);
   void Repair(Session&, std::vector<std::string>&, std::string*);
-  void MembershipCmd(Session&, std::vector<std::string>&, std::string*);
+  void RepairStart(std::vector<std::string>& args, std::string* out);
+  // ITSUKA.REPAIR STATUS's text (needs admin_) and INFO's repair section ("" without).
+  std::string RepairStatus() const;
+  std::string RepairInfo() const;
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -148,9 +149,7 @@ class CommandExecutor {
   std::function<std::string()> cluster_info_;
   std::function<Status()> ttl_guard_;
   std::function<std::string()> handoff_info_;
-  std::function<void(std::vector<std::string>&, std::string*)> repair_command_;
-  std::function<std::string()> repair_info_;
-  std::function<void(std::vector<std::string>&, std::string*)> membership_cmd_;
+  AdminHost* admin_ = nullptr;
   std::function<std::string()> tls_info_;
   AuthLimiter auth_limiter_;
 };
