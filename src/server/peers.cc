@@ -322,42 +322,45 @@ bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {
   return msg.ok();  // nothing else is expected on this direction
 }
 
+bool PeerTransport::OnOutgoingResult(Outgoing& out, const core::AuthResult& r,
+                                     const std::string& who) {
+  if (r.code == core::AuthResult::kOk && out.handshake == Handshake::kProofSent) {
+    out.up = true;
+    out.backoff_ms = 100;
+    out.handshake_deadline.reset();
+    NoteInstance(out.addr.id, out.instance_id);
+    // A fresh detector: silence from before this connection says nothing about it.
+    // The handshake itself is the first sign of life, so a peer that falls silent
+    // right after it is still suspected.
+    out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
+    out.detector.Heartbeat(loop_.NowMs());
+    out.clock.Clear();
+    LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
+             << ")";
+    Report(out);
+    return true;
+  }
+  ++stats_.handshakes_refused;
+  // A duplicate-node verdict stops this node only from an acceptor that proved it holds
+  // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
+  // stopped member's port, or answers a gossiped address -- or in insecure mode, where
+  // nobody proves anything, it is an ordinary refusal: a stranger must not be able to
+  // shut a member down.
+  if (r.code == core::AuthResult::kDuplicateNode && out.handshake == Handshake::kProofSent &&
+      !identity_.insecure) {
+    LOG_ERROR << who << " refuses this node: " << r.reason;
+    if (on_fatal_) on_fatal_(r.reason);
+  } else {
+    LOG_WARN << who << " refused the handshake: " << r.reason;
+  }
+  return false;
+}
+
 bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg) {
   const std::string who = "peer " + out.addr.id + " (" + out.addr.host + ":" +
                           std::to_string(out.addr.port) + ")";
   std::string why;
-  if (const auto* r = std::get_if<core::AuthResult>(&msg)) {
-    if (r->code == core::AuthResult::kOk && out.handshake == Handshake::kProofSent) {
-      out.up = true;
-      out.backoff_ms = 100;
-      out.handshake_deadline.reset();
-      NoteInstance(out.addr.id, out.instance_id);
-      // A fresh detector: silence from before this connection says nothing about it.
-      // The handshake itself is the first sign of life, so a peer that falls silent
-      // right after it is still suspected.
-      out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
-      out.detector.Heartbeat(loop_.NowMs());
-      out.clock.Clear();
-      LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
-               << ")";
-      Report(out);
-      return true;
-    }
-    ++stats_.handshakes_refused;
-    // A duplicate-node verdict stops this node only from an acceptor that proved it holds
-    // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
-    // stopped member's port, or answers a gossiped address -- or in insecure mode, where
-    // nobody proves anything, it is an ordinary refusal: a stranger must not be able to
-    // shut a member down.
-    if (r->code == core::AuthResult::kDuplicateNode && out.handshake == Handshake::kProofSent &&
-        !identity_.insecure) {
-      LOG_ERROR << who << " refuses this node: " << r->reason;
-      if (on_fatal_) on_fatal_(r->reason);
-    } else {
-      LOG_WARN << who << " refused the handshake: " << r->reason;
-    }
-    return false;
-  }
+  if (const auto* r = std::get_if<core::AuthResult>(&msg)) return OnOutgoingResult(out, *r, who);
   if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
     if (out.handshake != Handshake::kHelloSent) why = "a second AuthHello";
     else if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";

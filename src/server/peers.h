@@ -220,6 +220,10 @@ class PeerTransport {
   bool OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg);
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
   bool OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg);
+  // OnOutgoingHandshake's step for the acceptor's verdict: up if it accepted the proof
+  // this node sent; else refused (a duplicate-node verdict from a proven acceptor is
+  // fatal). `who` names the peer in the log.
+  bool OnOutgoingResult(Outgoing& out, const core::AuthResult& r, const std::string& who);
   // Checks an AuthHello; on refusal returns false with *why.
   bool AcceptHello(const core::AuthHello& hello, std::string* why) const;
   core::AuthHello MakeHello(const std::string& nonce) const;
