@@ -554,6 +554,35 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   return true;
 }
 
+std::string PeerTransport::CheckIncomingProof(uint64_t id, const Incoming& in,
+                                              const core::AuthProof& proof, uint32_t* code) {
+  std::string where;
+  const ProofInput pin{identity_.cluster_id, in.hello.node_id, config_.node_id, in.hello.nonce,
+                       in.nonce};
+  if (in.hello.node_id.empty()) return "an AuthProof before AuthHello";
+  if (!identity_.insecure &&
+      !VerifyProof(identity_.secrets, proof.macs, ProofRole::kInitiator, pin)) {
+    ++stats_.auth_failures;
+    return "authentication failed: the proof does not verify against this cluster's secret";
+  }
+  if (OtherInstanceLive(in.hello.node_id, in.hello.instance_id, id, &where)) {
+    ++stats_.duplicate_nodes_refused;
+    *code = core::AuthResult::kDuplicateNode;
+    return "node id '" + in.hello.node_id + "' is already in use in cluster '" +
+           config_.cluster_name + "' by a live member (" + where +
+           "); this is another data directory (instance " + in.hello.instance_id +
+           "): give this node its own node.id";
+  }
+  size_t authenticated = 0;
+  for (const auto& [key, other] : incoming_) authenticated += other.peer_id.empty() ? 0 : 1;
+  if (authenticated >= static_cast<size_t>(config_.max_peer_connections)) {
+    ++stats_.connections_refused;
+    return "cluster.max_peer_connections (" + std::to_string(config_.max_peer_connections) +
+           ") authenticated connections are open";
+  }
+  return "";
+}
+
 bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg) {
   const std::string from = in.conn->peer();
   std::string why;
@@ -578,31 +607,7 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
       }
     }
   } else if (const auto* proof = std::get_if<core::AuthProof>(&msg)) {
-    std::string where;
-    const ProofInput pin{identity_.cluster_id, in.hello.node_id, config_.node_id, in.hello.nonce,
-                         in.nonce};
-    if (in.hello.node_id.empty()) {
-      why = "an AuthProof before AuthHello";
-    } else if (!identity_.insecure &&
-               !VerifyProof(identity_.secrets, proof->macs, ProofRole::kInitiator, pin)) {
-      ++stats_.auth_failures;
-      why = "authentication failed: the proof does not verify against this cluster's secret";
-    } else if (OtherInstanceLive(in.hello.node_id, in.hello.instance_id, id, &where)) {
-      ++stats_.duplicate_nodes_refused;
-      code = core::AuthResult::kDuplicateNode;
-      why = "node id '" + in.hello.node_id + "' is already in use in cluster '" +
-            config_.cluster_name + "' by a live member (" + where +
-            "); this is another data directory (instance " + in.hello.instance_id +
-            "): give this node its own node.id";
-    } else {
-      size_t authenticated = 0;
-      for (const auto& [key, other] : incoming_) authenticated += other.peer_id.empty() ? 0 : 1;
-      if (authenticated >= static_cast<size_t>(config_.max_peer_connections)) {
-        ++stats_.connections_refused;
-        why = "cluster.max_peer_connections (" + std::to_string(config_.max_peer_connections) +
-              ") authenticated connections are open";
-      }
-    }
+    why = CheckIncomingProof(id, in, *proof, &code);
     if (why.empty()) {
       in.peer_id = in.hello.node_id;
       in.handshake_deadline.reset();

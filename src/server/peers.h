@@ -218,6 +218,10 @@ class PeerTransport {
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   bool OnIncomingFrame(uint64_t id, std::string_view frame);
   bool OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg);
+  // OnIncomingHandshake's checks of the initiator's AuthProof on connection `id`: why
+  // it is refused (*code: how, kRefused unless changed), or "" if it is accepted.
+  std::string CheckIncomingProof(uint64_t id, const Incoming& in, const core::AuthProof& proof,
+                                 uint32_t* code);
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
   bool OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg);
   // OnOutgoingHandshake's step for the acceptor's verdict: up if it accepted the proof
