@@ -63,9 +63,48 @@ void Client::OnRead(std::string_view data) {
   if (parser_.accounted() >= kEvictFloorBytes && NodeOverMemory()) host_.EvictForMemory();
 }
 
+bool Client::ExecuteParsed() {
+  const bool was_authenticated = session_.authenticated;
+  host_.executor().Execute(session_, args_, replies_.back(), *this);
+  if (args_.capacity() > 1024) std::vector<std::string>().swap(args_);
+  reply_bytes_ += replies_.back().data.size();
+  if (session_.authenticated != was_authenticated) parser_.set_limits(Limits());
+  if (session_.reply_delay_ms > 0) {
+    // A failed AUTH: its reply, and every command after it, wait (a timer-free hold:
+    // the host polls this client each loop round).
+    hold_until_ms_ = host_.NowMs() + session_.reply_delay_ms;
+    replies_.back().not_before_ms = hold_until_ms_;
+    session_.reply_delay_ms = 0;
+  }
+  if (OutputHeld() > HardLimit()) {
+    ++host_.stats().output_buffer_disconnects;
+    LOG_WARN << "client " << session_.peer << ": output buffer over "
+             << host_.config().max_output_buffer_bytes << " bytes; closing";
+    session_.close_after_reply = true;
+    conn_->Close();
+    return false;
+  }
+  return true;
+}
+
+void Client::CheckQueryBuffer() {
+  const Config& config = host_.config();
+  if (session_.close_after_reply ||
+      parser_.accounted() <= static_cast<size_t>(config.max_query_buffer_bytes)) {
+    return;
+  }
+  ++host_.stats().query_buffer_disconnects;
+  LOG_WARN << "client " << session_.peer << ": query buffer over "
+           << config.max_query_buffer_bytes << " bytes; closing";
+  replies_.emplace_back();
+  wire::resp::AppendError(&replies_.back().data,
+                          "ERR query buffer limit exceeded (limits.max_query_buffer_bytes)");
+  reply_bytes_ += replies_.back().data.size();
+  session_.close_after_reply = true;
+}
+
 void Client::ProcessInput() {
   Stats& stats = host_.stats();
-  const Config& config = host_.config();
   bool busy = false;
   while (hold_until_ms_ == 0) {
     // Backpressure: no new command while this client's output is over the soft limit,
@@ -86,44 +125,14 @@ void Client::ProcessInput() {
       session_.close_after_reply = true;
       break;
     }
-    const bool was_authenticated = session_.authenticated;
-    host_.executor().Execute(session_, args_, replies_.back(), *this);
-    if (args_.capacity() > 1024) std::vector<std::string>().swap(args_);
-    reply_bytes_ += replies_.back().data.size();
-    if (session_.authenticated != was_authenticated) parser_.set_limits(Limits());
-    if (session_.reply_delay_ms > 0) {
-      // A failed AUTH: its reply, and every command after it, wait (a timer-free hold:
-      // the host polls this client each loop round).
-      hold_until_ms_ = host_.NowMs() + session_.reply_delay_ms;
-      replies_.back().not_before_ms = hold_until_ms_;
-      session_.reply_delay_ms = 0;
-    }
-    if (OutputHeld() > HardLimit()) {
-      ++stats.output_buffer_disconnects;
-      LOG_WARN << "client " << session_.peer << ": output buffer over "
-               << config.max_output_buffer_bytes << " bytes; closing";
-      session_.close_after_reply = true;
-      conn_->Close();
-      return;
-    }
+    if (!ExecuteParsed()) return;
     if (session_.close_after_reply) break;
   }
   Pump();
-  if (!session_.close_after_reply &&
-      parser_.accounted() > static_cast<size_t>(config.max_query_buffer_bytes)) {
-    ++stats.query_buffer_disconnects;
-    LOG_WARN << "client " << session_.peer << ": query buffer over "
-             << config.max_query_buffer_bytes << " bytes; closing";
-    replies_.emplace_back();
-    wire::resp::AppendError(&replies_.back().data,
-                            "ERR query buffer limit exceeded (limits.max_query_buffer_bytes)");
-    reply_bytes_ += replies_.back().data.size();
-    session_.close_after_reply = true;
-  }
+  CheckQueryBuffer();
   Reaccount();
   // At the node's ceiling, Node::EvictForMemory closes the clients holding the most
   // partial input (unauthenticated ones first); nothing is decided here per client.
-  (void)config;
   if (busy && !deferred_ && parser_.buffered() > 0) ++stats.deferred_commands;
   deferred_ = busy;
   // Too many replies outstanding, output pending, a held reply, or closing: stop

@@ -119,6 +119,11 @@ class Client : private Dispatcher {
 
   void OnRead(std::string_view data);
   void ProcessInput();
+  // ProcessInput's steps: runs the command parsed into args_ (its reply is
+  // replies_.back()); false if that closed the client (output over the hard limit).
+  bool ExecuteParsed();
+  // Over limits.max_query_buffer_bytes of partial input: an error reply, then close.
+  void CheckQueryBuffer();
   wire::RespLimits Limits() const;
   // Pending output: replies and results held, bytes not yet handed to or sent by the socket.
   size_t OutputHeld() const { return reply_bytes_ + out_.size() + conn_->queued_bytes(); }

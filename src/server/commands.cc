@@ -67,6 +67,11 @@ int64_t ProcessRssBytes() {
   return static_cast<int64_t>(pages_resident) * ::sysconf(_SC_PAGESIZE);
 }
 
+// One "key:value" line of INFO text.
+void Line(std::string* s, const std::string& k, const std::string& v) {
+  *s += k + ":" + v + "\r\n";
+}
+
 void ErrSyntax(std::string* out) { resp::AppendError(out, "ERR syntax error"); }
 
 void ErrNotInteger(std::string* out) {
@@ -378,91 +383,100 @@ std::string CommandExecutor::Info(std::string_view section) const {
     s += "# " + title + "\r\n";
     return true;
   };
-  auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
-  const int64_t uptime_s = (clock_.MonotonicMs() - stats_.start_mono_ms) / 1000;
-  if (add("server")) {
-    kv("itsuka_version", kVersion);
-    kv("redis_version", kRedisCompatVersion);
-    kv("redis_mode", "standalone");
-    kv("node_id", config_.node_id);
-    kv("process_id", std::to_string(::getpid()));
-    kv("tcp_port", std::to_string(config_.port));
-    kv("uptime_in_seconds", std::to_string(uptime_s));
-    kv("uptime_in_days", std::to_string(uptime_s / 86400));
-    kv("config_file", config_.config_file);
-  }
-  if (add("clients")) {
-    kv("connected_clients", std::to_string(stats_.connected_clients));
-    kv("maxclients", std::to_string(config_.max_clients));
-    kv("blocked_clients", "0");
-  }
-  if (add("memory")) {
-    // used_memory is the accounted client memory that server.max_memory_bytes bounds
-    // (buffers, replies and read results of every client); RSS is the whole process.
-    kv("used_memory", std::to_string(stats_.client_memory_bytes));
-    kv("used_memory_peak", std::to_string(stats_.client_memory_peak_bytes));
-    kv("used_memory_rss", std::to_string(ProcessRssBytes()));
-    kv("maxmemory", std::to_string(config_.max_memory_bytes));
-    kv("maxmemory_policy", "noeviction");
-    kv("max_memory_bytes", std::to_string(config_.max_memory_bytes));
-    kv("over_max_memory", OverMemoryLimit() ? "1" : "0");
-  }
-  if (add("persistence")) {
-    EngineStats es = store_.engine().Stats();
-    kv("loading", "0");
-    kv("storage_engine", "rocksdb");
-    kv("durability", config_.durability);
-    kv("data_dir", config_.data_dir);
-    kv("commits", std::to_string(store_.commits()));
-    kv("committed_keys", std::to_string(store_.committed_keys()));
-    kv("failed_commits", std::to_string(store_.failed_commits()));
-    // Corruption (README "Corruption and I/O errors").
-    kv("storage_corruptions", std::to_string(store_.corruptions()));
-    kv("wal_corruptions", std::to_string(store_.wal_corruptions()));
-    kv("partitions_not_authoritative", std::to_string(store_.suspect().size()));
-    kv("last_corruption", store_.last_corruption().empty() ? "-" : store_.last_corruption());
-    kv("synced_writes", std::to_string(es.synced_writes));
-    kv("estimated_live_data_bytes", std::to_string(es.live_data_bytes));
-    kv("rdb_bgsave_in_progress", "0");
-    kv("aof_enabled", "0");
-  }
-  if (add("stats")) {
-    kv("total_connections_received", std::to_string(stats_.connections_received));
-    kv("total_commands_processed", std::to_string(stats_.commands_processed));
-    kv("instantaneous_ops_per_sec", std::to_string(stats_.instantaneous_ops_per_sec));
-    kv("total_net_input_bytes", std::to_string(stats_.net_input_bytes));
-    kv("total_net_output_bytes", std::to_string(stats_.net_output_bytes));
-    kv("rejected_connections", std::to_string(stats_.rejected_connections));
-    kv("keyspace_hits", std::to_string(stats_.keyspace_hits));
-    kv("keyspace_misses", std::to_string(stats_.keyspace_misses));
-    kv("total_error_replies", std::to_string(stats_.error_replies));
-    kv("protocol_errors", std::to_string(stats_.protocol_errors));
-    kv("query_buffer_disconnects", std::to_string(stats_.query_buffer_disconnects));
-    kv("output_buffer_disconnects", std::to_string(stats_.output_buffer_disconnects));
-    kv("idle_disconnects", std::to_string(stats_.idle_disconnects));
-    kv("oom_refusals", std::to_string(stats_.oom_refusals));
-    kv("deferred_commands", std::to_string(stats_.deferred_commands));
-    kv("reply_limit_refusals", std::to_string(stats_.reply_limit_refusals));
-    kv("memory_evictions", std::to_string(stats_.memory_evictions));
-    kv("unauth_idle_disconnects", std::to_string(stats_.unauth_idle_disconnects));
-    kv("unauth_evictions", std::to_string(stats_.unauth_evictions));
-    kv("clients_closed_for_limits",
-       std::to_string(stats_.query_buffer_disconnects + stats_.output_buffer_disconnects +
-                      stats_.memory_evictions + stats_.unauth_idle_disconnects +
-                      stats_.unauth_evictions));
-    kv("auth_failures", std::to_string(stats_.auth_failures));
-    kv("auth_rate_limited", std::to_string(stats_.auth_rate_limited));
-  }
+  if (add("server")) AppendServerInfo(&s);
+  if (add("clients")) AppendClientsInfo(&s);
+  if (add("memory")) AppendMemoryInfo(&s);
+  if (add("persistence")) AppendPersistenceInfo(&s);
+  if (add("stats")) AppendStatsInfo(&s);
   if (add("cluster") && cluster_info_) s += cluster_info_();
   if (add("keyspace")) {
     uint64_t keys = store_.engine().Stats().estimated_keys;
     // RocksDB's estimate counts tombstoned keys too until they are purged.
-    if (keys > 0) kv("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
+    if (keys > 0) Line(&s, "db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
   if (add("handoff") && handoff_info_) s += handoff_info_();
   if (add("repair")) s += RepairInfo();
   if (add("tls") && tls_info_) s += tls_info_();
   return s;
+}
+
+void CommandExecutor::AppendServerInfo(std::string* s) const {
+  const int64_t uptime_s = (clock_.MonotonicMs() - stats_.start_mono_ms) / 1000;
+  Line(s, "itsuka_version", kVersion);
+  Line(s, "redis_version", kRedisCompatVersion);
+  Line(s, "redis_mode", "standalone");
+  Line(s, "node_id", config_.node_id);
+  Line(s, "process_id", std::to_string(::getpid()));
+  Line(s, "tcp_port", std::to_string(config_.port));
+  Line(s, "uptime_in_seconds", std::to_string(uptime_s));
+  Line(s, "uptime_in_days", std::to_string(uptime_s / 86400));
+  Line(s, "config_file", config_.config_file);
+}
+
+void CommandExecutor::AppendClientsInfo(std::string* s) const {
+  Line(s, "connected_clients", std::to_string(stats_.connected_clients));
+  Line(s, "maxclients", std::to_string(config_.max_clients));
+  Line(s, "blocked_clients", "0");
+}
+
+void CommandExecutor::AppendMemoryInfo(std::string* s) const {
+  // used_memory is the accounted client memory that server.max_memory_bytes bounds
+  // (buffers, replies and read results of every client); RSS is the whole process.
+  Line(s, "used_memory", std::to_string(stats_.client_memory_bytes));
+  Line(s, "used_memory_peak", std::to_string(stats_.client_memory_peak_bytes));
+  Line(s, "used_memory_rss", std::to_string(ProcessRssBytes()));
+  Line(s, "maxmemory", std::to_string(config_.max_memory_bytes));
+  Line(s, "maxmemory_policy", "noeviction");
+  Line(s, "max_memory_bytes", std::to_string(config_.max_memory_bytes));
+  Line(s, "over_max_memory", OverMemoryLimit() ? "1" : "0");
+}
+
+void CommandExecutor::AppendPersistenceInfo(std::string* s) const {
+  EngineStats es = store_.engine().Stats();
+  Line(s, "loading", "0");
+  Line(s, "storage_engine", "rocksdb");
+  Line(s, "durability", config_.durability);
+  Line(s, "data_dir", config_.data_dir);
+  Line(s, "commits", std::to_string(store_.commits()));
+  Line(s, "committed_keys", std::to_string(store_.committed_keys()));
+  Line(s, "failed_commits", std::to_string(store_.failed_commits()));
+  // Corruption (README "Corruption and I/O errors").
+  Line(s, "storage_corruptions", std::to_string(store_.corruptions()));
+  Line(s, "wal_corruptions", std::to_string(store_.wal_corruptions()));
+  Line(s, "partitions_not_authoritative", std::to_string(store_.suspect().size()));
+  Line(s, "last_corruption", store_.last_corruption().empty() ? "-" : store_.last_corruption());
+  Line(s, "synced_writes", std::to_string(es.synced_writes));
+  Line(s, "estimated_live_data_bytes", std::to_string(es.live_data_bytes));
+  Line(s, "rdb_bgsave_in_progress", "0");
+  Line(s, "aof_enabled", "0");
+}
+
+void CommandExecutor::AppendStatsInfo(std::string* s) const {
+  Line(s, "total_connections_received", std::to_string(stats_.connections_received));
+  Line(s, "total_commands_processed", std::to_string(stats_.commands_processed));
+  Line(s, "instantaneous_ops_per_sec", std::to_string(stats_.instantaneous_ops_per_sec));
+  Line(s, "total_net_input_bytes", std::to_string(stats_.net_input_bytes));
+  Line(s, "total_net_output_bytes", std::to_string(stats_.net_output_bytes));
+  Line(s, "rejected_connections", std::to_string(stats_.rejected_connections));
+  Line(s, "keyspace_hits", std::to_string(stats_.keyspace_hits));
+  Line(s, "keyspace_misses", std::to_string(stats_.keyspace_misses));
+  Line(s, "total_error_replies", std::to_string(stats_.error_replies));
+  Line(s, "protocol_errors", std::to_string(stats_.protocol_errors));
+  Line(s, "query_buffer_disconnects", std::to_string(stats_.query_buffer_disconnects));
+  Line(s, "output_buffer_disconnects", std::to_string(stats_.output_buffer_disconnects));
+  Line(s, "idle_disconnects", std::to_string(stats_.idle_disconnects));
+  Line(s, "oom_refusals", std::to_string(stats_.oom_refusals));
+  Line(s, "deferred_commands", std::to_string(stats_.deferred_commands));
+  Line(s, "reply_limit_refusals", std::to_string(stats_.reply_limit_refusals));
+  Line(s, "memory_evictions", std::to_string(stats_.memory_evictions));
+  Line(s, "unauth_idle_disconnects", std::to_string(stats_.unauth_idle_disconnects));
+  Line(s, "unauth_evictions", std::to_string(stats_.unauth_evictions));
+  Line(s, "clients_closed_for_limits",
+       std::to_string(stats_.query_buffer_disconnects + stats_.output_buffer_disconnects +
+                      stats_.memory_evictions + stats_.unauth_idle_disconnects +
+                      stats_.unauth_evictions));
+  Line(s, "auth_failures", std::to_string(stats_.auth_failures));
+  Line(s, "auth_rate_limited", std::to_string(stats_.auth_rate_limited));
 }
 
 void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::string* out) {

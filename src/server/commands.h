@@ -136,6 +136,13 @@ class CommandExecutor {
   bool CheckPassword(Session& session, const std::string& user, const std::string& pass,
                      std::string* out);
   bool OverMemoryLimit() const;
+  // INFO's sections kept here (the node adds cluster, handoff, tls; repair is in
+  // admin_commands.cc): each appends its "key:value" lines to *s.
+  void AppendServerInfo(std::string* s) const;
+  void AppendClientsInfo(std::string* s) const;
+  void AppendMemoryInfo(std::string* s) const;
+  void AppendPersistenceInfo(std::string* s) const;
+  void AppendStatsInfo(std::string* s) const;
 
   const Config& config_;
   Store& store_;

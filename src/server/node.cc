@@ -4,7 +4,6 @@
 
 #include <signal.h>
 
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <random>

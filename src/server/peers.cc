@@ -322,42 +322,45 @@ bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {
   return msg.ok();  // nothing else is expected on this direction
 }
 
+bool PeerTransport::OnOutgoingResult(Outgoing& out, const core::AuthResult& r,
+                                     const std::string& who) {
+  if (r.code == core::AuthResult::kOk && out.handshake == Handshake::kProofSent) {
+    out.up = true;
+    out.backoff_ms = 100;
+    out.handshake_deadline.reset();
+    NoteInstance(out.addr.id, out.instance_id);
+    // A fresh detector: silence from before this connection says nothing about it.
+    // The handshake itself is the first sign of life, so a peer that falls silent
+    // right after it is still suspected.
+    out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
+    out.detector.Heartbeat(loop_.NowMs());
+    out.clock.Clear();
+    LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
+             << ")";
+    Report(out);
+    return true;
+  }
+  ++stats_.handshakes_refused;
+  // A duplicate-node verdict stops this node only from an acceptor that proved it holds
+  // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
+  // stopped member's port, or answers a gossiped address -- or in insecure mode, where
+  // nobody proves anything, it is an ordinary refusal: a stranger must not be able to
+  // shut a member down.
+  if (r.code == core::AuthResult::kDuplicateNode && out.handshake == Handshake::kProofSent &&
+      !identity_.insecure) {
+    LOG_ERROR << who << " refuses this node: " << r.reason;
+    if (on_fatal_) on_fatal_(r.reason);
+  } else {
+    LOG_WARN << who << " refused the handshake: " << r.reason;
+  }
+  return false;
+}
+
 bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg) {
   const std::string who = "peer " + out.addr.id + " (" + out.addr.host + ":" +
                           std::to_string(out.addr.port) + ")";
   std::string why;
-  if (const auto* r = std::get_if<core::AuthResult>(&msg)) {
-    if (r->code == core::AuthResult::kOk && out.handshake == Handshake::kProofSent) {
-      out.up = true;
-      out.backoff_ms = 100;
-      out.handshake_deadline.reset();
-      NoteInstance(out.addr.id, out.instance_id);
-      // A fresh detector: silence from before this connection says nothing about it.
-      // The handshake itself is the first sign of life, so a peer that falls silent
-      // right after it is still suspected.
-      out.detector = core::PhiAccrualDetector(config_.heartbeat_interval_ms);
-      out.detector.Heartbeat(loop_.NowMs());
-      out.clock.Clear();
-      LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
-               << ")";
-      Report(out);
-      return true;
-    }
-    ++stats_.handshakes_refused;
-    // A duplicate-node verdict stops this node only from an acceptor that proved it holds
-    // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
-    // stopped member's port, or answers a gossiped address -- or in insecure mode, where
-    // nobody proves anything, it is an ordinary refusal: a stranger must not be able to
-    // shut a member down.
-    if (r->code == core::AuthResult::kDuplicateNode && out.handshake == Handshake::kProofSent &&
-        !identity_.insecure) {
-      LOG_ERROR << who << " refuses this node: " << r->reason;
-      if (on_fatal_) on_fatal_(r->reason);
-    } else {
-      LOG_WARN << who << " refused the handshake: " << r->reason;
-    }
-    return false;
-  }
+  if (const auto* r = std::get_if<core::AuthResult>(&msg)) return OnOutgoingResult(out, *r, who);
   if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
     if (out.handshake != Handshake::kHelloSent) why = "a second AuthHello";
     else if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";
@@ -551,6 +554,35 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   return true;
 }
 
+std::string PeerTransport::CheckIncomingProof(uint64_t id, const Incoming& in,
+                                              const core::AuthProof& proof, uint32_t* code) {
+  std::string where;
+  const ProofInput pin{identity_.cluster_id, in.hello.node_id, config_.node_id, in.hello.nonce,
+                       in.nonce};
+  if (in.hello.node_id.empty()) return "an AuthProof before AuthHello";
+  if (!identity_.insecure &&
+      !VerifyProof(identity_.secrets, proof.macs, ProofRole::kInitiator, pin)) {
+    ++stats_.auth_failures;
+    return "authentication failed: the proof does not verify against this cluster's secret";
+  }
+  if (OtherInstanceLive(in.hello.node_id, in.hello.instance_id, id, &where)) {
+    ++stats_.duplicate_nodes_refused;
+    *code = core::AuthResult::kDuplicateNode;
+    return "node id '" + in.hello.node_id + "' is already in use in cluster '" +
+           config_.cluster_name + "' by a live member (" + where +
+           "); this is another data directory (instance " + in.hello.instance_id +
+           "): give this node its own node.id";
+  }
+  size_t authenticated = 0;
+  for (const auto& [key, other] : incoming_) authenticated += other.peer_id.empty() ? 0 : 1;
+  if (authenticated >= static_cast<size_t>(config_.max_peer_connections)) {
+    ++stats_.connections_refused;
+    return "cluster.max_peer_connections (" + std::to_string(config_.max_peer_connections) +
+           ") authenticated connections are open";
+  }
+  return "";
+}
+
 bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg) {
   const std::string from = in.conn->peer();
   std::string why;
@@ -575,31 +607,7 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
       }
     }
   } else if (const auto* proof = std::get_if<core::AuthProof>(&msg)) {
-    std::string where;
-    const ProofInput pin{identity_.cluster_id, in.hello.node_id, config_.node_id, in.hello.nonce,
-                         in.nonce};
-    if (in.hello.node_id.empty()) {
-      why = "an AuthProof before AuthHello";
-    } else if (!identity_.insecure &&
-               !VerifyProof(identity_.secrets, proof->macs, ProofRole::kInitiator, pin)) {
-      ++stats_.auth_failures;
-      why = "authentication failed: the proof does not verify against this cluster's secret";
-    } else if (OtherInstanceLive(in.hello.node_id, in.hello.instance_id, id, &where)) {
-      ++stats_.duplicate_nodes_refused;
-      code = core::AuthResult::kDuplicateNode;
-      why = "node id '" + in.hello.node_id + "' is already in use in cluster '" +
-            config_.cluster_name + "' by a live member (" + where +
-            "); this is another data directory (instance " + in.hello.instance_id +
-            "): give this node its own node.id";
-    } else {
-      size_t authenticated = 0;
-      for (const auto& [key, other] : incoming_) authenticated += other.peer_id.empty() ? 0 : 1;
-      if (authenticated >= static_cast<size_t>(config_.max_peer_connections)) {
-        ++stats_.connections_refused;
-        why = "cluster.max_peer_connections (" + std::to_string(config_.max_peer_connections) +
-              ") authenticated connections are open";
-      }
-    }
+    why = CheckIncomingProof(id, in, *proof, &code);
     if (why.empty()) {
       in.peer_id = in.hello.node_id;
       in.handshake_deadline.reset();

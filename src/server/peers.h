@@ -218,8 +218,16 @@ class PeerTransport {
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   bool OnIncomingFrame(uint64_t id, std::string_view frame);
   bool OnIncomingHandshake(uint64_t id, Incoming& in, const core::PeerMessage& msg);
+  // OnIncomingHandshake's checks of the initiator's AuthProof on connection `id`: why
+  // it is refused (*code: how, kRefused unless changed), or "" if it is accepted.
+  std::string CheckIncomingProof(uint64_t id, const Incoming& in, const core::AuthProof& proof,
+                                 uint32_t* code);
   bool OnOutgoingFrame(Outgoing& out, std::string_view frame);
   bool OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& msg);
+  // OnOutgoingHandshake's step for the acceptor's verdict: up if it accepted the proof
+  // this node sent; else refused (a duplicate-node verdict from a proven acceptor is
+  // fatal). `who` names the peer in the log.
+  bool OnOutgoingResult(Outgoing& out, const core::AuthResult& r, const std::string& who);
   // Checks an AuthHello; on refusal returns false with *why.
   bool AcceptHello(const core::AuthHello& hello, std::string* why) const;
   core::AuthHello MakeHello(const std::string& nonce) const;

@@ -340,6 +340,30 @@ Result<core::LocalStore::ScanBatch> Store::Scan(
   return b;
 }
 
+Status Store::PreviousIndexEntry(const std::string& key, uint32_t p, uint32_t leaf,
+                                 IndexEntry* out) {
+  std::string lk = LeafPrefix(p, leaf);
+  lk.append(key);
+  std::string old_bytes;
+  *out = IndexValue();
+  Status st = Status::Ok();
+  if (auto base = staged_base_.find(key); base != staged_base_.end()) {
+    *out = base->second;
+  } else if (st = engine_.Get(Column::kMeta, lk, &old_bytes); st.ok()) {
+    if (!DecodeIndex(old_bytes, out)) st = Status::Corruption("anti-entropy index entry");
+  } else if (st.IsNotFound()) {
+    st = Status::Ok();
+  }
+  if (st.code() == Status::Code::kCorruption) {
+    // The entry is overwritten by the commit; the partition is suspect (its tree may be
+    // off until the next start rebuilds it) and a repair will compare it.
+    OnCorruption(key, "anti-entropy index entry", st);
+    *out = IndexValue();
+    st = Status::Ok();
+  }
+  return st;
+}
+
 Status Store::Commit() {
   if (!HasStaged()) return Status::Ok();
   struct TreeUpdate {
@@ -371,26 +395,8 @@ Status Store::Commit() {
     const uint64_t h = Hash64(key);
     const uint32_t p = PartitionOf(h, partitions_);
     const uint32_t leaf = core::MerkleLeafOf(h, depth_);
-    std::string lk = LeafPrefix(p, leaf);
-    lk.append(key);
-    std::string old_bytes;
     IndexValue old_v;
-    Status st = Status::Ok();
-    if (auto base = staged_base_.find(key); base != staged_base_.end()) {
-      old_v = base->second;
-    } else if (st = engine_.Get(Column::kMeta, lk, &old_bytes); st.ok()) {
-      if (!DecodeIndex(old_bytes, &old_v)) st = Status::Corruption("anti-entropy index entry");
-    } else if (st.IsNotFound()) {
-      st = Status::Ok();
-    }
-    if (st.code() == Status::Code::kCorruption) {
-      // The entry is overwritten below; the partition is suspect (its tree may be off
-      // until the next start rebuilds it) and a repair will compare it.
-      OnCorruption(key, "anti-entropy index entry", st);
-      old_v = IndexValue();
-      st = Status::Ok();
-    }
-    if (!st.ok()) return fail(st);
+    if (Status st = PreviousIndexEntry(key, p, leaf, &old_v); !st.ok()) return fail(st);
     const IndexValue new_v = Describe(obj);
     IndexOps(&batch, p, leaf, key, old_v, new_v);
     updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest});
@@ -436,43 +442,55 @@ Status Store::EnableMerkle(uint32_t partitions) {
   if (st.IsNotFound() || format != want) {
     // No index yet (a data directory from before anti-entropy), or one for another
     // partition count: drop it and index every key once.
-    const int64_t t0 = SteadyMs();
-    WriteBatch batch;
-    {
-      std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
-      for (it->Seek("ae/"); it->Valid() && it->key().substr(0, 3) == "ae/"; it->Next()) {
-        batch.Delete(Column::kMeta, it->key());
-      }
-      if (!it->status().ok()) return it->status();
-    }
-    std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kData);
-    for (it->Seek(""); it->Valid(); it->Next()) {
-      // The layout as stored (a salvaged object is rewritten with its own index entry
-      // on its first read, replacing this one).
-      Result<core::Object> obj = wire::DecodeObjectLayout(it->value());
-      if (!obj.ok()) {
-        // As a read would: counted, dropped, and its partition suspect.
-        OnCorruption(it->key(), "object", obj.status());
-        batch.Delete(Column::kData, it->key());
-        continue;
-      }
-      const uint64_t h = Hash64(it->key());
-      IndexOps(&batch, PartitionOf(h, partitions), core::MerkleLeafOf(h, depth_), it->key(),
-               IndexValue(), Describe(*obj));
-      if (batch.size() >= 10000) {
-        st = engine_.Write(batch, false);
-        if (!st.ok()) return st;
-        batch.Clear();
-      }
+    st = RebuildIndex(want);
+    if (!st.ok()) return st;
+  }
+  st = LoadTrees();
+  if (!st.ok()) return st;
+  return LoadSuspect();
+}
+
+Status Store::RebuildIndex(const std::string& format) {
+  const int64_t t0 = SteadyMs();
+  WriteBatch batch;
+  {
+    std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+    for (it->Seek("ae/"); it->Valid() && it->key().substr(0, 3) == "ae/"; it->Next()) {
+      batch.Delete(Column::kMeta, it->key());
     }
     if (!it->status().ok()) return it->status();
-    batch.Put(Column::kMeta, kFormatKey, want);
-    if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
-    st = engine_.Write(batch, true);
-    if (!st.ok()) return st;
-    suspect_dirty_ = false;
-    index_build_ms_ = SteadyMs() - t0;
   }
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kData);
+  for (it->Seek(""); it->Valid(); it->Next()) {
+    // The layout as stored (a salvaged object is rewritten with its own index entry
+    // on its first read, replacing this one).
+    Result<core::Object> obj = wire::DecodeObjectLayout(it->value());
+    if (!obj.ok()) {
+      // As a read would: counted, dropped, and its partition suspect.
+      OnCorruption(it->key(), "object", obj.status());
+      batch.Delete(Column::kData, it->key());
+      continue;
+    }
+    const uint64_t h = Hash64(it->key());
+    IndexOps(&batch, PartitionOf(h, partitions_), core::MerkleLeafOf(h, depth_), it->key(),
+             IndexValue(), Describe(*obj));
+    if (batch.size() >= 10000) {
+      Status st = engine_.Write(batch, false);
+      if (!st.ok()) return st;
+      batch.Clear();
+    }
+  }
+  if (!it->status().ok()) return it->status();
+  batch.Put(Column::kMeta, kFormatKey, format);
+  if (suspect_dirty_) batch.Put(Column::kMeta, kSuspectKey, EncodeSuspect(suspect_));
+  Status st = engine_.Write(batch, true);
+  if (!st.ok()) return st;
+  suspect_dirty_ = false;
+  index_build_ms_ = SteadyMs() - t0;
+  return Status::Ok();
+}
+
+Status Store::LoadTrees() {
   const int64_t t0 = SteadyMs();
   std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
   const size_t head = kLeafPrefix.size() + 6;
@@ -483,27 +501,31 @@ Status Store::EnableMerkle(uint32_t partitions) {
       return Status::Corruption("anti-entropy index entry is malformed");
     }
     const uint32_t p = static_cast<uint32_t>(GetBE(k, 4, 4));
-    if (p >= partitions) return Status::Corruption("anti-entropy index names no such partition");
+    if (p >= partitions_) return Status::Corruption("anti-entropy index names no such partition");
     std::string_view key = k.substr(head);
     if (!trees_[p]) trees_[p] = std::make_unique<core::MerkleTree>(depth_);
     trees_[p]->Update(key, Hash64(key), 0, v.digest);
   }
   if (!it->status().ok()) return it->status();
   rebuild_ms_ = SteadyMs() - t0;
+  return Status::Ok();
+}
+
+Status Store::LoadSuspect() {
   std::string saved;
-  st = engine_.Get(Column::kMeta, kSuspectKey, &saved);
+  Status st = engine_.Get(Column::kMeta, kSuspectKey, &saved);
   if (!st.ok() && !st.IsNotFound()) return st;
   bool all = false;
   for (size_t at = 0; st.ok() && at < saved.size();) {
     size_t end = saved.find(',', at);
     if (end == std::string::npos) end = saved.size();
     const uint64_t p = std::strtoull(saved.substr(at, end - at).c_str(), nullptr, 10);
-    if (p >= partitions) all = true;  // saved for another partition count
+    if (p >= partitions_) all = true;  // saved for another partition count
     else suspect_.insert(static_cast<uint32_t>(p));
     at = end + 1;
   }
   if (all) {
-    for (uint32_t p = 0; p < partitions; ++p) suspect_.insert(p);
+    for (uint32_t p = 0; p < partitions_; ++p) suspect_.insert(p);
     suspect_dirty_ = true;
   }
   return Status::Ok();

@@ -161,6 +161,15 @@ class Store : public core::NodeStore {
   // Counts and logs a corrupted stored entry of `key` (`what` says which) and makes its
   // partition suspect.
   void OnCorruption(std::string_view key, const char* what, const Status& st);
+  // Commit's lookup of the index entry `key` had before this round (staged_base_, else
+  // the engine; a corrupted entry counts as none and makes the partition suspect).
+  Status PreviousIndexEntry(const std::string& key, uint32_t p, uint32_t leaf,
+                            IndexEntry* out);
+  // EnableMerkle's steps: drop the anti-entropy index and index every key again (then
+  // record `format`); build the trees from the index; load the suspect partitions.
+  Status RebuildIndex(const std::string& format);
+  Status LoadTrees();
+  Status LoadSuspect();
   std::set<uint32_t> suspect_;
   bool suspect_dirty_ = false;  // suspect_ changed since it was last saved
   uint64_t corruptions_ = 0;
