@@ -27,8 +27,8 @@ std::string NewActor(const std::string& node_id) {
 
 Node::Node(const Config& config)
     : config_(config),
-      kick_(loop_, [] {}),
       node_tick_(loop_, [this] { OnNodeTimer(); }),
+      kick_(loop_, [] {}),
       tick_(loop_, [this] { OnTick(); }) {}
 
 Node::~Node() {
