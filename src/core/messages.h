@@ -282,18 +282,19 @@ struct GossipAck {
   friend bool operator==(const GossipAck&, const GossipAck&) = default;
 };
 
-// Partition transfer (a node copying the partitions it gains): the objects of
+// Partition transfer (during a move, a node transfers the partitions it gains from
+// their sources): the objects of
 // `partitions` (of a ring of `ring_partitions`) with keys >= `start`, in key order, at
-// most `max_keys` of them. Answered by PullBatch.
-struct PullRequest {
+// most `max_keys` of them. Answered by TransferBatch.
+struct TransferRequest {
   uint64_t req_id = 0;
   uint32_t ring_partitions = 0;
   std::vector<uint32_t> partitions;
   std::string start;
   uint32_t max_keys = 0;
-  friend bool operator==(const PullRequest&, const PullRequest&) = default;
+  friend bool operator==(const TransferRequest&, const TransferRequest&) = default;
 };
-// A key's Paxos acceptor state (core/paxos.h AcceptorState) as a partition copy
+// A key's Paxos acceptor state (core/paxos.h AcceptorState) as a partition transfer
 // carries it.
 struct KeyPaxosState {
   std::string key;
@@ -302,7 +303,7 @@ struct KeyPaxosState {
   Object value;
   friend bool operator==(const KeyPaxosState&, const KeyPaxosState&) = default;
 };
-struct PullBatch {
+struct TransferBatch {
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -312,7 +313,7 @@ struct PullBatch {
   // The acceptor states of the same key range [request start, next), including keys
   // that have one but no data object; the receiver merges them (AcceptorMerge).
   std::vector<KeyPaxosState> paxos;
-  friend bool operator==(const PullBatch&, const PullBatch&) = default;
+  friend bool operator==(const TransferBatch&, const TransferBatch&) = default;
 };
 
 // The authenticated handshake (protocol version 2; server/peers.h describes the
@@ -364,7 +365,12 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  TreeRequest, TreeReply, LeafRequest, LeafReply, FetchRequest,
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
                                  TombstoneReply,
-                                 GossipSyn, GossipAck, PullRequest, PullBatch,
+                                 GossipSyn, GossipAck, TransferRequest, TransferBatch,
                                  AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho>;
+
+// The old names of the transfer messages, for the files other branches are rewriting.
+// TODO(integrator): remove after merge
+using PullRequest = TransferRequest;
+using PullBatch = TransferBatch;  // TODO(integrator): remove after merge
 
 }  // namespace itsuka::core

@@ -131,7 +131,7 @@ struct Encoder {
     pk.pack(uint32_t{51});
     PackView(m.view);
   }
-  void operator()(const core::PullRequest& m) {
+  void operator()(const core::TransferRequest& m) {
     pk.pack_array(6);
     pk.pack(uint32_t{52});
     pk.pack(m.req_id);
@@ -141,7 +141,7 @@ struct Encoder {
     PackBin(pk, m.start);
     pk.pack(m.max_keys);
   }
-  void operator()(const core::PullBatch& m) {
+  void operator()(const core::TransferBatch& m) {
     pk.pack_array(8);
     pk.pack(uint32_t{53});
     pk.pack(m.req_id);
@@ -512,8 +512,8 @@ class Fields {
 // Bounds on what a peer may send in one gossip or transfer message.
 constexpr uint32_t kMaxViewMembers = 4096;
 constexpr uint32_t kMaxMemberField = 1024;
-constexpr uint32_t kMaxPullPartitions = 65536;  // cluster.partitions is at most this
-constexpr uint32_t kMaxPullObjects = 65536;
+constexpr uint32_t kMaxTransferPartitions = 65536;  // cluster.partitions is at most this
+constexpr uint32_t kMaxTransferObjects = 65536;
 
 // A member's incarnation, heartbeat and ownership version count restarts, gossip rounds
 // (5 a second by default) and ownership changes: 2^53 of any takes over a million
@@ -670,9 +670,9 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       return core::PeerMessage(core::GossipAck{std::move(view)});
     }
     case 52: {
-      core::PullRequest m;
+      core::TransferRequest m;
       if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.ring_partitions) ||
-          f.At(3).type != msgpack::type::ARRAY || f.At(3).via.array.size > kMaxPullPartitions ||
+          f.At(3).type != msgpack::type::ARRAY || f.At(3).via.array.size > kMaxTransferPartitions ||
           !f.Str(4, &m.start) || !f.U32(5, &m.max_keys)) {
         return bad;
       }
@@ -685,11 +685,11 @@ Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
       return core::PeerMessage(std::move(m));
     }
     case 53: {
-      core::PullBatch m;
+      core::TransferBatch m;
       if (f.size() != 8 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxPullObjects ||
+          f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxTransferObjects ||
           !f.Str(5, &m.next) || !f.Bool(6, &m.done) || f.At(7).type != msgpack::type::ARRAY ||
-          f.At(7).via.array.size > kMaxPullObjects) {
+          f.At(7).via.array.size > kMaxTransferObjects) {
         return bad;
       }
       const msgpack::object_array& objs = f.At(4).via.array;
