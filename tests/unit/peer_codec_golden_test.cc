@@ -143,6 +143,17 @@ TEST(PeerCodecGolden, SamplesCoverEveryMessageType) {
   EXPECT_EQ(seen.size(), std::variant_size_v<core::PeerMessage>);
 }
 
+TEST(PeerCodecGolden, EveryMessageIsTaggedWithItsType) {
+  for (const core::PeerMessage& m : GoldenSamples()) {
+    const std::string bytes = EncodePeerMessage(m);
+    ASSERT_GE(bytes.size(), 2u);
+    EXPECT_EQ((static_cast<unsigned char>(bytes[0]) & 0xf0), 0x90);  // a fixarray
+    const auto tag = std::visit([](const auto& msg) { return msg.kType; }, m);
+    EXPECT_EQ(static_cast<unsigned char>(bytes[1]), static_cast<uint8_t>(tag))
+        << "alternative " << m.index();
+  }
+}
+
 TEST(PeerCodecGolden, EncodingMatchesTheGoldenBytes) {
   const std::vector<core::PeerMessage> samples = GoldenSamples();
   if (std::getenv("ITSUKA_PRINT_GOLDEN") != nullptr) {
