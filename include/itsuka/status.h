@@ -2,7 +2,9 @@
 //
 // itsuka does not use exceptions for control flow. A Status is an error code plus a
 // human-readable message; Result<T> is either a value or a non-OK Status. Both are
-// plain values and may be copied between threads.
+// plain values and may be copied between threads. Both are [[nodiscard]]: a caller
+// handles the outcome or discards it explicitly (`(void)`, with a comment saying why
+// ignoring it is correct).
 //
 // The codes distinguish what a client must be able to tell apart (DESIGN.md §1):
 // kUnavailable means "not applied", kTimeout means "outcome unknown".
@@ -17,7 +19,7 @@
 
 namespace itsuka {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
@@ -71,7 +73,7 @@ const char* CodeName(Status::Code code);
 // Either a T or a non-OK Status.
 // REQUIRES: a Result is never built from an OK Status.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {    // NOLINT: implicit by design

@@ -100,8 +100,8 @@ bool MoveVisible(const View& view, const std::function<bool(const std::string&)>
   return true;
 }
 
-std::map<std::string, std::set<uint32_t>> PullPlan(const Ring& read, const Ring& write,
-                                                   const std::string& self, size_t n) {
+std::map<std::string, std::set<uint32_t>> TransferPlan(const Ring& read, const Ring& write,
+                                                       const std::string& self, size_t n) {
   std::map<std::string, std::set<uint32_t>> plan;
   const uint32_t q = std::min(read.partitions(), write.partitions());
   for (uint32_t p = 0; p < q; ++p) {

@@ -23,10 +23,10 @@
 // the read ring is who holds data now (up, leaving); the write ring is who will hold it
 // (joining, up). While they differ, writes go to both preference lists and reads to the
 // read ring. Every member publishes `seen` = the fingerprint of the write ring it knows
-// of; a node starts copying the partitions it gains only once every member that may
+// of; a node starts transferring the partitions it gains only once every member that may
 // coordinate writes has seen that ring (MoveVisible), so no write acknowledged by a
-// node with an older view can slip past the copy (Cassandra's bootstrap waits out its
-// ring delay for the same reason). A member whose write-ring partitions are all copied
+// node with an older view can slip past the transfer (Cassandra's bootstrap waits out its
+// ring delay for the same reason). A member whose write-ring partitions are all transferred
 // publishes `synced` = that fingerprint; Advance then turns joining members into up and
 // leaving members into left once every write-ring member is synced.
 //
@@ -55,7 +55,7 @@ struct MemberState {
   uint64_t heartbeat = 0;
   std::string client_addr;  // "host:port" clients use
   std::string peer_addr;    // "host:port" peers connect to
-  uint64_t synced = 0;      // WriteFingerprint this member finished copying data for
+  uint64_t synced = 0;      // WriteFingerprint this member finished transferring data for
   uint64_t seen = 0;        // WriteFingerprint of this member's own view
   // Ownership register.
   uint64_t version = 0;
@@ -83,12 +83,17 @@ uint64_t OwnershipVersion(const View& view);
 // reachable (a leaving node that is down must not hold its own departure up).
 bool MoveVisible(const View& view, const std::function<bool(const std::string&)>& reachable);
 
-// Which partitions `self` must copy, and from whom, to own its write-ring partitions:
+// Which partitions `self` must transfer, and from whom, to own its write-ring partitions:
 // source node -> partitions. Those are the partitions whose write-ring preference list
 // has `self` and whose read-ring preference list does not; every node of the latter is
 // a source (a quorum write is on at least W of them).
-std::map<std::string, std::set<uint32_t>> PullPlan(const Ring& read, const Ring& write,
-                                                   const std::string& self, size_t n);
+std::map<std::string, std::set<uint32_t>> TransferPlan(const Ring& read, const Ring& write,
+                                                       const std::string& self, size_t n);
+// TODO(integrator): remove after merge (the old name, for node_core.cc until then).
+inline std::map<std::string, std::set<uint32_t>> PullPlan(const Ring& read, const Ring& write,
+                                                          const std::string& self, size_t n) {
+  return TransferPlan(read, write, self, n);
+}
 
 class Gossiper {
  public:

@@ -2,6 +2,7 @@
 // (msgpack); the transport frames them. Plain values.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -17,9 +18,57 @@ namespace itsuka::core {
 
 inline constexpr uint32_t kPeerProtocolVersion = 2;
 
+// The wire tag of every peer message: the first field of its encoding
+// (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
+// PeerMessage below checks that no two share one. A tag is never renumbered or
+// reused (Hello's stays taken though version 2 refuses it).
+enum class MessageType : uint8_t {
+  // Replication (0-9).
+  kHello = 0,
+  kReplicaWrite = 1,
+  kReplicaWriteAck = 2,
+  kReplicaRead = 3,
+  kReplicaReadReply = 4,
+  kForwardPut = 5,
+  kForwardResult = 6,
+  kHeartbeat = 7,
+  // CONSISTENT operations, per-key Paxos (20-29).
+  kPaxosPrepare = 20,
+  kPaxosPromise = 21,
+  kPaxosAccept = 22,
+  kPaxosAccepted = 23,
+  kPaxosCommit = 24,
+  kForwardConsistent = 25,
+  kConsistentResult = 26,
+  // Anti-entropy (30-39).
+  kTreeRequest = 30,
+  kTreeReply = 31,
+  kLeafRequest = 32,
+  kLeafReply = 33,
+  kFetchRequest = 34,
+  kFetchReply = 35,
+  kPushRequest = 36,
+  kPushReply = 37,
+  kTombstoneRequest = 38,
+  kTombstoneReply = 39,
+  // Membership: gossip and partition transfer (50-59).
+  kGossipSyn = 50,
+  kGossipAck = 51,
+  kTransferRequest = 52,
+  kTransferBatch = 53,
+  // The authenticated handshake (60-69; the only ones a connection decodes before it).
+  kAuthHello = 60,
+  kAuthProof = 61,
+  kAuthResult = 62,
+  // Clock offsets (70-79).
+  kClockProbe = 70,
+  kClockEcho = 71,
+};
+
 // Protocol version 1's first message. Version 2 peers refuse it (a version-1 Hello
 // proves nothing); it stays so its tag is never reused.
 struct Hello {
+  static constexpr MessageType kType = MessageType::kHello;
   std::string cluster;
   uint32_t protocol_version = kPeerProtocolVersion;
   std::string node_id;
@@ -30,6 +79,7 @@ struct Hello {
 // sloppy substitute stands in for (empty for a primary). Answered by ReplicaWriteAck
 // once durable. req_id 0: no answer wanted (read repair).
 struct ReplicaWrite {
+  static constexpr MessageType kType = MessageType::kReplicaWrite;
   uint64_t req_id = 0;
   std::string key;
   Object object;
@@ -38,6 +88,7 @@ struct ReplicaWrite {
 };
 
 struct ReplicaWriteAck {
+  static constexpr MessageType kType = MessageType::kReplicaWriteAck;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -45,12 +96,14 @@ struct ReplicaWriteAck {
 };
 
 struct ReplicaRead {
+  static constexpr MessageType kType = MessageType::kReplicaRead;
   uint64_t req_id = 0;
   std::string key;
   friend bool operator==(const ReplicaRead&, const ReplicaRead&) = default;
 };
 
 struct ReplicaReadReply {
+  static constexpr MessageType kType = MessageType::kReplicaReadReply;
   uint64_t req_id = 0;
   bool ok = false;
   Object object;  // empty when the replica has nothing for the key
@@ -72,6 +125,7 @@ struct WriteSpec {
 // A node that may not coordinate a write (it is not a replica of the key) hands it to
 // one that may. Answered by ForwardResult.
 struct ForwardPut {
+  static constexpr MessageType kType = MessageType::kForwardPut;
   uint64_t req_id = 0;
   std::string key;
   WriteSpec spec;
@@ -80,6 +134,7 @@ struct ForwardPut {
 };
 
 struct ForwardResult {
+  static constexpr MessageType kType = MessageType::kForwardResult;
   uint64_t req_id = 0;
   uint32_t code = 0;  // Status::Code
   std::string message;
@@ -90,6 +145,7 @@ struct ForwardResult {
 // Sent by the transport every cluster.heartbeat_interval_ms; feeds the receiver's
 // failure detector. Never reaches NodeCore.
 struct Heartbeat {
+  static constexpr MessageType kType = MessageType::kHeartbeat;
   friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
 };
 
@@ -98,6 +154,7 @@ struct Heartbeat {
 // Phase 1a: promise `ballot` for `key`. Answered by PaxosPromise once the promise is
 // durable.
 struct PaxosPrepare {
+  static constexpr MessageType kType = MessageType::kPaxosPrepare;
   uint64_t req_id = 0;
   std::string key;
   Ballot ballot;
@@ -108,6 +165,7 @@ struct PaxosPrepare {
 // and its data object. !ok: `promised` is the higher ballot it promised instead, or
 // `error` says why it could not answer (storage).
 struct PaxosPromise {
+  static constexpr MessageType kType = MessageType::kPaxosPromise;
   uint64_t req_id = 0;
   bool ok = false;
   Ballot promised;
@@ -120,6 +178,7 @@ struct PaxosPromise {
 
 // Phase 2a: accept `object` at `ballot`. Answered by PaxosAccepted once durable.
 struct PaxosAccept {
+  static constexpr MessageType kType = MessageType::kPaxosAccept;
   uint64_t req_id = 0;
   std::string key;
   Ballot ballot;
@@ -128,6 +187,7 @@ struct PaxosAccept {
 };
 
 struct PaxosAccepted {
+  static constexpr MessageType kType = MessageType::kPaxosAccepted;
   uint64_t req_id = 0;
   bool ok = false;
   Ballot promised;  // !ok: the higher ballot promised instead
@@ -137,6 +197,7 @@ struct PaxosAccepted {
 
 // `object` was chosen at `ballot`: merge it into the key's data. No answer.
 struct PaxosCommit {
+  static constexpr MessageType kType = MessageType::kPaxosCommit;
   std::string key;
   Ballot ballot;
   Object object;
@@ -146,6 +207,7 @@ struct PaxosCommit {
 // A node that is not the key's first reachable primary hands a CONSISTENT operation
 // to it. Answered by ConsistentResult.
 struct ForwardConsistent {
+  static constexpr MessageType kType = MessageType::kForwardConsistent;
   uint64_t req_id = 0;
   std::string key;
   bool read = true;
@@ -154,6 +216,7 @@ struct ForwardConsistent {
 };
 
 struct ConsistentResult {
+  static constexpr MessageType kType = MessageType::kConsistentResult;
   uint64_t req_id = 0;
   uint32_t code = 0;  // Status::Code
   std::string message;
@@ -182,6 +245,7 @@ struct KeyObject {
 
 // The hashes of the nodes `indices` at `level` of the partition's tree.
 struct TreeRequest {
+  static constexpr MessageType kType = MessageType::kTreeRequest;
   uint64_t req_id = 0;
   uint32_t partition = 0;
   uint32_t level = 0;
@@ -190,6 +254,7 @@ struct TreeRequest {
 };
 
 struct TreeReply {
+  static constexpr MessageType kType = MessageType::kTreeReply;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -201,6 +266,7 @@ struct TreeReply {
 // The entries of `leaves` (in that order, each in key order), starting after
 // `after_key` in the first leaf.
 struct LeafRequest {
+  static constexpr MessageType kType = MessageType::kLeafRequest;
   uint64_t req_id = 0;
   uint32_t partition = 0;
   std::vector<uint32_t> leaves;
@@ -209,6 +275,7 @@ struct LeafRequest {
 };
 
 struct LeafReply {
+  static constexpr MessageType kType = MessageType::kLeafReply;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -220,12 +287,14 @@ struct LeafReply {
 // The objects of `keys`; the reply may cover a prefix only (size bound), the asker
 // asks again for the rest.
 struct FetchRequest {
+  static constexpr MessageType kType = MessageType::kFetchRequest;
   uint64_t req_id = 0;
   std::vector<std::string> keys;
   friend bool operator==(const FetchRequest&, const FetchRequest&) = default;
 };
 
 struct FetchReply {
+  static constexpr MessageType kType = MessageType::kFetchReply;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -235,12 +304,14 @@ struct FetchReply {
 
 // Merge these objects (vector-clock merge, siblings kept); answered once durable.
 struct PushRequest {
+  static constexpr MessageType kType = MessageType::kPushRequest;
   uint64_t req_id = 0;
   std::vector<KeyObject> objects;
   friend bool operator==(const PushRequest&, const PushRequest&) = default;
 };
 
 struct PushReply {
+  static constexpr MessageType kType = MessageType::kPushReply;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -251,6 +322,7 @@ struct PushReply {
 // grace); kCheck returns those of `entries` held here with the same digest and
 // purgeable; kPurge deletes those and returns them.
 struct TombstoneRequest {
+  static constexpr MessageType kType = MessageType::kTombstoneRequest;
   enum class Mode : uint32_t { kList = 0, kCheck = 1, kPurge = 2 };
   uint64_t req_id = 0;
   uint32_t partition = 0;
@@ -262,6 +334,7 @@ struct TombstoneRequest {
 };
 
 struct TombstoneReply {
+  static constexpr MessageType kType = MessageType::kTombstoneReply;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -274,26 +347,30 @@ struct TombstoneReply {
 // Gossip push-pull (core/gossip.h): the sender's whole view; the receiver merges it and
 // answers with a GossipAck carrying its merged view. Handled by the membership shell.
 struct GossipSyn {
+  static constexpr MessageType kType = MessageType::kGossipSyn;
   View view;
   friend bool operator==(const GossipSyn&, const GossipSyn&) = default;
 };
 struct GossipAck {
+  static constexpr MessageType kType = MessageType::kGossipAck;
   View view;
   friend bool operator==(const GossipAck&, const GossipAck&) = default;
 };
 
-// Partition transfer (a node copying the partitions it gains): the objects of
+// Partition transfer (during a move, a node transfers the partitions it gains from
+// their sources): the objects of
 // `partitions` (of a ring of `ring_partitions`) with keys >= `start`, in key order, at
-// most `max_keys` of them. Answered by PullBatch.
-struct PullRequest {
+// most `max_keys` of them. Answered by TransferBatch.
+struct TransferRequest {
+  static constexpr MessageType kType = MessageType::kTransferRequest;
   uint64_t req_id = 0;
   uint32_t ring_partitions = 0;
   std::vector<uint32_t> partitions;
   std::string start;
   uint32_t max_keys = 0;
-  friend bool operator==(const PullRequest&, const PullRequest&) = default;
+  friend bool operator==(const TransferRequest&, const TransferRequest&) = default;
 };
-// A key's Paxos acceptor state (core/paxos.h AcceptorState) as a partition copy
+// A key's Paxos acceptor state (core/paxos.h AcceptorState) as a partition transfer
 // carries it.
 struct KeyPaxosState {
   std::string key;
@@ -302,7 +379,8 @@ struct KeyPaxosState {
   Object value;
   friend bool operator==(const KeyPaxosState&, const KeyPaxosState&) = default;
 };
-struct PullBatch {
+struct TransferBatch {
+  static constexpr MessageType kType = MessageType::kTransferBatch;
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
@@ -312,7 +390,7 @@ struct PullBatch {
   // The acceptor states of the same key range [request start, next), including keys
   // that have one but no data object; the receiver merges them (AcceptorMerge).
   std::vector<KeyPaxosState> paxos;
-  friend bool operator==(const PullBatch&, const PullBatch&) = default;
+  friend bool operator==(const TransferBatch&, const TransferBatch&) = default;
 };
 
 // The authenticated handshake (protocol version 2; server/peers.h describes the
@@ -321,6 +399,7 @@ struct PullBatch {
 // in insecure mode without cluster.id), `instance_id` names the sender's data
 // directory, `nonce` is 32 fresh random bytes.
 struct AuthHello {
+  static constexpr MessageType kType = MessageType::kAuthHello;
   std::string cluster;
   std::string cluster_id;
   uint32_t protocol_version = kPeerProtocolVersion;
@@ -332,11 +411,13 @@ struct AuthHello {
 // The sender's proof that it holds the cluster secret: one HMAC-SHA256 per secret it
 // holds (at most a few; several during a secret rotation). Empty in insecure mode.
 struct AuthProof {
+  static constexpr MessageType kType = MessageType::kAuthProof;
   std::vector<std::string> macs;
   friend bool operator==(const AuthProof&, const AuthProof&) = default;
 };
 // The acceptor's verdict on the dialler's proof; a refusal says why before closing.
 struct AuthResult {
+  static constexpr MessageType kType = MessageType::kAuthResult;
   enum Code : uint32_t { kOk = 0, kRefused = 1, kDuplicateNode = 2 };
   uint32_t code = kOk;
   std::string reason;
@@ -348,10 +429,12 @@ struct AuthResult {
 // clock t1 on receipt; the prober, receiving it at t2, estimates the peer's offset as
 // t1 - (t0 + t2) / 2 within +-(t2 - t0) / 2. Never reaches NodeCore.
 struct ClockProbe {
+  static constexpr MessageType kType = MessageType::kClockProbe;
   int64_t sent_wall_ms = 0;  // t0, the prober's wall clock
   friend bool operator==(const ClockProbe&, const ClockProbe&) = default;
 };
 struct ClockEcho {
+  static constexpr MessageType kType = MessageType::kClockEcho;
   int64_t probe_wall_ms = 0;  // t0, as the probe carried it
   int64_t wall_ms = 0;        // t1, the answering node's wall clock
   friend bool operator==(const ClockEcho&, const ClockEcho&) = default;
@@ -364,7 +447,29 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  TreeRequest, TreeReply, LeafRequest, LeafReply, FetchRequest,
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
                                  TombstoneReply,
-                                 GossipSyn, GossipAck, PullRequest, PullBatch,
+                                 GossipSyn, GossipAck, TransferRequest, TransferBatch,
                                  AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho>;
+
+// Whether the alternatives of `Variant` carry pairwise distinct tags (kType).
+template <typename Variant>
+struct DistinctMessageTypes;
+template <typename... Ts>
+struct DistinctMessageTypes<std::variant<Ts...>> {
+  static constexpr bool Check() {
+    constexpr MessageType kTypes[] = {Ts::kType...};
+    for (size_t i = 0; i < sizeof...(Ts); ++i) {
+      for (size_t j = i + 1; j < sizeof...(Ts); ++j) {
+        if (kTypes[i] == kTypes[j]) return false;
+      }
+    }
+    return true;
+  }
+};
+static_assert(DistinctMessageTypes<PeerMessage>::Check(), "two peer messages share a wire tag");
+
+// The old names of the transfer messages, for the files other branches are rewriting.
+// TODO(integrator): remove after merge
+using PullRequest = TransferRequest;
+using PullBatch = TransferBatch;  // TODO(integrator): remove after merge
 
 }  // namespace itsuka::core

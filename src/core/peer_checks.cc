@@ -54,7 +54,7 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
                                std::is_same_v<T, ConsistentResult> || std::is_same_v<T, TreeReply> ||
                                std::is_same_v<T, LeafReply> || std::is_same_v<T, FetchReply> ||
                                std::is_same_v<T, PushReply> || std::is_same_v<T, TombstoneReply> ||
-                               std::is_same_v<T, PullBatch> || std::is_same_v<T, ClockProbe> ||
+                               std::is_same_v<T, TransferBatch> || std::is_same_v<T, ClockProbe> ||
                                std::is_same_v<T, ClockEcho>;
         if constexpr (kFree) {
           return Status::Ok();
@@ -70,8 +70,9 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
           if (ctx.view == nullptr || !IsActiveMember(*ctx.view, from)) {
             return Status::InvalidArgument("sender '" + from + "' is not an active member");
           }
-          if constexpr (std::is_same_v<T, PullRequest>) {
-            // A copy goes only to a member that gains every partition it asks for.
+          if constexpr (std::is_same_v<T, TransferRequest>) {
+            // A transfer goes only to a member that gains every partition it asks for
+            // (the refusal texts below are unchanged: they are part of the replies).
             if (ctx.write == nullptr || m.ring_partitions != ctx.write->partitions()) {
               return Status::InvalidArgument("partition copy for another ring size");
             }
@@ -110,7 +111,7 @@ Status CheckLimits(const PeerMessage& msg, const ObjectLimits& limits, size_t n)
           ok = ObjectOk(m.value, max) && ObjectOk(m.data, max);
         } else if constexpr (std::is_same_v<T, PushRequest> || std::is_same_v<T, FetchReply>) {
           for (const KeyObject& o : m.objects) ok = ok && ObjectOk(o.object, max);
-        } else if constexpr (std::is_same_v<T, PullBatch>) {
+        } else if constexpr (std::is_same_v<T, TransferBatch>) {
           for (const auto& [k, o] : m.objects) ok = ok && ObjectOk(o, max);
           for (const KeyPaxosState& s : m.paxos) ok = ok && ObjectOk(s.value, max);
         }
@@ -168,8 +169,8 @@ std::optional<PeerMessage> RefusalReply(const PeerMessage& request, const std::s
           r.req_id = m.req_id;
           r.error = error;
           return r;
-        } else if constexpr (std::is_same_v<T, PullRequest>) {
-          PullBatch r;
+        } else if constexpr (std::is_same_v<T, TransferRequest>) {
+          TransferBatch r;
           r.req_id = m.req_id;
           r.error = error;
           return r;
@@ -206,7 +207,7 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
           return r;
         } else if constexpr (std::is_same_v<T, TreeReply> || std::is_same_v<T, LeafReply> ||
                              std::is_same_v<T, FetchReply> || std::is_same_v<T, TombstoneReply> ||
-                             std::is_same_v<T, PullBatch>) {
+                             std::is_same_v<T, TransferBatch>) {
           T r;
           r.req_id = m.req_id;
           r.error = error;

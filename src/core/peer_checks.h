@@ -8,7 +8,7 @@
 // messages are accepted from every *active* member (known in the view, not left); replica
 // writes from any member in the view, left ones included, because a decommissioned
 // node may still hand off the hints it acknowledged writes with. What
-// is tied to ownership is checked against the rings: a partition copy (PullRequest) goes
+// is tied to ownership is checked against the rings: a partition transfer (TransferRequest) goes
 // only to a member that gains the partition in the write ring, and Paxos messages for a
 // key come only from a member of the key's read- or write-ring preference list (the
 // proposer is always a primary). Replies are matched to requests by id and sender, so

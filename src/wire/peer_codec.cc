@@ -1,6 +1,8 @@
 #include "wire/peer_codec.h"
 
+#include <array>
 #include <msgpack.hpp>
+#include <utility>
 
 #include "wire/object_codec.h"
 #include "wire/paxos_codec.h"
@@ -10,341 +12,70 @@ namespace {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+// ---- Field writers, shared by the messages' Pack functions ----
+
 void PackBin(Packer& pk, std::string_view s) {
   pk.pack_bin(static_cast<uint32_t>(s.size()));
   pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
 }
 
-struct Encoder {
-  Packer& pk;
-  void operator()(const core::Hello& m) {
-    pk.pack_array(4);
-    pk.pack(uint32_t{0});
-    pk.pack(m.cluster);
-    pk.pack(m.protocol_version);
-    pk.pack(m.node_id);
+// A ballot is two fields: counter, node.
+void PackBallot(Packer& pk, const core::Ballot& b) {
+  pk.pack(b.counter);
+  pk.pack(b.node);
+}
+
+// A write spec is eight fields: tombstone, value, expiry, write time, has_context,
+// context (VGET token), condition, keep_ttl.
+void PackSpec(Packer& pk, const core::WriteSpec& spec) {
+  pk.pack(spec.version.tombstone);
+  PackBin(pk, spec.version.value);
+  pk.pack(spec.version.expire_at_ms);
+  pk.pack(spec.version.written_at_ms);
+  pk.pack(spec.has_context);
+  pk.pack(EncodeContext(spec.context));
+  pk.pack(static_cast<uint32_t>(spec.cond));
+  pk.pack(spec.keep_ttl);
+}
+
+void PackView(Packer& pk, const core::View& view) {
+  pk.pack_array(static_cast<uint32_t>(view.size()));
+  for (const auto& [id, m] : view) {
+    pk.pack_array(9);
+    pk.pack(m.id);
+    pk.pack(m.incarnation);
+    pk.pack(m.heartbeat);
+    pk.pack(m.client_addr);
+    pk.pack(m.peer_addr);
+    pk.pack(m.synced);
+    pk.pack(m.version);
+    pk.pack(static_cast<uint32_t>(m.status));
+    pk.pack(m.seen);
   }
-  void operator()(const core::ReplicaWrite& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{1});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-    PackBin(pk, EncodeObject(m.object));
-    pk.pack(m.hint_for);
-  }
-  void operator()(const core::ReplicaWriteAck& m) {
-    pk.pack_array(4);
-    pk.pack(uint32_t{2});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-  }
-  void operator()(const core::ReplicaRead& m) {
-    pk.pack_array(3);
-    pk.pack(uint32_t{3});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-  }
-  void operator()(const core::ForwardPut& m) {
-    pk.pack_array(13);
-    pk.pack(uint32_t{5});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-    pk.pack(m.spec.version.tombstone);
-    PackBin(pk, m.spec.version.value);
-    pk.pack(m.spec.version.expire_at_ms);
-    pk.pack(m.spec.version.written_at_ms);
-    pk.pack(m.spec.has_context);
-    pk.pack(EncodeContext(m.spec.context));
-    pk.pack(static_cast<uint32_t>(m.spec.cond));
-    pk.pack(m.spec.keep_ttl);
-    pk.pack(m.w);
-    pk.pack(m.pw);
-  }
-  void operator()(const core::ForwardResult& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{6});
-    pk.pack(m.req_id);
-    pk.pack(m.code);
-    pk.pack(m.message);
-    pk.pack(m.applied);
-  }
-  void operator()(const core::Heartbeat&) {
-    pk.pack_array(1);
-    pk.pack(uint32_t{7});
-  }
-  void operator()(const core::ClockProbe& m) {
+}
+
+void PackU32s(Packer& pk, const std::vector<uint32_t>& v) {
+  pk.pack_array(static_cast<uint32_t>(v.size()));
+  for (uint32_t x : v) pk.pack(x);
+}
+
+void PackEntries(Packer& pk, const std::vector<core::DigestEntry>& v) {
+  pk.pack_array(static_cast<uint32_t>(v.size()));
+  for (const core::DigestEntry& e : v) {
     pk.pack_array(2);
-    pk.pack(uint32_t{70});
-    pk.pack(m.sent_wall_ms);
+    PackBin(pk, e.key);
+    pk.pack(e.digest);
   }
-  void operator()(const core::ClockEcho& m) {
-    pk.pack_array(3);
-    pk.pack(uint32_t{71});
-    pk.pack(m.probe_wall_ms);
-    pk.pack(m.wall_ms);
-  }
-  void PackView(const core::View& view) {
-    pk.pack_array(static_cast<uint32_t>(view.size()));
-    for (const auto& [id, m] : view) {
-      pk.pack_array(9);
-      pk.pack(m.id);
-      pk.pack(m.incarnation);
-      pk.pack(m.heartbeat);
-      pk.pack(m.client_addr);
-      pk.pack(m.peer_addr);
-      pk.pack(m.synced);
-      pk.pack(m.version);
-      pk.pack(static_cast<uint32_t>(m.status));
-      pk.pack(m.seen);
-    }
-  }
-  void operator()(const core::AuthHello& m) {
-    pk.pack_array(7);
-    pk.pack(uint32_t{60});
-    pk.pack(m.cluster);
-    PackBin(pk, m.cluster_id);
-    pk.pack(m.protocol_version);
-    pk.pack(m.node_id);
-    pk.pack(m.instance_id);
-    PackBin(pk, m.nonce);
-  }
-  void operator()(const core::AuthProof& m) {
+}
+
+void PackObjects(Packer& pk, const std::vector<core::KeyObject>& v) {
+  pk.pack_array(static_cast<uint32_t>(v.size()));
+  for (const core::KeyObject& o : v) {
     pk.pack_array(2);
-    pk.pack(uint32_t{61});
-    pk.pack_array(static_cast<uint32_t>(m.macs.size()));
-    for (const std::string& mac : m.macs) PackBin(pk, mac);
+    PackBin(pk, o.key);
+    PackBin(pk, EncodeObject(o.object));
   }
-  void operator()(const core::AuthResult& m) {
-    pk.pack_array(3);
-    pk.pack(uint32_t{62});
-    pk.pack(m.code);
-    pk.pack(m.reason);
-  }
-  void operator()(const core::GossipSyn& m) {
-    pk.pack_array(2);
-    pk.pack(uint32_t{50});
-    PackView(m.view);
-  }
-  void operator()(const core::GossipAck& m) {
-    pk.pack_array(2);
-    pk.pack(uint32_t{51});
-    PackView(m.view);
-  }
-  void operator()(const core::PullRequest& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{52});
-    pk.pack(m.req_id);
-    pk.pack(m.ring_partitions);
-    pk.pack_array(static_cast<uint32_t>(m.partitions.size()));
-    for (uint32_t p : m.partitions) pk.pack(p);
-    PackBin(pk, m.start);
-    pk.pack(m.max_keys);
-  }
-  void operator()(const core::PullBatch& m) {
-    pk.pack_array(8);
-    pk.pack(uint32_t{53});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-    pk.pack_array(static_cast<uint32_t>(m.objects.size()));
-    for (const auto& [key, obj] : m.objects) {
-      pk.pack_array(2);
-      PackBin(pk, key);
-      PackBin(pk, EncodeObject(obj));
-    }
-    PackBin(pk, m.next);
-    pk.pack(m.done);
-    pk.pack_array(static_cast<uint32_t>(m.paxos.size()));
-    for (const core::KeyPaxosState& s : m.paxos) {
-      pk.pack_array(2);
-      PackBin(pk, s.key);
-      PackBin(pk, EncodeAcceptorState(core::AcceptorState{s.promised, s.accepted, s.value}));
-    }
-  }
-  void operator()(const core::ReplicaReadReply& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{4});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    PackBin(pk, EncodeObject(m.object));
-    pk.pack(m.error);
-  }
-  // CONSISTENT path (types 20-26). A ballot is two fields: counter, node.
-  void PackBallot(const core::Ballot& b) {
-    pk.pack(b.counter);
-    pk.pack(b.node);
-  }
-  void operator()(const core::PaxosPrepare& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{20});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-    PackBallot(m.ballot);
-  }
-  void operator()(const core::PaxosPromise& m) {
-    pk.pack_array(10);
-    pk.pack(uint32_t{21});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    PackBallot(m.promised);
-    PackBallot(m.accepted);
-    PackBin(pk, EncodeObject(m.value));
-    PackBin(pk, EncodeObject(m.data));
-    pk.pack(m.error);
-  }
-  void operator()(const core::PaxosAccept& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{22});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-    PackBallot(m.ballot);
-    PackBin(pk, EncodeObject(m.object));
-  }
-  void operator()(const core::PaxosAccepted& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{23});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    PackBallot(m.promised);
-    pk.pack(m.error);
-  }
-  void operator()(const core::PaxosCommit& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{24});
-    PackBin(pk, m.key);
-    PackBallot(m.ballot);
-    PackBin(pk, EncodeObject(m.object));
-  }
-  void operator()(const core::ForwardConsistent& m) {
-    pk.pack_array(12);
-    pk.pack(uint32_t{25});
-    pk.pack(m.req_id);
-    PackBin(pk, m.key);
-    pk.pack(m.read);
-    pk.pack(m.spec.version.tombstone);
-    PackBin(pk, m.spec.version.value);
-    pk.pack(m.spec.version.expire_at_ms);
-    pk.pack(m.spec.version.written_at_ms);
-    pk.pack(m.spec.has_context);
-    pk.pack(EncodeContext(m.spec.context));
-    pk.pack(static_cast<uint32_t>(m.spec.cond));
-    pk.pack(m.spec.keep_ttl);
-  }
-  void operator()(const core::ConsistentResult& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{26});
-    pk.pack(m.req_id);
-    pk.pack(m.code);
-    pk.pack(m.message);
-    pk.pack(m.applied);
-    PackBin(pk, EncodeObject(m.object));
-  }
-  // ---- Anti-entropy (30-39) ----
-  void PackU32s(const std::vector<uint32_t>& v) {
-    pk.pack_array(static_cast<uint32_t>(v.size()));
-    for (uint32_t x : v) pk.pack(x);
-  }
-  void PackEntries(const std::vector<core::DigestEntry>& v) {
-    pk.pack_array(static_cast<uint32_t>(v.size()));
-    for (const core::DigestEntry& e : v) {
-      pk.pack_array(2);
-      PackBin(pk, e.key);
-      pk.pack(e.digest);
-    }
-  }
-  void PackObjects(const std::vector<core::KeyObject>& v) {
-    pk.pack_array(static_cast<uint32_t>(v.size()));
-    for (const core::KeyObject& o : v) {
-      pk.pack_array(2);
-      PackBin(pk, o.key);
-      PackBin(pk, EncodeObject(o.object));
-    }
-  }
-  void operator()(const core::TreeRequest& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{30});
-    pk.pack(m.req_id);
-    pk.pack(m.partition);
-    pk.pack(m.level);
-    PackU32s(m.indices);
-  }
-  void operator()(const core::TreeReply& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{31});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-    pk.pack(m.depth);
-    pk.pack_array(static_cast<uint32_t>(m.hashes.size()));
-    for (uint64_t h : m.hashes) pk.pack(h);
-  }
-  void operator()(const core::LeafRequest& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{32});
-    pk.pack(m.req_id);
-    pk.pack(m.partition);
-    PackU32s(m.leaves);
-    PackBin(pk, m.after_key);
-  }
-  void operator()(const core::LeafReply& m) {
-    pk.pack_array(6);
-    pk.pack(uint32_t{33});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-    PackEntries(m.entries);
-    pk.pack(m.more);
-  }
-  void operator()(const core::FetchRequest& m) {
-    pk.pack_array(3);
-    pk.pack(uint32_t{34});
-    pk.pack(m.req_id);
-    pk.pack_array(static_cast<uint32_t>(m.keys.size()));
-    for (const std::string& k : m.keys) PackBin(pk, k);
-  }
-  void operator()(const core::FetchReply& m) {
-    pk.pack_array(5);
-    pk.pack(uint32_t{35});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-    PackObjects(m.objects);
-  }
-  void operator()(const core::PushRequest& m) {
-    pk.pack_array(3);
-    pk.pack(uint32_t{36});
-    pk.pack(m.req_id);
-    PackObjects(m.objects);
-  }
-  void operator()(const core::PushReply& m) {
-    pk.pack_array(4);
-    pk.pack(uint32_t{37});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-  }
-  void operator()(const core::TombstoneRequest& m) {
-    pk.pack_array(7);
-    pk.pack(uint32_t{38});
-    pk.pack(m.req_id);
-    pk.pack(m.partition);
-    pk.pack(static_cast<uint32_t>(m.mode));
-    pk.pack(m.grace_ms);
-    PackEntries(m.entries);
-    PackBin(pk, m.after_key);
-  }
-  void operator()(const core::TombstoneReply& m) {
-    pk.pack_array(7);
-    pk.pack(uint32_t{39});
-    pk.pack(m.req_id);
-    pk.pack(m.ok);
-    pk.pack(m.error);
-    PackEntries(m.entries);
-    pk.pack(m.more);
-    PackBin(pk, m.after_key);
-  }
-};
+}
 
 // Field readers: false on a type mismatch (no exceptions escape the decoder).
 // Longest list a message field may hold. Every sender stays far below it (repair sends
@@ -512,8 +243,8 @@ class Fields {
 // Bounds on what a peer may send in one gossip or transfer message.
 constexpr uint32_t kMaxViewMembers = 4096;
 constexpr uint32_t kMaxMemberField = 1024;
-constexpr uint32_t kMaxPullPartitions = 65536;  // cluster.partitions is at most this
-constexpr uint32_t kMaxPullObjects = 65536;
+constexpr uint32_t kMaxTransferPartitions = 65536;  // cluster.partitions is at most this
+constexpr uint32_t kMaxTransferObjects = 65536;
 
 // A member's incarnation, heartbeat and ownership version count restarts, gossip rounds
 // (5 a second by default) and ownership changes: 2^53 of any takes over a million
@@ -552,321 +283,639 @@ bool ReadView(const msgpack::object& o, core::View* view, const Fields& outer) {
 constexpr size_t kMaxHandshakeField = 256;
 constexpr uint32_t kMaxProofMacs = 4;
 
-Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
-  const Status bad = Status::Corruption("peer message: bad fields for type " + std::to_string(type));
-  switch (type) {
-    case 60: {
-      core::AuthHello m;
-      uint32_t v = 0;
-      if (f.size() != 7 || !f.Str(1, &m.cluster) || !f.Str(2, &m.cluster_id) || !f.U32(3, &v) ||
-          !f.Str(4, &m.node_id) || !f.Str(5, &m.instance_id) || !f.Str(6, &m.nonce) ||
-          m.cluster.size() > kMaxHandshakeField || m.cluster_id.size() > kMaxHandshakeField ||
-          m.node_id.size() > kMaxHandshakeField || m.instance_id.size() > kMaxHandshakeField ||
-          m.nonce.size() > kMaxHandshakeField) {
-        return bad;
-      }
-      m.protocol_version = v;
-      return core::PeerMessage(std::move(m));
-    }
-    case 61: {
-      core::AuthProof m;
-      if (f.size() != 2 || f.At(1).type != msgpack::type::ARRAY ||
-          f.At(1).via.array.size > kMaxProofMacs || !f.Strs(1, &m.macs)) {
-        return bad;
-      }
-      for (const std::string& mac : m.macs) {
-        if (mac.size() > kMaxHandshakeField) return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 62: {
-      core::AuthResult m;
-      if (f.size() != 3 || !f.U32(1, &m.code) || !f.Str(2, &m.reason) || m.reason.size() > 1024) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 0: {
-      core::Hello m;
-      uint64_t v = 0;
-      if (f.size() != 4 || !f.Str(1, &m.cluster) || !f.U64(2, &v) || v > UINT32_MAX ||
-          !f.Str(3, &m.node_id)) {
-        return bad;
-      }
-      m.protocol_version = static_cast<uint32_t>(v);
-      return core::PeerMessage(std::move(m));
-    }
-    case 1: {
-      core::ReplicaWrite m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.Obj(3, &m.object) ||
-          !f.Str(4, &m.hint_for)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 2: {
-      core::ReplicaWriteAck m;
-      if (f.size() != 4 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 3: {
-      core::ReplicaRead m;
-      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key)) return bad;
-      return core::PeerMessage(std::move(m));
-    }
-    case 4: {
-      core::ReplicaReadReply m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Obj(3, &m.object) ||
-          !f.Str(4, &m.error)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 5: {
-      core::ForwardPut m;
-      uint32_t cond = 0;
-      if (f.size() != 13 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) ||
-          !f.Bool(3, &m.spec.version.tombstone) || !f.Str(4, &m.spec.version.value) ||
-          !f.I64(5, &m.spec.version.expire_at_ms) || !f.I64(6, &m.spec.version.written_at_ms) ||
-          !f.Bool(7, &m.spec.has_context) || !f.Clock(8, &m.spec.context) || !f.U32(9, &cond) ||
-          !f.Bool(10, &m.spec.keep_ttl) || !f.U32(11, &m.w) || !f.U32(12, &m.pw) ||
-          !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
-          !f.VersionOk(m.spec.version) ||
-          !f.Check(m.w >= 1 && m.w <= kMaxQuorum && m.pw <= m.w, "bad W/PW")) {
-        return bad;
-      }
-      m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
-      return core::PeerMessage(std::move(m));
-    }
-    case 6: {
-      core::ForwardResult m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) || !f.Str(3, &m.message) ||
-          !f.Bool(4, &m.applied) ||
-          !f.Check(m.code <= static_cast<uint32_t>(Status::Code::kBusy), "bad status code")) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 7:
-      if (f.size() != 1) return bad;
-      return core::PeerMessage(core::Heartbeat{});
-    case 70: {
-      core::ClockProbe m;
-      if (f.size() != 2 || !f.I64(1, &m.sent_wall_ms)) return bad;
-      return core::PeerMessage(m);
-    }
-    case 71: {
-      core::ClockEcho m;
-      if (f.size() != 3 || !f.I64(1, &m.probe_wall_ms) || !f.I64(2, &m.wall_ms)) return bad;
-      return core::PeerMessage(m);
-    }
-    case 50:
-    case 51: {
-      core::View view;
-      if (f.size() != 2 || !ReadView(f.At(1), &view, f)) return bad;
-      if (type == 50) return core::PeerMessage(core::GossipSyn{std::move(view)});
-      return core::PeerMessage(core::GossipAck{std::move(view)});
-    }
-    case 52: {
-      core::PullRequest m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.ring_partitions) ||
-          f.At(3).type != msgpack::type::ARRAY || f.At(3).via.array.size > kMaxPullPartitions ||
-          !f.Str(4, &m.start) || !f.U32(5, &m.max_keys)) {
-        return bad;
-      }
-      Fields parts(f.At(3), f);
-      m.partitions.resize(parts.size());
-      for (size_t i = 0; i < parts.size(); ++i) {
-        if (!parts.U32(i, &m.partitions[i])) return bad;
-        f.Check(m.partitions[i] < m.ring_partitions, "partition outside the ring");
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 53: {
-      core::PullBatch m;
-      if (f.size() != 8 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxPullObjects ||
-          !f.Str(5, &m.next) || !f.Bool(6, &m.done) || f.At(7).type != msgpack::type::ARRAY ||
-          f.At(7).via.array.size > kMaxPullObjects) {
-        return bad;
-      }
-      const msgpack::object_array& objs = f.At(4).via.array;
-      m.objects.resize(objs.size);
-      for (uint32_t i = 0; i < objs.size; ++i) {
-        if (objs.ptr[i].type != msgpack::type::ARRAY || objs.ptr[i].via.array.size != 2) return bad;
-        Fields kv(objs.ptr[i], f);
-        if (!kv.Str(0, &m.objects[i].first) || !kv.Obj(1, &m.objects[i].second)) return bad;
-      }
-      const msgpack::object_array& states = f.At(7).via.array;
-      m.paxos.resize(states.size);
-      for (uint32_t i = 0; i < states.size; ++i) {
-        if (states.ptr[i].type != msgpack::type::ARRAY || states.ptr[i].via.array.size != 2) return bad;
-        Fields kv(states.ptr[i], f);
-        std::string bytes;
-        if (!kv.Str(0, &m.paxos[i].key) || !kv.Str(1, &bytes)) return bad;
-        Result<core::AcceptorState> st = DecodeAcceptorState(bytes);
-        // As an acceptor leaves it: ballots well formed, never accepted above promised.
-        auto ballot_ok = [](const core::Ballot& b) {
-          return (b.counter != 0 || b.node.empty()) && b.counter <= core::kMaxClockCounter &&
-                 b.node.size() <= core::kMaxClockNodeBytes;
-        };
-        if (!st.ok() || !ballot_ok(st->promised) || !ballot_ok(st->accepted) ||
-            st->accepted > st->promised) {
-          f.Check(false, "bad Paxos acceptor state");
-          continue;
-        }
-        m.paxos[i].promised = std::move(st->promised);
-        m.paxos[i].accepted = std::move(st->accepted);
-        m.paxos[i].value = std::move(st->value);
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 30: {
-      core::TreeRequest m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) ||
-          !f.U32(3, &m.level) || !f.U32s(4, &m.indices)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 31: {
-      core::TreeReply m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          !f.U32(4, &m.depth) || !f.U64s(5, &m.hashes)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 32: {
-      core::LeafRequest m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) ||
-          !f.U32s(3, &m.leaves) || !f.Str(4, &m.after_key)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 33: {
-      core::LeafReply m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          !f.Entries(4, &m.entries) || !f.Bool(5, &m.more)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 34: {
-      core::FetchRequest m;
-      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Strs(2, &m.keys)) return bad;
-      return core::PeerMessage(std::move(m));
-    }
-    case 35: {
-      core::FetchReply m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          !f.Objects(4, &m.objects)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 36: {
-      core::PushRequest m;
-      if (f.size() != 3 || !f.U64(1, &m.req_id) || !f.Objects(2, &m.objects)) return bad;
-      return core::PeerMessage(std::move(m));
-    }
-    case 37: {
-      core::PushReply m;
-      if (f.size() != 4 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 38: {
-      core::TombstoneRequest m;
-      uint32_t mode = 0;
-      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.U32(2, &m.partition) || !f.U32(3, &mode) ||
-          !f.I64(4, &m.grace_ms) || !f.Entries(5, &m.entries) || !f.Str(6, &m.after_key) ||
-          !f.Check(mode <= static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge), "bad mode") ||
-          !f.Check(m.grace_ms >= 0, "negative tombstone grace")) {
-        return bad;
-      }
-      m.mode = static_cast<core::TombstoneRequest::Mode>(mode);
-      return core::PeerMessage(std::move(m));
-    }
-    case 39: {
-      core::TombstoneReply m;
-      if (f.size() != 7 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) || !f.Str(3, &m.error) ||
-          !f.Entries(4, &m.entries) || !f.Bool(5, &m.more) || !f.Str(6, &m.after_key)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 20: {
-      core::PaxosPrepare m;
-      if (f.size() != 5 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.BallotAt(3, &m.ballot)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 21: {
-      core::PaxosPromise m;
-      if (f.size() != 10 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) ||
-          !f.BallotAt(3, &m.promised) || !f.BallotAt(5, &m.accepted) || !f.Obj(7, &m.value) ||
-          !f.Obj(8, &m.data) || !f.Str(9, &m.error)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 22: {
-      core::PaxosAccept m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.BallotAt(3, &m.ballot) ||
-          !f.Obj(5, &m.object)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 23: {
-      core::PaxosAccepted m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.Bool(2, &m.ok) ||
-          !f.BallotAt(3, &m.promised) || !f.Str(5, &m.error)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 24: {
-      core::PaxosCommit m;
-      if (f.size() != 5 || !f.Str(1, &m.key) || !f.BallotAt(2, &m.ballot) || !f.Obj(4, &m.object)) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    case 25: {
-      core::ForwardConsistent m;
-      uint32_t cond = 0;
-      if (f.size() != 12 || !f.U64(1, &m.req_id) || !f.Str(2, &m.key) || !f.Bool(3, &m.read) ||
-          !f.Bool(4, &m.spec.version.tombstone) || !f.Str(5, &m.spec.version.value) ||
-          !f.I64(6, &m.spec.version.expire_at_ms) || !f.I64(7, &m.spec.version.written_at_ms) ||
-          !f.Bool(8, &m.spec.has_context) || !f.Clock(9, &m.spec.context) || !f.U32(10, &cond) ||
-          !f.Bool(11, &m.spec.keep_ttl) ||
-          !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
-          !f.VersionOk(m.spec.version)) {
-        return bad;
-      }
-      m.spec.cond = static_cast<core::WriteSpec::Cond>(cond);
-      return core::PeerMessage(std::move(m));
-    }
-    case 26: {
-      core::ConsistentResult m;
-      if (f.size() != 6 || !f.U64(1, &m.req_id) || !f.U32(2, &m.code) || !f.Str(3, &m.message) ||
-          !f.Bool(4, &m.applied) || !f.Obj(5, &m.object) ||
-          !f.Check(m.code <= static_cast<uint32_t>(Status::Code::kBusy), "bad status code")) {
-        return bad;
-      }
-      return core::PeerMessage(std::move(m));
-    }
-    default:
-      f.Check(false, "unknown message type");
-      return Status::InvalidArgument("peer message: unknown type " + std::to_string(type));
+// Reads a write spec's eight fields from index `i` on (PackSpec's layout) and checks
+// its values.
+bool ReadSpec(const Fields& f, size_t i, core::WriteSpec* spec) {
+  uint32_t cond = 0;
+  if (!f.Bool(i, &spec->version.tombstone) || !f.Str(i + 1, &spec->version.value) ||
+      !f.I64(i + 2, &spec->version.expire_at_ms) || !f.I64(i + 3, &spec->version.written_at_ms) ||
+      !f.Bool(i + 4, &spec->has_context) || !f.Clock(i + 5, &spec->context) ||
+      !f.U32(i + 6, &cond) || !f.Bool(i + 7, &spec->keep_ttl) ||
+      !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
+      !f.VersionOk(spec->version)) {
+    return false;
   }
+  spec->cond = static_cast<core::WriteSpec::Cond>(cond);
+  return true;
+}
+
+bool StatusCodeOk(const Fields& f, uint32_t code) {
+  return f.Check(code <= static_cast<uint32_t>(Status::Code::kBusy), "bad status code");
+}
+
+// ---- One codec per message ----
+// Codec<M> holds M's layout after its tag (M::kType, field 0): kFields, the number of
+// those fields; Pack, which writes them; Unpack, which reads them (at indices 1 to
+// kFields) into a default M. Unpack returns false when a field has the wrong type
+// (the frame is not an M); a value the checks refuse is recorded in the Fields and
+// reading goes on (see Fields).
+template <typename M>
+struct Codec;
+
+// Replication (0-9).
+
+template <>
+struct Codec<core::Hello> {
+  static constexpr uint32_t kFields = 3;
+  static void Pack(Packer& pk, const core::Hello& m) {
+    pk.pack(m.cluster);
+    pk.pack(m.protocol_version);
+    pk.pack(m.node_id);
+  }
+  static bool Unpack(const Fields& f, core::Hello* m) {
+    uint64_t v = 0;
+    if (!f.Str(1, &m->cluster) || !f.U64(2, &v) || v > UINT32_MAX || !f.Str(3, &m->node_id)) {
+      return false;
+    }
+    m->protocol_version = static_cast<uint32_t>(v);
+    return true;
+  }
+};
+
+template <>
+struct Codec<core::ReplicaWrite> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::ReplicaWrite& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBin(pk, EncodeObject(m.object));
+    pk.pack(m.hint_for);
+  }
+  static bool Unpack(const Fields& f, core::ReplicaWrite* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.Obj(3, &m->object) &&
+           f.Str(4, &m->hint_for);
+  }
+};
+
+template <>
+struct Codec<core::ReplicaWriteAck> {
+  static constexpr uint32_t kFields = 3;
+  static void Pack(Packer& pk, const core::ReplicaWriteAck& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+  }
+  static bool Unpack(const Fields& f, core::ReplicaWriteAck* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error);
+  }
+};
+
+template <>
+struct Codec<core::ReplicaRead> {
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::ReplicaRead& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+  }
+  static bool Unpack(const Fields& f, core::ReplicaRead* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key);
+  }
+};
+
+template <>
+struct Codec<core::ReplicaReadReply> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::ReplicaReadReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBin(pk, EncodeObject(m.object));
+    pk.pack(m.error);
+  }
+  static bool Unpack(const Fields& f, core::ReplicaReadReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Obj(3, &m->object) &&
+           f.Str(4, &m->error);
+  }
+};
+
+template <>
+struct Codec<core::ForwardPut> {
+  static constexpr uint32_t kFields = 12;
+  static void Pack(Packer& pk, const core::ForwardPut& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackSpec(pk, m.spec);
+    pk.pack(m.w);
+    pk.pack(m.pw);
+  }
+  static bool Unpack(const Fields& f, core::ForwardPut* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && ReadSpec(f, 3, &m->spec) &&
+           f.U32(11, &m->w) && f.U32(12, &m->pw) &&
+           f.Check(m->w >= 1 && m->w <= kMaxQuorum && m->pw <= m->w, "bad W/PW");
+  }
+};
+
+template <>
+struct Codec<core::ForwardResult> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::ForwardResult& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.code);
+    pk.pack(m.message);
+    pk.pack(m.applied);
+  }
+  static bool Unpack(const Fields& f, core::ForwardResult* m) {
+    return f.U64(1, &m->req_id) && f.U32(2, &m->code) && f.Str(3, &m->message) &&
+           f.Bool(4, &m->applied) && StatusCodeOk(f, m->code);
+  }
+};
+
+template <>
+struct Codec<core::Heartbeat> {
+  static constexpr uint32_t kFields = 0;
+  static void Pack(Packer&, const core::Heartbeat&) {}
+  static bool Unpack(const Fields&, core::Heartbeat*) { return true; }
+};
+
+// CONSISTENT operations (20-29).
+
+template <>
+struct Codec<core::PaxosPrepare> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::PaxosPrepare& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBallot(pk, m.ballot);
+  }
+  static bool Unpack(const Fields& f, core::PaxosPrepare* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.BallotAt(3, &m->ballot);
+  }
+};
+
+template <>
+struct Codec<core::PaxosPromise> {
+  static constexpr uint32_t kFields = 9;
+  static void Pack(Packer& pk, const core::PaxosPromise& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBallot(pk, m.promised);
+    PackBallot(pk, m.accepted);
+    PackBin(pk, EncodeObject(m.value));
+    PackBin(pk, EncodeObject(m.data));
+    pk.pack(m.error);
+  }
+  static bool Unpack(const Fields& f, core::PaxosPromise* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.BallotAt(3, &m->promised) &&
+           f.BallotAt(5, &m->accepted) && f.Obj(7, &m->value) && f.Obj(8, &m->data) &&
+           f.Str(9, &m->error);
+  }
+};
+
+template <>
+struct Codec<core::PaxosAccept> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::PaxosAccept& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    PackBallot(pk, m.ballot);
+    PackBin(pk, EncodeObject(m.object));
+  }
+  static bool Unpack(const Fields& f, core::PaxosAccept* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.BallotAt(3, &m->ballot) &&
+           f.Obj(5, &m->object);
+  }
+};
+
+template <>
+struct Codec<core::PaxosAccepted> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::PaxosAccepted& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    PackBallot(pk, m.promised);
+    pk.pack(m.error);
+  }
+  static bool Unpack(const Fields& f, core::PaxosAccepted* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.BallotAt(3, &m->promised) &&
+           f.Str(5, &m->error);
+  }
+};
+
+template <>
+struct Codec<core::PaxosCommit> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::PaxosCommit& m) {
+    PackBin(pk, m.key);
+    PackBallot(pk, m.ballot);
+    PackBin(pk, EncodeObject(m.object));
+  }
+  static bool Unpack(const Fields& f, core::PaxosCommit* m) {
+    return f.Str(1, &m->key) && f.BallotAt(2, &m->ballot) && f.Obj(4, &m->object);
+  }
+};
+
+template <>
+struct Codec<core::ForwardConsistent> {
+  static constexpr uint32_t kFields = 11;
+  static void Pack(Packer& pk, const core::ForwardConsistent& m) {
+    pk.pack(m.req_id);
+    PackBin(pk, m.key);
+    pk.pack(m.read);
+    PackSpec(pk, m.spec);
+  }
+  static bool Unpack(const Fields& f, core::ForwardConsistent* m) {
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.Bool(3, &m->read) &&
+           ReadSpec(f, 4, &m->spec);
+  }
+};
+
+template <>
+struct Codec<core::ConsistentResult> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::ConsistentResult& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.code);
+    pk.pack(m.message);
+    pk.pack(m.applied);
+    PackBin(pk, EncodeObject(m.object));
+  }
+  static bool Unpack(const Fields& f, core::ConsistentResult* m) {
+    return f.U64(1, &m->req_id) && f.U32(2, &m->code) && f.Str(3, &m->message) &&
+           f.Bool(4, &m->applied) && f.Obj(5, &m->object) && StatusCodeOk(f, m->code);
+  }
+};
+
+// Anti-entropy (30-39).
+
+template <>
+struct Codec<core::TreeRequest> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::TreeRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    pk.pack(m.level);
+    PackU32s(pk, m.indices);
+  }
+  static bool Unpack(const Fields& f, core::TreeRequest* m) {
+    return f.U64(1, &m->req_id) && f.U32(2, &m->partition) && f.U32(3, &m->level) &&
+           f.U32s(4, &m->indices);
+  }
+};
+
+template <>
+struct Codec<core::TreeReply> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::TreeReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack(m.depth);
+    pk.pack_array(static_cast<uint32_t>(m.hashes.size()));
+    for (uint64_t h : m.hashes) pk.pack(h);
+  }
+  static bool Unpack(const Fields& f, core::TreeReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.U32(4, &m->depth) && f.U64s(5, &m->hashes);
+  }
+};
+
+template <>
+struct Codec<core::LeafRequest> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::LeafRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    PackU32s(pk, m.leaves);
+    PackBin(pk, m.after_key);
+  }
+  static bool Unpack(const Fields& f, core::LeafRequest* m) {
+    return f.U64(1, &m->req_id) && f.U32(2, &m->partition) && f.U32s(3, &m->leaves) &&
+           f.Str(4, &m->after_key);
+  }
+};
+
+template <>
+struct Codec<core::LeafReply> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::LeafReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackEntries(pk, m.entries);
+    pk.pack(m.more);
+  }
+  static bool Unpack(const Fields& f, core::LeafReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.Entries(4, &m->entries) && f.Bool(5, &m->more);
+  }
+};
+
+template <>
+struct Codec<core::FetchRequest> {
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::FetchRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack_array(static_cast<uint32_t>(m.keys.size()));
+    for (const std::string& k : m.keys) PackBin(pk, k);
+  }
+  static bool Unpack(const Fields& f, core::FetchRequest* m) {
+    return f.U64(1, &m->req_id) && f.Strs(2, &m->keys);
+  }
+};
+
+template <>
+struct Codec<core::FetchReply> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::FetchReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackObjects(pk, m.objects);
+  }
+  static bool Unpack(const Fields& f, core::FetchReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.Objects(4, &m->objects);
+  }
+};
+
+template <>
+struct Codec<core::PushRequest> {
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::PushRequest& m) {
+    pk.pack(m.req_id);
+    PackObjects(pk, m.objects);
+  }
+  static bool Unpack(const Fields& f, core::PushRequest* m) {
+    return f.U64(1, &m->req_id) && f.Objects(2, &m->objects);
+  }
+};
+
+template <>
+struct Codec<core::PushReply> {
+  static constexpr uint32_t kFields = 3;
+  static void Pack(Packer& pk, const core::PushReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+  }
+  static bool Unpack(const Fields& f, core::PushReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error);
+  }
+};
+
+template <>
+struct Codec<core::TombstoneRequest> {
+  static constexpr uint32_t kFields = 6;
+  static void Pack(Packer& pk, const core::TombstoneRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    pk.pack(static_cast<uint32_t>(m.mode));
+    pk.pack(m.grace_ms);
+    PackEntries(pk, m.entries);
+    PackBin(pk, m.after_key);
+  }
+  static bool Unpack(const Fields& f, core::TombstoneRequest* m) {
+    uint32_t mode = 0;
+    if (!f.U64(1, &m->req_id) || !f.U32(2, &m->partition) || !f.U32(3, &mode) ||
+        !f.I64(4, &m->grace_ms) || !f.Entries(5, &m->entries) || !f.Str(6, &m->after_key) ||
+        !f.Check(mode <= static_cast<uint32_t>(core::TombstoneRequest::Mode::kPurge), "bad mode") ||
+        !f.Check(m->grace_ms >= 0, "negative tombstone grace")) {
+      return false;
+    }
+    m->mode = static_cast<core::TombstoneRequest::Mode>(mode);
+    return true;
+  }
+};
+
+template <>
+struct Codec<core::TombstoneReply> {
+  static constexpr uint32_t kFields = 6;
+  static void Pack(Packer& pk, const core::TombstoneReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    PackEntries(pk, m.entries);
+    pk.pack(m.more);
+    PackBin(pk, m.after_key);
+  }
+  static bool Unpack(const Fields& f, core::TombstoneReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.Entries(4, &m->entries) && f.Bool(5, &m->more) && f.Str(6, &m->after_key);
+  }
+};
+
+// Membership (50-59): gossip, and the partition transfer of a move.
+
+template <>
+struct Codec<core::GossipSyn> {
+  static constexpr uint32_t kFields = 1;
+  static void Pack(Packer& pk, const core::GossipSyn& m) { PackView(pk, m.view); }
+  static bool Unpack(const Fields& f, core::GossipSyn* m) { return ReadView(f.At(1), &m->view, f); }
+};
+
+template <>
+struct Codec<core::GossipAck> {
+  static constexpr uint32_t kFields = 1;
+  static void Pack(Packer& pk, const core::GossipAck& m) { PackView(pk, m.view); }
+  static bool Unpack(const Fields& f, core::GossipAck* m) { return ReadView(f.At(1), &m->view, f); }
+};
+
+template <>
+struct Codec<core::TransferRequest> {
+  static constexpr uint32_t kFields = 5;
+  static void Pack(Packer& pk, const core::TransferRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ring_partitions);
+    PackU32s(pk, m.partitions);
+    PackBin(pk, m.start);
+    pk.pack(m.max_keys);
+  }
+  static bool Unpack(const Fields& f, core::TransferRequest* m) {
+    if (!f.U64(1, &m->req_id) || !f.U32(2, &m->ring_partitions) ||
+        f.At(3).type != msgpack::type::ARRAY || f.At(3).via.array.size > kMaxTransferPartitions ||
+        !f.Str(4, &m->start) || !f.U32(5, &m->max_keys)) {
+      return false;
+    }
+    Fields parts(f.At(3), f);
+    m->partitions.resize(parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (!parts.U32(i, &m->partitions[i])) return false;
+      f.Check(m->partitions[i] < m->ring_partitions, "partition outside the ring");
+    }
+    return true;
+  }
+};
+
+template <>
+struct Codec<core::TransferBatch> {
+  static constexpr uint32_t kFields = 7;
+  static void Pack(Packer& pk, const core::TransferBatch& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack_array(static_cast<uint32_t>(m.objects.size()));
+    for (const auto& [key, obj] : m.objects) {
+      pk.pack_array(2);
+      PackBin(pk, key);
+      PackBin(pk, EncodeObject(obj));
+    }
+    PackBin(pk, m.next);
+    pk.pack(m.done);
+    pk.pack_array(static_cast<uint32_t>(m.paxos.size()));
+    for (const core::KeyPaxosState& s : m.paxos) {
+      pk.pack_array(2);
+      PackBin(pk, s.key);
+      PackBin(pk, EncodeAcceptorState(core::AcceptorState{s.promised, s.accepted, s.value}));
+    }
+  }
+  static bool Unpack(const Fields& f, core::TransferBatch* m) {
+    if (!f.U64(1, &m->req_id) || !f.Bool(2, &m->ok) || !f.Str(3, &m->error) ||
+        f.At(4).type != msgpack::type::ARRAY || f.At(4).via.array.size > kMaxTransferObjects ||
+        !f.Str(5, &m->next) || !f.Bool(6, &m->done) || f.At(7).type != msgpack::type::ARRAY ||
+        f.At(7).via.array.size > kMaxTransferObjects) {
+      return false;
+    }
+    const msgpack::object_array& objs = f.At(4).via.array;
+    m->objects.resize(objs.size);
+    for (uint32_t i = 0; i < objs.size; ++i) {
+      if (objs.ptr[i].type != msgpack::type::ARRAY || objs.ptr[i].via.array.size != 2) return false;
+      Fields kv(objs.ptr[i], f);
+      if (!kv.Str(0, &m->objects[i].first) || !kv.Obj(1, &m->objects[i].second)) return false;
+    }
+    const msgpack::object_array& states = f.At(7).via.array;
+    m->paxos.resize(states.size);
+    for (uint32_t i = 0; i < states.size; ++i) {
+      if (states.ptr[i].type != msgpack::type::ARRAY || states.ptr[i].via.array.size != 2) {
+        return false;
+      }
+      if (!ReadKeyPaxosState(Fields(states.ptr[i], f), &m->paxos[i])) return false;
+    }
+    return true;
+  }
+  // One [key, acceptor state (paxos_codec)] pair. A state an acceptor could not have
+  // left (a malformed ballot, accepted above promised) is a refused value.
+  static bool ReadKeyPaxosState(const Fields& kv, core::KeyPaxosState* out) {
+    std::string bytes;
+    if (!kv.Str(0, &out->key) || !kv.Str(1, &bytes)) return false;
+    Result<core::AcceptorState> st = DecodeAcceptorState(bytes);
+    auto ballot_ok = [](const core::Ballot& b) {
+      return (b.counter != 0 || b.node.empty()) && b.counter <= core::kMaxClockCounter &&
+             b.node.size() <= core::kMaxClockNodeBytes;
+    };
+    if (!st.ok() || !ballot_ok(st->promised) || !ballot_ok(st->accepted) ||
+        st->accepted > st->promised) {
+      kv.Check(false, "bad Paxos acceptor state");
+      return true;
+    }
+    out->promised = std::move(st->promised);
+    out->accepted = std::move(st->accepted);
+    out->value = std::move(st->value);
+    return true;
+  }
+};
+
+// The authenticated handshake (60-69).
+
+template <>
+struct Codec<core::AuthHello> {
+  static constexpr uint32_t kFields = 6;
+  static void Pack(Packer& pk, const core::AuthHello& m) {
+    pk.pack(m.cluster);
+    PackBin(pk, m.cluster_id);
+    pk.pack(m.protocol_version);
+    pk.pack(m.node_id);
+    pk.pack(m.instance_id);
+    PackBin(pk, m.nonce);
+  }
+  static bool Unpack(const Fields& f, core::AuthHello* m) {
+    return f.Str(1, &m->cluster) && f.Str(2, &m->cluster_id) && f.U32(3, &m->protocol_version) &&
+           f.Str(4, &m->node_id) && f.Str(5, &m->instance_id) && f.Str(6, &m->nonce) &&
+           m->cluster.size() <= kMaxHandshakeField && m->cluster_id.size() <= kMaxHandshakeField &&
+           m->node_id.size() <= kMaxHandshakeField &&
+           m->instance_id.size() <= kMaxHandshakeField && m->nonce.size() <= kMaxHandshakeField;
+  }
+};
+
+template <>
+struct Codec<core::AuthProof> {
+  static constexpr uint32_t kFields = 1;
+  static void Pack(Packer& pk, const core::AuthProof& m) {
+    pk.pack_array(static_cast<uint32_t>(m.macs.size()));
+    for (const std::string& mac : m.macs) PackBin(pk, mac);
+  }
+  static bool Unpack(const Fields& f, core::AuthProof* m) {
+    if (f.At(1).type != msgpack::type::ARRAY || f.At(1).via.array.size > kMaxProofMacs ||
+        !f.Strs(1, &m->macs)) {
+      return false;
+    }
+    for (const std::string& mac : m->macs) {
+      if (mac.size() > kMaxHandshakeField) return false;
+    }
+    return true;
+  }
+};
+
+template <>
+struct Codec<core::AuthResult> {
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::AuthResult& m) {
+    pk.pack(m.code);
+    pk.pack(m.reason);
+  }
+  static bool Unpack(const Fields& f, core::AuthResult* m) {
+    return f.U32(1, &m->code) && f.Str(2, &m->reason) && m->reason.size() <= 1024;
+  }
+};
+
+// Clock offsets (70-79).
+
+template <>
+struct Codec<core::ClockProbe> {
+  static constexpr uint32_t kFields = 1;
+  static void Pack(Packer& pk, const core::ClockProbe& m) { pk.pack(m.sent_wall_ms); }
+  static bool Unpack(const Fields& f, core::ClockProbe* m) { return f.I64(1, &m->sent_wall_ms); }
+};
+
+template <>
+struct Codec<core::ClockEcho> {
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::ClockEcho& m) {
+    pk.pack(m.probe_wall_ms);
+    pk.pack(m.wall_ms);
+  }
+  static bool Unpack(const Fields& f, core::ClockEcho* m) {
+    return f.I64(1, &m->probe_wall_ms) && f.I64(2, &m->wall_ms);
+  }
+};
+
+// ---- The table: tag -> decoder, built from the alternatives of core::PeerMessage ----
+
+// A message is [tag, Codec<M> fields...].
+template <typename M>
+void Encode(Packer& pk, const M& m) {
+  pk.pack_array(Codec<M>::kFields + 1);
+  pk.pack(static_cast<uint32_t>(M::kType));
+  Codec<M>::Pack(pk, m);
+}
+
+template <typename M>
+Result<core::PeerMessage> Decode(const Fields& f) {
+  M m;
+  if (f.size() != Codec<M>::kFields + 1 || !Codec<M>::Unpack(f, &m)) {
+    return Status::Corruption("peer message: bad fields for type " +
+                              std::to_string(static_cast<uint32_t>(M::kType)));
+  }
+  return core::PeerMessage(std::move(m));
+}
+
+using Decoder = Result<core::PeerMessage> (*)(const Fields&);
+using DecoderTable = std::array<Decoder, 256>;  // by tag; null: no such message
+
+template <size_t... I>
+constexpr DecoderTable MakeDecoderTable(std::index_sequence<I...>) {
+  DecoderTable table{};
+  ((table[static_cast<uint8_t>(std::variant_alternative_t<I, core::PeerMessage>::kType)] =
+        &Decode<std::variant_alternative_t<I, core::PeerMessage>>),
+   ...);
+  return table;
+}
+
+constexpr DecoderTable kDecoders =
+    MakeDecoderTable(std::make_index_sequence<std::variant_size_v<core::PeerMessage>>{});
+
+Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
+  if (type < kDecoders.size() && kDecoders[type] != nullptr) return kDecoders[type](f);
+  f.Check(false, "unknown message type");
+  return Status::InvalidArgument("peer message: unknown type " + std::to_string(type));
 }
 
 }  // namespace
@@ -882,7 +931,7 @@ bool MemberStateInBounds(const core::MemberState& m) {
 std::string EncodePeerMessage(const core::PeerMessage& msg) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  std::visit(Encoder{pk}, msg);
+  std::visit([&pk](const auto& m) { Encode(pk, m); }, msg);
   return std::string(buf.data(), buf.size());
 }
 

@@ -1,7 +1,7 @@
 // msgpack encoding of peer messages (core/messages.h).
 //
-// Layout: [type, field, field, ...] with type the index of the message in
-// core::PeerMessage; objects are embedded in their stored encoding (object_codec.h).
+// Layout: [type, field, field, ...] with type the message's wire tag (core::MessageType,
+// the struct's kType); objects are embedded in their stored encoding (object_codec.h).
 // Decoding validates every field, and accepts exactly what the object and version checks
 // accept (core::IsWellFormed, VClock::IsWellFormed: no negative expiry, no clock counter
 // or ballot over 2^53, no empty or oversized node id) plus per-message value bounds.

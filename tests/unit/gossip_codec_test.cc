@@ -40,12 +40,12 @@ std::vector<core::PeerMessage> Samples() {
   return {core::GossipSyn{SomeView()},
           core::GossipAck{SomeView()},
           core::GossipSyn{core::View{}},
-          core::PullRequest{5, 256, {0, 7, 255}, std::string("k\0", 2), 256},
-          core::PullRequest{6, 16, {}, "", 1},
-          core::PullBatch{5, true, "", {{"a", SomeObject()}, {std::string("b\0", 2), SomeObject()}}, "b\x01", false},
-          core::PullBatch{6, false, "ring has 16 partitions, not 256", {}, "", false},
-          core::PullBatch{7, true, "", {}, "", true},
-          core::PullBatch{8, true, "", {{"a", SomeObject()}}, "c", false,
+          core::TransferRequest{5, 256, {0, 7, 255}, std::string("k\0", 2), 256},
+          core::TransferRequest{6, 16, {}, "", 1},
+          core::TransferBatch{5, true, "", {{"a", SomeObject()}, {std::string("b\0", 2), SomeObject()}}, "b\x01", false},
+          core::TransferBatch{6, false, "ring has 16 partitions, not 256", {}, "", false},
+          core::TransferBatch{7, true, "", {}, "", true},
+          core::TransferBatch{8, true, "", {{"a", SomeObject()}}, "c", false,
                           {{"a", core::Ballot{4, "n2.x"}, core::Ballot{3, "n1.y"}, SomeObject()},
                            {std::string("b\0", 2), core::Ballot{1, "n1"}, core::Ballot{}, core::Object()}}}};
 }
@@ -60,13 +60,13 @@ TEST(GossipCodec, RoundTripsEveryMessage) {
 
 TEST(GossipCodec, RefusesBadFields) {
   // A partition outside the ring.
-  std::string bytes = EncodePeerMessage(core::PullRequest{1, 4, {4}, "", 1});
+  std::string bytes = EncodePeerMessage(core::TransferRequest{1, 4, {4}, "", 1});
   EXPECT_FALSE(DecodePeerMessage(bytes).ok());
   // Paxos state in a transfer: accepted above promised, or a zero ballot with a node.
   for (const core::KeyPaxosState& st :
        {core::KeyPaxosState{"k", core::Ballot{2, "a"}, core::Ballot{3, "a"}, SomeObject()},
         core::KeyPaxosState{"k", core::Ballot{0, "a"}, core::Ballot{}, core::Object()}}) {
-    EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::PullBatch{1, true, "", {}, "", true, {st}})).ok());
+    EXPECT_FALSE(DecodePeerMessage(EncodePeerMessage(core::TransferBatch{1, true, "", {}, "", true, {st}})).ok());
   }
   // A status past kLeft.
   core::View v = SomeView();

@@ -205,10 +205,10 @@ TEST(Gossip, NodeThatLostItsStateRefutesItsOldIncarnation) {
   EXPECT_EQ(a.view().at("b").incarnation, fresh.self().incarnation);
 }
 
-TEST(Gossip, PullPlanNamesTheNewOwnersSources) {
+TEST(Gossip, TransferPlanNamesTheNewOwnersSources) {
   Ring read = Ring::Create(64, {"a", "b", "c"}, 1).value();
   Ring write = Ring::Create(64, {"a", "b", "c", "d"}, 2).value();
-  auto plan = PullPlan(read, write, "d", 3);
+  auto plan = TransferPlan(read, write, "d", 3);
   ASSERT_FALSE(plan.empty());
   size_t gained = 0;
   for (uint32_t p = 0; p < 64; ++p) {
@@ -218,8 +218,8 @@ TEST(Gossip, PullPlanNamesTheNewOwnersSources) {
     for (const std::string& src : read.PreferenceList(p, 3)) EXPECT_EQ(plan[src].count(p), 1u);
   }
   EXPECT_EQ(plan["a"].size(), gained);  // with 3 old members every one holds every partition
-  EXPECT_TRUE(PullPlan(read, write, "a", 3).empty());  // a gains nothing
-  EXPECT_TRUE(PullPlan(read, read, "d", 3).empty());
+  EXPECT_TRUE(TransferPlan(read, write, "a", 3).empty());  // a gains nothing
+  EXPECT_TRUE(TransferPlan(read, read, "d", 3).empty());
 }
 
 }  // namespace

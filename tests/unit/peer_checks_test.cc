@@ -74,12 +74,12 @@ TEST(MembersOnly, PartitionCopiesOnlyToMembersThatGainThePartition) {
   std::string key, holder, other;
   c.Split(&key, &holder, &other);
   const uint32_t p = c.ring.PartitionOf(Hash64(key));
-  PullRequest pull{1, 16, {p}, "", 100};
-  EXPECT_TRUE(CheckSender(holder, pull, c.ctx).ok());
-  EXPECT_FALSE(CheckSender(other, pull, c.ctx).ok());  // a member of other partitions
-  EXPECT_FALSE(CheckSender("stranger", pull, c.ctx).ok());
-  pull.ring_partitions = 32;
-  EXPECT_FALSE(CheckSender(holder, pull, c.ctx).ok());
+  TransferRequest request{1, 16, {p}, "", 100};
+  EXPECT_TRUE(CheckSender(holder, request, c.ctx).ok());
+  EXPECT_FALSE(CheckSender(other, request, c.ctx).ok());  // a member of other partitions
+  EXPECT_FALSE(CheckSender("stranger", request, c.ctx).ok());
+  request.ring_partitions = 32;
+  EXPECT_FALSE(CheckSender(holder, request, c.ctx).ok());
 }
 
 TEST(MembersOnly, PaxosOnlyFromTheKeysReplicas) {
@@ -103,9 +103,9 @@ TEST(MembersOnly, RefusedRequestsGetAnErrorReply) {
   auto fr = RefusalReply(ForwardPut{8, "k", WriteSpec{}, 2, 0}, "no");
   ASSERT_TRUE(fr.has_value());
   EXPECT_NE(std::get<ForwardResult>(*fr).code, 0u);
-  auto pb = RefusalReply(PullRequest{9, 16, {1}, "", 10}, "no");
+  auto pb = RefusalReply(TransferRequest{9, 16, {1}, "", 10}, "no");
   ASSERT_TRUE(pb.has_value());
-  EXPECT_FALSE(std::get<PullBatch>(*pb).ok);
+  EXPECT_FALSE(std::get<TransferBatch>(*pb).ok);
   // A refused reply fails its request at once.
   auto failed = FailedReply(ReplicaReadReply{3, true, Object(), ""}, "poisoned");
   ASSERT_TRUE(failed.has_value());

@@ -117,37 +117,37 @@ TEST(Transfer, BatchesArePaced) {
   core::Ring new_ring = core::Ring::Create(16, {"a", "b"}, 2).value();
   a.SetRings(old_ring, new_ring, 3);
   b.SetRings(old_ring, new_ring, 3);
-  auto pulls = [](core::Outbox out) {
+  auto requests = [](core::Outbox out) {
     std::vector<core::PeerMessage> v;
     for (auto& [to, m] : out.sends) {
-      if (std::holds_alternative<core::PullRequest>(m)) v.push_back(m);
+      if (std::holds_alternative<core::TransferRequest>(m)) v.push_back(m);
     }
     return v;
   };
   b.Tick(0);
-  std::vector<core::PeerMessage> first = pulls(b.TakeOutbox());
+  std::vector<core::PeerMessage> first = requests(b.TakeOutbox());
   ASSERT_EQ(first.size(), 1u);
   a.OnMessage("b", first[0], 0);
   core::Outbox reply = a.TakeOutbox();
   ASSERT_EQ(reply.sends.size(), 1u);
-  ASSERT_FALSE(std::get<core::PullBatch>(reply.sends[0].second).done);
+  ASSERT_FALSE(std::get<core::TransferBatch>(reply.sends[0].second).done);
   b.OnMessage("a", reply.sends[0].second, 10);
-  EXPECT_TRUE(pulls(b.TakeOutbox()).empty());  // not before 10 + 100
+  EXPECT_TRUE(requests(b.TakeOutbox()).empty());  // not before 10 + 100
   b.Tick(60);
-  EXPECT_TRUE(pulls(b.TakeOutbox()).empty());
+  EXPECT_TRUE(requests(b.TakeOutbox()).empty());
   b.Tick(110);
-  EXPECT_EQ(pulls(b.TakeOutbox()).size(), 1u);
+  EXPECT_EQ(requests(b.TakeOutbox()).size(), 1u);
 }
 
-TEST(Transfer, PullFromARingOfAnotherSizeIsRefused) {
+TEST(Transfer, TransferFromARingOfAnotherSizeIsRefused) {
   storage::MemEngine ea;
   server::Store sa(ea, false);
   core::NodeCore a("a", sa, core::NodeOptions{});
   a.SetRing(core::Ring::Create(16, {"a"}, 1).value());
-  a.OnMessage("x", core::PullRequest{9, 32, {1}, "", 10}, 0);
+  a.OnMessage("x", core::TransferRequest{9, 32, {1}, "", 10}, 0);
   core::Outbox out = a.TakeOutbox();
   ASSERT_EQ(out.sends.size(), 1u);
-  const auto* batch = std::get_if<core::PullBatch>(&out.sends[0].second);
+  const auto* batch = std::get_if<core::TransferBatch>(&out.sends[0].second);
   ASSERT_NE(batch, nullptr);
   EXPECT_FALSE(batch->ok);
   EXPECT_EQ(batch->req_id, 9u);
