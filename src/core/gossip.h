@@ -89,11 +89,6 @@ bool MoveVisible(const View& view, const std::function<bool(const std::string&)>
 // a source (a quorum write is on at least W of them).
 std::map<std::string, std::set<uint32_t>> TransferPlan(const Ring& read, const Ring& write,
                                                        const std::string& self, size_t n);
-// TODO(integrator): remove after merge (the old name, for node_core.cc until then).
-inline std::map<std::string, std::set<uint32_t>> PullPlan(const Ring& read, const Ring& write,
-                                                          const std::string& self, size_t n) {
-  return TransferPlan(read, write, self, n);
-}
 
 class Gossiper {
  public:

@@ -467,9 +467,4 @@ struct DistinctMessageTypes<std::variant<Ts...>> {
 };
 static_assert(DistinctMessageTypes<PeerMessage>::Check(), "two peer messages share a wire tag");
 
-// The old names of the transfer messages, for the files other branches are rewriting.
-// TODO(integrator): remove after merge
-using PullRequest = TransferRequest;
-using PullBatch = TransferBatch;  // TODO(integrator): remove after merge
-
 }  // namespace itsuka::core

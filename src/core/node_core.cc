@@ -59,7 +59,7 @@ constexpr bool kIsReply =
     std::is_same_v<T, ReplicaWriteAck> || std::is_same_v<T, ReplicaReadReply> ||
     std::is_same_v<T, ForwardResult> || std::is_same_v<T, ConsistentResult> ||
     std::is_same_v<T, PaxosPromise> || std::is_same_v<T, PaxosAccepted> ||
-    std::is_same_v<T, PullBatch>;
+    std::is_same_v<T, TransferBatch>;
 }  // namespace
 
 void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms) {
@@ -74,7 +74,7 @@ void NodeCore::OnMessage(const std::string& from, const PeerMessage& msg, int64_
         else if constexpr (std::is_same_v<T, PaxosAccept>) consensus_.HandleAccept(from, m);
         else if constexpr (std::is_same_v<T, PaxosCommit>) consensus_.HandleCommit(m);
         else if constexpr (std::is_same_v<T, ForwardConsistent>) consensus_.HandleForward(from, m, now_ms);
-        else if constexpr (std::is_same_v<T, PullRequest>) transfers_.HandleRequest(from, m);
+        else if constexpr (std::is_same_v<T, TransferRequest>) transfers_.HandleRequest(from, m);
         // Hello is the transport's business.
       },
       msg);
@@ -104,7 +104,7 @@ void NodeCore::RouteReply(const std::string& from, const PeerMessage& msg, uint6
     if (*owner == Room::kConsensus) consensus_.OnPromise(req_id, from, *m, now_ms);
   } else if (const auto* m = std::get_if<PaxosAccepted>(&msg)) {
     if (*owner == Room::kConsensus) consensus_.OnAccepted(req_id, from, *m, now_ms);
-  } else if (const auto* m = std::get_if<PullBatch>(&msg)) {
+  } else if (const auto* m = std::get_if<TransferBatch>(&msg)) {
     if (*owner == Room::kTransfer) transfers_.OnBatch(req_id, from, *m, now_ms);
   }
 }

@@ -49,8 +49,8 @@
 //  - Moves (core/gossip.h): while the read ring (owners now) and the write ring (owners
 //    to be) differ, reads use the read ring; writes are coordinated by a read-ring
 //    replica and need W acks from each ring's preference list (joint quorums), and a
-//    node transfers the partitions it gains from their read-ring replicas (PullRequest /
-//    PullBatch) before it reports itself synced. A transfer carries each key's Paxos
+//    node transfers the partitions it gains from their read-ring replicas (TransferRequest /
+//    TransferBatch) before it reports itself synced. A transfer carries each key's Paxos
 //    acceptor state with its data object, which keeps CONSISTENT reads linearizable
 //    across a move (CONSISTENT operations are refused while their partition moves); why
 //    this suffices: see docs/DESIGN.md, section "CONSISTENT across moves".
@@ -96,7 +96,7 @@ class NodeCore {
   // will. Reads use the read ring; a write is coordinated by a read-ring replica, sent to
   // both preference lists, and needs its W acks from read-ring replicas, so a quorum
   // read of either ring's settled owners sees it. When this node gains partitions in
-  // `write` it transfers them from their read-ring replicas (PullRequest batches, one at
+  // `write` it transfers them from their read-ring replicas (TransferRequest batches, one at
   // a time per source, retried on timeout); Synced() then reports `write_fingerprint`.
   void SetRings(Ring read, Ring write, uint64_t write_fingerprint);
   const std::optional<Ring>& ring() const { return ctx_.ring; }

@@ -29,7 +29,7 @@ size_t ValueBytes(const Object& obj) {
 // bound, and says where the next request resumes.
 void AssembleBatch(std::vector<std::pair<std::string, Object>>& objects,
                    std::vector<std::pair<std::string, AcceptorState>>& paxos,
-                   std::optional<std::string> cut, PullBatch& reply) {
+                   std::optional<std::string> cut, TransferBatch& reply) {
   size_t bytes = 0, i = 0, j = 0;
   while (i < objects.size() || j < paxos.size()) {
     const bool object_first =
@@ -82,7 +82,7 @@ void Transfers::Plan(uint64_t write_fingerprint) {
     }
   }
   plan_owned_.clear();
-  for (auto& [source, parts] : PullPlan(read, write, ctx_.self, n)) {
+  for (auto& [source, parts] : TransferPlan(read, write, ctx_.self, n)) {
     sources_[source].partitions = std::move(parts);
   }
   const uint32_t q = std::min(read.partitions(), write.partitions());
@@ -118,8 +118,8 @@ size_t Transfers::pending() const {
 
 // ---- Server side ------------------------------------------------------------------
 
-void Transfers::HandleRequest(const std::string& from, const PullRequest& m) {
-  PullBatch reply;
+void Transfers::HandleRequest(const std::string& from, const TransferRequest& m) {
+  TransferBatch reply;
   reply.req_id = m.req_id;
   auto refuse = [&](std::string error) {
     reply.error = std::move(error);
@@ -155,7 +155,7 @@ void Transfers::HandleRequest(const std::string& from, const PullRequest& m) {
 
 // ---- Client side ------------------------------------------------------------------
 
-void Transfers::OnBatch(uint64_t req_id, const std::string& from, const PullBatch& m,
+void Transfers::OnBatch(uint64_t req_id, const std::string& from, const TransferBatch& m,
                         int64_t now_ms) {
   auto it = sources_.find(from);
   if (it == sources_.end() || it->second.req_id != req_id || it->second.done) return;
@@ -170,7 +170,7 @@ void Transfers::OnBatch(uint64_t req_id, const std::string& from, const PullBatc
   Tick(now_ms);
 }
 
-bool Transfers::Merge(const Source& s, const PullBatch& m) {
+bool Transfers::Merge(const Source& s, const TransferBatch& m) {
   const std::optional<Ring>& ring = ctx_.ring;
   for (const auto& [key, obj] : m.objects) {
     if (!ring || s.partitions.count(ring->PartitionOf(Hash64(key))) == 0) continue;
@@ -200,7 +200,7 @@ void Transfers::Tick(int64_t now_ms) {
     s.req_id = ctx_.requests.Open(Room::kTransfer);
     s.sent_ms = now_ms;
     ctx_.out.sends.emplace_back(
-        source, PullRequest{s.req_id, ctx_.ring->partitions(),
+        source, TransferRequest{s.req_id, ctx_.ring->partitions(),
                             std::vector<uint32_t>(s.partitions.begin(), s.partitions.end()),
                             s.cursor, kBatchKeys});
   }

@@ -2,16 +2,16 @@
 // the partition transfers a move needs (core/gossip.h has the move protocol).
 //
 //  - Planning (SetRings): when the write ring changes, this node plans to transfer the
-//    partitions it gains in the write ring from their read-ring replicas (PullPlan).
+//    partitions it gains in the write ring from their read-ring replicas (TransferPlan).
 //    What it holds is what it transferred for the last ring it synced to; only a node
 //    that never synced (a static ring, a restart) trusts its read ring.
-//  - Client side (Tick, OnBatch): one PullRequest in flight per source, paced by
+//  - Client side (Tick, OnBatch): one TransferRequest in flight per source, paced by
 //    NodeOptions::transfer_interval_ms, retried after request_timeout_ms (this room's
 //    timeout rule). Each batch's objects are merged and its Paxos acceptor states folded
 //    in (AcceptorMerge), staged, so they are durable before the plan is reported synced.
 //    A plan is complete once every partition was transferred from all its read-ring
 //    replicas, or all but one unreachable one; Synced() then reports its fingerprint.
-//  - Server side (HandleRequest): answers a PullRequest with a PullBatch of the wanted
+//  - Server side (HandleRequest): answers a TransferRequest with a TransferBatch of the wanted
 //    partitions' objects and acceptor states, one key's object and state together,
 //    bounded in keys, keys examined and bytes.
 //  - Transfers start only while Allow(true) (every member knows the write ring).
@@ -40,11 +40,11 @@ class Transfers {
   // transfers a new write ring needs. A write ring already planned for is kept as is.
   void Plan(uint64_t write_fingerprint);
   void Allow(bool allowed) { allowed_ = allowed; }
-  // The server side: answers a PullRequest.
-  void HandleRequest(const std::string& from, const PullRequest& m);
-  // A source's PullBatch to the request `req_id` (owned by this room).
-  void OnBatch(uint64_t req_id, const std::string& from, const PullBatch& m, int64_t now_ms);
-  // Sends the next PullRequest of each unfinished transfer that has none in flight (or
+  // The server side: answers a TransferRequest.
+  void HandleRequest(const std::string& from, const TransferRequest& m);
+  // A source's TransferBatch to the request `req_id` (owned by this room).
+  void OnBatch(uint64_t req_id, const std::string& from, const TransferBatch& m, int64_t now_ms);
+  // Sends the next TransferRequest of each unfinished transfer that has none in flight (or
   // whose last one timed out), and records completion.
   void Tick(int64_t now_ms);
 
@@ -72,7 +72,7 @@ class Transfers {
   void Clear();
   // Merges a batch's objects and acceptor states; false if the store failed (the batch
   // is then asked for again from the same cursor).
-  bool Merge(const Source& s, const PullBatch& m);
+  bool Merge(const Source& s, const TransferBatch& m);
 
   ReplicaContext& ctx_;
   uint64_t plan_fingerprint_ = 0;

@@ -328,8 +328,8 @@ TEST(HandoffRoom, ExpiresHintsOfAnUnreachableTarget) {
 TEST(TransferRoom, RefusesARequestForAnotherRing) {
   Context t;
   Transfers transfers(t.ctx);
-  transfers.HandleRequest("b", PullRequest{4, 32, {1}, "", 10});
-  auto sent = t.Sent<PullBatch>();
+  transfers.HandleRequest("b", TransferRequest{4, 32, {1}, "", 10});
+  auto sent = t.Sent<TransferBatch>();
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_FALSE(sent[0].second.ok);
   EXPECT_EQ(sent[0].second.req_id, 4u);
@@ -346,12 +346,12 @@ TEST(TransferRoom, PlansTransfersForGainedPartitionsAndSyncsWhenDone) {
   EXPECT_EQ(transfers.synced(), 0u);
   EXPECT_GT(transfers.pending(), 0u);
   transfers.Tick(0);
-  auto requests = t.Sent<PullRequest>();
+  auto requests = t.Sent<TransferRequest>();
   ASSERT_FALSE(requests.empty());
   t.ctx.out = Outbox();
   for (const auto& [source, m] : requests) {
     EXPECT_EQ(t.ctx.requests.Owner(m.req_id), Room::kTransfer);
-    PullBatch done{m.req_id, true, "", {}, "", true};
+    TransferBatch done{m.req_id, true, "", {}, "", true};
     transfers.OnBatch(m.req_id, source, done, 1);
   }
   EXPECT_EQ(transfers.synced(), 42u);
