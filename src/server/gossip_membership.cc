@@ -1,7 +1,5 @@
 #include "server/gossip_membership.h"
 
-#include <random>
-
 #include "common/log.h"
 #include "wire/peer_codec.h"
 
@@ -9,20 +7,6 @@ namespace itsuka::server {
 namespace {
 constexpr const char* kViewKey = "gossip_view";
 }  // namespace
-
-bool SplitHostPort(const std::string& text, std::string* host, int* port) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size()) return false;
-  int p = 0;
-  for (size_t i = colon + 1; i < text.size(); ++i) {
-    if (text[i] < '0' || text[i] > '9' || p > 65535) return false;
-    p = p * 10 + (text[i] - '0');
-  }
-  if (p <= 0 || p > 65535) return false;
-  *host = text.substr(0, colon);
-  *port = p;
-  return true;
-}
 
 Result<std::unique_ptr<GossipMembership>> GossipMembership::Open(const Config& config,
                                                                  Engine& engine) {
@@ -59,27 +43,26 @@ Result<std::unique_ptr<GossipMembership>> GossipMembership::Open(const Config& c
   core::Gossiper g(self, seeds);
   if (!persisted.empty()) g.Restore(persisted);
   g.Advance();  // a node without seeds starts its own cluster at once
-  std::random_device rd;
-  const uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  std::unique_ptr<GossipMembership> m(new GossipMembership(std::move(g), engine, seed));
   // The new incarnation is durable before anyone hears of it.
   WriteBatch b;
-  b.Put(Column::kMeta, kViewKey, wire::EncodePeerMessage(core::GossipSyn{m->view()}));
+  b.Put(Column::kMeta, kViewKey, wire::EncodePeerMessage(core::GossipSyn{g.view()}));
   st = engine.Write(b, /*sync=*/true);
   if (!st.ok()) return Status::IOError("writing the member view: " + st.ToString());
-  m->persisted_ = m->view();
-  LOG_INFO << "membership: " << config.node_id << " incarnation " << m->self().incarnation
-           << ", status " << core::MemberStatusName(m->self().status) << ", "
-           << m->view().size() << " member(s) known";
+  LOG_INFO << "membership: " << config.node_id << " incarnation " << g.self().incarnation
+           << ", status " << core::MemberStatusName(g.self().status) << ", "
+           << g.view().size() << " member(s) known";
+  core::View view = g.view();
+  std::unique_ptr<GossipMembership> m(new GossipMembership(std::move(g), engine));
+  m->persisted_ = std::move(view);
   return m;
 }
 
-Status GossipMembership::Persist() {
-  if (gossiper_.view() == persisted_) return Status::Ok();
+Status GossipMembership::Persist(const core::View& view) {
+  if (view == persisted_) return Status::Ok();
   WriteBatch b;
-  b.Put(Column::kMeta, kViewKey, wire::EncodePeerMessage(core::GossipSyn{gossiper_.view()}));
+  b.Put(Column::kMeta, kViewKey, wire::EncodePeerMessage(core::GossipSyn{view}));
   Status st = engine_.Write(b, /*sync=*/false);
-  if (st.ok()) persisted_ = gossiper_.view();
+  if (st.ok()) persisted_ = view;
   return st;
 }
 

@@ -11,22 +11,26 @@
 #include <set>
 
 #include "common/log.h"
-#include "core/peer_checks.h"
-#include "storage/rocksdb_engine.h"
 #include "wire/resp.h"
 
 namespace itsuka::server {
+namespace {
+
+// A new incarnation of this node's actor: its dots never repeat an earlier one's.
+std::string NewActor(const std::string& node_id) {
+  std::random_device rd;
+  char inc[17];
+  std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
+  return node_id + "." + inc;
+}
+
+}  // namespace
 
 Node::Node(const Config& config)
     : config_(config),
-      core_tick_(loop_, [this] {
-        core_->Tick(loop_.NowMs());
-        core_->ReplayHints(loop_.NowMs(), clock_.WallMs());
-        repair_->Tick(loop_.NowMs());
-      }),
       kick_(loop_, [] {}),
-      tick_(loop_, [this] { OnTick(); }),
-      gossip_tick_(loop_, [this] { OnGossipTimer(); }) {}
+      node_tick_(loop_, [this] { OnNodeTimer(); }),
+      tick_(loop_, [this] { OnTick(); }) {}
 
 Node::~Node() {
   clients_.clear();
@@ -47,15 +51,53 @@ Status Node::Open() {
   // Peer authentication material first: a node that cannot prove itself must not touch
   // its data directory.
   PeerIdentity identity;
-  identity.insecure = config_.insecure_no_auth != 0;
+  Status st = LoadPeerIdentity(&identity);
+  if (!st.ok()) return st;
+  storage::RocksOpenInfo open_info;
+  st = OpenEngine(&open_info);
+  if (!st.ok()) return st;
+  std::string actor;
+  st = CheckDataOwner(open_info.wal_corruption_tolerated, &actor);
+  if (!st.ok()) return st;
+  st = CheckClusterId(identity);
+  if (!st.ok()) return st;
+  identity.instance_id = actor;
+  if (identity.insecure) {
+    LOG_WARN << "*** cluster.insecure_no_auth is set: peers are NOT authenticated. Anyone who "
+                "can reach the peer port can read and write every key and change the "
+                "membership. Use cluster.secret_file outside a trusted test network. ***";
+  }
+  st = OpenStore();
+  if (!st.ok()) return st;
+  st = OpenNode(actor);
+  if (!st.ok()) return st;
+  st = BuildRepairTrees(open_info);
+  if (!st.ok()) return st;
+  st = OpenTls();
+  if (!st.ok()) return st;
+  executor_->SetTlsInfo([this] { return TlsInfo(); });
+  st = OpenPeers(std::move(identity));
+  if (!st.ok()) return st;
+  node_->Start();
+  ApplyEffects();
+  ResumeSavedRepair();
+  return OpenListeners();
+}
+
+Status Node::LoadPeerIdentity(PeerIdentity* identity) {
+  identity->insecure = config_.insecure_no_auth != 0;
   if (!config_.secret_file.empty()) {
     Result<ClusterSecret> secret = LoadSecretFile(config_.secret_file);
     if (!secret.ok()) return secret.status();
-    identity.cluster_id = secret->cluster_id;
-    identity.secrets = std::move(secret->secrets);
+    identity->cluster_id = secret->cluster_id;
+    identity->secrets = std::move(secret->secrets);
   } else if (!config_.cluster_id.empty()) {
-    FromHex(config_.cluster_id, &identity.cluster_id);  // validated with the config
+    FromHex(config_.cluster_id, &identity->cluster_id);  // validated with the config
   }
+  return Status::Ok();
+}
+
+Status Node::OpenEngine(storage::RocksOpenInfo* info) {
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
   if (ec) {
@@ -67,19 +109,20 @@ Status Node::Open() {
   ro.write_buffer_mb = static_cast<size_t>(config_.write_buffer_mb);
   ro.allow_wal_corruption = config_.allow_wal_corruption != 0;
   ro.min_free_bytes = static_cast<uint64_t>(config_.min_free_mb) << 20;
-  storage::RocksOpenInfo open_info;
-  Result<std::unique_ptr<Engine>> engine = storage::OpenRocksEngine(ro, &open_info);
+  Result<std::unique_ptr<Engine>> engine = storage::OpenRocksEngine(ro, info);
   if (!engine.ok()) return engine.status();
   engine_ = std::move(engine).value();
-  const bool wal_loss = open_info.wal_corruption_tolerated;
-  if (wal_loss) {
-    LOG_ERROR << "STARTING WITH LOST WRITES: " << open_info.wal_error
+  if (info->wal_corruption_tolerated) {
+    LOG_ERROR << "STARTING WITH LOST WRITES: " << info->wal_error
               << ". storage.allow_wal_corruption is set, so the node replayed the log up to "
                  "the first bad record and dropped the rest. Every partition is held not "
                  "authoritative (no votes from this node) until a repair has covered it; "
                  "one starts when the other replicas are reachable.";
   }
+  return Status::Ok();
+}
 
+Status Node::CheckDataOwner(bool wal_loss, std::string* actor) {
   // The data directory remembers whose it is: vector clocks name this node, so a data
   // directory must never be served under another identity.
   std::string owner;
@@ -92,71 +135,82 @@ Status Node::Open() {
   // when the directory was created. A node whose data was lost starts a new
   // incarnation, so it cannot reissue a dot that other replicas already hold (which
   // would make them drop its new writes as already seen).
-  std::string actor;
   if (st.IsNotFound()) {
-    std::random_device rd;
-    char inc[17];
-    std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
-    actor = config_.node_id + "." + inc;
+    *actor = NewActor(config_.node_id);
     WriteBatch b;
     b.Put(Column::kMeta, "node_id", config_.node_id);
-    b.Put(Column::kMeta, "actor", actor);
+    b.Put(Column::kMeta, "actor", *actor);
     st = engine_->Write(b, /*sync=*/true);
   } else if (st.ok()) {
-    st = engine_->Get(Column::kMeta, "actor", &actor);
+    st = engine_->Get(Column::kMeta, "actor", actor);
     if (st.ok() && wal_loss) {
       // Writes this node coordinated may be gone from its log, and with them the
       // highest dots it issued: a new incarnation never reissues one.
-      std::random_device rd;
-      char inc[17];
-      std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
-      actor = config_.node_id + "." + inc;
+      *actor = NewActor(config_.node_id);
       WriteBatch b;
-      b.Put(Column::kMeta, "actor", actor);
+      b.Put(Column::kMeta, "actor", *actor);
       st = engine_->Write(b, /*sync=*/true);
-      LOG_WARN << "new incarnation " << actor << " after the write-ahead log loss";
+      LOG_WARN << "new incarnation " << *actor << " after the write-ahead log loss";
     }
   }
   if (!st.ok()) return Status::IOError("reading node identity from node.data_dir: " + st.ToString());
-  // ... and which cluster: the id made with the cluster's secret (or cluster.id).
-  {
-    std::string stored;
-    Status cs = engine_->Get(Column::kMeta, "cluster_id", &stored);
-    if (!cs.ok() && !cs.IsNotFound()) {
-      return Status::IOError("reading the cluster id from node.data_dir: " + cs.ToString());
-    }
-    const std::string source = !config_.secret_file.empty()
-                                   ? "cluster.secret_file '" + config_.secret_file + "'"
-                                   : std::string("cluster.id");
-    if (cs.ok() && !identity.cluster_id.empty() && stored != identity.cluster_id) {
-      return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "' belongs to cluster " +
-                                     ToHex(stored) + ", but this node is configured for cluster " +
-                                     ToHex(identity.cluster_id) + " (" + source + ")");
-    }
-    if (cs.ok() && identity.cluster_id.empty()) {
-      LOG_WARN << "node.data_dir '" << config_.data_dir << "' belongs to cluster " << ToHex(stored)
-               << "; insecure mode without cluster.id does not check it";
-    }
-    if (cs.IsNotFound() && !identity.cluster_id.empty()) {
-      WriteBatch b;
-      b.Put(Column::kMeta, "cluster_id", identity.cluster_id);
-      cs = engine_->Write(b, /*sync=*/true);
-      if (!cs.ok()) return Status::IOError("recording the cluster id in node.data_dir: " + cs.ToString());
-      LOG_INFO << "node.data_dir '" << config_.data_dir << "' now belongs to cluster "
-               << ToHex(identity.cluster_id);
-    }
-  }
-  identity.instance_id = actor;
-  if (identity.insecure) {
-    LOG_WARN << "*** cluster.insecure_no_auth is set: peers are NOT authenticated. Anyone who "
-                "can reach the peer port can read and write every key and change the "
-                "membership. Use cluster.secret_file outside a trusted test network. ***";
-  }
+  return Status::Ok();
+}
 
+Status Node::CheckClusterId(const PeerIdentity& identity) {
+  // ... and which cluster: the id made with the cluster's secret (or cluster.id).
+  std::string stored;
+  Status cs = engine_->Get(Column::kMeta, "cluster_id", &stored);
+  if (!cs.ok() && !cs.IsNotFound()) {
+    return Status::IOError("reading the cluster id from node.data_dir: " + cs.ToString());
+  }
+  const std::string source = !config_.secret_file.empty()
+                                 ? "cluster.secret_file '" + config_.secret_file + "'"
+                                 : std::string("cluster.id");
+  if (cs.ok() && !identity.cluster_id.empty() && stored != identity.cluster_id) {
+    return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "' belongs to cluster " +
+                                   ToHex(stored) + ", but this node is configured for cluster " +
+                                   ToHex(identity.cluster_id) + " (" + source + ")");
+  }
+  if (cs.ok() && identity.cluster_id.empty()) {
+    LOG_WARN << "node.data_dir '" << config_.data_dir << "' belongs to cluster " << ToHex(stored)
+             << "; insecure mode without cluster.id does not check it";
+  }
+  if (cs.IsNotFound() && !identity.cluster_id.empty()) {
+    WriteBatch b;
+    b.Put(Column::kMeta, "cluster_id", identity.cluster_id);
+    cs = engine_->Write(b, /*sync=*/true);
+    if (!cs.ok()) return Status::IOError("recording the cluster id in node.data_dir: " + cs.ToString());
+    LOG_INFO << "node.data_dir '" << config_.data_dir << "' now belongs to cluster "
+             << ToHex(identity.cluster_id);
+  }
+  return Status::Ok();
+}
+
+Status Node::OpenStore() {
   store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync");
   stats_.start_wall_ms = clock_.WallMs();
   stats_.start_mono_ms = clock_.MonotonicMs();
-  core::NodeOptions options;
+  if (config_.unsafe_ack_before_quorum != 0) {
+    LOG_WARN << "testing.unsafe_ack_before_quorum is set: writes are acknowledged before W "
+                "replicas answered. This node is broken on purpose.";
+  }
+  core::HintLimits hint_limits;
+  hint_limits.max_keys_per_target = static_cast<uint64_t>(config_.handoff_max_keys_per_target);
+  hint_limits.max_bytes_per_target = static_cast<uint64_t>(config_.handoff_max_bytes_per_target);
+  hints_ = std::make_unique<HintTable>(*engine_, hint_limits, [this] { return clock_.WallMs(); });
+  Status st = hints_->Load();
+  if (!st.ok()) return Status::IOError("reading hints from node.data_dir: " + st.ToString());
+  if (hints_->corrupt() > 0) {
+    LOG_WARN << hints_->corrupt() << " stored hint(s) do not decode; they are left alone";
+  }
+  store_->AttachHints(hints_.get());
+  return Status::Ok();
+}
+
+core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
+  core::NodeConfig c;
+  core::NodeOptions& options = c.core;
   options.n = static_cast<int>(config_.n);
   options.request_timeout_ms = config_.request_timeout_ms;
   options.limits.max_siblings = static_cast<size_t>(config_.max_siblings);
@@ -164,80 +218,74 @@ Status Node::Open() {
   options.actor = actor;
   options.transfer_interval_ms = config_.transfer_interval_ms;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
-  {
-    // A fresh range of request ids per start: replies to the previous life's requests
-    // must not match this one's (NodeOptions::first_request_id).
-    std::random_device rd;
-    options.first_request_id = (uint64_t{rd()} << 24) | 1;
-  }
-  if (options.unsafe_ack_before_quorum) {
-    LOG_WARN << "testing.unsafe_ack_before_quorum is set: writes are acknowledged before W "
-                "replicas answered. This node is broken on purpose.";
-  }
-  core_ = std::make_unique<core::NodeCore>(config_.node_id, *store_, options);
-  core::HintLimits hint_limits;
-  hint_limits.max_keys_per_target = static_cast<uint64_t>(config_.handoff_max_keys_per_target);
-  hint_limits.max_bytes_per_target = static_cast<uint64_t>(config_.handoff_max_bytes_per_target);
-  hints_ = std::make_unique<HintTable>(*engine_, hint_limits, [this] { return clock_.WallMs(); });
-  st = hints_->Load();
-  if (!st.ok()) return Status::IOError("reading hints from node.data_dir: " + st.ToString());
-  if (hints_->corrupt() > 0) {
-    LOG_WARN << hints_->corrupt() << " stored hint(s) do not decode; they are left alone";
-  }
-  store_->AttachHints(hints_.get());
+  // A fresh range of request ids per start: replies to the previous life's requests
+  // must not match this one's (NodeOptions::first_request_id).
+  std::random_device rd;
+  options.first_request_id = (uint64_t{rd()} << 24) | 1;
+  c.repair.n = static_cast<int>(config_.n);
+  c.repair.request_timeout_ms = config_.repair_request_timeout_ms;
+  c.repair.keys_per_s = static_cast<double>(config_.repair_keys_per_s);
+  c.repair.bytes_per_s = static_cast<double>(config_.repair_bytes_per_s);
+  c.repair.tombstone_grace_ms = config_.repair_tombstone_grace_s * 1000;
+  c.repair_min_grace_ms = config_.repair_tombstone_grace_s * 1000;
+  c.partitions = static_cast<uint32_t>(config_.partitions);
+  c.core_tick_ms = 20;
+  c.gossip_interval_ms = config_.gossip_interval_ms;
+  c.housekeeping_ms = 1000;
+  c.repair_interval_ms = config_.repair_interval_s * 1000;
+  c.start_ms = stats_.start_mono_ms;
+  c.max_clock_offset_ms = config_.max_clock_offset_ms;
+  c.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return c;
+}
+
+Status Node::OpenNode(const std::string& actor) {
+  Result<std::unique_ptr<GossipMembership>> membership = GossipMembership::Open(config_, *engine_);
+  if (!membership.ok()) return membership.status();
+  membership_ = std::move(membership).value();
+  node_ = std::make_unique<core::Node>(membership_->TakeGossiper(), *store_, MakeNodeConfig(actor));
   core::HandoffOptions handoff;
   handoff.sloppy_quorum = config_.sloppy_quorum != 0;
   handoff.max_hint_age_ms = config_.handoff_max_hint_age_s * 1000;
   handoff.rate_keys_per_s = config_.handoff_rate_keys_per_s;
   handoff.max_inflight_per_target = static_cast<size_t>(config_.handoff_max_inflight_per_target);
-  core_->SetHintStore(hints_.get(), handoff);
-  Result<std::unique_ptr<GossipMembership>> membership = GossipMembership::Open(config_, *engine_);
-  if (!membership.ok()) return membership.status();
-  membership_ = std::move(membership).value();
-  executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, *core_);
+  node_->core().SetHintStore(hints_.get(), handoff);
+  executor_ = std::make_unique<CommandExecutor>(config_, *store_, stats_, clock_, node_->core());
   executor_->SetClusterInfo([this] { return ClusterInfo(); });
   executor_->SetHandoffInfo([this] { return HandoffInfo(); });
   executor_->SetMembershipCommand(
       [this](std::vector<std::string>& args, std::string* out) { MembershipCommand(args, out); });
-  {
-    const int64_t t0 = clock_.MonotonicMs();
-    st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
-    if (!st.ok()) return Status::IOError("building the anti-entropy trees: " + st.ToString());
-    if (wal_loss) {
-      store_->NoteWalCorruption(open_info.wal_error);
-      st = store_->MarkAllSuspect();
-      if (!st.ok()) return Status::IOError("saving the not-authoritative partitions: " + st.ToString());
-    }
-    if (!store_->suspect().empty()) {
-      LOG_WARN << store_->suspect().size()
-               << " partition(s) not authoritative here (lost data) until a repair covers them";
-    }
-    LOG_INFO << "anti-entropy trees: " << store_->merkle_keys() << " keys in "
-             << clock_.MonotonicMs() - t0 << " ms (index built in "
-             << store_->merkle_index_build_ms() << " ms, trees rebuilt in "
-             << store_->merkle_rebuild_ms() << " ms)";
-  }
-  core::RepairOptions rep;
-  rep.n = static_cast<int>(config_.n);
-  rep.request_timeout_ms = config_.repair_request_timeout_ms;
-  rep.keys_per_s = static_cast<double>(config_.repair_keys_per_s);
-  rep.bytes_per_s = static_cast<double>(config_.repair_bytes_per_s);
-  rep.tombstone_grace_ms = config_.repair_tombstone_grace_s * 1000;
-  repair_ = std::make_unique<core::RepairDriver>(config_.node_id, rep);
-  // Its ring and the peers' reachability are set by ApplyView, below.
   executor_->SetRepair(
       [this](std::vector<std::string>& args, std::string* out) { RepairCommand(args, out); },
       [this] { return RepairInfo(); });
-  st = OpenTls();
-  if (!st.ok()) return st;
-  executor_->SetTlsInfo([this] { return TlsInfo(); });
+  return Status::Ok();
+}
+
+Status Node::BuildRepairTrees(const storage::RocksOpenInfo& info) {
+  const int64_t t0 = clock_.MonotonicMs();
+  Status st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
+  if (!st.ok()) return Status::IOError("building the anti-entropy trees: " + st.ToString());
+  if (info.wal_corruption_tolerated) {
+    store_->NoteWalCorruption(info.wal_error);
+    st = store_->MarkAllSuspect();
+    if (!st.ok()) return Status::IOError("saving the not-authoritative partitions: " + st.ToString());
+  }
+  if (!store_->suspect().empty()) {
+    LOG_WARN << store_->suspect().size()
+             << " partition(s) not authoritative here (lost data) until a repair covers them";
+  }
+  LOG_INFO << "anti-entropy trees: " << store_->merkle_keys() << " keys in "
+           << clock_.MonotonicMs() - t0 << " ms (index built in "
+           << store_->merkle_index_build_ms() << " ms, trees rebuilt in "
+           << store_->merkle_rebuild_ms() << " ms)";
+  return Status::Ok();
+}
+
+Status Node::OpenPeers(PeerIdentity identity) {
   peers_ = std::make_unique<PeerTransport>(
       loop_, config_, std::move(identity),
       [this](const std::string& from, const core::PeerMessage& msg) { OnPeerMessage(from, msg); },
-      [this](const std::string& node, bool up) {
-        core_->SetReachable(node, up);
-        repair_->SetReachable(node, up);
-      },
+      [this](const std::string& node, bool up) { node_->SetReachable(node, up); },
       [this](const std::string& why) {
         LOG_ERROR << "cannot serve: " << why;
         exit_code_ = 1;
@@ -251,39 +299,29 @@ Status Node::Open() {
         OnPeerRefused(from, refusal, why);
       });
   if (!config_.seeds.empty()) {
-    st = peers_->Start();
+    Status st = peers_->Start();
     if (!st.ok()) return st;
   }
   // Until the transport connects, peers are unreachable.
-  for (const std::string& seed : config_.seeds) {
-    core_->SetReachable(ParseSeed(seed)->id, false);
-    repair_->SetReachable(ParseSeed(seed)->id, false);
-  }
-  ApplyView();
-  {
-    // A run interrupted by a crash or restart resumes where it was (on the ring the
-    // member view just gave).
-    std::string saved;
-    if (engine_->Get(Column::kMeta, "repair/progress", &saved).ok()) {
-      Result<core::RepairProgress> p = core::DecodeRepairProgress(saved);
-      if (!p.ok()) {
-        LOG_WARN << "ignoring the saved repair progress: " << p.status().ToString();
-      } else {
-        std::set<uint32_t> all(p->job.partitions.begin(), p->job.partitions.end());
-        if (p->finished.size() < all.size()) {
-          LOG_INFO << "resuming repair " << p->job.id << ": " << p->finished.size() << " of "
-                   << all.size() << " partitions done";
-          repair_resumed_ = true;
-          Status rs = repair_->Start(std::move(p).value(), loop_.NowMs());
-          if (!rs.ok()) LOG_WARN << "cannot resume the repair: " << rs.ToString();
-        } else {
-          repair_->Start(std::move(p).value(), loop_.NowMs());  // shows the last result
-          repair_state_ = "done";
-        }
-      }
-    }
-  }
+  for (const std::string& seed : config_.seeds) node_->SetReachable(ParseSeed(seed)->id, false);
+  return Status::Ok();
+}
 
+void Node::ResumeSavedRepair() {
+  // A run interrupted by a crash or restart resumes where it was (on the ring the
+  // member view just gave).
+  std::string saved;
+  if (!engine_->Get(Column::kMeta, "repair/progress", &saved).ok()) return;
+  Result<core::RepairProgress> p = core::DecodeRepairProgress(saved);
+  if (!p.ok()) {
+    LOG_WARN << "ignoring the saved repair progress: " << p.status().ToString();
+    return;
+  }
+  node_->ResumeRepair(std::move(p).value(), loop_.NowMs());
+  ApplyEffects();
+}
+
+Status Node::OpenListeners() {
   // server.port 0 with a TLS port serves TLS only (as redis's "port 0").
   if (config_.port != 0 || config_.tls_port == 0) {
     Result<std::unique_ptr<net::TcpListener>> listener = net::TcpListener::Listen(
@@ -303,6 +341,42 @@ Status Node::Open() {
     tls_listener_ = std::move(listener).value();
   }
   return Status::Ok();
+}
+
+// ---- core::Node's effects and time -------------------------------------------------
+
+void Node::ApplyEffects(core::NodeOutbox& out) {
+  for (const core::LogLine& line : out.logs) {
+    switch (line.level) {
+      case core::LogLine::Level::kInfo: LOG_INFO << line.text; break;
+      case core::LogLine::Level::kWarn: LOG_WARN << line.text; break;
+      case core::LogLine::Level::kError: LOG_ERROR << line.text; break;
+    }
+  }
+  for (const core::PeerAddress& a : out.connect) {
+    if (peers_->AddPeer(a.id, a.host, a.port) || peers_added_.insert(a.id).second) {
+      if (!peers_->IsUp(a.id)) node_->SetReachable(a.id, false);
+    }
+  }
+  if (out.view_changed) {
+    Status st = membership_->Persist(node_->view());
+    if (!st.ok()) LOG_ERROR << "persisting the member view: " << st.ToString();
+  }
+  if (out.repair_progress) {
+    WriteBatch b;
+    b.Put(Column::kMeta, "repair/progress", *out.repair_progress);
+    Status st = engine_->Write(b, /*sync=*/false);
+    if (!st.ok()) LOG_WARN << "saving repair progress: " << st.ToString();
+  }
+  for (auto& [to, msg] : out.direct) peers_->Send(to, msg);
+  if (out.flush_direct) peers_->Flush();
+}
+
+void Node::OnNodeTimer() {
+  node_->Tick(loop_.NowMs(), clock_.WallMs());
+  ApplyEffects();
+  const int64_t now = loop_.NowMs();
+  node_tick_.Start(static_cast<uint64_t>(std::max<int64_t>(0, node_->NextWakeup() - now)), 0);
 }
 
 Status Node::OpenTls() {
@@ -354,9 +428,8 @@ std::string Node::TlsInfo() const {
 int Node::Run() {
   loop_.SetAfterIoHook([this] { AfterIo(); });
   tick_.Start(1000, 1000);
-  core_tick_.Start(20, 20);
-  const auto gossip_ms = static_cast<uint64_t>(config_.gossip_interval_ms);
-  gossip_tick_.Start(gossip_ms, gossip_ms);
+  node_->StartTicks(loop_.NowMs());
+  node_tick_.Start(static_cast<uint64_t>(node_->NextWakeup() - loop_.NowMs()), 0);
   signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGTERM, [this] {
     BeginShutdown("SIGTERM");
   }));
@@ -410,7 +483,7 @@ size_t Node::StartGet(uint64_t client_id, uint64_t tag, const std::string& key, 
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
   const uint64_t before = store_->bytes_read();
-  core_->StartGet(req, key, r, pr, loop_.NowMs());
+  node_->StartGet(req, key, r, pr, loop_.NowMs());
   return static_cast<size_t>(store_->bytes_read() - before);
 }
 
@@ -419,7 +492,7 @@ size_t Node::StartPut(uint64_t client_id, uint64_t tag, const std::string& key,
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
   const uint64_t before = store_->bytes_read();
-  core_->StartPut(req, key, std::move(spec), w, pw, loop_.NowMs());
+  node_->StartPut(req, key, std::move(spec), w, pw, loop_.NowMs());
   return static_cast<size_t>(store_->bytes_read() - before);
 }
 
@@ -428,21 +501,20 @@ size_t Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string
   const uint64_t req = next_request_++;
   requests_.emplace(req, std::make_pair(client_id, tag));
   const uint64_t before = store_->bytes_read();
-  core_->StartConsistent(req, key, read, std::move(spec), loop_.NowMs());
+  node_->StartConsistent(req, key, read, std::move(spec), loop_.NowMs());
   return static_cast<size_t>(store_->bytes_read() - before);
 }
 
 Status Node::CommitAndRelease() {
-  PumpRepair();
+  // core::Node answers the repair driver's requests to this node (staging what they
+  // merge) and hands over the round; what goes at once is handled before the commit.
+  core::NodeOutbox out = node_->TakeOutbox(loop_.NowMs(), clock_.WallMs());
+  ApplyEffects(out);
   Status st = store_->Commit();
-  core::Outbox out = core_->TakeOutbox();
   std::vector<uint64_t> dirty;
   dirty.swap(dirty_);
-  std::vector<std::pair<std::string, core::PeerMessage>> repair_out;
-  repair_out.swap(repair_out_);
   if (st.ok()) {
     for (auto& [to, msg] : out.sends) peers_->Send(to, msg);
-    for (auto& [to, msg] : repair_out) peers_->Send(to, msg);
     peers_->Flush();
   }
   if (!st.ok()) {
@@ -463,7 +535,7 @@ Status Node::CommitAndRelease() {
               : Status::IOError("local storage write failed (" + st.message() +
                                 "): not applied, nothing was stored on this node or sent to "
                                 "other replicas");
-  if (!st.ok()) core_->CommitFailed(not_applied);
+  if (!st.ok()) node_->CommitFailed(not_applied);
   for (core::ClientResult& r : out.results) {
     auto it = requests_.find(r.client_req);
     if (it == requests_.end()) continue;
@@ -495,7 +567,8 @@ Status Node::CommitAndRelease() {
 
 std::string Node::ClusterInfo() const {
   std::string s = "cluster_name:" + config_.cluster_name + "\r\n";
-  s += "members:" + std::to_string(core_->ring()->members().size()) + "\r\n";
+  const core::NodeCore& core = node_->core();
+  s += "members:" + std::to_string(core.ring()->members().size()) + "\r\n";
   s += "n:" + std::to_string(config_.n) + "\r\n";
   s += "partitions:" + std::to_string(config_.partitions) + "\r\n";
   int i = 0;
@@ -519,37 +592,39 @@ std::string Node::ClusterInfo() const {
   s += "peer_connections_authenticated:" + std::to_string(ps.authenticated) + "\r\n";
   s += "peer_buffer_bytes:" + std::to_string(ps.buffer_bytes) + "\r\n";
   s += "peer_reads_paused:" + std::to_string(ps.reads_paused) + "\r\n";
-  s += "peer_messages_refused:" + std::to_string(peer_messages_refused_) + "\r\n";
-  s += "peer_senders_refused:" + std::to_string(peer_senders_refused_) + "\r\n";
-  s += "gossip_entries_refused:" + std::to_string(gossip_entries_refused_) + "\r\n";
+  const core::NodeStats& ns = node_->stats();
+  s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
+  s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
+  s += "gossip_entries_refused:" + std::to_string(ns.gossip_entries_refused) + "\r\n";
   s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
   int64_t typical = 0;
   const bool skewed = !ClockCheck(&typical).ok();
   s += "max_clock_offset_ms:" + std::to_string(config_.max_clock_offset_ms) + "\r\n";
   s += "clock_offset_median_ms:" + std::to_string(typical) + "\r\n";
   s += "clock_offset_exceeded:" + std::string(skewed ? "1" : "0") + "\r\n";
-  s += "requests_in_flight:" + std::to_string(core_->inflight()) + "\r\n";
-  const core::NodeCore::ConsistentStats& cs = core_->consistent_stats();
+  s += "requests_in_flight:" + std::to_string(core.inflight()) + "\r\n";
+  const core::NodeCore::ConsistentStats& cs = core.consistent_stats();
   s += "consistent_rounds:" + std::to_string(cs.rounds) + "\r\n";
   s += "consistent_ok:" + std::to_string(cs.chosen) + "\r\n";
   s += "consistent_retries:" + std::to_string(cs.retries) + "\r\n";
   s += "consistent_unavailable:" + std::to_string(cs.unavailable) + "\r\n";
   s += "consistent_timeouts:" + std::to_string(cs.timeouts) + "\r\n";
   s += "consistent_forwarded:" + std::to_string(cs.forwarded) + "\r\n";
-  s += "ring_version:" + std::to_string(core_->ring()->version()) + "\r\n";
-  s += "self_status:" + std::string(core::MemberStatusName(membership_->self().status)) + "\r\n";
+  s += "ring_version:" + std::to_string(core.ring()->version()) + "\r\n";
+  s += "self_status:" + std::string(core::MemberStatusName(node_->self_state().status)) + "\r\n";
   i = 0;
-  for (const auto& [id, m] : membership_->view()) {
+  for (const auto& [id, m] : node_->view()) {
     s += "member" + std::to_string(i++) + ":id=" + id + ",status=" + core::MemberStatusName(m.status) +
          ",addr=" + m.client_addr + ",incarnation=" + std::to_string(m.incarnation) + "\r\n";
   }
-  s += "partitions_copying_here:" + std::to_string(core_->TransfersPending()) + "\r\n";
-  s += "objects_copied_here:" + std::to_string(core_->transferred_objects()) + "\r\n";
+  s += "partitions_copying_here:" + std::to_string(core.TransfersPending()) + "\r\n";
+  s += "objects_copied_here:" + std::to_string(core.transferred_objects()) + "\r\n";
   return s;
 }
 
 std::string Node::HandoffInfo() const {
-  const core::HandoffStats& hs = core_->handoff_stats();
+  const core::NodeCore& core = node_->core();
+  const core::HandoffStats& hs = core.handoff_stats();
   const std::map<std::string, core::HintUsage> usage = hints_->Usage();
   uint64_t keys = 0, bytes = 0;
   for (const auto& [target, u] : usage) {
@@ -567,190 +642,32 @@ std::string Node::HandoffInfo() const {
   kv("hints_replayed", std::to_string(hs.replayed));
   kv("hints_dropped", std::to_string(hs.dropped));
   kv("hints_replay_failed", std::to_string(hs.replay_failed));
-  kv("hints_replaying", std::to_string(core_->replays_in_flight()));
+  kv("hints_replaying", std::to_string(core.replays_in_flight()));
   kv("hints_corrupt", std::to_string(hints_->corrupt()));
   int i = 0;
   for (const auto& [target, u] : usage) {
     kv("target" + std::to_string(i++),
        "id=" + target + ",keys=" + std::to_string(u.keys) + ",bytes=" + std::to_string(u.bytes) +
-           ",state=" + (core_->IsReachable(target) ? "up" : "down"));
+           ",state=" + (core.IsReachable(target) ? "up" : "down"));
   }
   return s;
 }
 
-void Node::ApplyView() {
-  const core::View& view = membership_->view();
-  const auto q = static_cast<uint32_t>(config_.partitions);
-  const uint64_t version = core::OwnershipVersion(view);
-  const uint64_t fp = core::WriteFingerprint(view);
-  const bool had_ring = core_->ring().has_value();
-  const size_t before = had_ring ? core_->ring()->members().size() : 0;
-  const uint64_t before_version = had_ring ? core_->ring()->version() : 0;
-  core_->SetRings(core::Ring::Create(q, core::ReadMembers(view), version).value(),
-                  core::Ring::Create(q, core::WriteMembers(view), version).value(), fp);
-  // Anti-entropy compares the replicas that hold data now (the read ring), and purges no
-  // tombstone of a partition that is moving.
-  repair_->SetRing(*core_->ring());
-  std::set<uint32_t> moving;
-  for (uint32_t p = 0; p < q; ++p) {
-    const size_t n = static_cast<size_t>(config_.n);
-    if (core_->ring()->PreferenceList(p, n) != core_->write_ring()->PreferenceList(p, n)) moving.insert(p);
-  }
-  repair_->SetMoving(std::move(moving));
-  core_->AllowTransfers(
-      core::MoveVisible(view, [this](const std::string& m) { return core_->IsReachable(m); }));
-  if (!had_ring || before_version != version || before != core_->ring()->members().size()) {
-    LOG_INFO << "ring version " << version << ": " << core_->ring()->members().size()
-             << " member(s) hold data, " << core_->write_ring()->members().size()
-             << " will; copying " << core_->TransfersPending() << " partition(s) here";
-  }
-  for (const auto& [id, m] : view) {
-    if (id == config_.node_id || m.status == core::MemberStatus::kLeft) continue;
-    std::string host;
-    int port = 0;
-    // A member bound to a wildcard address did not say where it can be reached.
-    if (!SplitHostPort(m.peer_addr, &host, &port) || host == "0.0.0.0" || host == "::") continue;
-    if (peers_->AddPeer(id, host, port) || peers_added_.insert(id).second) {
-      if (!peers_->IsUp(id)) {
-        core_->SetReachable(id, false);
-        repair_->SetReachable(id, false);
-      }
-    }
-  }
-  Status st = membership_->Persist();
-  if (!st.ok()) LOG_ERROR << "persisting the member view: " << st.ToString();
-}
-
-void Node::OnGossipTimer() {
-  if (shutting_down_) return;
-  // Publish a finished copy only once what it merged is committed (nothing staged).
-  const uint64_t fp = core::WriteFingerprint(membership_->view());
-  if (!store_->HasStaged() && fp != 0 && core_->Synced() == fp && membership_->self().synced != fp) {
-    LOG_INFO << "holds every partition of ring " << std::hex << fp << std::dec
-             << " (" << core_->transferred_objects() << " object(s) copied so far)";
-    membership_->SetSynced(fp);
-  }
-  const std::string to = membership_->Round();
-  ApplyView();
-  if (!to.empty()) {
-    // A seed not heard from yet has no view entry: it was connected from cluster.seeds.
-    peers_->Send(to, core::GossipSyn{membership_->view()});
-    peers_->Flush();
-  }
-}
-
 Status Node::ClockCheck(int64_t* typical_ms) const {
-  std::vector<core::OffsetSample> offsets;
-  for (const std::string& id : core_->ring()->members()) {
-    core::OffsetSample s;
-    if (id != config_.node_id && core_->IsReachable(id) && peers_->ClockOffset(id, &s)) {
-      offsets.push_back(s);
-    }
-  }
-  int64_t typical = 0;
-  const bool over = config_.max_clock_offset_ms > 0 &&
-                    core::OffsetExceeded(offsets, config_.max_clock_offset_ms, &typical);
-  if (typical_ms != nullptr) *typical_ms = typical;
-  if (!over) return Status::Ok();
-  // Peers' clocks minus ours: a median of +3600000 means this node is an hour behind.
-  return Status::InvalidArgument(
-      "CLOCKSKEW this node's clock is " + std::to_string(-typical) +
-      " ms off from a majority of its reachable peers (median peer offset " +
-      std::to_string(typical) + " ms), past cluster.max_clock_offset_ms (" +
-      std::to_string(config_.max_clock_offset_ms) +
-      "); writes with an expiry are refused here until its clock is fixed");
-}
-
-void Node::LogRefusal(const std::string& text) {
-  const int64_t now = loop_.NowMs();
-  if (now - last_refusal_log_ms_ < 1000) {
-    ++refusals_unlogged_;
-    return;
-  }
-  last_refusal_log_ms_ = now;
-  if (refusals_unlogged_ > 0) {
-    LOG_WARN << text << " (and " << refusals_unlogged_ << " more refusals since the last warning)";
-  } else {
-    LOG_WARN << text;
-  }
-  refusals_unlogged_ = 0;
-}
-
-void Node::Refuse(const std::string& from, const core::PeerMessage& msg, const std::string& why) {
-  if (std::optional<core::PeerMessage> reply = core::RefusalReply(msg, why)) {
-    peers_->Send(from, *reply);
-  } else if (std::optional<core::PeerMessage> failed = core::FailedReply(msg, why)) {
-    // A reply this node cannot use: the request it answers fails now, not at its timeout.
-    if (core::IsRepairReply(*failed)) {
-      repair_->OnReply(from, *failed, loop_.NowMs());
-    } else {
-      core_->OnMessage(from, *failed, loop_.NowMs());
-    }
-  }
+  return node_->ClockCheck(
+      [this](const std::string& id, core::OffsetSample* s) { return peers_->ClockOffset(id, s); },
+      typical_ms);
 }
 
 void Node::OnPeerRefused(const std::string& from, const wire::PeerRefusal& refusal,
                          const std::string& why) {
-  ++peer_messages_refused_;
-  LogRefusal("peer " + from + ": message refused: " + why);
-  if (refusal.decoded) Refuse(from, refusal.message, why);
-}
-
-bool Node::AdmitPeerMessage(const std::string& from, const core::PeerMessage& msg) {
-  core::SenderContext ctx;
-  ctx.view = &membership_->view();
-  ctx.read = core_->ring() ? &*core_->ring() : nullptr;
-  ctx.write = core_->write_ring() ? &*core_->write_ring() : nullptr;
-  ctx.n = static_cast<size_t>(config_.n);
-  Status st = core::CheckSender(from, msg, ctx);
-  if (!st.ok()) {
-    ++peer_senders_refused_;
-    LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
-               " refused: " + st.message());
-    Refuse(from, msg, st.message());
-    return false;
-  }
-  core::ObjectLimits limits;
-  limits.max_siblings = static_cast<size_t>(config_.max_siblings);
-  st = core::CheckLimits(msg, limits, static_cast<size_t>(config_.n));
-  if (!st.ok()) {
-    ++peer_messages_refused_;
-    LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
-               " refused: " + st.message());
-    Refuse(from, msg, st.message());
-    return false;
-  }
-  return true;
+  node_->OnPeerRefused(from, refusal.decoded ? &refusal.message : nullptr, why, loop_.NowMs());
+  ApplyEffects();
 }
 
 void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) {
-  if (!AdmitPeerMessage(from, msg)) return;
-  const core::View* gossip = nullptr;
-  if (const auto* syn = std::get_if<core::GossipSyn>(&msg)) gossip = &syn->view;
-  if (const auto* ack = std::get_if<core::GossipAck>(&msg)) gossip = &ack->view;
-  if (gossip != nullptr) {
-    std::vector<std::string> why;
-    const core::View accepted =
-        core::FilterGossip(membership_->view(), *gossip, from, config_.node_id, &why);
-    if (!why.empty()) {
-      gossip_entries_refused_ += why.size();
-      LogRefusal("gossip from " + from + ": refused " + std::to_string(why.size()) +
-                 " member state(s), e.g. " + why[0]);
-    }
-    membership_->Receive(accepted);
-    ApplyView();
-    if (std::holds_alternative<core::GossipSyn>(msg)) {
-      peers_->Send(from, core::GossipAck{membership_->view()});
-    }
-    return;
-  }
-  if (core::IsRepairRequest(msg)) {
-    repair_out_.emplace_back(from, AnswerRepair(msg));
-  } else if (core::IsRepairReply(msg)) {
-    repair_->OnReply(from, msg, loop_.NowMs());
-  } else {
-    core_->OnMessage(from, msg, loop_.NowMs());
-  }
+  node_->OnPeerMessage(from, msg, loop_.NowMs(), clock_.WallMs());
+  ApplyEffects();
 }
 
 void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
@@ -761,14 +678,14 @@ void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
   }();
   if (name == "itsuka.members") {
     if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.members' command");
-    const core::View& view = membership_->view();
+    const core::View& view = node_->view();
     wire::resp::AppendArrayHeader(out, view.size());
     for (const auto& [id, m] : view) {
       const bool self = id == config_.node_id;
       const std::pair<const char*, std::string> fields[] = {
           {"id", id},
           {"status", core::MemberStatusName(m.status)},
-          {"reachable", self ? "self" : (core_->IsReachable(id) ? "yes" : "no")},
+          {"reachable", self ? "self" : (node_->core().IsReachable(id) ? "yes" : "no")},
           {"client_addr", m.client_addr},
           {"peer_addr", m.peer_addr},
           {"incarnation", std::to_string(m.incarnation)},
@@ -785,8 +702,8 @@ void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
   }
   if (name == "itsuka.ring") {
     if (args.size() != 1) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.ring' command");
-    const core::Ring& read = *core_->ring();
-    const core::Ring& write = *core_->write_ring();
+    const core::Ring& read = *node_->core().ring();
+    const core::Ring& write = *node_->core().write_ring();
     auto join = [](const std::vector<std::string>& v) {
       std::string s;
       for (const std::string& x : v) s += (s.empty() ? "" : ",") + x;
@@ -800,8 +717,8 @@ void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
         {"n", std::to_string(config_.n)},
         {"members", join(read.members())},
         {"target_members", join(write.members())},
-        {"copying_here", std::to_string(core_->TransfersPending())},
-        {"copied_objects", std::to_string(core_->transferred_objects())}};
+        {"copying_here", std::to_string(node_->core().TransfersPending())},
+        {"copied_objects", std::to_string(node_->core().transferred_objects())}};
     wire::resp::AppendArrayHeader(out, std::size(summary) * 2);
     for (const auto& [k, v] : summary) {
       wire::resp::AppendBulk(out, k);
@@ -818,7 +735,7 @@ void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
   }
   // itsuka.decommission <node>
   if (args.size() != 2) return wire::resp::AppendError(out, "ERR wrong number of arguments for 'itsuka.decommission' command");
-  const core::View& view = membership_->view();
+  const core::View& view = node_->view();
   auto it = view.find(args[1]);
   if (it == view.end()) return wire::resp::AppendError(out, "ERR unknown member '" + args[1] + "'");
   if (it->second.status == core::MemberStatus::kLeaving || it->second.status == core::MemberStatus::kLeft) {
@@ -829,15 +746,14 @@ void Node::MembershipCommand(std::vector<std::string>& args, std::string* out) {
   size_t remaining = 0;
   for (const std::string& m : core::WriteMembers(view)) remaining += m != args[1];
   if (remaining == 0) return wire::resp::AppendError(out, "ERR cannot decommission the last member");
-  membership_->Leave(args[1]);
-  ApplyView();
+  node_->Leave(args[1]);
+  ApplyEffects();
   LOG_INFO << "decommission of " << args[1] << " requested by a client";
   wire::resp::AppendSimple(out, "OK");
 }
 
 bool Node::HasRoundWork() const {
-  return !dirty_.empty() || store_->HasStaged() || core_->HasOutput() || repair_->HasSends() ||
-         !repair_out_.empty();
+  return !dirty_.empty() || store_->HasStaged() || node_->HasOutput();
 }
 
 void Node::PollClients() {
@@ -856,7 +772,8 @@ void Node::AfterIo() {
   EvictForMemory();
   PollClients();
   if (!HasRoundWork()) {
-    if (repair_->progress_version() != repair_persisted_) PersistRepair();
+    node_->SaveRepairProgressIfChanged();
+    ApplyEffects();
     return;
   }
   // Results answered from local storage come back within the round that started them,
@@ -883,9 +800,7 @@ void Node::OnTick() {
     }
     return;
   }
-  ScheduleRepair();
   CloseLimitedClients(now);
-  RepairSuspect();
   if (config_.idle_timeout_s > 0) {
     const int64_t limit_ms = config_.idle_timeout_s * 1000;
     for (auto& [id, c] : clients_) {
@@ -959,6 +874,7 @@ void Node::CloseLimitedClients(int64_t now) {
 void Node::BeginShutdown(const char* why) {
   if (shutting_down_) return;
   shutting_down_ = true;
+  if (node_) node_->BeginShutdown();
   shutdown_deadline_ms_ = loop_.NowMs() + config_.shutdown_timeout_s * 1000;
   LOG_INFO << why << ": shutting down; " << clients_.size() << " client(s) connected";
   listener_.reset();
@@ -972,144 +888,12 @@ void Node::BeginShutdown(const char* why) {
 
 // ---- Anti-entropy ------------------------------------------------------------------
 
-core::PeerMessage Node::AnswerRepair(const core::PeerMessage& msg) {
-  return core::AnswerRepairRequest(msg, *store_, *store_, core::RepairLimits{}, clock_.WallMs(),
-                                   config_.repair_tombstone_grace_s * 1000);
-}
-
-void Node::PumpRepair() {
-  // Requests the driver addresses to this node are answered here at once; their
-  // replies may make it ask more, so loop (bounded: every pair involves another node,
-  // whose answer the driver must wait for).
-  for (int round = 0; round < 64 && repair_->HasSends(); ++round) {
-    for (auto& [to, msg] : repair_->TakeSends()) {
-      if (to == config_.node_id) {
-        repair_->OnReply(to, AnswerRepair(msg), loop_.NowMs());
-      } else {
-        repair_out_.emplace_back(to, std::move(msg));
-      }
-    }
-  }
-  ClearRepairedSuspects();
-  if (repair_was_running_ && !repair_->running()) {
-    repair_was_running_ = false;
-    repair_covers_suspect_.clear();
-    if (repair_state_ == "running") repair_state_ = "done";
-    repair_last_end_ms_ = loop_.NowMs();
-    ++repair_runs_;
-    const core::RepairTotals& t = repair_->progress().totals;
-    repair_cumulative_.partitions_done += t.partitions_done;
-    repair_cumulative_.partitions_failed += t.partitions_failed;
-    repair_cumulative_.keys_differing += t.keys_differing;
-    repair_cumulative_.keys_moved += t.keys_moved;
-    repair_cumulative_.bytes_moved += t.bytes_moved;
-    repair_cumulative_.tombstones_purged += t.tombstones_purged;
-    LOG_INFO << "repair " << repair_->progress().job.id << " finished: "
-             << t.partitions_done << " partitions synced, " << t.partitions_failed << " failed, "
-             << t.keys_differing << " keys differing, " << t.keys_moved << " keys moved, "
-             << t.tombstones_purged << " tombstones purged";
-  }
-  if (repair_->running()) {
-    repair_was_running_ = true;
-    repair_state_ = "running";
-  }
-  if (repair_->progress_version() != repair_persisted_) PersistRepair();
-}
-
-void Node::PersistRepair() {
-  repair_persisted_ = repair_->progress_version();
-  if (repair_state_ == "stopped" || repair_state_ == "idle") return;
-  WriteBatch b;
-  b.Put(Column::kMeta, "repair/progress", core::EncodeRepairProgress(repair_->progress()));
-  Status st = engine_->Write(b, /*sync=*/false);
-  if (!st.ok()) LOG_WARN << "saving repair progress: " << st.ToString();
-}
-
-void Node::ScheduleRepair() {
-  if (config_.repair_interval_s <= 0 || repair_->running()) return;
-  const int64_t now = loop_.NowMs();
-  if (repair_last_end_ms_ != 0 && now - repair_last_end_ms_ < config_.repair_interval_s * 1000) {
-    return;
-  }
-  if (repair_last_end_ms_ == 0 && now - stats_.start_mono_ms < config_.repair_interval_s * 1000) {
-    return;
-  }
-  core::RepairProgress p;
-  p.job.id = static_cast<uint64_t>(clock_.WallMs());
-  for (uint32_t q = 0; q < core_->ring()->partitions(); ++q) {
-    if (core_->ring()->Owner(q) == config_.node_id) p.job.partitions.push_back(q);
-  }
-  if (p.job.partitions.empty()) {
-    repair_last_end_ms_ = now;
-    return;
-  }
-  repair_resumed_ = false;
-  if (repair_->Start(std::move(p), now).ok()) {
-    repair_state_ = "running";
-    repair_was_running_ = true;
-    NoteRepairStarted();
-    LOG_INFO << "background repair of the partitions this node owns";
-  }
-}
-
-void Node::ClearRepairedSuspects() {
-  if (repair_covers_suspect_.empty()) return;
-  const core::RepairProgress& p = repair_->progress();
-  std::set<uint32_t> covered;
-  for (uint32_t q : repair_covers_suspect_) {
-    if (p.finished.count(q) && std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
-      covered.insert(q);
-    }
-  }
-  if (covered.empty()) return;
-  for (uint32_t q : covered) repair_covers_suspect_.erase(q);
-  store_->ClearSuspect(covered);  // saved with this round's commit, after the merges
-  LOG_INFO << "repair covered " << covered.size() << " partition(s) not authoritative here; "
-           << store_->suspect().size() << " still are";
-}
-
-void Node::NoteRepairStarted() {
-  repair_covers_suspect_.clear();
-  const core::RepairJob& job = repair_->progress().job;
-  if (job.dry_run || !(job.node.empty() || job.node == config_.node_id)) return;
-  for (uint32_t q : job.partitions) {
-    if (store_->suspect().count(q)) repair_covers_suspect_.insert(q);
-  }
-}
-
-void Node::RepairSuspect() {
-  const std::set<uint32_t>& suspect = store_->suspect();
-  const int64_t now = loop_.NowMs();
-  if (suspect.empty() || repair_->running() || now < suspect_repair_next_ms_) return;
-  // The other replicas are what it is repaired from: wait until they are reachable.
-  for (const std::string& m : core_->ring()->members()) {
-    if (!core_->IsReachable(m)) return;
-  }
-  suspect_repair_next_ms_ = now + 5000;
-  core::RepairProgress p;
-  p.job.id = static_cast<uint64_t>(clock_.WallMs());
-  p.job.partitions.assign(suspect.begin(), suspect.end());
-  repair_resumed_ = false;
-  Status st = repair_->Start(std::move(p), now);
-  if (!st.ok()) {
-    LOG_WARN << "cannot start the repair of the partitions not authoritative here: " << st.ToString();
-    return;
-  }
-  repair_state_ = "running";
-  repair_was_running_ = true;
-  NoteRepairStarted();
-  PersistRepair();
-  LOG_WARN << "repairing " << suspect.size() << " partition(s) not authoritative here (lost data)";
-}
-
 void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
   std::string sub = args[1];
   for (char& c : sub) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (sub == "STATUS" && args.size() == 2) return wire::resp::AppendBulk(out, RepairStatus());
   if (sub == "STOP" && args.size() == 2) {
-    repair_->Stop();
-    repair_was_running_ = false;
-    repair_state_ = "stopped";
+    node_->StopRepair();
     WriteBatch b;
     b.Delete(Column::kMeta, "repair/progress");
     Status st = engine_->Write(b, false);
@@ -1121,7 +905,7 @@ void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
   }
   core::RepairProgress p;
   p.job.id = static_cast<uint64_t>(clock_.WallMs());
-  const core::Ring& ring = *core_->ring();
+  const core::Ring& ring = *node_->core().ring();
   std::optional<uint32_t> only;
   for (size_t i = 2; i < args.size(); ++i) {
     std::string opt = args[i];
@@ -1152,64 +936,62 @@ void Node::RepairCommand(std::vector<std::string>& args, std::string* out) {
   } else {
     for (uint32_t q = 0; q < ring.partitions(); ++q) p.job.partitions.push_back(q);
   }
-  if (repair_->running()) {
+  if (node_->repair().running()) {
     return wire::resp::AppendError(out, "BUSY a repair is running (job " +
-                                            std::to_string(repair_->progress().job.id) +
+                                            std::to_string(node_->repair().progress().job.id) +
                                             "); ITSUKA.REPAIR STATUS or STOP");
   }
   const uint64_t id = p.job.id;
-  Status st = repair_->Start(std::move(p), loop_.NowMs());
+  Status st = node_->StartRepair(std::move(p), loop_.NowMs());
+  ApplyEffects();
   if (!st.ok()) return wire::resp::AppendError(out, "ERR " + st.message());
-  repair_state_ = "running";
-  repair_was_running_ = true;
-  repair_resumed_ = false;
-  NoteRepairStarted();
-  PersistRepair();
   wire::resp::AppendSimple(out, "OK " + std::to_string(id));
 }
 
 std::string Node::RepairStatus() const {
-  const core::RepairProgress& p = repair_->progress();
+  const core::RepairDriver& repair = node_->repair();
+  const core::RepairProgress& p = repair.progress();
   const core::RepairTotals& t = p.totals;
   std::set<uint32_t> all(p.job.partitions.begin(), p.job.partitions.end());
   std::string s;
   auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
-  kv("state", repair_state_);
+  kv("state", node_->repair_runs().state);
   kv("job", std::to_string(p.job.id));
   kv("dry_run", p.job.dry_run ? "1" : "0");
   kv("node", p.job.node.empty() ? "*" : p.job.node);
-  kv("resumed", repair_resumed_ ? "1" : "0");
+  kv("resumed", node_->repair_runs().resumed ? "1" : "0");
   kv("partitions_total", std::to_string(all.size()));
   kv("partitions_finished", std::to_string(p.finished.size()));
   kv("partitions_synced", std::to_string(t.partitions_done));
   kv("partitions_failed", std::to_string(t.partitions_failed));
   kv("partitions_skipped", std::to_string(t.partitions_skipped));
-  kv("current_partition", repair_->current() ? std::to_string(*repair_->current()) : "-");
+  kv("current_partition", repair.current() ? std::to_string(*repair.current()) : "-");
   kv("leaves_differing", std::to_string(t.leaves_differing));
   kv("keys_differing", std::to_string(t.keys_differing));
   kv("keys_moved", std::to_string(t.keys_moved));
   kv("bytes_moved", std::to_string(t.bytes_moved));
   kv("tombstones_purged", std::to_string(t.tombstones_purged));
-  kv("elapsed_ms", std::to_string(repair_->ElapsedMs(loop_.NowMs())));
+  kv("elapsed_ms", std::to_string(repair.ElapsedMs(loop_.NowMs())));
   std::string failed;
   for (uint32_t q : p.failed) failed += (failed.empty() ? "" : ",") + std::to_string(q);
   kv("failed_partitions", failed.empty() ? "-" : failed);
-  kv("last_error", repair_->last_error().empty() ? "-" : repair_->last_error());
+  kv("last_error", repair.last_error().empty() ? "-" : repair.last_error());
   return s;
 }
 
 std::string Node::RepairInfo() const {
   std::string s;
   auto kv = [&](const std::string& k, const std::string& v) { s += k + ":" + v + "\r\n"; };
-  kv("repair_state", repair_state_);
-  kv("repair_runs_completed", std::to_string(repair_runs_));
-  kv("repair_keys_differing_total", std::to_string(repair_cumulative_.keys_differing));
-  kv("repair_keys_moved_total", std::to_string(repair_cumulative_.keys_moved));
-  kv("repair_bytes_moved_total", std::to_string(repair_cumulative_.bytes_moved));
-  kv("repair_tombstones_purged_total", std::to_string(repair_cumulative_.tombstones_purged));
-  kv("repair_partitions_failed_total", std::to_string(repair_cumulative_.partitions_failed));
+  const core::RepairRuns& runs = node_->repair_runs();
+  kv("repair_state", runs.state);
+  kv("repair_runs_completed", std::to_string(runs.completed));
+  kv("repair_keys_differing_total", std::to_string(runs.cumulative.keys_differing));
+  kv("repair_keys_moved_total", std::to_string(runs.cumulative.keys_moved));
+  kv("repair_bytes_moved_total", std::to_string(runs.cumulative.bytes_moved));
+  kv("repair_tombstones_purged_total", std::to_string(runs.cumulative.tombstones_purged));
+  kv("repair_partitions_failed_total", std::to_string(runs.cumulative.partitions_failed));
   // When partitions were last repaired by a run this node coordinated (since it started).
-  const auto& last = repair_->last_repaired();
+  const auto& last = node_->repair().last_repaired();
   const int64_t now = loop_.NowMs();
   kv("repair_partitions_repaired", std::to_string(last.size()));
   if (!last.empty()) {

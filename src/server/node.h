@@ -15,15 +15,14 @@
 #include "itsuka/engine.h"
 #include "net/loop.h"
 #include "net/tcp.h"
-#include "core/node_core.h"
-#include "core/repair.h"
+#include "core/node.h"
 #include "server/client.h"
 #include "server/gossip_membership.h"
-#include "server/membership.h"
 #include "server/peers.h"
 #include "server/commands.h"
 #include "server/stats.h"
 #include "server/store.h"
+#include "storage/rocksdb_engine.h"
 #include "wire/peer_codec.h"
 
 namespace itsuka::server {
@@ -47,7 +46,7 @@ class Node : public ClientHost {
   void MarkDirty(uint64_t client_id) override { dirty_.push_back(client_id); }
   void WatchClient(uint64_t client_id) override { watched_.insert(client_id); }
   size_t ReadFanout() const override {
-    return static_cast<size_t>(std::max(1, core_ ? core_->EffectiveN() : 1));
+    return static_cast<size_t>(std::max(1, node_ ? node_->core().EffectiveN() : 1));
   }
   void OnClientClosed(uint64_t client_id) override;
   // Over server.max_memory_bytes: closes the clients holding the most partial input
@@ -62,7 +61,32 @@ class Node : public ClientHost {
 
  private:
   explicit Node(const Config& config);
+  // Open, in steps: the peer identity (before the data directory is touched), the
+  // storage engine, the data directory's owner and cluster, the store and hints, the
+  // core::Node and the command executor, the anti-entropy trees, TLS, the peer
+  // transport, the initial view, a saved repair run, the client listeners.
   Status Open();
+  Status LoadPeerIdentity(PeerIdentity* identity);
+  Status OpenEngine(storage::RocksOpenInfo* info);
+  // The node id the data directory belongs to, and its actor (*actor; a new
+  // incarnation for a new directory or after a write-ahead log loss).
+  Status CheckDataOwner(bool wal_loss, std::string* actor);
+  Status CheckClusterId(const PeerIdentity& identity);
+  Status OpenStore();
+  core::NodeConfig MakeNodeConfig(const std::string& actor) const;
+  Status OpenNode(const std::string& actor);
+  Status BuildRepairTrees(const storage::RocksOpenInfo& info);
+  Status OpenPeers(PeerIdentity identity);
+  void ResumeSavedRepair();
+  Status OpenListeners();
+  // Handles the effects of core::Node that go at once (core/node.h).
+  void ApplyEffects(core::NodeOutbox& out);
+  void ApplyEffects() {
+    core::NodeOutbox out = node_->TakeEffects();
+    ApplyEffects(out);
+  }
+  // Ticks the core::Node and sets the timer for its next wakeup.
+  void OnNodeTimer();
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   void AfterIo();
   bool HasRoundWork() const;
@@ -71,6 +95,7 @@ class Node : public ClientHost {
   // With requirepass: at limits.max_unauth_clients (at most half of max_clients)
   // connections not authenticated, closes the oldest of them to make room.
   void CloseOldestUnauthenticated();
+  // Once a second: operations/s, shutdown deadline, client timeouts.
   void OnTick();
   void BeginShutdown(const char* why);
   // Commits staged writes, then releases what the core produced: peer messages and
@@ -82,44 +107,17 @@ class Node : public ClientHost {
   // TLS: loads the certificates of tls.port and tls.peers (errors name the file).
   Status OpenTls();
   std::string TlsInfo() const;
-  // Anti-entropy: ITSUKA.REPAIR, INFO repair, answering locally the driver's requests
-  // to this node, persisting its progress (meta "repair/progress") so a run resumes
-  // after a restart, and the background schedule (repair.interval_s).
+  // Anti-entropy: ITSUKA.REPAIR and INFO repair (the runs themselves are core::Node's;
+  // their progress is saved in meta "repair/progress" so a run resumes after a restart).
   void RepairCommand(std::vector<std::string>& args, std::string* out);
   std::string RepairInfo() const;
   std::string RepairStatus() const;
-  core::PeerMessage AnswerRepair(const core::PeerMessage& msg);
-  void PumpRepair();
-  void PersistRepair();
-  void ScheduleRepair();
-  // Corruption: starts a repair of the partitions not authoritative here once every
-  // member is reachable (retried every few seconds while some stay suspect); a run
-  // that started when a partition was already suspect and synced it clears the mark.
-  void RepairSuspect();
-  void NoteRepairStarted();
-  // Clears the suspect mark of each partition the running job has synced (as each
-  // finishes, not only at the end of the run).
-  void ClearRepairedSuspects();
-  // After the member view changed: persist it, rebuild the read and write rings,
-  // connect to members learned by gossip, and publish this node's sync.
-  void ApplyView();
-  void OnGossipTimer();
+  // Peer messages go to core::Node (admission, routing, gossip); a frame whose values
+  // the decoder refused (wire::DecodePeerMessage kInvalidArgument) too, as refused.
   void OnPeerMessage(const std::string& from, const core::PeerMessage& msg);
-  // Members only (core/peer_checks.h): the message's sender and values checked against
-  // the view, the rings and the limits. False (counted, logged, answered) if refused.
-  bool AdmitPeerMessage(const std::string& from, const core::PeerMessage& msg);
-  // A frame from `from` that decoded to a message whose values the decoder refused
-  // (wire::DecodePeerMessage kInvalidArgument): count it, answer a request with an
-  // error, and fail the request a refused reply answers.
   void OnPeerRefused(const std::string& from, const wire::PeerRefusal& refusal,
                      const std::string& why);
-  // Handles a refusal of `msg` from `from` for `why` (the decoder's or the checks').
-  void Refuse(const std::string& from, const core::PeerMessage& msg, const std::string& why);
-  // Logs at most one refusal warning a second; the others are counted in the next.
-  void LogRefusal(const std::string& text);
-  // Clock offsets: ok unless this node's clock is off by more than
-  // cluster.max_clock_offset_ms from a majority of its reachable peers (then a
-  // -CLOCKSKEW error naming the offset and the setting). *typical_ms: median offset.
+  // Clock offsets (core::Node::ClockCheck over the transport's estimates).
   Status ClockCheck(int64_t* typical_ms = nullptr) const;
   // ITSUKA.MEMBERS / ITSUKA.RING / ITSUKA.DECOMMISSION replies.
   void MembershipCommand(std::vector<std::string>& args, std::string* out);
@@ -131,15 +129,15 @@ class Node : public ClientHost {
   std::unique_ptr<Store> store_;
   std::unique_ptr<HintTable> hints_;
   Stats stats_;
-  std::unique_ptr<GossipMembership> membership_;
+  std::unique_ptr<GossipMembership> membership_;  // the persisted member view
   std::set<std::string> peers_added_;  // members AddPeer was called for
-  std::unique_ptr<core::NodeCore> core_;
+  std::unique_ptr<core::Node> node_;
   std::unique_ptr<PeerTransport> peers_;
   std::unique_ptr<CommandExecutor> executor_;
   // Core request id -> (client id, client tag) of the replicated requests in flight.
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> requests_;
   uint64_t next_request_ = 1;
-  net::Timer core_tick_;
+  net::Timer node_tick_;
   std::unique_ptr<net::TcpListener> listener_;
   std::shared_ptr<net::TlsContext> client_tls_;  // tls.port's, or null
   std::shared_ptr<net::TlsContext> peer_tls_;    // tls.peers', or null
@@ -151,30 +149,10 @@ class Node : public ClientHost {
   uint64_t next_client_id_ = 1;
   uint64_t commands_at_last_tick_ = 0;
   net::Timer tick_;
-  net::Timer gossip_tick_;
   std::vector<std::unique_ptr<net::SignalWatcher>> signals_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   int exit_code_ = 0;
-  std::unique_ptr<core::RepairDriver> repair_;
-  // Repair messages waiting for this round's commit: answers to peers' requests (they
-  // may acknowledge merged objects) and the driver's requests.
-  std::vector<std::pair<std::string, core::PeerMessage>> repair_out_;
-  uint64_t repair_persisted_ = 0;
-  bool repair_was_running_ = false;
-  bool repair_resumed_ = false;
-  std::string repair_state_ = "idle";
-  int64_t repair_last_end_ms_ = 0;
-  uint64_t repair_runs_ = 0;
-  core::RepairTotals repair_cumulative_;
-  // Members only / decoders (INFO cluster).
-  uint64_t peer_messages_refused_ = 0;   // values the decoder or the limits refused
-  uint64_t peer_senders_refused_ = 0;    // from a sender that may not send them
-  uint64_t gossip_entries_refused_ = 0;  // member states no flow could have produced
-  int64_t last_refusal_log_ms_ = -1000000;
-  uint64_t refusals_unlogged_ = 0;
-  std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
-  int64_t suspect_repair_next_ms_ = 0;
 };
 
 }  // namespace itsuka::server

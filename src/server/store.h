@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/merkle.h"
+#include "core/node.h"
 #include "core/node_core.h"
 #include "core/repair.h"
 #include "core/object.h"
@@ -44,7 +45,7 @@
 
 namespace itsuka::server {
 
-class Store : public core::LocalStore, public core::MerkleSource {
+class Store : public core::NodeStore {
  public:
   // An anti-entropy index entry: the digest of a key's object and its tombstone facts.
   struct IndexEntry {
@@ -61,7 +62,7 @@ class Store : public core::LocalStore, public core::MerkleSource {
   // Scans the data column merged with what is staged (partition transfer).
   Result<ScanBatch> Scan(std::string_view start, size_t max_keys, size_t max_examined,
                          const std::function<bool(std::string_view)>& want) override;
-  bool HasStaged() const {
+  bool HasStaged() const override {
     return !staged_.empty() || !staged_paxos_.empty() || (hints_ && hints_->HasStaged()) ||
            suspect_dirty_;
   }
@@ -109,8 +110,8 @@ class Store : public core::LocalStore, public core::MerkleSource {
   Status MarkAllSuspect();
   // A repair run covered these partitions: they are no longer suspect (saved with the
   // next commit).
-  void ClearSuspect(const std::set<uint32_t>& repaired);
-  const std::set<uint32_t>& suspect() const { return suspect_; }
+  void ClearSuspect(const std::set<uint32_t>& repaired) override;
+  const std::set<uint32_t>& suspect() const override { return suspect_; }
   uint64_t corruptions() const { return corruptions_; }
   // The engine replayed a corrupted write-ahead log up to the bad record (`what`).
   void NoteWalCorruption(std::string what) {

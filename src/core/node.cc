@@ -1,0 +1,467 @@
+#include "core/node.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/peer_checks.h"
+
+namespace itsuka::core {
+
+bool SplitHostPort(const std::string& text, std::string* host, int* port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size()) return false;
+  int p = 0;
+  for (size_t i = colon + 1; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9' || p > 65535) return false;
+    p = p * 10 + (text[i] - '0');
+  }
+  if (p <= 0 || p > 65535) return false;
+  *host = text.substr(0, colon);
+  *port = p;
+  return true;
+}
+
+Node::Node(Gossiper gossiper, NodeStore& store, NodeConfig config)
+    : config_(std::move(config)),
+      store_(store),
+      core_(gossiper.self().id, store, config_.core),
+      gossiper_(std::move(gossiper)),
+      repair_(gossiper_.self().id, config_.repair),
+      rng_(config_.seed) {
+  housekeeping_.interval_ms = config_.housekeeping_ms;
+  core_tick_.interval_ms = config_.core_tick_ms;
+  gossip_tick_.interval_ms = config_.gossip_interval_ms;
+}
+
+void Node::Log(LogLine::Level level, std::string text) {
+  out_.logs.push_back(LogLine{level, std::move(text)});
+}
+
+void Node::Start() { ApplyView(); }
+
+// ---- Time ---------------------------------------------------------------------------
+
+void Node::StartTicks(int64_t now_ms) {
+  ticks_started_ = true;
+  for (SubTimer* t : {&housekeeping_, &core_tick_, &gossip_tick_}) t->due_ms = now_ms + t->interval_ms;
+}
+
+int64_t Node::NextWakeup() const {
+  if (!ticks_started_) return 0;
+  return std::min({housekeeping_.due_ms, core_tick_.due_ms, gossip_tick_.due_ms});
+}
+
+void Node::Tick(int64_t now_ms, int64_t wall_ms) {
+  if (!ticks_started_) StartTicks(now_ms);
+  // As libuv runs repeating timers: due ones in the order they were started, each due
+  // again an interval after it ran.
+  if (now_ms >= housekeeping_.due_ms) {
+    housekeeping_.due_ms = now_ms + housekeeping_.interval_ms;
+    if (!shutting_down_) {
+      ScheduleRepair(now_ms, wall_ms);
+      RepairSuspect(now_ms, wall_ms);
+    }
+  }
+  if (now_ms >= core_tick_.due_ms) {
+    core_tick_.due_ms = now_ms + core_tick_.interval_ms;
+    core_.Tick(now_ms);
+    core_.ReplayHints(now_ms, wall_ms);
+    repair_.Tick(now_ms);
+  }
+  if (now_ms >= gossip_tick_.due_ms) {
+    gossip_tick_.due_ms = now_ms + gossip_tick_.interval_ms;
+    if (!shutting_down_) OnGossipRound();
+  }
+}
+
+// ---- Membership -----------------------------------------------------------------------
+
+void Node::ApplyView() {
+  const View& view = gossiper_.view();
+  const uint32_t q = config_.partitions;
+  const uint64_t version = OwnershipVersion(view);
+  const uint64_t fp = WriteFingerprint(view);
+  const bool had_ring = core_.ring().has_value();
+  const size_t before = had_ring ? core_.ring()->members().size() : 0;
+  const uint64_t before_version = had_ring ? core_.ring()->version() : 0;
+  core_.SetRings(Ring::Create(q, ReadMembers(view), version).value(),
+                 Ring::Create(q, WriteMembers(view), version).value(), fp);
+  // Anti-entropy compares the replicas that hold data now (the read ring), and purges no
+  // tombstone of a partition that is moving.
+  repair_.SetRing(*core_.ring());
+  std::set<uint32_t> moving;
+  const size_t n = static_cast<size_t>(config_.core.n);
+  for (uint32_t p = 0; p < q; ++p) {
+    if (core_.ring()->PreferenceList(p, n) != core_.write_ring()->PreferenceList(p, n)) moving.insert(p);
+  }
+  repair_.SetMoving(std::move(moving));
+  core_.AllowTransfers(MoveVisible(view, [this](const std::string& m) { return core_.IsReachable(m); }));
+  if (!had_ring || before_version != version || before != core_.ring()->members().size()) {
+    Log(LogLine::Level::kInfo,
+        "ring version " + std::to_string(version) + ": " + std::to_string(core_.ring()->members().size()) +
+            " member(s) hold data, " + std::to_string(core_.write_ring()->members().size()) +
+            " will; copying " + std::to_string(core_.TransfersPending()) + " partition(s) here");
+  }
+  for (const auto& [id, m] : view) {
+    if (id == self() || m.status == MemberStatus::kLeft) continue;
+    PeerAddress a;
+    a.id = id;
+    // A member bound to a wildcard address did not say where it can be reached.
+    if (!SplitHostPort(m.peer_addr, &a.host, &a.port) || a.host == "0.0.0.0" || a.host == "::") continue;
+    out_.connect.push_back(std::move(a));
+  }
+  out_.view_changed = true;
+}
+
+void Node::OnGossipRound() {
+  // Publish a finished transfer only once what it merged is committed (nothing staged).
+  const uint64_t fp = WriteFingerprint(gossiper_.view());
+  if (!store_.HasStaged() && fp != 0 && core_.Synced() == fp && gossiper_.self().synced != fp) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(fp));
+    Log(LogLine::Level::kInfo, std::string("holds every partition of ring ") + hex + " (" +
+                                   std::to_string(core_.transferred_objects()) +
+                                   " object(s) copied so far)");
+    gossiper_.SetSynced(fp);
+  }
+  const std::string to = gossiper_.Round(rng_);
+  ApplyView();
+  if (!to.empty()) {
+    // A seed not heard from yet has no view entry: it was connected from cluster.seeds.
+    out_.direct.emplace_back(to, GossipSyn{gossiper_.view()});
+    out_.flush_direct = true;
+  }
+}
+
+void Node::OnGossip(const std::string& from, const PeerMessage& msg, int64_t now_ms) {
+  const View* gossip = nullptr;
+  if (const auto* syn = std::get_if<GossipSyn>(&msg)) gossip = &syn->view;
+  if (const auto* ack = std::get_if<GossipAck>(&msg)) gossip = &ack->view;
+  std::vector<std::string> why;
+  const View accepted = FilterGossip(gossiper_.view(), *gossip, from, self(), &why);
+  if (!why.empty()) {
+    stats_.gossip_entries_refused += why.size();
+    LogRefusal("gossip from " + from + ": refused " + std::to_string(why.size()) +
+                   " member state(s), e.g. " + why[0],
+               now_ms);
+  }
+  gossiper_.Receive(accepted);
+  ApplyView();
+  if (std::holds_alternative<GossipSyn>(msg)) out_.direct.emplace_back(from, GossipAck{gossiper_.view()});
+}
+
+bool Node::Leave(const std::string& id) {
+  const bool ok = gossiper_.Leave(id);
+  ApplyView();
+  return ok;
+}
+
+void Node::SetReachable(const std::string& node, bool up) {
+  core_.SetReachable(node, up);
+  repair_.SetReachable(node, up);
+}
+
+// ---- Clients --------------------------------------------------------------------------
+
+void Node::StartGet(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms) {
+  core_.StartGet(client_req, key, r, pr, now_ms);
+}
+
+void Node::StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w, int pw,
+                    int64_t now_ms) {
+  core_.StartPut(client_req, key, std::move(spec), w, pw, now_ms);
+}
+
+void Node::StartConsistent(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
+                           int64_t now_ms) {
+  core_.StartConsistent(client_req, key, read, std::move(spec), now_ms);
+}
+
+// ---- Peers ----------------------------------------------------------------------------
+
+void Node::LogRefusal(const std::string& text, int64_t now_ms) {
+  if (now_ms - last_refusal_log_ms_ < 1000) {
+    ++refusals_unlogged_;
+    return;
+  }
+  last_refusal_log_ms_ = now_ms;
+  if (refusals_unlogged_ > 0) {
+    Log(LogLine::Level::kWarn, text + " (and " + std::to_string(refusals_unlogged_) +
+                                   " more refusals since the last warning)");
+  } else {
+    Log(LogLine::Level::kWarn, text);
+  }
+  refusals_unlogged_ = 0;
+}
+
+void Node::Refuse(const std::string& from, const PeerMessage& msg, const std::string& why,
+                  int64_t now_ms) {
+  if (std::optional<PeerMessage> reply = RefusalReply(msg, why)) {
+    out_.direct.emplace_back(from, std::move(*reply));
+  } else if (std::optional<PeerMessage> failed = FailedReply(msg, why)) {
+    // A reply this node cannot use: the request it answers fails now, not at its timeout.
+    if (IsRepairReply(*failed)) {
+      repair_.OnReply(from, *failed, now_ms);
+    } else {
+      core_.OnMessage(from, *failed, now_ms);
+    }
+  }
+}
+
+void Node::OnPeerRefused(const std::string& from, const PeerMessage* decoded,
+                         const std::string& why, int64_t now_ms) {
+  ++stats_.peer_messages_refused;
+  LogRefusal("peer " + from + ": message refused: " + why, now_ms);
+  if (decoded != nullptr) Refuse(from, *decoded, why, now_ms);
+}
+
+bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms) {
+  SenderContext ctx;
+  ctx.view = &gossiper_.view();
+  ctx.read = core_.ring() ? &*core_.ring() : nullptr;
+  ctx.write = core_.write_ring() ? &*core_.write_ring() : nullptr;
+  ctx.n = static_cast<size_t>(config_.core.n);
+  Status st = CheckSender(from, msg, ctx);
+  uint64_t* counter = &stats_.peer_senders_refused;
+  if (st.ok()) {
+    ObjectLimits limits;  // the sibling bound only, as a coordinator's results have
+    limits.max_siblings = config_.core.limits.max_siblings;
+    st = CheckLimits(msg, limits, static_cast<size_t>(config_.core.n));
+    counter = &stats_.peer_messages_refused;
+  }
+  if (st.ok()) return true;
+  ++*counter;
+  LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
+                 " refused: " + st.message(),
+             now_ms);
+  Refuse(from, msg, st.message(), now_ms);
+  return false;
+}
+
+void Node::OnPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms,
+                         int64_t wall_ms) {
+  if (!AdmitPeerMessage(from, msg, now_ms)) return;
+  if (std::holds_alternative<GossipSyn>(msg) || std::holds_alternative<GossipAck>(msg)) {
+    OnGossip(from, msg, now_ms);
+  } else if (IsRepairRequest(msg)) {
+    repair_out_.emplace_back(from, AnswerRepair(msg, wall_ms));
+  } else if (IsRepairReply(msg)) {
+    repair_.OnReply(from, msg, now_ms);
+  } else {
+    core_.OnMessage(from, msg, now_ms);
+  }
+}
+
+Status Node::ClockCheck(const std::function<bool(const std::string&, OffsetSample*)>& offset_of,
+                        int64_t* typical_ms) const {
+  std::vector<OffsetSample> offsets;
+  for (const std::string& id : core_.ring()->members()) {
+    OffsetSample s;
+    if (id != self() && core_.IsReachable(id) && offset_of(id, &s)) offsets.push_back(s);
+  }
+  int64_t typical = 0;
+  const bool over = config_.max_clock_offset_ms > 0 &&
+                    OffsetExceeded(offsets, config_.max_clock_offset_ms, &typical);
+  if (typical_ms != nullptr) *typical_ms = typical;
+  if (!over) return Status::Ok();
+  // Peers' clocks minus ours: a median of +3600000 means this node is an hour behind.
+  return Status::InvalidArgument(
+      "CLOCKSKEW this node's clock is " + std::to_string(-typical) +
+      " ms off from a majority of its reachable peers (median peer offset " +
+      std::to_string(typical) + " ms), past cluster.max_clock_offset_ms (" +
+      std::to_string(config_.max_clock_offset_ms) +
+      "); writes with an expiry are refused here until its clock is fixed");
+}
+
+// ---- Rounds ---------------------------------------------------------------------------
+
+bool Node::HasOutput() const {
+  return core_.HasOutput() || repair_.HasSends() || !repair_out_.empty();
+}
+
+NodeOutbox Node::TakeEffects() {
+  NodeOutbox out;
+  std::swap(out, out_);
+  return out;
+}
+
+NodeOutbox Node::TakeOutbox(int64_t now_ms, int64_t wall_ms) {
+  PumpRepair(now_ms, wall_ms);
+  NodeOutbox out = TakeEffects();
+  Outbox core = core_.TakeOutbox();
+  out.sends = std::move(core.sends);
+  out.results = std::move(core.results);
+  out.writes = std::move(core.writes);
+  for (auto& m : repair_out_) out.sends.push_back(std::move(m));
+  repair_out_.clear();
+  return out;
+}
+
+// ---- Anti-entropy ---------------------------------------------------------------------
+
+PeerMessage Node::AnswerRepair(const PeerMessage& msg, int64_t wall_ms) {
+  return AnswerRepairRequest(msg, store_, store_, config_.repair_limits, wall_ms,
+                             config_.repair_min_grace_ms);
+}
+
+void Node::PumpRepair(int64_t now_ms, int64_t wall_ms) {
+  // Requests the driver addresses to this node are answered here at once; their
+  // replies may make it ask more, so loop (bounded: every pair involves another node,
+  // whose answer the driver must wait for).
+  for (int round = 0; round < 64 && repair_.HasSends(); ++round) {
+    for (auto& [to, msg] : repair_.TakeSends()) {
+      if (to == self()) {
+        repair_.OnReply(to, AnswerRepair(msg, wall_ms), now_ms);
+      } else {
+        repair_out_.emplace_back(to, std::move(msg));
+      }
+    }
+  }
+  ClearRepairedSuspects();
+  if (repair_was_running_ && !repair_.running()) NoteRepairFinished(now_ms);
+  if (repair_.running()) {
+    repair_was_running_ = true;
+    runs_.state = "running";
+  }
+  if (repair_.progress_version() != repair_saved_) SaveRepairProgress();
+}
+
+void Node::NoteRepairFinished(int64_t now_ms) {
+  repair_was_running_ = false;
+  repair_covers_suspect_.clear();
+  if (runs_.state == "running") runs_.state = "done";
+  runs_.last_end_ms = now_ms;
+  ++runs_.completed;
+  const RepairTotals& t = repair_.progress().totals;
+  runs_.cumulative.partitions_done += t.partitions_done;
+  runs_.cumulative.partitions_failed += t.partitions_failed;
+  runs_.cumulative.keys_differing += t.keys_differing;
+  runs_.cumulative.keys_moved += t.keys_moved;
+  runs_.cumulative.bytes_moved += t.bytes_moved;
+  runs_.cumulative.tombstones_purged += t.tombstones_purged;
+  Log(LogLine::Level::kInfo,
+      "repair " + std::to_string(repair_.progress().job.id) + " finished: " +
+          std::to_string(t.partitions_done) + " partitions synced, " +
+          std::to_string(t.partitions_failed) + " failed, " + std::to_string(t.keys_differing) +
+          " keys differing, " + std::to_string(t.keys_moved) + " keys moved, " +
+          std::to_string(t.tombstones_purged) + " tombstones purged");
+}
+
+void Node::SaveRepairProgress() {
+  repair_saved_ = repair_.progress_version();
+  if (runs_.state == "stopped" || runs_.state == "idle") return;
+  out_.repair_progress = EncodeRepairProgress(repair_.progress());
+}
+
+void Node::SaveRepairProgressIfChanged() {
+  if (repair_.progress_version() != repair_saved_) SaveRepairProgress();
+}
+
+void Node::ScheduleRepair(int64_t now_ms, int64_t wall_ms) {
+  const int64_t interval = config_.repair_interval_ms;
+  if (interval <= 0 || repair_.running()) return;
+  if (runs_.last_end_ms != 0 && now_ms - runs_.last_end_ms < interval) return;
+  if (runs_.last_end_ms == 0 && now_ms - config_.start_ms < interval) return;
+  RepairProgress p;
+  p.job.id = static_cast<uint64_t>(wall_ms);
+  for (uint32_t q = 0; q < core_.ring()->partitions(); ++q) {
+    if (core_.ring()->Owner(q) == self()) p.job.partitions.push_back(q);
+  }
+  if (p.job.partitions.empty()) {
+    runs_.last_end_ms = now_ms;
+    return;
+  }
+  runs_.resumed = false;
+  if (repair_.Start(std::move(p), now_ms).ok()) {
+    runs_.state = "running";
+    repair_was_running_ = true;
+    NoteRepairStarted();
+    Log(LogLine::Level::kInfo, "background repair of the partitions this node owns");
+  }
+}
+
+void Node::ClearRepairedSuspects() {
+  if (repair_covers_suspect_.empty()) return;
+  const RepairProgress& p = repair_.progress();
+  std::set<uint32_t> covered;
+  for (uint32_t q : repair_covers_suspect_) {
+    if (p.finished.count(q) && std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
+      covered.insert(q);
+    }
+  }
+  if (covered.empty()) return;
+  for (uint32_t q : covered) repair_covers_suspect_.erase(q);
+  store_.ClearSuspect(covered);  // saved with this round's commit, after the merges
+  Log(LogLine::Level::kInfo, "repair covered " + std::to_string(covered.size()) +
+                                 " partition(s) not authoritative here; " +
+                                 std::to_string(store_.suspect().size()) + " still are");
+}
+
+void Node::NoteRepairStarted() {
+  repair_covers_suspect_.clear();
+  const RepairJob& job = repair_.progress().job;
+  if (job.dry_run || !(job.node.empty() || job.node == self())) return;
+  for (uint32_t q : job.partitions) {
+    if (store_.suspect().count(q)) repair_covers_suspect_.insert(q);
+  }
+}
+
+void Node::RepairSuspect(int64_t now_ms, int64_t wall_ms) {
+  const std::set<uint32_t>& suspect = store_.suspect();
+  if (suspect.empty() || repair_.running() || now_ms < suspect_repair_next_ms_) return;
+  // The other replicas are what it is repaired from: wait until they are reachable.
+  for (const std::string& m : core_.ring()->members()) {
+    if (!core_.IsReachable(m)) return;
+  }
+  suspect_repair_next_ms_ = now_ms + config_.suspect_retry_ms;
+  RepairProgress p;
+  p.job.id = static_cast<uint64_t>(wall_ms);
+  p.job.partitions.assign(suspect.begin(), suspect.end());
+  runs_.resumed = false;
+  Status st = repair_.Start(std::move(p), now_ms);
+  if (!st.ok()) {
+    Log(LogLine::Level::kWarn,
+        "cannot start the repair of the partitions not authoritative here: " + st.ToString());
+    return;
+  }
+  runs_.state = "running";
+  repair_was_running_ = true;
+  NoteRepairStarted();
+  SaveRepairProgress();
+  Log(LogLine::Level::kWarn, "repairing " + std::to_string(suspect.size()) +
+                                 " partition(s) not authoritative here (lost data)");
+}
+
+Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
+  Status st = repair_.Start(std::move(progress), now_ms);
+  if (!st.ok()) return st;
+  runs_.state = "running";
+  repair_was_running_ = true;
+  runs_.resumed = false;
+  NoteRepairStarted();
+  SaveRepairProgress();
+  return Status::Ok();
+}
+
+void Node::StopRepair() {
+  repair_.Stop();
+  repair_was_running_ = false;
+  runs_.state = "stopped";
+}
+
+void Node::ResumeRepair(RepairProgress progress, int64_t now_ms) {
+  std::set<uint32_t> all(progress.job.partitions.begin(), progress.job.partitions.end());
+  if (progress.finished.size() < all.size()) {
+    Log(LogLine::Level::kInfo, "resuming repair " + std::to_string(progress.job.id) + ": " +
+                                   std::to_string(progress.finished.size()) + " of " +
+                                   std::to_string(all.size()) + " partitions done");
+    runs_.resumed = true;
+    Status rs = repair_.Start(std::move(progress), now_ms);
+    if (!rs.ok()) Log(LogLine::Level::kWarn, "cannot resume the repair: " + rs.ToString());
+  } else {
+    (void)repair_.Start(std::move(progress), now_ms);  // shows the last result
+    runs_.state = "done";
+  }
+}
+
+}  // namespace itsuka::core

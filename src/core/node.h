@@ -1,0 +1,264 @@
+// One itsuka node as a pure state machine: NodeCore (replication, core/node_core.h),
+// Gossiper (membership, core/gossip.h) and RepairDriver (anti-entropy, core/repair.h),
+// and the glue that joins them. The daemon (server/node.cc) and the simulator drive
+// exactly this object, so the production wiring is what the simulator tests.
+//
+// API summary.
+//   Inputs (each takes the time it happens at; `now_ms` is monotonic, `wall_ms` the
+//   wall clock hints and repair jobs are stamped with):
+//     StartGet / StartPut / StartConsistent  client requests (ids chosen by the shell)
+//     OnPeerMessage                          an authenticated peer's decoded message
+//     OnPeerRefused                          a message whose values the decoder refused
+//     SetReachable                           the transport's view of a peer
+//     Tick                                   time; runs the sub-timers that are due
+//     CommitFailed                           the commit of the last TakeOutbox failed
+//     Leave, StartRepair, StopRepair, ResumeRepair   operator actions
+//     Start (once: the initial view), BeginShutdown
+//   Effects come out in a NodeOutbox, in two parts:
+//     gated   (sends, results, writes): taken by TakeOutbox, once per commit round.
+//             ORDERING RULE: the shell commits everything its store has staged BEFORE
+//             it sends any of `sends` or answers any of `results`; if the commit fails
+//             it sends nothing of them, calls CommitFailed, and answers each result as
+//             its ClientResult::on_commit_failure says.
+//     at once (direct, connect, view_changed, repair_progress, logs): depend on
+//             nothing staged; TakeEffects returns only these (TakeOutbox returns them
+//             too). The shell handles them right after the call that produced them:
+//               logs            print each line at its level, in order
+//               connect         open a connection to each member (no-op if open); a
+//                               member the transport has never had up is marked
+//                               unreachable (SetReachable(id, false))
+//               view_changed    persist view() if it differs from what is stored
+//               repair_progress write it (EncodeRepairProgress) as the saved progress
+//               direct          send (gossip, refusal answers); flush if flush_direct
+//   A simulator may simply call TakeOutbox after every input, commit its store, then
+//   deliver everything; the daemon handles TakeEffects after each event and
+//   TakeOutbox once per loop round (server::Node::CommitAndRelease).
+//   Ticks: Tick(now, wall) may be called at any time; it runs each sub-timer whose
+//   time has come, in this order: housekeeping (repair schedule and the repair of
+//   partitions not authoritative here, every housekeeping_ms), the core (NodeCore
+//   timeouts, hint replay, repair driver timeouts, every core_tick_ms) and gossip (a
+//   round, every gossip_interval_ms). A sub-timer that ran is due again `interval`
+//   after the time it ran (as a repeating libuv timer). NextWakeup() is when the next
+//   one is due: the shell calls Tick then (or earlier; nothing runs before its time).
+//
+// Glue owned here: applying a member view (both rings, repair's ring and its moving
+// set, AllowTransfers once the move is visible, connections to learned members);
+// publishing a finished transfer (SetSynced) only once nothing staged is left, so
+// every object it merged is durable before anyone counts on it; gossip receive through
+// FilterGossip and the GossipAck; admission of peer messages (core/peer_checks.h) with
+// its refusal answers; routing of messages to the core, repair or gossip; answering
+// repair requests (including the driver's own, locally) and keeping the runs' books;
+// the clock-offset check.
+//
+// No clocks, no I/O, no globals: randomness (the gossip peer) comes from a generator
+// seeded by NodeConfig::seed. Deterministic given its inputs. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/clock_offset.h"
+#include "core/gossip.h"
+#include "core/messages.h"
+#include "core/node_core.h"
+#include "core/repair.h"
+#include "core/ring.h"
+
+namespace itsuka::core {
+
+// What a node stores through: objects (LocalStore), the anti-entropy trees
+// (MerkleSource), and the facts the glue needs.
+class NodeStore : public LocalStore, public MerkleSource {
+ public:
+  // Whether anything is staged and not yet committed.
+  virtual bool HasStaged() const = 0;
+  // Partitions not authoritative here (lost data) until a repair covers them.
+  virtual const std::set<uint32_t>& suspect() const = 0;
+  // A repair covered these partitions: stage clearing their mark (committed with the
+  // round's other staged writes, after the merges).
+  virtual void ClearSuspect(const std::set<uint32_t>& partitions) = 0;
+};
+
+struct NodeConfig {
+  NodeOptions core;             // NodeCore's (n, timeouts, limits, actor, ...)
+  RepairOptions repair;         // the driver's
+  RepairLimits repair_limits;   // the replica side's reply bounds
+  uint32_t partitions = 64;
+  int64_t core_tick_ms = 20;
+  int64_t gossip_interval_ms = 1000;
+  int64_t housekeeping_ms = 1000;
+  // Background repair of the partitions this node owns every so often (0: never);
+  // the first one no earlier than this long after start_ms.
+  int64_t repair_interval_ms = 0;
+  int64_t start_ms = 0;
+  // This node's own tombstone grace, enforced on the repair requests it answers.
+  int64_t repair_min_grace_ms = 86400000;
+  // A repair of the partitions not authoritative here is retried this often while it
+  // cannot start.
+  int64_t suspect_retry_ms = 5000;
+  int64_t max_clock_offset_ms = 0;  // 0: no check
+  uint64_t seed = 1;                // gossip peer choice
+};
+
+struct LogLine {
+  enum class Level { kInfo, kWarn, kError };
+  Level level = Level::kInfo;
+  std::string text;
+};
+
+struct PeerAddress {
+  std::string id;
+  std::string host;
+  int port = 0;
+};
+
+struct NodeOutbox {
+  // Gated by the commit (ORDERING RULE above).
+  std::vector<std::pair<std::string, PeerMessage>> sends;
+  std::vector<ClientResult> results;
+  std::vector<WriteRecord> writes;
+  // At once.
+  std::vector<std::pair<std::string, PeerMessage>> direct;
+  bool flush_direct = false;
+  std::vector<PeerAddress> connect;
+  bool view_changed = false;
+  std::optional<std::string> repair_progress;
+  std::vector<LogLine> logs;
+};
+
+// Counters for INFO cluster.
+struct NodeStats {
+  uint64_t peer_messages_refused = 0;   // values the decoder or the limits refused
+  uint64_t peer_senders_refused = 0;    // from a sender that may not send them
+  uint64_t gossip_entries_refused = 0;  // member states no flow could have produced
+};
+
+// The books of the repair runs this node coordinates (ITSUKA.REPAIR STATUS, INFO).
+struct RepairRuns {
+  std::string state = "idle";  // idle | running | done | stopped
+  bool resumed = false;        // the current job was resumed after a restart
+  uint64_t completed = 0;
+  int64_t last_end_ms = 0;
+  RepairTotals cumulative;
+};
+
+// "host:port" -> (host, port); false if malformed.
+bool SplitHostPort(const std::string& text, std::string* host, int* port);
+
+class Node {
+ public:
+  // `gossiper` holds this node's restored view; `store` must outlive the node.
+  Node(Gossiper gossiper, NodeStore& store, NodeConfig config);
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const std::string& self() const { return core_.self(); }
+  const NodeConfig& config() const { return config_; }
+  NodeCore& core() { return core_; }
+  const NodeCore& core() const { return core_; }
+  const RepairDriver& repair() const { return repair_; }
+  const View& view() const { return gossiper_.view(); }
+  const MemberState& self_state() const { return gossiper_.self(); }
+  const NodeStats& stats() const { return stats_; }
+  const RepairRuns& repair_runs() const { return runs_; }
+
+  // Applies the initial view (rings, connections). Call once, after the reachability
+  // of the seeds was set (unreachable until the transport connects them).
+  void Start();
+  // Starts the sub-timers at `now_ms` (Tick does so itself if they are not started).
+  void StartTicks(int64_t now_ms);
+  void Tick(int64_t now_ms, int64_t wall_ms);
+  int64_t NextWakeup() const;
+  // Shutting down: no more gossip rounds and no more repairs started by the schedule.
+  void BeginShutdown() { shutting_down_ = true; }
+
+  void StartGet(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms);
+  void StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w, int pw,
+                int64_t now_ms);
+  void StartConsistent(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
+                       int64_t now_ms);
+  void OnPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms,
+                     int64_t wall_ms);
+  // `decoded`: the message as far as it decoded (null if not at all).
+  void OnPeerRefused(const std::string& from, const PeerMessage* decoded, const std::string& why,
+                     int64_t now_ms);
+  void SetReachable(const std::string& node, bool up);
+
+  // Operator: starts member `id`'s leave (decommission). False if unknown or gone.
+  bool Leave(const std::string& id);
+  // Operator: starts a repair job now (fails if one runs or it names no partition).
+  Status StartRepair(RepairProgress progress, int64_t now_ms);
+  // Operator: stops the running job; the shell deletes the saved progress.
+  void StopRepair();
+  // After a restart: resumes the saved job (or, if it had finished, shows its result).
+  void ResumeRepair(RepairProgress progress, int64_t now_ms);
+
+  // Ok unless this node's clock is off by more than max_clock_offset_ms from a
+  // majority of its reachable peers (then a -CLOCKSKEW error). `offset_of(id, &s)`
+  // gives the transport's estimate for a peer (false if none). *typical_ms: median.
+  Status ClockCheck(const std::function<bool(const std::string&, OffsetSample*)>& offset_of,
+                    int64_t* typical_ms = nullptr) const;
+
+  // Whether a TakeOutbox would have gated work (sends, results, repair requests).
+  bool HasOutput() const;
+  // The effects to handle at once (the gated part stays for TakeOutbox).
+  NodeOutbox TakeEffects();
+  // Once per commit round, before the commit: answers the repair driver's requests to
+  // this node (staging what they merge), then returns every effect.
+  NodeOutbox TakeOutbox(int64_t now_ms, int64_t wall_ms);
+  // The commit of what was staged before the last TakeOutbox failed (see NodeCore).
+  void CommitFailed(const Status& why) { core_.CommitFailed(why); }
+  // With nothing else to do: emits the repair progress if it changed since last saved.
+  void SaveRepairProgressIfChanged();
+
+ private:
+  struct SubTimer {
+    int64_t interval_ms = 0;
+    int64_t due_ms = 0;
+  };
+  void ApplyView();
+  void OnGossipRound();
+  void OnGossip(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  bool AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  void Refuse(const std::string& from, const PeerMessage& msg, const std::string& why,
+              int64_t now_ms);
+  void LogRefusal(const std::string& text, int64_t now_ms);
+  PeerMessage AnswerRepair(const PeerMessage& msg, int64_t wall_ms);
+  void PumpRepair(int64_t now_ms, int64_t wall_ms);
+  void NoteRepairFinished(int64_t now_ms);
+  void SaveRepairProgress();
+  void ScheduleRepair(int64_t now_ms, int64_t wall_ms);
+  void RepairSuspect(int64_t now_ms, int64_t wall_ms);
+  void NoteRepairStarted();
+  void ClearRepairedSuspects();
+  void Log(LogLine::Level level, std::string text);
+
+  NodeConfig config_;
+  NodeStore& store_;
+  NodeCore core_;
+  Gossiper gossiper_;
+  RepairDriver repair_;
+  std::mt19937_64 rng_;
+  NodeOutbox out_;  // the at-once part
+  std::vector<std::pair<std::string, PeerMessage>> repair_out_;  // gated repair messages
+  bool ticks_started_ = false;
+  SubTimer housekeeping_, core_tick_, gossip_tick_;
+  bool shutting_down_ = false;
+  NodeStats stats_;
+  int64_t last_refusal_log_ms_ = -1000000;
+  uint64_t refusals_unlogged_ = 0;
+  RepairRuns runs_;
+  uint64_t repair_saved_ = 0;  // progress_version last emitted
+  bool repair_was_running_ = false;
+  std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
+  int64_t suspect_repair_next_ms_ = 0;
+};
+
+}  // namespace itsuka::core
