@@ -258,10 +258,11 @@ void Cluster::ApplyView(const std::string& id) {
   const uint32_t q = options_.partitions;
   n.core->SetRings(Ring::Create(q, ReadMembers(v), OwnershipVersion(v)).value(),
                    Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(), fp);
-  n.core->AllowTransfers(options_.unsafe_transfers_before_ring_known ||
-                         MoveVisible(v, [&](const std::string& m) { return n.core->IsReachable(m); }));
+  n.core->AllowTransfers(MoveVisible(v, [&](const std::string& m) { return n.core->IsReachable(m); }));
   n.core->Tick(now_);
-  if (fp != 0 && n.core->Synced() == fp && n.gossip->self().synced != fp) {
+  const bool finished = n.core->Synced() == fp ||
+                        options_.glue_bug == ClusterOptions::GlueBug::kSyncedBeforeTransfer;
+  if (fp != 0 && finished && n.gossip->self().synced != fp) {
     n.gossip->SetSynced(fp);
     n.core->SetRings(Ring::Create(q, ReadMembers(v), OwnershipVersion(v)).value(),
                      Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(),

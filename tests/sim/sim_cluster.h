@@ -54,10 +54,12 @@ struct ClusterOptions {
   // Membership by gossip (views -> rings); otherwise one static ring of every node.
   bool gossip = false;
   int64_t gossip_ms = 100;
-  // Test-only broken glue, for the checkers' self-test (see sim_cluster.cc, "glue"):
-  // start transfers as soon as a node has the new ring, before every member knows it
-  // (so a source may still take writes by its old ring after its batch left).
-  bool unsafe_transfers_before_ring_known = false;
+  // Test-only broken glue, for the checkers' self-test (see sim_cluster.cc, "glue").
+  enum class GlueBug {
+    kNone,
+    // A node publishes `synced` for a new ring at once, before its transfers finished.
+    kSyncedBeforeTransfer,
+  } glue_bug = GlueBug::kNone;
 };
 
 // What a workload or checker hears of the cluster as it runs.
