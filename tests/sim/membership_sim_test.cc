@@ -44,13 +44,14 @@ struct Totals {
   int acked = 0, changes = 0, register_ok = 0;
 };
 
-ClusterOptions ChurnOptions(ClusterOptions::GlueBug bug) {
+ClusterOptions ChurnOptions(ClusterOptions::GlueBug bug, bool core_node = false) {
   ClusterOptions o;
   o.node.n = 3;
   o.node.request_timeout_ms = 1000;
   o.network.max_delay_ms = 20;
   o.gossip = true;
   o.glue_bug = bug;
+  o.core_node = core_node;
   return o;
 }
 
@@ -123,6 +124,27 @@ TEST(MembershipSimulation, ConsistentOperationsStayLinearizableAcrossMoves) {
   EXPECT_GT(t.register_ok, static_cast<int>(seeds.size()) * 10);
   std::printf("simulated %zu seeds with CONSISTENT operations, %d answered OK and checked\n",
               seeds.size(), t.register_ok);
+}
+
+// The same churn with every node the production core::Node (ClusterOptions::core_node).
+// Disabled: seed 39 does not settle -- n0 makes n3 go up -> left and the others' gossip
+// filter (core/peer_checks.h) refuses that as "not a transition any flow makes", so the
+// views never agree. Run with --gtest_also_run_disabled_tests (ITSUKA_SIM_DEBUG_VIEWS=1
+// prints the node's refusals and the views).
+TEST(MembershipSimulation, DISABLED_ChurnOnCoreNode) {
+  const std::vector<uint64_t> seeds = Seeds(50);
+  int acked = 0;
+  for (uint64_t seed : seeds) {
+    Cluster c(seed, ChurnOptions(ClusterOptions::GlueBug::kNone, /*core_node=*/true));
+    EventualClient client(&c);
+    const ChurnOutcome churn = MembershipChurn(c, client, nullptr);
+    std::string failure = churn.failure;
+    if (failure.empty()) failure = MembershipConverged(c, churn.left);
+    if (failure.empty()) failure = AckedWritesOnFinalReplicas(c, client, churn.left);
+    ASSERT_EQ(failure, "") << "seed " << seed << " (replay: ITSUKA_SIM_SEED=" << seed << ")";
+    acked += static_cast<int>(client.acked().size());
+  }
+  std::printf("simulated %zu seeds on core::Node, %d acknowledged writes checked\n", seeds.size(), acked);
 }
 
 // The checkers' self-test: with the glue broken on purpose (a node publishes `synced`

@@ -29,6 +29,10 @@ Cluster::SimNode& Cluster::Create(const std::string& id) {
 
 void Cluster::Boot(const std::string& id) {
   SimNode& n = nodes_.at(id);
+  if (options_.core_node) {
+    BootNode(id, n);
+    return;
+  }
   NodeOptions o = options_.node;
   if (options_.request_ids_per_boot) o.first_request_id = (++boots_) << 32;
   n.core = std::make_unique<NodeCore>(id, *n.store, o);
@@ -52,6 +56,27 @@ void Cluster::Boot(const std::string& id) {
   n.up = true;
 }
 
+// A core::Node with its persisted view (a new incarnation).
+void Cluster::BootNode(const std::string& id, SimNode& n) {
+  MemberState self;
+  self.id = id;
+  self.incarnation = n.persisted.count(id) ? n.persisted.at(id).incarnation + 1 : 1;
+  self.client_addr = id + ":7000";
+  self.peer_addr = id + ":17000";
+  Gossiper gossiper(self, n.seeds);
+  if (!n.persisted.empty()) gossiper.Restore(n.persisted);
+  NodeConfig config;
+  config.core = options_.node;
+  config.partitions = options_.partitions;
+  config.core_tick_ms = options_.tick_ms;
+  config.gossip_interval_ms = options_.gossip_ms;
+  config.start_ms = now_;
+  config.seed = rng_();
+  n.node = std::make_unique<Node>(std::move(gossiper), *n.store, config);
+  n.node->StartTicks(now_);
+  n.up = true;
+}
+
 void Cluster::Start(const std::string& id, std::vector<std::string> seeds) {
   auto it = nodes_.find(id);
   if (it != nodes_.end() && it->second.up) return;
@@ -59,7 +84,12 @@ void Cluster::Start(const std::string& id, std::vector<std::string> seeds) {
   Boot(id);
   trace_ += "start " + id + ";";
   UpdateReachability();
-  ApplyView(id);
+  if (nodes_.at(id).node) {
+    nodes_.at(id).node->Start();
+    Drain(id);
+  } else {
+    ApplyView(id);
+  }
 }
 
 void Cluster::Crash(const std::string& id) {
@@ -70,6 +100,7 @@ void Cluster::Crash(const std::string& id) {
   n.core.reset();
   n.hints.reset();  // staged hints are lost; committed ones stay in hint_engine
   n.gossip.reset();
+  n.node.reset();
   for (Watcher* w : watchers_) w->OnCrash(id);  // their clients see a closed connection
   trace_ += "crash " + id + ";";
   UpdateReachability();
@@ -100,7 +131,14 @@ void Cluster::Heal() {
 
 bool Cluster::Decommission(const std::string& via, const std::string& target) {
   SimNode& n = nodes_.at(via);
-  if (!n.up || !n.gossip->Leave(target)) return false;
+  if (!n.up) return false;
+  if (n.node) {
+    const bool ok = n.node->Leave(target);
+    if (ok) trace_ += "leave " + target + " via " + via + ";";
+    Drain(via);
+    return ok;
+  }
+  if (!n.gossip->Leave(target)) return false;
   trace_ += "leave " + target + " via " + via + ";";
   ApplyView(via);
   return true;
@@ -121,12 +159,41 @@ bool Cluster::Up(const std::string& id) const {
   return it != nodes_.end() && it->second.up;
 }
 
+NodeCore& Cluster::core(const std::string& id) {
+  SimNode& n = nodes_.at(id);
+  return n.node ? n.node->core() : *n.core;
+}
+
+const NodeCore& Cluster::core(const std::string& id) const {
+  const SimNode& n = nodes_.at(id);
+  return n.node ? n.node->core() : *n.core;
+}
+
 // ---- glue: what the shell does around the pure objects ---------------------------------
+
+// A core::Node's effects: those at once (gossip) go out now, the view is persisted, and
+// the gated part is returned for Drain.
+Outbox Cluster::TakeOutbox(const std::string& id, SimNode& n) {
+  if (!n.node) return n.core->TakeOutbox();
+  NodeOutbox all = n.node->TakeOutbox(now_, now_);
+  if (std::getenv("ITSUKA_SIM_DEBUG_VIEWS")) {
+    for (const LogLine& l : all.logs) {
+      std::fprintf(stderr, "t=%ld %s: %s\n", static_cast<long>(now_), id.c_str(), l.text.c_str());
+    }
+  }
+  for (auto& [to, msg] : all.direct) Send(id, to, std::move(msg));
+  if (all.view_changed) n.persisted = n.node->view();
+  Outbox out;
+  out.sends = std::move(all.sends);
+  out.results = std::move(all.results);
+  out.writes = std::move(all.writes);
+  return out;
+}
 
 // Commit first, then release the outbox: the order the real shell follows.
 void Cluster::Drain(const std::string& id) {
   SimNode& n = nodes_.at(id);
-  Outbox out = n.core->TakeOutbox();
+  Outbox out = TakeOutbox(id, n);
   n.store->Commit();
   if (n.hints) CommitHints(id, n);
   for (const WriteRecord& w : out.writes) {
@@ -187,6 +254,11 @@ void Cluster::Run(int64_t ms) {
 void Cluster::Tick() {
   for (auto& [id, n] : nodes_) {
     if (!n.up) continue;
+    if (n.node) {
+      n.node->Tick(now_, now_);  // its own sub-timers: core, hint replay, gossip
+      Drain(id);
+      continue;
+    }
     n.core->Tick(now_);
     if (n.hints) n.core->ReplayHints(now_, now_);
     if (n.gossip && now_ % options_.gossip_ms == 0) {
@@ -208,7 +280,9 @@ void Cluster::Deliver(const Message& m) {
   if (it == nodes_.end() || !it->second.up || !net_.Linked(m.from, m.to)) return;
   SimNode& n = it->second;
   trace_ += "d" + std::to_string(m.seq) + ";";
-  if (const auto* syn = std::get_if<GossipSyn>(&m.msg)) {
+  if (n.node) {
+    n.node->OnPeerMessage(m.from, m.msg, now_, now_);
+  } else if (const auto* syn = std::get_if<GossipSyn>(&m.msg)) {
     n.gossip->Receive(syn->view);
     ApplyView(m.to);
     Send(m.to, m.from, GossipAck{n.gossip->view()});
@@ -240,7 +314,14 @@ void Cluster::Send(const std::string& from, const std::string& to, PeerMessage m
 void Cluster::UpdateReachability() {
   for (auto& [a, na] : nodes_) {
     if (!na.up) continue;
-    for (auto& [b, nb] : nodes_) na.core->SetReachable(b, nb.up && net_.Linked(a, b));
+    for (auto& [b, nb] : nodes_) {
+      const bool up = nb.up && net_.Linked(a, b);
+      if (na.node) {
+        na.node->SetReachable(b, up);
+      } else {
+        na.core->SetReachable(b, up);
+      }
+    }
   }
   for (auto& [a, na] : nodes_) {
     if (!na.repair) continue;
@@ -300,15 +381,21 @@ Object Cluster::Durable(const std::string& id, const std::string& key) const {
 }
 
 std::vector<std::string> Cluster::Replicas(const std::string& via, const std::string& key) const {
-  return nodes_.at(via).core->Replicas(key);
+  return core(via).Replicas(key);
 }
 
-const View& Cluster::ViewOf(const std::string& id) const { return nodes_.at(id).gossip->view(); }
+const View& Cluster::ViewOfNode(const SimNode& n) const {
+  return n.node ? n.node->view() : n.gossip->view();
+}
+
+const View& Cluster::ViewOf(const std::string& id) const { return ViewOfNode(nodes_.at(id)); }
 
 std::vector<std::string> Cluster::LiveMembers() const {
   std::vector<std::string> out;
   for (const auto& [id, n] : nodes_) {
-    if (n.up && n.gossip->self().status == MemberStatus::kUp) out.push_back(id);
+    if (!n.up) continue;
+    const MemberState& self = n.node ? n.node->self_state() : n.gossip->self();
+    if (self.status == MemberStatus::kUp) out.push_back(id);
   }
   return out;
 }
@@ -318,17 +405,17 @@ bool Cluster::Settled() const {
   const View* first = nullptr;
   for (const auto& [id, n] : nodes_) {
     if (!n.up) continue;
-    for (const auto& [mid, m] : n.gossip->view()) {
+    for (const auto& [mid, m] : ViewOfNode(n)) {
       if (m.status == MemberStatus::kJoining || m.status == MemberStatus::kLeaving) return false;
     }
     if (first == nullptr) {
-      first = &n.gossip->view();
+      first = &ViewOfNode(n);
       continue;
     }
-    if (first->size() != n.gossip->view().size()) return false;
+    if (first->size() != ViewOfNode(n).size()) return false;
     for (const auto& [mid, m] : *first) {
-      auto it = n.gossip->view().find(mid);
-      if (it == n.gossip->view().end() || it->second.status != m.status) return false;
+      auto it = ViewOfNode(n).find(mid);
+      if (it == ViewOfNode(n).end() || it->second.status != m.status) return false;
     }
   }
   return first != nullptr;

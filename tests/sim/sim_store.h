@@ -1,26 +1,27 @@
-// The simulator's one replica store: an in-memory core::LocalStore (objects and Paxos
-// acceptor state, scans for partition transfers) that keeps what NodeCore staged apart
-// from what is durable, so a crash loses exactly what was not committed. With
-// `merkle` on it is also a core::MerkleSource for anti-entropy (Merkle trees and a
-// digest index kept on commit, as server::Store does with RocksDB: a second
-// implementation, independent of the shell), and an empty object commits as a delete.
-// Not thread-safe (the simulator runs on one thread).
+// The simulator's one replica store: an in-memory core::NodeStore (objects and Paxos
+// acceptor state, scans for partition transfers) that keeps what was staged apart from
+// what is durable, so a crash loses exactly what was not committed. With `merkle` on
+// its MerkleSource side is live for anti-entropy (Merkle trees and a digest index kept
+// on commit, as server::Store does with RocksDB: a second implementation, independent
+// of the shell), and an empty object commits as a delete. Not thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/merkle.h"
+#include "core/node.h"
 #include "core/node_core.h"
 #include "core/repair.h"
 
 namespace itsuka::core::sim {
 
-class SimStore : public LocalStore, public MerkleSource {
+class SimStore : public NodeStore {
  public:
   SimStore(uint32_t partitions, bool merkle)
       : partitions_(partitions), merkle_(merkle), depth_(MerkleDepthFor(partitions)) {}
@@ -41,6 +42,10 @@ class SimStore : public LocalStore, public MerkleSource {
   void Commit();
   // Loses everything staged, as a process crash does.
   void Crash();
+  bool HasStaged() const override { return !staged_.empty() || !staged_paxos_.empty(); }
+  // No data is ever lost to corruption here: nothing is suspect.
+  const std::set<uint32_t>& suspect() const override { return suspect_; }
+  void ClearSuspect(const std::set<uint32_t>& /*partitions*/) override {}
   const std::map<std::string, Object>& durable() const { return durable_; }
   // The durable object of `key` (empty if absent).
   Object Durable(const std::string& key) const;
@@ -63,6 +68,7 @@ class SimStore : public LocalStore, public MerkleSource {
   std::map<std::string, Object> durable_, staged_;
   std::map<std::string, AcceptorState> durable_paxos_, staged_paxos_;
   std::map<uint32_t, MerkleTree> trees_;
+  const std::set<uint32_t> suspect_;
   std::map<uint32_t, std::map<uint32_t, std::map<std::string, uint64_t>>> index_;
 };
 

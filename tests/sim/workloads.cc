@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace itsuka::core::sim {
 namespace {
 
@@ -349,7 +352,21 @@ void Churn::Load(int64_t ms) {
 
 bool Churn::Settle(const char* what) {
   for (int i = 0; i < 60 && !c_.Settled(); ++i) Load(500);
-  if (!c_.Settled()) out_.failure = std::string("membership did not settle after ") + what;
+  if (!c_.Settled()) {
+    out_.failure = std::string("membership did not settle after ") + what;
+    if (std::getenv("ITSUKA_SIM_DEBUG_VIEWS")) {
+      for (const std::string& id : c_.ids()) {
+        if (!c_.Up(id)) continue;
+        std::fprintf(stderr, "%s:", id.c_str());
+        for (const auto& [m, st] : c_.ViewOf(id)) {
+          std::fprintf(stderr, " %s=%s/%llx", m.c_str(), MemberStatusName(st.status),
+                       static_cast<unsigned long long>(st.synced));
+        }
+        std::fprintf(stderr, " synced-core=%llx pending=%zu allowed?\n",
+                     static_cast<unsigned long long>(c_.core(id).Synced()), c_.core(id).TransfersPending());
+      }
+    }
+  }
   return c_.Settled();
 }
 
