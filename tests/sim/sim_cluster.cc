@@ -72,6 +72,7 @@ void Cluster::BootNode(const std::string& id, SimNode& n) {
   config.gossip_interval_ms = options_.gossip_ms;
   config.start_ms = now_;
   config.seed = rng_();
+  config.unsafe_synced_before_transfer = options_.unsafe_synced_before_transfer;
   n.node = std::make_unique<Node>(std::move(gossiper), *n.store, config);
   n.node->StartTicks(now_);
   n.up = true;
@@ -341,9 +342,7 @@ void Cluster::ApplyView(const std::string& id) {
                    Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(), fp);
   n.core->AllowTransfers(MoveVisible(v, [&](const std::string& m) { return n.core->IsReachable(m); }));
   n.core->Tick(now_);
-  const bool finished = n.core->Synced() == fp ||
-                        options_.glue_bug == ClusterOptions::GlueBug::kSyncedBeforeTransfer;
-  if (fp != 0 && finished && n.gossip->self().synced != fp) {
+  if (fp != 0 && n.core->Synced() == fp && n.gossip->self().synced != fp) {
     n.gossip->SetSynced(fp);
     n.core->SetRings(Ring::Create(q, ReadMembers(v), OwnershipVersion(v)).value(),
                      Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(),
