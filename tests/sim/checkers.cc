@@ -1,6 +1,8 @@
 #include "checkers.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 namespace itsuka::core::sim {
 namespace {

@@ -1,5 +1,5 @@
-// Deterministic simulation of CONSISTENT operations (core/paxos.h) over the real
-// NodeCore: a register workload per key (reads, blind writes, NX writes, deletes and
+// Deterministic simulation of CONSISTENT operations (core/paxos.h) over the production
+// core::Node (one static view of every node): a register workload per key (reads, blind writes, NX writes, deletes and
 // compare-and-set by context), issued through random nodes while messages are dropped,
 // delayed and reordered, the network partitions and nodes crash and restart (losing
 // whatever they had staged but not committed, and every request in flight).
@@ -37,6 +37,7 @@ ClusterOptions RegisterOptions() {
   o.node.request_timeout_ms = 600;
   o.node.record_writes = true;
   o.request_ids_per_boot = true;
+  o.core_node = true;  // every node is the production core::Node
   o.tick_ms = 20;
   o.network.max_delay_ms = 40;
   o.network.long_delay_one_in = 10;  // an occasional long delay: reordering

@@ -30,52 +30,80 @@ Cluster::SimNode& Cluster::Create(const std::string& id) {
 void Cluster::Boot(const std::string& id) {
   SimNode& n = nodes_.at(id);
   if (options_.core_node) {
+    if (!options_.gossip && n.persisted.empty()) n.persisted = StaticView();
     BootNode(id, n);
     return;
   }
-  NodeOptions o = options_.node;
-  if (options_.request_ids_per_boot) o.first_request_id = (++boots_) << 32;
-  n.core = std::make_unique<NodeCore>(id, *n.store, o);
-  n.last_stats = HandoffStats{};
+  n.core = std::make_unique<NodeCore>(id, *n.store, CoreOptions());
   if (!options_.gossip) n.core->SetRing(Ring::Create(options_.partitions, static_ids_, 1).value());
-  if (options_.hints) {
-    n.hints = std::make_unique<server::HintTable>(*n.hint_engine, options_.hint_limits,
-                                                  [this] { return now_; });
-    EXPECT_TRUE(n.hints->Load().ok());
-    n.core->SetHintStore(n.hints.get(), options_.handoff);
-  }
-  if (options_.gossip) {
-    MemberState self;
-    self.id = id;
-    self.incarnation = n.persisted.count(id) ? n.persisted.at(id).incarnation + 1 : 1;
-    self.client_addr = id + ":7000";
-    self.peer_addr = id + ":17000";
-    n.gossip = std::make_unique<Gossiper>(self, n.seeds);
-    if (!n.persisted.empty()) n.gossip->Restore(n.persisted);
-  }
+  AttachHints(n, *n.core);
+  if (options_.gossip) n.gossip = std::make_unique<Gossiper>(NewIncarnation(id, n), n.seeds);
+  if (options_.gossip && !n.persisted.empty()) n.gossip->Restore(n.persisted);
   n.up = true;
 }
 
-// A core::Node with its persisted view (a new incarnation).
-void Cluster::BootNode(const std::string& id, SimNode& n) {
+NodeOptions Cluster::CoreOptions() {
+  NodeOptions o = options_.node;
+  if (options_.request_ids_per_boot) o.first_request_id = (++boots_) << 32;
+  return o;
+}
+
+void Cluster::AttachHints(SimNode& n, NodeCore& core) {
+  n.last_stats = HandoffStats{};
+  if (!options_.hints) return;
+  n.hints = std::make_unique<server::HintTable>(*n.hint_engine, options_.hint_limits,
+                                                [this] { return now_; });
+  EXPECT_TRUE(n.hints->Load().ok());
+  core.SetHintStore(n.hints.get(), options_.handoff);
+}
+
+MemberState Cluster::NewIncarnation(const std::string& id, const SimNode& n) const {
   MemberState self;
   self.id = id;
   self.incarnation = n.persisted.count(id) ? n.persisted.at(id).incarnation + 1 : 1;
   self.client_addr = id + ":7000";
   self.peer_addr = id + ":17000";
-  Gossiper gossiper(self, n.seeds);
+  return self;
+}
+
+// Every static node up and done transferring: what a settled cluster's view says.
+View Cluster::StaticView() const {
+  View v;
+  for (const std::string& id : static_ids_) {
+    MemberState& m = v[id];
+    m.id = id;
+    m.incarnation = 1;
+    m.client_addr = id + ":7000";
+    m.peer_addr = id + ":17000";
+    m.version = 1;
+    m.status = MemberStatus::kUp;
+  }
+  const uint64_t fp = WriteFingerprint(v);
+  for (auto& [id, m] : v) m.synced = m.seen = fp;
+  return v;
+}
+
+// A core::Node with its persisted view (a new incarnation).
+void Cluster::BootNode(const std::string& id, SimNode& n) {
+  Gossiper gossiper(NewIncarnation(id, n), n.seeds);
   if (!n.persisted.empty()) gossiper.Restore(n.persisted);
   NodeConfig config;
-  config.core = options_.node;
+  config.core = CoreOptions();
   config.partitions = options_.partitions;
   config.core_tick_ms = options_.tick_ms;
-  config.gossip_interval_ms = options_.gossip_ms;
+  // A static cluster's views never change: no gossip rounds.
+  config.gossip_interval_ms = options_.gossip ? options_.gossip_ms : (int64_t{1} << 50);
   config.start_ms = now_;
   config.seed = rng_();
   config.unsafe_synced_before_transfer = options_.unsafe_synced_before_transfer;
   n.node = std::make_unique<Node>(std::move(gossiper), *n.store, config);
   n.node->StartTicks(now_);
+  AttachHints(n, n.node->core());
   n.up = true;
+  if (!options_.gossip) {  // the view is all there is to start from
+    n.node->Start();
+    Drain(id);
+  }
 }
 
 void Cluster::Start(const std::string& id, std::vector<std::string> seeds) {
@@ -196,7 +224,7 @@ void Cluster::Drain(const std::string& id) {
   SimNode& n = nodes_.at(id);
   Outbox out = TakeOutbox(id, n);
   n.store->Commit();
-  if (n.hints) CommitHints(id, n);
+  if (n.hints) CommitHints(n);
   for (const WriteRecord& w : out.writes) {
     for (Watcher* wa : watchers_) wa->OnWrite(w);
   }
@@ -218,13 +246,12 @@ void Cluster::Drain(const std::string& id) {
 }
 
 // The same group commit as the data, before anything is sent.
-void Cluster::CommitHints(const std::string& id, SimNode& n) {
-  (void)id;
+void Cluster::CommitHints(SimNode& n) {
   WriteBatch batch;
   n.hints->AppendStaged(&batch);
   EXPECT_TRUE(n.hint_engine->Write(batch, false).ok());
   n.hints->Committed(true);
-  const HandoffStats& hs = n.core->handoff_stats();
+  const HandoffStats& hs = (n.node ? n.node->core() : *n.core).handoff_stats();
   HandoffStats& last = n.last_stats;
   handoff_totals_.written += hs.written - last.written;
   handoff_totals_.replayed += hs.replayed - last.replayed;

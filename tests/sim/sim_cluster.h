@@ -158,9 +158,13 @@ class Cluster {
   void Tick();
   void Deliver(const Message& m);
   void Send(const std::string& from, const std::string& to, PeerMessage msg);
-  void CommitHints(const std::string& id, SimNode& n);
+  void CommitHints(SimNode& n);
   void UpdateReachability();
   void BootNode(const std::string& id, SimNode& n);
+  NodeOptions CoreOptions();
+  void AttachHints(SimNode& n, NodeCore& core);
+  MemberState NewIncarnation(const std::string& id, const SimNode& n) const;
+  View StaticView() const;
   Outbox TakeOutbox(const std::string& id, SimNode& n);
   const View& ViewOfNode(const SimNode& n) const;
   void ApplyView(const std::string& id);

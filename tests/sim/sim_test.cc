@@ -1,5 +1,5 @@
-// Deterministic whole-cluster simulation of the real NodeCore (tests/sim: sim_cluster.h,
-// workloads.h, checkers.h).
+// Deterministic whole-cluster simulation of the production core::Node (tests/sim:
+// sim_cluster.h, workloads.h, checkers.h) over one static view of every node.
 //
 // Several nodes run in one process over a virtual network (random delay, reordering,
 // drops, partitions) and a virtual clock; nodes crash (losing what they had staged but
@@ -34,6 +34,7 @@ ClusterOptions EventualOptions(bool hints) {
   o.node.record_writes = true;
   o.network.max_delay_ms = 40;
   o.hints = hints;
+  o.core_node = true;  // every node is the production core::Node
   o.handoff.rate_keys_per_s = 200;
   o.handoff.max_inflight_per_target = 4;
   o.handoff.max_hint_age_ms = 60000;
