@@ -20,17 +20,6 @@
 namespace itsuka::core::sim {
 namespace {
 
-ClusterOptions RepairSimOptions() {
-  ClusterOptions o;
-  o.node.n = 3;
-  o.node.request_timeout_ms = 1000;
-  o.start_ms = 1;
-  o.network.max_delay_ms = 20;
-  o.network.drop = 0.05;
-  o.merkle = true;
-  return o;
-}
-
 RepairOptions CoordinatorOptions() {
   RepairOptions ro;
   ro.n = 3;
@@ -39,6 +28,19 @@ RepairOptions CoordinatorOptions() {
   ro.tombstone_grace_ms = 0;
   ro.keys_per_fetch = 5;
   return ro;
+}
+
+ClusterOptions RepairSimOptions() {
+  ClusterOptions o;
+  o.node.n = 3;
+  o.node.request_timeout_ms = 1000;
+  o.start_ms = 1;
+  o.network.max_delay_ms = 20;
+  o.network.drop = 0.05;
+  o.merkle = true;
+  // Not yet on core::Node (ClusterOptions::core_node): there seed 1's first run leaves
+  // k13 missing on n2 (the second run moves it).
+  return o;
 }
 
 std::string RunSeed(uint64_t seed) {

@@ -96,6 +96,9 @@ void Cluster::BootNode(const std::string& id, SimNode& n) {
   config.start_ms = now_;
   config.seed = rng_();
   config.unsafe_synced_before_transfer = options_.unsafe_synced_before_transfer;
+  config.repair = options_.repair;
+  config.repair_limits = options_.repair_limits;
+  config.repair_min_grace_ms = 0;  // the runs' own grace decides (0 in the repair sim)
   n.node = std::make_unique<Node>(std::move(gossiper), *n.store, config);
   n.node->StartTicks(now_);
   AttachHints(n, n.node->core());
@@ -177,6 +180,23 @@ void Cluster::EnableRepair(const std::string& id, RepairOptions options) {
   SimNode& n = nodes_.at(id);
   n.repair = std::make_unique<RepairDriver>(id, options);
   n.repair->SetRing(Ring::Create(options_.partitions, static_ids_, 1).value());
+}
+
+Status Cluster::StartRepair(const std::string& id, RepairProgress progress) {
+  SimNode& n = nodes_.at(id);
+  if (n.node) {
+    Status st = n.node->StartRepair(std::move(progress), now_);
+    Drain(id);
+    return st;
+  }
+  Status st = n.repair->Start(std::move(progress), now_);
+  SendRepair(id);
+  return st;
+}
+
+const RepairDriver& Cluster::repair(const std::string& id) const {
+  const SimNode& n = nodes_.at(id);
+  return n.node ? n.node->repair() : *n.repair;
 }
 
 void Cluster::SendRepair(const std::string& id) {

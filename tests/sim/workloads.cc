@@ -504,13 +504,11 @@ RepairTotals RepairEverything(Cluster& c, const std::string& coordinator, double
   RepairProgress p;
   p.job.id = 1;
   for (uint32_t q = 0; q < c.store(coordinator).Partitions(); ++q) p.job.partitions.push_back(q);
-  RepairDriver& driver = c.repair(coordinator);
-  EXPECT_TRUE(driver.Start(p, c.now()).ok());
-  c.SendRepair(coordinator);
-  for (int i = 0; i < 100000 && driver.running(); ++i) c.Run(50);
-  EXPECT_FALSE(driver.running());
+  EXPECT_TRUE(c.StartRepair(coordinator, p).ok());
+  for (int i = 0; i < 100000 && c.repair(coordinator).running(); ++i) c.Run(50);
+  EXPECT_FALSE(c.repair(coordinator).running());
   c.set_drop(0);
-  return driver.progress().totals;
+  return c.repair(coordinator).progress().totals;
 }
 
 }  // namespace itsuka::core::sim
