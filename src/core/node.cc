@@ -116,7 +116,8 @@ void Node::ApplyView() {
 void Node::OnGossipRound() {
   // Publish a finished transfer only once what it merged is committed (nothing staged).
   const uint64_t fp = WriteFingerprint(gossiper_.view());
-  if (!store_.HasStaged() && fp != 0 && core_.Synced() == fp && gossiper_.self().synced != fp) {
+  const bool transferred = core_.Synced() == fp || config_.unsafe_synced_before_transfer;
+  if (!store_.HasStaged() && fp != 0 && transferred && gossiper_.self().synced != fp) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(fp));
     Log(LogLine::Level::kInfo, std::string("holds every partition of ring ") + hex + " (" +

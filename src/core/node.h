@@ -105,6 +105,10 @@ struct NodeConfig {
   int64_t suspect_retry_ms = 5000;
   int64_t max_clock_offset_ms = 0;  // 0: no check
   uint64_t seed = 1;                // gossip peer choice
+  // TEST ONLY, deliberately broken glue for the simulator's self-test (like
+  // NodeOptions::unsafe_ack_before_quorum): publish `synced` for a new ring before the
+  // transfers it needs have finished.
+  bool unsafe_synced_before_transfer = false;
 };
 
 struct LogLine {

@@ -1,0 +1,194 @@
+// The simulator's one cluster harness: nodes over one virtual Network and a virtual
+// clock, each with its SimStore. With `core_node` every node is the production
+// core::Node (core/node.h: NodeCore, Gossiper and RepairDriver with the glue the daemon
+// runs -- view application, transfers allowed once every member knows the new ring,
+// `synced` published once committed, the tick cadence), over gossip or over one static
+// view of every node; the harness then only commits each node's store before it
+// releases the node's outbox, as server::Node does. Without it (the tests that do not
+// pass on core::Node yet: ChurnLosesNoAcknowledgedWrite, the repair simulation) the
+// nodes are bare NodeCores (+ Gossiper) joined by the harness's one copy of that glue
+// (sim_cluster.cc, "glue"), over a static ring or gossip, with the hint table and, on
+// one node, a RepairDriver and the replica side of anti-entropy.
+//
+// Workloads drive it through the client calls (StartPut ... of the node's core, then
+// Drain) and see results through Watchers; checkers read the durable stores and views.
+// A crash loses what the node had staged but not committed and every request in flight
+// (its watchers hear OnCrash); a restart keeps durable data, hints and the member view.
+// Deterministic: every random choice comes from rng(), seeded by the test.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/gossip.h"
+#include "core/node.h"
+#include "core/node_core.h"
+#include "core/repair.h"
+#include "server/hint_table.h"
+#include "sim_network.h"
+#include "sim_store.h"
+#include "storage/mem_engine.h"
+
+namespace itsuka::core::sim {
+
+// The peer name of clients that talk to a node as peers do (ForwardConsistent): what a
+// node sends to it is a client result.
+inline constexpr const char* kClient = "client";
+
+struct ClusterOptions {
+  uint32_t partitions = 16;
+  NodeOptions node;                // every node's core options
+  bool request_ids_per_boot = false;  // each boot's core numbers its requests from (boot << 32)
+  int64_t tick_ms = 50;            // cadence of NodeCore::Tick (and hint replay, repair)
+  int64_t start_ms = 0;            // the virtual clock at the start
+  NetworkOptions network;
+  // Sloppy quorum and hinted handoff: a HintTable over a MemEngine per node (the engine
+  // survives crashes like the durable store).
+  bool hints = false;
+  HintLimits hint_limits{6, 1 << 20};
+  HandoffOptions handoff;
+  bool merkle = false;             // stores are MerkleSources (anti-entropy)
+  RepairLimits repair_limits{3, 600, 65536};
+  RepairOptions repair;           // core_node: every node's repair driver
+  // Membership by gossip (views -> rings); otherwise one static ring of every node.
+  bool gossip = false;
+  int64_t gossip_ms = 100;
+  // Every node is the production core::Node (see the top). Not yet for every test:
+  // on it the churn of ChurnLosesNoAcknowledgedWrite does not settle on seed 39
+  // (DISABLED_ChurnOnCoreNode: the node's gossip filter refuses the up -> left the
+  // decommissioning node made of a member), and the repair simulation's seed 1 leaves
+  // a key unrepaired after the first run.
+  bool core_node = false;
+  // Test-only broken glue of core::Node, for the checkers' self-test
+  // (NodeConfig::unsafe_synced_before_transfer).
+  bool unsafe_synced_before_transfer = false;
+};
+
+// What a workload or checker hears of the cluster as it runs.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void OnResult(const std::string& /*node*/, const ClientResult& /*r*/) {}
+  virtual void OnCrash(const std::string& /*node*/) {}
+  virtual void OnWrite(const WriteRecord& /*w*/) {}
+  virtual void OnSend(const std::string& /*from*/, const std::string& /*to*/,
+                      const PeerMessage& /*msg*/) {}
+};
+
+class Cluster {
+ public:
+  // A cluster of nodes n0..n<static_nodes - 1> booted at once (none with gossip: they
+  // are started with Start).
+  Cluster(uint64_t seed, ClusterOptions options, int static_nodes = 0);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  void Watch(Watcher* w) { watchers_.push_back(w); }
+
+  // ---- nodes and faults ----
+  // Gossip: starts a node with fresh data knowing `seeds` (or restarts one with its
+  // data and persisted view, a new incarnation).
+  void Start(const std::string& id, std::vector<std::string> seeds = {});
+  void Crash(const std::string& id);
+  void Restart(const std::string& id);
+  // Cuts every link between `side` and the other nodes (empty: heals them).
+  void Partition(const std::set<std::string>& side);
+  // Heals every link and restarts every crashed node.
+  void Heal();
+  void set_drop(double p) { net_.set_drop(p); }
+  // An operator's decommission of `target`, entered on node `via`.
+  bool Decommission(const std::string& via, const std::string& target);
+  // Without core_node: the node that coordinates anti-entropy runs (its RepairDriver
+  // outlives crashes; the workloads that use it never crash it).
+  void EnableRepair(const std::string& id, RepairOptions options);
+  void SendRepair(const std::string& id);
+  // Starts an anti-entropy job on `id` (its core::Node, or the driver EnableRepair made).
+  Status StartRepair(const std::string& id, RepairProgress progress);
+  const RepairDriver& repair(const std::string& id) const;
+
+  // ---- clients ----
+  bool Up(const std::string& id) const;
+  NodeCore& core(const std::string& id);
+  const NodeCore& core(const std::string& id) const;
+  uint64_t NewRequest() { return next_client_req_++; }
+  // Commits what `id` staged, then releases its outbox (sends, client results).
+  void Drain(const std::string& id);
+
+  // Runs the network and clocks for `ms` of virtual time.
+  void Run(int64_t ms);
+
+  // ---- what checkers read ----
+  int64_t now() const { return now_; }
+  std::mt19937_64& rng() { return rng_; }
+  const std::string& trace() const { return trace_; }
+  void Note(const std::string& s) { trace_ += s; }
+  std::vector<std::string> ids() const;  // every node ever started, in name order
+  const SimStore& store(const std::string& id) const { return *nodes_.at(id).store; }
+  Object Durable(const std::string& id, const std::string& key) const;
+  // The key's replicas by `via`'s ring.
+  std::vector<std::string> Replicas(const std::string& via, const std::string& key) const;
+  // Gossip: views, the live members (up and kUp), and whether the views agree.
+  const View& ViewOf(const std::string& id) const;
+  std::vector<std::string> LiveMembers() const;
+  bool Settled() const;
+  // Hints still stored on live nodes, and the handoff counters summed over the cores
+  // that ran (a crash resets a core's counters, not these sums).
+  uint64_t StoredHints() const;
+  const HandoffStats& handoff_totals() const { return handoff_totals_; }
+
+ private:
+  struct SimNode {
+    std::unique_ptr<SimStore> store;
+    std::unique_ptr<NodeCore> core;
+    std::unique_ptr<storage::MemEngine> hint_engine;
+    std::unique_ptr<server::HintTable> hints;
+    std::unique_ptr<Gossiper> gossip;
+    std::unique_ptr<Node> node;  // core_node: the whole node (core and gossip unset)
+    std::unique_ptr<RepairDriver> repair;
+    std::vector<std::string> seeds;
+    View persisted;  // what the shell keeps in the meta column family
+    HandoffStats last_stats;  // of the running core, for handoff_totals_
+    uint64_t debug_fp = 0;
+    bool up = false;
+  };
+
+  SimNode& Create(const std::string& id);
+  void Boot(const std::string& id);
+  void Tick();
+  void Deliver(const Message& m);
+  void Send(const std::string& from, const std::string& to, PeerMessage msg);
+  void CommitHints(SimNode& n);
+  void UpdateReachability();
+  void BootNode(const std::string& id, SimNode& n);
+  NodeOptions CoreOptions();
+  void AttachHints(SimNode& n, NodeCore& core);
+  MemberState NewIncarnation(const std::string& id, const SimNode& n) const;
+  View StaticView() const;
+  Outbox TakeOutbox(const std::string& id, SimNode& n);
+  const View& ViewOfNode(const SimNode& n) const;
+  void ApplyView(const std::string& id);
+  void DebugRings(const std::string& id, SimNode& n, uint64_t fp);
+
+  const ClusterOptions options_;
+  std::mt19937_64 rng_;
+  Network net_;
+  std::map<std::string, SimNode> nodes_;
+  std::vector<std::string> static_ids_;
+  std::vector<Watcher*> watchers_;
+  HandoffStats handoff_totals_;
+  int64_t now_ = 0;
+  uint64_t next_client_req_ = 1;
+  uint64_t boots_ = 0;
+  std::string trace_;
+};
+
+}  // namespace itsuka::core::sim
