@@ -6,8 +6,8 @@
 // handles the outcome or discards it explicitly (`(void)`, with a comment saying why
 // ignoring it is correct).
 //
-// The codes distinguish what a client must be able to tell apart (DESIGN.md §1):
-// kUnavailable means "not applied", kTimeout means "outcome unknown".
+// The codes distinguish what a client must be able to tell apart:
+// kUnavailable means "not applied", kTimeout means "outcome unknown" (docs/DESIGN.md §2).
 #pragma once
 
 #include <cassert>

@@ -360,7 +360,7 @@ void Node::SaveRepairProgressIfChanged() {
 
 void Node::ScheduleRepair(int64_t now_ms, int64_t wall_ms) {
   const int64_t interval = config_.repair_interval_ms;
-  if (interval <= 0 || repair_.running()) return;
+  if (interval <= 0 || repair_.running() || !core_.ring()) return;  // no ring yet: nothing owned
   if (runs_.last_end_ms != 0 && now_ms - runs_.last_end_ms < interval) return;
   if (runs_.last_end_ms == 0 && now_ms - config_.start_ms < interval) return;
   RepairProgress p;

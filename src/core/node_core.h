@@ -53,7 +53,7 @@
 //    TransferBatch) before it reports itself synced. A transfer carries each key's Paxos
 //    acceptor state with its data object, which keeps CONSISTENT reads linearizable
 //    across a move (CONSISTENT operations are refused while their partition moves); why
-//    this suffices: see docs/DESIGN.md, section "CONSISTENT across moves".
+//    this suffices: see docs/DESIGN.md, §5.6 "CONSISTENT across moves".
 //
 // No clocks, no I/O, no globals; deterministic given its inputs. Thread-compatible.
 #pragma once

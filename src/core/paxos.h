@@ -28,7 +28,7 @@
 // chain (each is derived from the previous chosen one, CASPaxos §2.2), so no two chosen
 // values share a dot; a failed proposal's dot may be reused by another proposal, but
 // the failed one never reaches any data object (previous paragraph), so the DVV rule
-// "a dot names one version" holds for everything a reader can see.
+// "a dot names one version" holds for everything a reader can see. (docs/DESIGN.md §5.5)
 //
 // Eventual writes observed (the documented guarantee): a CONSISTENT operation sees
 // every eventual write that, before the operation started, was stored by at least

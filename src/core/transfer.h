@@ -17,7 +17,7 @@
 //  - Transfers start only while Allow(true) (every member knows the write ring).
 //  - CONSISTENT across moves: a transfer carries each key's acceptor state with its data,
 //    which is what keeps CONSISTENT reads linearizable across a move; see
-//    docs/DESIGN.md, section "CONSISTENT across moves".
+//    docs/DESIGN.md, §5.6 "CONSISTENT across moves".
 //
 // No clocks, no I/O. Thread-compatible.
 #pragma once
