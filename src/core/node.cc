@@ -277,7 +277,8 @@ Status Node::ClockCheck(const std::function<bool(const std::string&, OffsetSampl
 // ---- Rounds ---------------------------------------------------------------------------
 
 bool Node::HasOutput() const {
-  return core_.HasOutput() || repair_.HasSends() || !repair_out_.empty();
+  return core_.HasOutput() || repair_.HasSends() || !repair_out_.empty() ||
+         !repair_local_.empty();
 }
 
 NodeOutbox Node::TakeEffects() {
@@ -309,12 +310,21 @@ void Node::PumpRepair(int64_t now_ms, int64_t wall_ms) {
   // Requests the driver addresses to this node are answered here at once; their
   // replies may make it ask more, so loop (bounded: every pair involves another node,
   // whose answer the driver must wait for).
+  // A request that waited for the last commit is answered first, whatever is staged
+  // now (newer writes are concurrent with the run, as on any replica).
+  std::vector<PeerMessage> waited;
+  std::swap(waited, repair_local_);
+  for (const PeerMessage& msg : waited) repair_.OnReply(self(), AnswerRepair(msg, wall_ms), now_ms);
   for (int round = 0; round < 64 && repair_.HasSends(); ++round) {
     for (auto& [to, msg] : repair_.TakeSends()) {
-      if (to == self()) {
-        repair_.OnReply(to, AnswerRepair(msg, wall_ms), now_ms);
-      } else {
+      if (to != self()) {
         repair_out_.emplace_back(to, std::move(msg));
+      } else if (store_.HasStaged()) {
+        // Its Merkle tree and digests would not show what is staged (as a remote
+        // replica's would, which commits before it answers): wait for the commit.
+        repair_local_.push_back(std::move(msg));
+      } else {
+        repair_.OnReply(to, AnswerRepair(msg, wall_ms), now_ms);
       }
     }
   }
@@ -446,6 +456,7 @@ Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
 
 void Node::StopRepair() {
   repair_.Stop();
+  repair_local_.clear();
   repair_was_running_ = false;
   runs_.state = "stopped";
 }

@@ -215,7 +215,9 @@ class Node {
   // The effects to handle at once (the gated part stays for TakeOutbox).
   NodeOutbox TakeEffects();
   // Once per commit round, before the commit: answers the repair driver's requests to
-  // this node (staging what they merge), then returns every effect.
+  // this node (staging what they merge), then returns every effect. A request to this
+  // node made while something is staged (its own push, say) is answered in the next
+  // round instead, once that is committed: HasOutput stays true for it.
   NodeOutbox TakeOutbox(int64_t now_ms, int64_t wall_ms);
   // The commit of what was staged before the last TakeOutbox failed (see NodeCore).
   void CommitFailed(const Status& why) { core_.CommitFailed(why); }
@@ -252,6 +254,10 @@ class Node {
   std::mt19937_64 rng_;
   NodeOutbox out_;  // the at-once part
   std::vector<std::pair<std::string, PeerMessage>> repair_out_;  // gated repair messages
+  // The driver's requests to this node that came while the store had staged writes:
+  // answered at the next TakeOutbox, after the commit between (the store's Merkle trees
+  // and digest lists only show committed data).
+  std::vector<PeerMessage> repair_local_;
   bool ticks_started_ = false;
   SubTimer housekeeping_, core_tick_, gossip_tick_;
   bool shutting_down_ = false;

@@ -239,9 +239,18 @@ Outbox Cluster::TakeOutbox(const std::string& id, SimNode& n) {
   return out;
 }
 
-// Commit first, then release the outbox: the order the real shell follows.
+// Rounds of commit, then release, while a core::Node has gated work left (a repair
+// request to itself waiting for the commit), at most 8 as the daemon runs at once.
 void Cluster::Drain(const std::string& id) {
   SimNode& n = nodes_.at(id);
+  for (int round = 0; round < 8; ++round) {
+    DrainRound(id, n);
+    if (!n.up || !n.node || !n.node->HasOutput()) break;
+  }
+}
+
+// Commit first, then release the outbox: the order the real shell follows.
+void Cluster::DrainRound(const std::string& id, SimNode& n) {
   Outbox out = TakeOutbox(id, n);
   n.store->Commit();
   if (n.hints) CommitHints(n);

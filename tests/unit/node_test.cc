@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/hash.h"
 #include "server/store.h"
 #include "storage/mem_engine.h"
 
@@ -110,6 +111,60 @@ TEST(NodeTest, ARepairRequestIsAnsweredAfterTheCommitNotAtOnce) {
   ASSERT_NE(reply, nullptr);
   EXPECT_EQ(reply->req_id, 5u);
   EXPECT_FALSE(f.node->HasOutput());
+}
+
+// The driver's requests to its own node are answered in the node, not over the network.
+// The store's Merkle trees only show what is committed (as server::Store's do), so a
+// request made while a write is staged waits for the commit: answered at once, the
+// tree would miss the write and the pair would look in sync (in the repair simulation
+// a key a push had just merged into the coordinator never reached the third replica).
+TEST(NodeTest, ARepairRequestToItselfWaitsForTheCommitOfWhatIsStaged) {
+  Fixture f;
+  f.node->Start();
+  View incoming = f.node->view();
+  MemberState n2 = Self("n2");
+  n2.peer_addr = "10.0.0.2:7001";
+  n2.version = 1;
+  n2.status = MemberStatus::kUp;
+  incoming["n2"] = n2;
+  f.node->OnPeerMessage("n2", GossipAck{incoming}, 10, 10);
+  f.node->SetReachable("n2", true);
+  (void)f.node->TakeEffects();
+  ASSERT_EQ(f.node->core().ring()->members(), (std::vector<std::string>{"n1", "n2"}));
+  const std::string key = "staged";
+  const uint32_t p = static_cast<uint32_t>(
+      (static_cast<unsigned __int128>(Hash64(key)) * kPartitions) >> 64);
+  f.store.Stage(key, ApplyWrite(Object(), {}, "n1", NewVersion{false, "v", 0, 1}, {}).value());
+
+  RepairProgress progress;
+  progress.job.id = 1;
+  progress.job.partitions = {p};
+  ASSERT_TRUE(f.node->StartRepair(progress, 20).ok());
+  NodeOutbox first = f.node->TakeOutbox(20, 20);
+  ASSERT_EQ(first.sends.size(), 1u);  // the tree request to n2; its own one waits
+  EXPECT_EQ(first.sends[0].first, "n2");
+  const auto* to_n2 = std::get_if<TreeRequest>(&first.sends[0].second);
+  ASSERT_NE(to_n2, nullptr);
+  EXPECT_TRUE(f.node->HasOutput());
+  ASSERT_TRUE(f.store.Commit().ok());
+
+  // n2 has nothing: its tree is all zeros, n1's (once the write is in it) is not.
+  TreeReply empty;
+  empty.req_id = to_n2->req_id;
+  empty.ok = true;
+  empty.depth = f.store.MerkleDepth();
+  empty.hashes.assign(to_n2->indices.size(), 0);
+  f.node->OnPeerMessage("n2", empty, 30, 30);
+  NodeOutbox second = f.node->TakeOutbox(30, 30);
+  EXPECT_TRUE(f.node->repair().running());
+  // The trees differ: the driver descends n2's (one level down, or to the leaves).
+  ASSERT_EQ(second.sends.size(), 1u);
+  EXPECT_EQ(second.sends[0].first, "n2");
+  const auto* next = std::get_if<TreeRequest>(&second.sends[0].second);
+  const bool descends = (next != nullptr && next->level > to_n2->level) ||
+                        std::holds_alternative<LeafRequest>(second.sends[0].second);
+  EXPECT_TRUE(descends) << "the pair looked in sync: the tree missed the write (message type "
+                        << second.sends[0].second.index() << ")";
 }
 
 TEST(NodeTest, AFinishedTransferIsPublishedOnlyWhenNothingIsStaged) {
