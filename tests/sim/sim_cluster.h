@@ -4,9 +4,8 @@
 // runs -- view application, transfers allowed once every member knows the new ring,
 // `synced` published once committed, the tick cadence), over gossip or over one static
 // view of every node; the harness then only commits each node's store before it
-// releases the node's outbox, as server::Node does. Without it (the tests that do not
-// pass on core::Node yet: ChurnLosesNoAcknowledgedWrite, the repair simulation) the
-// nodes are bare NodeCores (+ Gossiper) joined by the harness's one copy of that glue
+// releases the node's outbox, as server::Node does. Without it (the test that does not
+// pass on core::Node yet: the repair simulation) the nodes are bare NodeCores (+ Gossiper) joined by the harness's one copy of that glue
 // (sim_cluster.cc, "glue"), over a static ring or gossip, with the hint table and, on
 // one node, a RepairDriver and the replica side of anti-entropy.
 //
@@ -62,10 +61,7 @@ struct ClusterOptions {
   bool gossip = false;
   int64_t gossip_ms = 100;
   // Every node is the production core::Node (see the top). Not yet for every test:
-  // on it the churn of ChurnLosesNoAcknowledgedWrite does not settle on seed 39
-  // (DISABLED_ChurnOnCoreNode: the node's gossip filter refuses the up -> left the
-  // decommissioning node made of a member), and the repair simulation's seed 1 leaves
-  // a key unrepaired after the first run.
+  // on it the repair simulation's seed 1 leaves a key unrepaired after the first run.
   bool core_node = false;
   // Test-only broken glue of core::Node, for the checkers' self-test
   // (NodeConfig::unsafe_synced_before_transfer).
