@@ -198,9 +198,21 @@ bool Gossiper::Leave(const std::string& id) {
   if (it == view_.end()) return false;
   MemberState& m = it->second;
   if (m.status == MemberStatus::kLeft || m.status == MemberStatus::kLeaving) return false;
-  // A joining member holds nothing yet: it can go at once.
-  m.status = m.status == MemberStatus::kJoining ? MemberStatus::kLeft : MemberStatus::kLeaving;
-  ++m.version;
+  if (m.status == MemberStatus::kJoining) {
+    // A joining member holds nothing yet: it can go at once. Three version bumps, not
+    // one: elsewhere Advance may already have made it up (one bump) and another operator
+    // may even have started its leave (two); this node has not heard yet. A one-bump left
+    // would tie with that up -- the merge would pick left, but FilterGossip refuses an
+    // up -> left without two bumps above up as a forgery, so the nodes holding up would
+    // never take it and views would never agree. Three bumps are the versions of the
+    // member's longest legitimate path (joining -> up -> leaving -> left), so every node
+    // accepts the result whatever it holds.
+    m.status = MemberStatus::kLeft;
+    m.version += 3;
+  } else {
+    m.status = MemberStatus::kLeaving;
+    ++m.version;
+  }
   Advance();
   return true;
 }

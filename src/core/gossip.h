@@ -111,6 +111,10 @@ class Gossiper {
   // Records that this node copied everything for write ring `fingerprint`.
   void SetSynced(uint64_t fingerprint);
   // Operator actions (any node): start a member's leave. False if unknown or gone.
+  // An up member becomes leaving (one ownership version bump); a joining one, which
+  // holds nothing yet, becomes left at once with three bumps (joining -> up -> leaving
+  // -> left), so the result also wins over, and passes FilterGossip on, a node where
+  // Advance already made it up (or another operator's Leave then made it leaving).
   bool Leave(const std::string& id);
   // Applies the deterministic transitions (bootstrap, joining->up, leaving->left);
   // true if the view changed.

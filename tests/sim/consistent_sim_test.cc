@@ -37,8 +37,6 @@ ClusterOptions RegisterOptions() {
   o.node.request_timeout_ms = 600;
   o.node.record_writes = true;
   o.request_ids_per_boot = true;
-  o.core_node = true;  // every node is the production core::Node
-  o.tick_ms = 20;
   o.network.max_delay_ms = 40;
   o.network.long_delay_one_in = 10;  // an occasional long delay: reordering
   o.network.long_delay_ms = 150;

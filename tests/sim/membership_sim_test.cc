@@ -1,5 +1,5 @@
-// Deterministic simulation of membership churn: the real NodeCore and Gossiper of every
-// node (or the whole core::Node) over a virtual network and clock, with nodes joining (knowing one seed only),
+// Deterministic simulation of membership churn: every node the production core::Node
+// over a virtual network and clock, with nodes joining (knowing one seed only),
 // being decommissioned, crashing and restarting, while clients write (workloads.h,
 // MembershipChurn).
 //
@@ -27,17 +27,18 @@
 // with ITSUKA_SIM_TRACE=1 a lost write prints the trace, and ITSUKA_SIM_DEBUG_KEY=k
 // prints every node's rings for key k as they change.
 //
-// ConsistentOperationsStayLinearizableAcrossMoves and GlueBugIsCaught run every node as
-// the production core::Node (core/node.h: its own view application, transfers allowed
-// once every member knows the new ring, `synced` published once committed, its tick
-// cadence); ChurnLosesNoAcknowledgedWrite still runs the harness's copy of that glue
-// (sim_cluster.cc) until DISABLED_ChurnOnCoreNode passes.
+// Every test here runs every node as the production core::Node (core/node.h: its own
+// view application and gossip filter, transfers allowed once every member knows the new
+// ring, `synced` published once committed) at the daemon's core tick. GlueBugIsCaught's
+// seeds are three of the seven in 1001-1400 whose run catches the broken glue at that
+// cadence (which seeds catch it depends on the cadence).
 // GlueBugIsCaught: the checkers' self-test. With core::Node's glue broken on purpose
 // (NodeConfig::unsafe_synced_before_transfer) they must report a lost acknowledged
 // write or a stale CONSISTENT read for at least one of a fixed set of seeds.
 #include <gtest/gtest.h>
 
 #include "checkers.h"
+#include "core/node.h"
 #include "seeds.h"
 #include "workloads.h"
 
@@ -48,13 +49,12 @@ struct Totals {
   int acked = 0, changes = 0, register_ok = 0;
 };
 
-ClusterOptions ChurnOptions(bool core_node, bool broken_glue = false) {
+ClusterOptions ChurnOptions(bool broken_glue = false) {
   ClusterOptions o;
   o.node.n = 3;
   o.node.request_timeout_ms = 1000;
   o.network.max_delay_ms = 20;
   o.gossip = true;
-  o.core_node = core_node;
   o.unsafe_synced_before_transfer = broken_glue;
   return o;
 }
@@ -105,11 +105,16 @@ SeedOutcome RunSeed(uint64_t seed, bool with_register, Totals* totals,
   return out;
 }
 
+// Seed 39 (and at 20 ms seeds 50 and 1009 of
+// ConsistentOperationsStayLinearizableAcrossMoves) never settled while a decommission
+// of a member the decommissioning node still saw joining, when Advance had already made
+// it up elsewhere, was refused there as a forged up -> left (Gossiper::Leave).
 TEST(MembershipSimulation, ChurnLosesNoAcknowledgedWrite) {
   const std::vector<uint64_t> seeds = Seeds(50);
+  const ClusterOptions options = ChurnOptions();
   Totals t;
   RunSeedsTwice(seeds, [&](uint64_t seed, bool count) {
-    return RunSeed(seed, false, count ? &t : nullptr, ChurnOptions(/*core_node=*/false));
+    return RunSeed(seed, false, count ? &t : nullptr, options);
   });
   if (HasFatalFailure()) return;
   EXPECT_GT(t.acked, static_cast<int>(seeds.size()) * 50);
@@ -126,33 +131,12 @@ TEST(MembershipSimulation, ConsistentOperationsStayLinearizableAcrossMoves) {
   const std::vector<uint64_t> seeds = Seeds(100, 1001);
   Totals t;
   RunSeedsTwice(seeds, [&](uint64_t seed, bool count) {
-    return RunSeed(seed, true, count ? &t : nullptr, ChurnOptions(/*core_node=*/true));
+    return RunSeed(seed, true, count ? &t : nullptr, ChurnOptions());
   });
   if (HasFatalFailure()) return;
   EXPECT_GT(t.register_ok, static_cast<int>(seeds.size()) * 10);
   std::printf("simulated %zu seeds with CONSISTENT operations, %d answered OK and checked\n",
               seeds.size(), t.register_ok);
-}
-
-// The same churn with every node the production core::Node (ClusterOptions::core_node).
-// Disabled: seed 39 does not settle -- n0 makes n3 go up -> left and the others' gossip
-// filter (core/peer_checks.h) refuses that as "not a transition any flow makes", so the
-// views never agree. Run with --gtest_also_run_disabled_tests (ITSUKA_SIM_DEBUG_VIEWS=1
-// prints the node's refusals and the views).
-TEST(MembershipSimulation, DISABLED_ChurnOnCoreNode) {
-  const std::vector<uint64_t> seeds = Seeds(50);
-  int acked = 0;
-  for (uint64_t seed : seeds) {
-    Cluster c(seed, ChurnOptions(/*core_node=*/true));
-    EventualClient client(&c);
-    const ChurnOutcome churn = MembershipChurn(c, client, nullptr);
-    std::string failure = churn.failure;
-    if (failure.empty()) failure = MembershipConverged(c, churn.left);
-    if (failure.empty()) failure = AckedWritesOnFinalReplicas(c, client, churn.left);
-    ASSERT_EQ(failure, "") << "seed " << seed << " (replay: ITSUKA_SIM_SEED=" << seed << ")";
-    acked += static_cast<int>(client.acked().size());
-  }
-  std::printf("simulated %zu seeds on core::Node, %d acknowledged writes checked\n", seeds.size(), acked);
 }
 
 // The checkers' self-test, on core::Node: with its glue broken on purpose
@@ -162,11 +146,11 @@ TEST(MembershipSimulation, DISABLED_ChurnOnCoreNode) {
 // fixed seeds (10 of seeds 1001..1400 catch it); the correct glue passes them.
 TEST(MembershipSimulation, GlueBugIsCaught) {
   int caught = 0;
-  for (uint64_t seed : {1050, 1058, 1066}) {
-    const SeedOutcome good = RunSeed(seed, true, nullptr, ChurnOptions(/*core_node=*/true));
+  for (uint64_t seed : {1090, 1096, 1105}) {
+    const SeedOutcome good = RunSeed(seed, true, nullptr, ChurnOptions());
     ASSERT_EQ(good.failure, "") << "seed " << seed;
     const SeedOutcome bad =
-        RunSeed(seed, true, nullptr, ChurnOptions(/*core_node=*/true, /*broken_glue=*/true));
+        RunSeed(seed, true, nullptr, ChurnOptions(/*broken_glue=*/true));
     const bool lost = bad.failure.rfind("acknowledged write lost", 0) == 0;
     const bool stale = bad.failure.rfind("key s", 0) == 0;  // not linearizable
     caught += lost || stale;

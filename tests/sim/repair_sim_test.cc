@@ -38,7 +38,6 @@ ClusterOptions RepairSimOptions() {
   o.network.max_delay_ms = 20;
   o.network.drop = 0.05;
   o.merkle = true;
-  o.core_node = true;
   o.repair = CoordinatorOptions();  // every node's driver; n0's coordinates the runs
   return o;
 }

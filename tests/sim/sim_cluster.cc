@@ -29,17 +29,8 @@ Cluster::SimNode& Cluster::Create(const std::string& id) {
 
 void Cluster::Boot(const std::string& id) {
   SimNode& n = nodes_.at(id);
-  if (options_.core_node) {
-    if (!options_.gossip && n.persisted.empty()) n.persisted = StaticView();
-    BootNode(id, n);
-    return;
-  }
-  n.core = std::make_unique<NodeCore>(id, *n.store, CoreOptions());
-  if (!options_.gossip) n.core->SetRing(Ring::Create(options_.partitions, static_ids_, 1).value());
-  AttachHints(n, *n.core);
-  if (options_.gossip) n.gossip = std::make_unique<Gossiper>(NewIncarnation(id, n), n.seeds);
-  if (options_.gossip && !n.persisted.empty()) n.gossip->Restore(n.persisted);
-  n.up = true;
+  if (!options_.gossip && n.persisted.empty()) n.persisted = StaticView();
+  BootNode(id, n);
 }
 
 NodeOptions Cluster::CoreOptions() {
@@ -116,12 +107,8 @@ void Cluster::Start(const std::string& id, std::vector<std::string> seeds) {
   Boot(id);
   trace_ += "start " + id + ";";
   UpdateReachability();
-  if (nodes_.at(id).node) {
-    nodes_.at(id).node->Start();
-    Drain(id);
-  } else {
-    ApplyView(id);
-  }
+  nodes_.at(id).node->Start();
+  Drain(id);
 }
 
 void Cluster::Crash(const std::string& id) {
@@ -129,9 +116,7 @@ void Cluster::Crash(const std::string& id) {
   if (!n.up) return;
   n.up = false;
   n.store->Crash();
-  n.core.reset();
   n.hints.reset();  // staged hints are lost; committed ones stay in hint_engine
-  n.gossip.reset();
   n.node.reset();
   for (Watcher* w : watchers_) w->OnCrash(id);  // their clients see a closed connection
   trace_ += "crash " + id + ";";
@@ -164,43 +149,20 @@ void Cluster::Heal() {
 bool Cluster::Decommission(const std::string& via, const std::string& target) {
   SimNode& n = nodes_.at(via);
   if (!n.up) return false;
-  if (n.node) {
-    const bool ok = n.node->Leave(target);
-    if (ok) trace_ += "leave " + target + " via " + via + ";";
-    Drain(via);
-    return ok;
-  }
-  if (!n.gossip->Leave(target)) return false;
-  trace_ += "leave " + target + " via " + via + ";";
-  ApplyView(via);
-  return true;
-}
-
-void Cluster::EnableRepair(const std::string& id, RepairOptions options) {
-  SimNode& n = nodes_.at(id);
-  n.repair = std::make_unique<RepairDriver>(id, options);
-  n.repair->SetRing(Ring::Create(options_.partitions, static_ids_, 1).value());
+  const bool ok = n.node->Leave(target);
+  if (ok) trace_ += "leave " + target + " via " + via + ";";
+  Drain(via);
+  return ok;
 }
 
 Status Cluster::StartRepair(const std::string& id, RepairProgress progress) {
-  SimNode& n = nodes_.at(id);
-  if (n.node) {
-    Status st = n.node->StartRepair(std::move(progress), now_);
-    Drain(id);
-    return st;
-  }
-  Status st = n.repair->Start(std::move(progress), now_);
-  SendRepair(id);
+  Status st = nodes_.at(id).node->StartRepair(std::move(progress), now_);
+  Drain(id);
   return st;
 }
 
 const RepairDriver& Cluster::repair(const std::string& id) const {
-  const SimNode& n = nodes_.at(id);
-  return n.node ? n.node->repair() : *n.repair;
-}
-
-void Cluster::SendRepair(const std::string& id) {
-  for (auto& [to, msg] : nodes_.at(id).repair->TakeSends()) Send(id, to, std::move(msg));
+  return nodes_.at(id).node->repair();
 }
 
 bool Cluster::Up(const std::string& id) const {
@@ -208,22 +170,15 @@ bool Cluster::Up(const std::string& id) const {
   return it != nodes_.end() && it->second.up;
 }
 
-NodeCore& Cluster::core(const std::string& id) {
-  SimNode& n = nodes_.at(id);
-  return n.node ? n.node->core() : *n.core;
-}
+Node& Cluster::node(const std::string& id) { return *nodes_.at(id).node; }
 
-const NodeCore& Cluster::core(const std::string& id) const {
-  const SimNode& n = nodes_.at(id);
-  return n.node ? n.node->core() : *n.core;
-}
+const NodeCore& Cluster::core(const std::string& id) const { return nodes_.at(id).node->core(); }
 
-// ---- glue: what the shell does around the pure objects ---------------------------------
+// ---- the shell's part: what server::Node does around core::Node ----------------------------
 
 // A core::Node's effects: those at once (gossip) go out now, the view is persisted, and
 // the gated part is returned for Drain.
 Outbox Cluster::TakeOutbox(const std::string& id, SimNode& n) {
-  if (!n.node) return n.core->TakeOutbox();
   NodeOutbox all = n.node->TakeOutbox(now_, now_);
   if (std::getenv("ITSUKA_SIM_DEBUG_VIEWS")) {
     for (const LogLine& l : all.logs) {
@@ -231,7 +186,11 @@ Outbox Cluster::TakeOutbox(const std::string& id, SimNode& n) {
     }
   }
   for (auto& [to, msg] : all.direct) Send(id, to, std::move(msg));
-  if (all.view_changed) n.persisted = n.node->view();
+  if (all.view_changed) {
+    n.persisted = n.node->view();
+    const uint64_t fp = WriteFingerprint(n.persisted);
+    if (std::getenv("ITSUKA_SIM_DEBUG_KEY") && fp != n.debug_fp) DebugRings(id, n, fp);
+  }
   Outbox out;
   out.sends = std::move(all.sends);
   out.results = std::move(all.results);
@@ -245,7 +204,7 @@ void Cluster::Drain(const std::string& id) {
   SimNode& n = nodes_.at(id);
   for (int round = 0; round < 8; ++round) {
     DrainRound(id, n);
-    if (!n.up || !n.node || !n.node->HasOutput()) break;
+    if (!n.up || !n.node->HasOutput()) break;
   }
 }
 
@@ -280,7 +239,7 @@ void Cluster::CommitHints(SimNode& n) {
   n.hints->AppendStaged(&batch);
   EXPECT_TRUE(n.hint_engine->Write(batch, false).ok());
   n.hints->Committed(true);
-  const HandoffStats& hs = (n.node ? n.node->core() : *n.core).handoff_stats();
+  const HandoffStats& hs = n.node->core().handoff_stats();
   HandoffStats& last = n.last_stats;
   handoff_totals_.written += hs.written - last.written;
   handoff_totals_.replayed += hs.replayed - last.replayed;
@@ -306,29 +265,12 @@ void Cluster::Run(int64_t ms) {
   now_ = until;
 }
 
-// Every core ticks (and replays hints, and gossips on its cadence), then every repair
-// coordinator.
+// Every node ticks: its own sub-timers run the core, hint replay, gossip and repair.
 void Cluster::Tick() {
   for (auto& [id, n] : nodes_) {
     if (!n.up) continue;
-    if (n.node) {
-      n.node->Tick(now_, now_);  // its own sub-timers: core, hint replay, gossip
-      Drain(id);
-      continue;
-    }
-    n.core->Tick(now_);
-    if (n.hints) n.core->ReplayHints(now_, now_);
-    if (n.gossip && now_ % options_.gossip_ms == 0) {
-      const std::string to = n.gossip->Round(rng_);
-      ApplyView(id);
-      if (!to.empty()) Send(id, to, GossipSyn{n.gossip->view()});
-    }
+    n.node->Tick(now_, now_);
     Drain(id);
-  }
-  for (auto& [id, n] : nodes_) {
-    if (!n.up || !n.repair) continue;
-    n.repair->Tick(now_);
-    SendRepair(id);
   }
 }
 
@@ -337,30 +279,7 @@ void Cluster::Deliver(const Message& m) {
   if (it == nodes_.end() || !it->second.up || !net_.Linked(m.from, m.to)) return;
   SimNode& n = it->second;
   trace_ += "d" + std::to_string(m.seq) + ";";
-  if (n.node) {
-    n.node->OnPeerMessage(m.from, m.msg, now_, now_);
-  } else if (const auto* syn = std::get_if<GossipSyn>(&m.msg)) {
-    n.gossip->Receive(syn->view);
-    ApplyView(m.to);
-    Send(m.to, m.from, GossipAck{n.gossip->view()});
-  } else if (const auto* ack = std::get_if<GossipAck>(&m.msg)) {
-    n.gossip->Receive(ack->view);
-    ApplyView(m.to);
-  } else if (IsRepairRequest(m.msg)) {
-    PeerMessage reply =
-        AnswerRepairRequest(m.msg, *n.store, *n.store, options_.repair_limits, now_, 0);
-    n.store->Commit();  // durable before the reply leaves
-    Send(m.to, m.from, std::move(reply));
-    return;
-  } else if (IsRepairReply(m.msg)) {
-    n.repair->OnReply(m.from, m.msg, now_);
-    SendRepair(m.to);
-    return;
-  } else {
-    n.core->OnMessage(m.from, m.msg, now_);
-    // A finished transfer shows up in Synced() right after the last batch.
-    if (n.gossip && n.core->Synced() != n.gossip->self().synced) ApplyView(m.to);
-  }
+  n.node->OnPeerMessage(m.from, m.msg, now_, now_);
   Drain(m.to);
 }
 
@@ -372,46 +291,16 @@ void Cluster::UpdateReachability() {
   for (auto& [a, na] : nodes_) {
     if (!na.up) continue;
     for (auto& [b, nb] : nodes_) {
-      const bool up = nb.up && net_.Linked(a, b);
-      if (na.node) {
-        na.node->SetReachable(b, up);
-      } else {
-        na.core->SetReachable(b, up);
-      }
+      na.node->SetReachable(b, nb.up && net_.Linked(a, b));
     }
   }
-  for (auto& [a, na] : nodes_) {
-    if (!na.repair) continue;
-    for (auto& [b, nb] : nodes_) na.repair->SetReachable(b, nb.up && net_.Linked(a, b));
-  }
-}
-
-// After a view change: rebuild the rings, allow transfers once every member knows the
-// new ring, publish `synced` once the transfers finished, persist the view.
-void Cluster::ApplyView(const std::string& id) {
-  SimNode& n = nodes_.at(id);
-  const View& v = n.gossip->view();
-  const uint64_t fp = WriteFingerprint(v);
-  if (std::getenv("ITSUKA_SIM_DEBUG_KEY") && fp != n.debug_fp) DebugRings(id, n, fp);
-  const uint32_t q = options_.partitions;
-  n.core->SetRings(Ring::Create(q, ReadMembers(v), OwnershipVersion(v)).value(),
-                   Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(), fp);
-  n.core->AllowTransfers(MoveVisible(v, [&](const std::string& m) { return n.core->IsReachable(m); }));
-  n.core->Tick(now_);
-  if (fp != 0 && n.core->Synced() == fp && n.gossip->self().synced != fp) {
-    n.gossip->SetSynced(fp);
-    n.core->SetRings(Ring::Create(q, ReadMembers(v), OwnershipVersion(v)).value(),
-                     Ring::Create(q, WriteMembers(v), OwnershipVersion(v)).value(),
-                     WriteFingerprint(v));
-  }
-  n.persisted = n.gossip->view();
 }
 
 // ITSUKA_SIM_DEBUG_KEY=k: every node's rings for key k as they change.
 void Cluster::DebugRings(const std::string& id, SimNode& n, uint64_t fp) {
   const char* key = std::getenv("ITSUKA_SIM_DEBUG_KEY");
   n.debug_fp = fp;
-  const View& v = n.gossip->view();
+  const View& v = n.node->view();
   const Ring r = Ring::Create(options_.partitions, ReadMembers(v), 0).value();
   const Ring w = Ring::Create(options_.partitions, WriteMembers(v), 0).value();
   std::string rs, ws;
@@ -419,7 +308,7 @@ void Cluster::DebugRings(const std::string& id, SimNode& n, uint64_t fp) {
   for (const auto& x : w.PreferenceList(w.PartitionOf(Hash64(key)), 3)) ws += x + ",";
   std::fprintf(stderr, "t=%ld %s read[%s] write[%s] reachable:", static_cast<long>(now_), id.c_str(),
                rs.c_str(), ws.c_str());
-  for (const auto& [o, on] : nodes_) std::fprintf(stderr, " %s=%d", o.c_str(), n.core->IsReachable(o) ? 1 : 0);
+  for (const auto& [o, on] : nodes_) std::fprintf(stderr, " %s=%d", o.c_str(), n.node->core().IsReachable(o) ? 1 : 0);
   std::fprintf(stderr, "\n");
 }
 
@@ -439,9 +328,7 @@ std::vector<std::string> Cluster::Replicas(const std::string& via, const std::st
   return core(via).Replicas(key);
 }
 
-const View& Cluster::ViewOfNode(const SimNode& n) const {
-  return n.node ? n.node->view() : n.gossip->view();
-}
+const View& Cluster::ViewOfNode(const SimNode& n) const { return n.node->view(); }
 
 const View& Cluster::ViewOf(const std::string& id) const { return ViewOfNode(nodes_.at(id)); }
 
@@ -449,7 +336,7 @@ std::vector<std::string> Cluster::LiveMembers() const {
   std::vector<std::string> out;
   for (const auto& [id, n] : nodes_) {
     if (!n.up) continue;
-    const MemberState& self = n.node ? n.node->self_state() : n.gossip->self();
+    const MemberState& self = n.node->self_state();
     if (self.status == MemberStatus::kUp) out.push_back(id);
   }
   return out;

@@ -1,15 +1,11 @@
 // The simulator's one cluster harness: nodes over one virtual Network and a virtual
-// clock, each with its SimStore. With `core_node` every node is the production
-// core::Node (core/node.h: NodeCore, Gossiper and RepairDriver with the glue the daemon
-// runs -- view application, transfers allowed once every member knows the new ring,
-// `synced` published once committed, the tick cadence), over gossip or over one static
-// view of every node; the harness then only commits each node's store before it
-// releases the node's outbox, as server::Node does (and runs another such round, up to
-// 8, while the node still has gated work). Without it (the test that does not pass on
-// core::Node yet: ChurnLosesNoAcknowledgedWrite) the
-// nodes are bare NodeCores (+ Gossiper) joined by the harness's one copy of that glue
-// (sim_cluster.cc, "glue"), over a static ring or gossip, with the hint table and, on
-// one node, a RepairDriver and the replica side of anti-entropy.
+// clock, each with its SimStore. Every node is the production core::Node (core/node.h:
+// NodeCore, Gossiper and RepairDriver with the glue the daemon runs -- view
+// application, transfers allowed once every member knows the new ring, `synced`
+// published once committed, the tick cadence), over gossip or over one static view of
+// every node, with the hint table when hints are on. The harness does only what
+// server::Node does around it: commit each node's store (and hints) before it releases
+// the node's outbox, running up to 8 such rounds while the node has gated work left.
 //
 // Workloads drive it through the client calls (StartPut ... of the node's core, then
 // Drain) and see results through Watchers; checkers read the durable stores and views.
@@ -48,7 +44,7 @@ struct ClusterOptions {
   uint32_t partitions = 16;
   NodeOptions node;                // every node's core options
   bool request_ids_per_boot = false;  // each boot's core numbers its requests from (boot << 32)
-  int64_t tick_ms = 50;            // cadence of NodeCore::Tick (and hint replay, repair)
+  int64_t tick_ms = NodeConfig().core_tick_ms;  // the daemon's core tick (20 ms)
   int64_t start_ms = 0;            // the virtual clock at the start
   NetworkOptions network;
   // Sloppy quorum and hinted handoff: a HintTable over a MemEngine per node (the engine
@@ -58,15 +54,10 @@ struct ClusterOptions {
   HandoffOptions handoff;
   bool merkle = false;             // stores are MerkleSources (anti-entropy)
   RepairLimits repair_limits{3, 600, 65536};
-  RepairOptions repair;           // core_node: every node's repair driver
+  RepairOptions repair;           // every node's repair driver
   // Membership by gossip (views -> rings); otherwise one static ring of every node.
   bool gossip = false;
   int64_t gossip_ms = 100;
-  // Every node is the production core::Node (see the top). Not yet for every test:
-  // on it the churn of ChurnLosesNoAcknowledgedWrite does not settle on seed 39
-  // (DISABLED_ChurnOnCoreNode: the node's gossip filter refuses the up -> left the
-  // decommissioning node made of a member).
-  bool core_node = false;
   // Test-only broken glue of core::Node, for the checkers' self-test
   // (NodeConfig::unsafe_synced_before_transfer).
   bool unsafe_synced_before_transfer = false;
@@ -107,17 +98,14 @@ class Cluster {
   void set_drop(double p) { net_.set_drop(p); }
   // An operator's decommission of `target`, entered on node `via`.
   bool Decommission(const std::string& via, const std::string& target);
-  // Without core_node: the node that coordinates anti-entropy runs (its RepairDriver
-  // outlives crashes; the workloads that use it never crash it).
-  void EnableRepair(const std::string& id, RepairOptions options);
-  void SendRepair(const std::string& id);
-  // Starts an anti-entropy job on `id` (its core::Node, or the driver EnableRepair made).
+  // Starts an anti-entropy job on `id`.
   Status StartRepair(const std::string& id, RepairProgress progress);
   const RepairDriver& repair(const std::string& id) const;
 
   // ---- clients ----
   bool Up(const std::string& id) const;
-  NodeCore& core(const std::string& id);
+  // The node clients talk to, and its replication core (for what checkers read).
+  Node& node(const std::string& id);
   const NodeCore& core(const std::string& id) const;
   uint64_t NewRequest() { return next_client_req_++; }
   // Commits what `id` staged, then releases its outbox (sends, client results).
@@ -148,12 +136,9 @@ class Cluster {
  private:
   struct SimNode {
     std::unique_ptr<SimStore> store;
-    std::unique_ptr<NodeCore> core;
     std::unique_ptr<storage::MemEngine> hint_engine;
     std::unique_ptr<server::HintTable> hints;
-    std::unique_ptr<Gossiper> gossip;
-    std::unique_ptr<Node> node;  // core_node: the whole node (core and gossip unset)
-    std::unique_ptr<RepairDriver> repair;
+    std::unique_ptr<Node> node;
     std::vector<std::string> seeds;
     View persisted;  // what the shell keeps in the meta column family
     HandoffStats last_stats;  // of the running core, for handoff_totals_
@@ -176,7 +161,6 @@ class Cluster {
   View StaticView() const;
   Outbox TakeOutbox(const std::string& id, SimNode& n);
   const View& ViewOfNode(const SimNode& n) const;
-  void ApplyView(const std::string& id);
   void DebugRings(const std::string& id, SimNode& n, uint64_t fp);
 
   const ClusterOptions options_;

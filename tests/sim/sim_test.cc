@@ -34,7 +34,6 @@ ClusterOptions EventualOptions(bool hints) {
   o.node.record_writes = true;
   o.network.max_delay_ms = 40;
   o.hints = hints;
-  o.core_node = true;  // every node is the production core::Node
   o.handoff.rate_keys_per_s = 200;
   o.handoff.max_inflight_per_target = 4;
   o.handoff.max_hint_age_ms = 60000;

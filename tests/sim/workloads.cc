@@ -24,9 +24,9 @@ void EventualClient::Submit(const std::string& via, Pending what, const WriteSpe
   const std::string key = what.key;
   pending_[via][req] = std::move(what);
   if (kind == Pending::kGet) {
-    c_->core(via).StartGet(req, key, n, 0, c_->now());
+    c_->node(via).StartGet(req, key, n, 0, c_->now());
   } else {
-    c_->core(via).StartPut(req, key, spec, n, pw, c_->now());
+    c_->node(via).StartPut(req, key, spec, n, pw, c_->now());
   }
   c_->Drain(via);
 }
@@ -99,9 +99,9 @@ void RegisterClient::Start(const std::string& via, Op op) {
   pending_[via][req] = index;
   const std::string& key = history_[index].key;
   if (!smart_ || c_->rng()() % 2 == 0) {
-    c_->core(via).StartConsistent(req, key, read, spec, c_->now());
+    c_->node(via).StartConsistent(req, key, read, spec, c_->now());
   } else {
-    c_->core(via).OnMessage(kClient, ForwardConsistent{req, key, read, spec}, c_->now());
+    c_->node(via).core().OnMessage(kClient, ForwardConsistent{req, key, read, spec}, c_->now());
   }
   c_->Drain(via);
 }
@@ -490,7 +490,7 @@ void DriftingReplicas(Cluster& c) {
       WriteSpec spec;
       const bool del = dice < 35;
       spec.version = NewVersion{del, del ? "" : "v" + std::to_string(i), 0, c.now()};
-      c.core(via).StartPut(c.NewRequest(), key, spec, 1, 0, c.now());
+      c.node(via).StartPut(c.NewRequest(), key, spec, 1, 0, c.now());
       c.Drain(via);
     }
     c.Run(static_cast<int64_t>(rng() % 40));

@@ -149,6 +149,39 @@ TEST(GossipChecks, ForgedLeftIsRefused) {
   EXPECT_TRUE(FilterGossip(c.view, forged, "n2", "n1", &why).empty());
 }
 
+// An operator's LEAVE of a member this node still sees as joining, while Advance has
+// already made it up on the others: with one version bump the result tied with that up
+// and FilterGossip refused it there as a forged up -> left, so the views never agreed
+// (sim: ITSUKA_SIM_SEED=39 of the churn on core::Node). Gossiper::Leave makes it left
+// with the bumps of the member's longest path, which every node accepts.
+TEST(GossipChecks, LeaveOfAMemberStillJoiningHerePassesWhereItIsUp) {
+  Cluster c;
+  View here = c.view;
+  here["n6"] = Member("n6", MemberStatus::kJoining, 0);
+  Gossiper via(here.at("n1"), {});
+  via.Restore(here);
+  ASSERT_TRUE(via.Leave("n6"));
+  ASSERT_EQ(via.view().at("n6").status, MemberStatus::kLeft);
+  View elsewhere = c.view;
+  elsewhere["n6"] = Member("n6", MemberStatus::kUp, 1);  // joining -> up by Advance
+  View gossip;
+  gossip["n6"] = via.view().at("n6");
+  std::vector<std::string> why;
+  EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n2", &why).size(), 1u) << why[0];
+  // The same on the member itself, and where another operator's LEAVE made it leaving.
+  EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n6", nullptr).size(), 1u);
+  elsewhere["n6"] = Member("n6", MemberStatus::kLeaving, 2);
+  EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n2", nullptr).size(), 1u);
+  // And the merge takes it wherever it arrives.
+  View merged = elsewhere;
+  MergeView(&merged, gossip);
+  EXPECT_EQ(merged.at("n6").status, MemberStatus::kLeft);
+  // Still refused: a relayed one-bump up -> left (what the old Leave made).
+  elsewhere["n6"] = Member("n6", MemberStatus::kUp, 1);
+  gossip["n6"].version = 2;
+  EXPECT_TRUE(FilterGossip(elsewhere, gossip, "n1", "n2", nullptr).empty());
+}
+
 TEST(GossipChecks, DecommissionFlowsPass) {
   Cluster c;
   // An operator's LEAVE of a dead member on another node: up -> leaving.
