@@ -111,8 +111,9 @@ class Node : public ClientHost, public AdminHost {
   void OnTick();
   void BeginShutdown(const char* why);
   // Commits staged writes, then releases what the core produced: peer messages and
-  // client results. If the commit fails nothing is released and every client owed
-  // something from this round is closed (its outcome is unknown).
+  // client results. If the commit fails no peer message of the round leaves, and each
+  // client result is answered as its core::ClientResult::OnCommitFailure says (-IOERR:
+  // not applied, or -TIMEOUT: outcome unknown).
   Status CommitAndRelease();
   std::string ClusterInfo() const;
   std::string HandoffInfo() const;
