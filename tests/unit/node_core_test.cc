@@ -1,4 +1,5 @@
 #include "core/node_core.h"
+#include "map_store.h"
 
 #include <gtest/gtest.h>
 
@@ -7,16 +8,6 @@
 
 namespace itsuka::core {
 namespace {
-
-class MapStore : public LocalStore {
- public:
-  Result<Object> Read(std::string_view key) override {
-    auto it = data.find(std::string(key));
-    return it == data.end() ? Object() : it->second;
-  }
-  void Stage(std::string_view key, Object obj) override { data[std::string(key)] = std::move(obj); }
-  std::map<std::string, Object> data;
-};
 
 // A node "a" of the cluster {a, b, c} over a MapStore.
 struct TestNode {

@@ -7,20 +7,17 @@
 #include <map>
 
 #include "core/node_core.h"
+#include "map_store.h"
 
 namespace itsuka::core {
 namespace {
 
-class SuspectStore : public LocalStore {
+// Objects in maps; no Paxos state is ever read back; every key's partition is
+// authoritative or not, as `authoritative` says.
+class SuspectStore : public MapStore {
  public:
-  Result<Object> Read(std::string_view key) override {
-    auto it = data.find(std::string(key));
-    return it == data.end() ? Object() : it->second;
-  }
-  void Stage(std::string_view key, Object obj) override { data[std::string(key)] = std::move(obj); }
   Result<AcceptorState> ReadPaxos(std::string_view) override { return AcceptorState(); }
   bool Authoritative(std::string_view) const override { return authoritative; }
-  std::map<std::string, Object> data;
   bool authoritative = false;
 };
 

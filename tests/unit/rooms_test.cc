@@ -15,27 +15,10 @@
 #include "core/requests.h"
 #include "core/transfer.h"
 #include "core/writes.h"
+#include "map_store.h"
 
 namespace itsuka::core {
 namespace {
-
-class MapStore : public LocalStore {
- public:
-  Result<Object> Read(std::string_view key) override {
-    auto it = data.find(std::string(key));
-    return it == data.end() ? Object() : it->second;
-  }
-  void Stage(std::string_view key, Object obj) override { data[std::string(key)] = std::move(obj); }
-  Result<AcceptorState> ReadPaxos(std::string_view key) override {
-    auto it = paxos.find(std::string(key));
-    return it == paxos.end() ? AcceptorState() : it->second;
-  }
-  void StagePaxos(std::string_view key, AcceptorState state) override {
-    paxos[std::string(key)] = std::move(state);
-  }
-  std::map<std::string, Object> data;
-  std::map<std::string, AcceptorState> paxos;
-};
 
 class MapHintStore : public HintStore {
  public:
