@@ -30,6 +30,12 @@ struct Fixture {
     g.Advance();  // a node without seeds starts its own cluster at once
     node = std::make_unique<Node>(std::move(g), store, config);
   }
+  // The node hears of `m` from `m` itself, in a gossip ack (which it does not answer).
+  void HearOf(const MemberState& m) {
+    View incoming = node->view();
+    incoming[m.id] = m;
+    node->OnPeerMessage(m.id, GossipAck{incoming}, 10, 10);
+  }
   storage::MemEngine engine;
   server::Store store;
   std::unique_ptr<Node> node;
@@ -81,9 +87,7 @@ TEST(NodeTest, AMemberWithAWildcardAddressIsNotConnected) {
   (void)f.node->TakeEffects();
   MemberState n2 = Self("n2");
   n2.peer_addr = "0.0.0.0:7001";
-  View incoming = f.node->view();
-  incoming["n2"] = n2;
-  f.node->OnPeerMessage("n2", GossipAck{incoming}, 10, 10);
+  f.HearOf(n2);
   NodeOutbox out = f.node->TakeEffects();
   EXPECT_TRUE(out.connect.empty());
   EXPECT_TRUE(out.direct.empty());  // an ack is not answered
@@ -92,11 +96,9 @@ TEST(NodeTest, AMemberWithAWildcardAddressIsNotConnected) {
 TEST(NodeTest, ARepairRequestIsAnsweredAfterTheCommitNotAtOnce) {
   Fixture f;
   f.node->Start();
-  View incoming = f.node->view();
   MemberState n2 = Self("n2");
   n2.peer_addr = "10.0.0.2:7001";
-  incoming["n2"] = n2;
-  f.node->OnPeerMessage("n2", GossipAck{incoming}, 10, 10);
+  f.HearOf(n2);
   (void)f.node->TakeEffects();
   TreeRequest req;
   req.req_id = 5;
@@ -121,13 +123,11 @@ TEST(NodeTest, ARepairRequestIsAnsweredAfterTheCommitNotAtOnce) {
 TEST(NodeTest, ARepairRequestToItselfWaitsForTheCommitOfWhatIsStaged) {
   Fixture f;
   f.node->Start();
-  View incoming = f.node->view();
   MemberState n2 = Self("n2");
   n2.peer_addr = "10.0.0.2:7001";
   n2.version = 1;
   n2.status = MemberStatus::kUp;
-  incoming["n2"] = n2;
-  f.node->OnPeerMessage("n2", GossipAck{incoming}, 10, 10);
+  f.HearOf(n2);
   f.node->SetReachable("n2", true);
   (void)f.node->TakeEffects();
   ASSERT_EQ(f.node->core().ring()->members(), (std::vector<std::string>{"n1", "n2"}));
