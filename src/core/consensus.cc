@@ -7,11 +7,72 @@
 namespace itsuka::core {
 
 namespace {
+constexpr const char* kOtherOwners =
+    "the round counts no majority of this node's owners of the key (a move changed them)";
+
 std::string Shortfall(int majority, size_t primaries, size_t reachable) {
   return "need " + std::to_string(majority) + " of the key's " + std::to_string(primaries) +
          " primaries, " + std::to_string(reachable) + " reachable";
 }
+
+std::vector<std::string> Union(const std::vector<std::string>& a,
+                               const std::vector<std::string>& b) {
+  std::vector<std::string> out = a;
+  for (const std::string& n : b) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
+bool SameSet(std::vector<std::string> a, std::vector<std::string> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+QuorumGroup GroupOf(const std::vector<std::string>& list) {
+  return QuorumGroup{list, static_cast<int>(list.size()) / 2 + 1};
+}
+
+// Empty if `acceptors` can give every group its majority; else what is missing.
+std::string MissingMajority(const std::vector<QuorumGroup>& groups,
+                            const std::vector<std::string>& acceptors) {
+  std::string why;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const QuorumGroup& g = groups[i];
+    size_t reachable = 0;
+    for (const std::string& m : g.members) {
+      reachable += std::find(acceptors.begin(), acceptors.end(), m) != acceptors.end();
+    }
+    if (static_cast<int>(reachable) >= g.majority) continue;
+    if (groups.size() == 1) return Shortfall(g.majority, g.members.size(), reachable);
+    why += (why.empty() ? "" : "; ") + std::string("need ") + std::to_string(g.majority) +
+           " of the key's " + std::to_string(g.members.size()) +
+           (i == 0 ? " primaries" : " new primaries (a move is in flight)") + ", " +
+           std::to_string(reachable) + " reachable";
+  }
+  return why;
+}
 }  // namespace
+
+Consensus::RoundOwners Consensus::OwnersOf(const std::string& key) const {
+  RoundOwners o;
+  o.read = ctx_.Replicas(key);
+  o.write = ctx_.WriteReplicas(key);
+  o.groups.push_back(GroupOf(o.read));
+  // A move in flight for the key: joint majorities of the old and the new owners.
+  if (!SameSet(o.read, o.write)) o.groups.push_back(GroupOf(o.write));
+  o.all = Union(o.read, o.write);
+  o.read_fp = OwnersFingerprint(o.read);
+  o.write_fp = OwnersFingerprint(o.write);
+  return o;
+}
+
+bool Consensus::CountsMe(const std::string& key, uint64_t read_owners,
+                         uint64_t write_owners) const {
+  const uint64_t mine = OwnersFingerprint(ctx_.WriteReplicas(key));
+  return mine == read_owners || mine == write_owners;
+}
 
 // ---- Coordination -----------------------------------------------------------------
 
@@ -61,20 +122,13 @@ void Consensus::Reply(const Origin& origin, const Status& status, bool applied,
 
 void Consensus::Coordinate(Origin origin, const std::string& key, StrongOp op, int64_t now_ms) {
   if (ctx_.at_capacity()) return Reply(origin, Status::Busy("too many requests in flight"), true, {});
-  if (!ctx_.PendingReplicas(key).empty()) {
-    // The key's primaries are changing (a join or a decommission is transferring its
-    // partition). Paxos has no reconfiguration here, so a majority of the old owners and
-    // one of the new ones need not intersect: refuse rather than risk a stale answer.
-    return Reply(origin,
-                 Status::Unavailable("the key's partition is moving to new replicas; retry when the move is done"),
-                 true, {});
-  }
-  std::vector<std::string> replicas = ctx_.Replicas(key);
-  const int majority = static_cast<int>(replicas.size()) / 2 + 1;
-  const size_t reachable = ctx_.ReachableTargets(replicas).size();
-  if (static_cast<int>(reachable) < majority) {
-    return Reply(origin, Status::Unavailable(Shortfall(majority, replicas.size(), reachable)), true,
-                 {});
+  // A key whose partition is moving is coordinated like any other; its rounds count
+  // majorities of the old and the new owners (OwnersOf, docs/DESIGN.md 5.6).
+  const RoundOwners owners = OwnersOf(key);
+  std::vector<std::string> reachable;
+  for (const Target& t : ctx_.ReachableTargets(owners.all)) reachable.push_back(t.node);
+  if (std::string why = MissingMajority(owners.groups, reachable); !why.empty()) {
+    return Reply(origin, Status::Unavailable(why), true, {});
   }
   const uint64_t id = ctx_.requests.Local();
   auto it = ops_.emplace(id, PendingConsistent{}).first;
@@ -97,12 +151,14 @@ void Consensus::EndRound(PendingConsistent& p) {
 void Consensus::StartRound(OpIt it, int64_t now_ms) {
   PendingConsistent& p = it->second;
   EndRound(p);
-  std::vector<std::string> replicas = ctx_.Replicas(p.key);
-  const int majority = static_cast<int>(replicas.size()) / 2 + 1;
+  // The owners are looked up again for every round (a retry, or the next operation
+  // queued on the key): a round started after this node learned of a move counts
+  // majorities of both lists, whenever its operation was admitted (5.6, open point 1).
+  const RoundOwners owners = OwnersOf(p.key);
   std::vector<std::string> acceptors;
-  for (const Target& t : ctx_.ReachableTargets(replicas)) acceptors.push_back(t.node);
-  if (static_cast<int>(acceptors.size()) < majority) {
-    return Fail(it, Shortfall(majority, replicas.size(), acceptors.size()), now_ms);
+  for (const Target& t : ctx_.ReachableTargets(owners.all)) acceptors.push_back(t.node);
+  if (std::string why = MissingMajority(owners.groups, acceptors); !why.empty()) {
+    return Fail(it, why, now_ms);
   }
   Result<AcceptorState> state = ctx_.store.ReadPaxos(p.key);
   Result<Object> data = ctx_.store.Read(p.key);
@@ -112,12 +168,11 @@ void Consensus::StartRound(OpIt it, int64_t now_ms) {
   }
   if (!ctx_.store.Authoritative(p.key)) {
     // This node may have forgotten promises and accepts of the key: it proposes, but
-    // is no acceptor, so a majority of the others must answer.
+    // is no acceptor, so majorities of the others must answer.
     acceptors.erase(std::remove(acceptors.begin(), acceptors.end(), ctx_.self), acceptors.end());
-    if (static_cast<int>(acceptors.size()) < majority) {
+    if (std::string why = MissingMajority(owners.groups, acceptors); !why.empty()) {
       return Fail(it,
-                  Shortfall(majority, replicas.size(), acceptors.size()) +
-                      " and authoritative (this node's copy is not: repair pending)",
+                  why + " and authoritative (this node's copy is not: repair pending)",
                   now_ms);
     }
   }
@@ -129,11 +184,15 @@ void Consensus::StartRound(OpIt it, int64_t now_ms) {
   p.state = PendingConsistent::State::kRound;
   p.round_req = ctx_.requests.Open(Room::kConsensus);
   rounds_[p.round_req] = it->first;
-  p.round.emplace(acceptors, majority, ballot);
+  p.round.emplace(acceptors, owners.groups, ballot);
+  p.read_owners = owners.read_fp;
+  p.write_owners = owners.write_fp;
   ++stats_.rounds;
+  if (owners.groups.size() > 1) ++stats_.joint_rounds;
   for (const std::string& node : acceptors) {
     if (node != ctx_.self) {
-      ctx_.out.sends.emplace_back(node, PaxosPrepare{p.round_req, p.key, ballot});
+      ctx_.out.sends.emplace_back(
+          node, PaxosPrepare{p.round_req, p.key, ballot, p.read_owners, p.write_owners});
     }
   }
   if (p.round->OnPromise(ctx_.self, true, ballot, state->accepted, state->value, *data) ==
@@ -154,12 +213,15 @@ void Consensus::SendAccept(OpIt it, int64_t now_ms) {
   const Ballot& ballot = p.round->ballot();
   for (const std::string& node : p.round->acceptors()) {
     if (node != ctx_.self) {
-      ctx_.out.sends.emplace_back(node, PaxosAccept{p.round_req, p.key, ballot, p.proposal.next});
+      ctx_.out.sends.emplace_back(node, PaxosAccept{p.round_req, p.key, ballot, p.proposal.next,
+                                                    p.read_owners, p.write_owners});
     }
   }
   Result<AcceptorState> state = ctx_.store.ReadPaxos(p.key);
   PaxosRound::Phase phase;
-  if (!state.ok()) {
+  if (!state.ok() || !CountsMe(p.key, p.read_owners, p.write_owners)) {
+    // The acceptor rule applies to this node's own vote too: its owners may have
+    // changed since the prepare.
     phase = p.round->OnAccepted(ctx_.self, false, Ballot{});
   } else if (AcceptorAccept(*state, ballot, p.proposal.next)) {
     ctx_.store.StagePaxos(p.key, *state);
@@ -198,7 +260,7 @@ void Consensus::OnChosen(OpIt it, int64_t now_ms) {
   PendingConsistent& p = it->second;
   const Object& next = p.proposal.next;
   // Every primary merges the chosen object into its data (the eventual read path).
-  for (const std::string& node : ctx_.Replicas(p.key)) {
+  for (const std::string& node : OwnersOf(p.key).all) {
     if (node != ctx_.self && ctx_.IsReachable(node)) {
       ctx_.out.sends.emplace_back(node, PaxosCommit{p.key, p.round->ballot(), next});
     }
@@ -285,7 +347,7 @@ void Consensus::HandlePrepare(const std::string& from, const PaxosPrepare& m) {
     reply.error = std::move(error);
     ctx_.out.sends.emplace_back(from, std::move(reply));
   };
-  if (!ctx_.IsPrimary(m.key)) return refuse("not a primary replica of the key");
+  if (!ctx_.IsOwner(m.key)) return refuse("not a primary replica of the key");
   Result<AcceptorState> state = ctx_.store.ReadPaxos(m.key);
   Result<Object> data = ctx_.store.Read(m.key);
   if (!state.ok() || !data.ok()) {
@@ -293,6 +355,10 @@ void Consensus::HandlePrepare(const std::string& from, const PaxosPrepare& m) {
   }
   if (!ctx_.store.Authoritative(m.key)) {
     return refuse("not authoritative for the key's partition (lost data; repair pending)");
+  }
+  if (!CountsMe(m.key, m.read_owners, m.write_owners)) {
+    ++stats_.refused_owners;
+    return refuse(kOtherOwners);
   }
   reply.ok = AcceptorPrepare(*state, m.ballot);
   reply.promised = state->promised;
@@ -312,11 +378,15 @@ void Consensus::HandleAccept(const std::string& from, const PaxosAccept& m) {
     reply.error = std::move(error);
     ctx_.out.sends.emplace_back(from, std::move(reply));
   };
-  if (!ctx_.IsPrimary(m.key)) return refuse("not a primary replica of the key");
+  if (!ctx_.IsOwner(m.key)) return refuse("not a primary replica of the key");
   Result<AcceptorState> state = ctx_.store.ReadPaxos(m.key);
   if (!state.ok()) return refuse(state.status().ToString());
   if (!ctx_.store.Authoritative(m.key)) {
     return refuse("not authoritative for the key's partition (lost data; repair pending)");
+  }
+  if (!CountsMe(m.key, m.read_owners, m.write_owners)) {
+    ++stats_.refused_owners;
+    return refuse(kOtherOwners);
   }
   reply.ok = AcceptorAccept(*state, m.ballot, m.object);
   reply.promised = state->promised;  // on success: the ballot accepted, which the proposer checks
@@ -325,7 +395,7 @@ void Consensus::HandleAccept(const std::string& from, const PaxosAccept& m) {
 }
 
 void Consensus::HandleCommit(const PaxosCommit& m) {
-  if (!ctx_.IsPrimary(m.key)) return;
+  if (!ctx_.IsOwner(m.key)) return;
   // A later round re-proposes what a failed merge missed.
   Status ignored = ctx_.MergeLocally(m.key, m.object);
   (void)ignored;

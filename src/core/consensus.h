@@ -6,14 +6,20 @@
 //    forward it; core/writes.h Forwarder). One operation per key runs at a time on a
 //    coordinator; the others queue behind it, so a coordinator never duels with itself.
 //    A round that is refused backs off and retries, unless its write may already have
-//    been accepted somewhere (then the outcome is unknown: kTimeout). While a key's
-//    partition is moving, operations are refused (kUnavailable): there is no Paxos
-//    reconfiguration here.
-//  - Acceptor: a primary with an authoritative copy answers prepares and accepts from
-//    its durable AcceptorState (staged before the reply leaves) and merges commits.
-//  - CONSISTENT across moves: a transfer carries acceptor states with the data
-//    (core/transfer.h), so a move never loses a chosen value; see docs/DESIGN.md,
-//    section "CONSISTENT across moves".
+//    been accepted somewhere (then the outcome is unknown: kTimeout).
+//  - Joint rounds: while a key's read-ring list O and write-ring list P differ (a move
+//    in flight), each round needs promises and accepts from a majority of O AND a
+//    majority of P (PaxosRound's groups); the owners are looked up for every round, not
+//    once per operation. Messages name the round's owners (OwnersFingerprint of O and
+//    of P).
+//  - Acceptor: a node in the key's read-ring or write-ring list with an authoritative
+//    copy answers prepares and accepts from its durable AcceptorState (staged before
+//    the reply leaves) and merges commits. It answers only rounds that count a majority
+//    of its own write-ring list for the key (CountsMe): once it knows of a move, a round
+//    over the old owners alone is refused, and after the switch one over the old owners.
+//  - CONSISTENT across moves: joint majorities while the move runs, and a transfer
+//    carries acceptor states with the data (core/transfer.h) for rounds that ran before
+//    the move was known; the argument is docs/DESIGN.md, section 5.6.
 //  - Inputs: Start, HandleForward, the acceptor's Handle*, OnPromise / OnAccepted
 //    (replies to round ids this room opened, routed by the request-id registry), Tick
 //    (this room's timeout rules: the operation's deadline and the retry backoff).
@@ -43,6 +49,8 @@ struct ConsistentStats {
   uint64_t unavailable = 0;
   uint64_t timeouts = 0;
   uint64_t forwarded = 0;  // handed to another primary
+  uint64_t joint_rounds = 0;    // rounds over old and new owners (a move in flight)
+  uint64_t refused_owners = 0;  // prepares/accepts refused: the round's owners are not ours
 };
 
 class Consensus {
@@ -81,7 +89,20 @@ class Consensus {
     uint64_t highest_seen = 0;        // highest ballot counter heard of, for the next ballot
     int attempts = 0;
     int64_t retry_at_ms = 0;
+    uint64_t read_owners = 0;   // the current round's owners, as its messages name them
+    uint64_t write_owners = 0;
   };
+  // Whose majorities a round on a key needs now: its read-ring list, and its write-ring
+  // list too while they differ.
+  struct RoundOwners {
+    std::vector<std::string> read, write, all;  // all: read then write, no repeats
+    std::vector<QuorumGroup> groups;
+    uint64_t read_fp = 0, write_fp = 0;
+  };
+  RoundOwners OwnersOf(const std::string& key) const;
+  // The acceptor rule: whether a round naming these owners counts a majority of this
+  // node's write-ring list for the key.
+  bool CountsMe(const std::string& key, uint64_t read_owners, uint64_t write_owners) const;
   using OpIt = std::map<uint64_t, PendingConsistent>::iterator;
 
   void Coordinate(Origin origin, const std::string& key, StrongOp op, int64_t now_ms);

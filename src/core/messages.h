@@ -158,6 +158,12 @@ struct PaxosPrepare {
   uint64_t req_id = 0;
   std::string key;
   Ballot ballot;
+  // The owners the round counts majorities of (core/consensus.h): OwnersFingerprint of
+  // the key's read-ring list and of its write-ring list (equal unless a move is in
+  // flight). An acceptor answers only rounds that count a majority of its own
+  // write-ring list for the key (docs/DESIGN.md 5.6).
+  uint64_t read_owners = 0;
+  uint64_t write_owners = 0;
   friend bool operator==(const PaxosPrepare&, const PaxosPrepare&) = default;
 };
 
@@ -183,6 +189,8 @@ struct PaxosAccept {
   std::string key;
   Ballot ballot;
   Object object;
+  uint64_t read_owners = 0;   // as in PaxosPrepare: the round's owners
+  uint64_t write_owners = 0;
   friend bool operator==(const PaxosAccept&, const PaxosAccept&) = default;
 };
 

@@ -60,7 +60,31 @@ Result<StrongProposal> ProposeNext(const Object& base, StrongOp op, const Object
 }
 
 PaxosRound::PaxosRound(std::vector<std::string> acceptors, int majority, Ballot ballot)
-    : acceptors_(std::move(acceptors)), majority_(majority), ballot_(std::move(ballot)) {}
+    : acceptors_(std::move(acceptors)), ballot_(std::move(ballot)) {
+  // One group: every acceptor belongs to it; the majority is of the whole list, which
+  // the caller counted (the unreachable primaries are not in `acceptors`).
+  groups_.push_back(QuorumGroup{acceptors_, majority});
+}
+
+PaxosRound::PaxosRound(std::vector<std::string> acceptors, std::vector<QuorumGroup> groups,
+                       Ballot ballot)
+    : acceptors_(std::move(acceptors)), groups_(std::move(groups)), ballot_(std::move(ballot)) {}
+
+PaxosRound::Count PaxosRound::Tally() const {
+  bool all_enough = true;
+  for (const QuorumGroup& g : groups_) {
+    int yes = 0, no = 0, reachable = 0;
+    for (const std::string& m : g.members) {
+      if (!IsAcceptor(m)) continue;
+      ++reachable;
+      auto a = answers_.find(m);
+      if (a != answers_.end()) (a->second ? yes : no)++;
+    }
+    if (reachable - no < g.majority) return Count::kImpossible;
+    if (yes < g.majority) all_enough = false;
+  }
+  return all_enough ? Count::kEnough : Count::kOpen;
+}
 
 bool PaxosRound::IsAcceptor(const std::string& node) const {
   return std::find(acceptors_.begin(), acceptors_.end(), node) != acceptors_.end();
@@ -84,16 +108,15 @@ PaxosRound::Phase PaxosRound::OnPromise(const std::string& from, bool ok, const 
     }
     data_ = Merge(data_, data);
   }
-  int yes = 0, no = 0;
-  for (const auto& [node, granted] : answers_) (granted ? yes : no)++;
-  if (yes >= majority_) {
+  const Count count = Tally();
+  if (count == Count::kEnough) {
     // Standard Paxos: the highest-ballot accepted value may have been chosen, so it is
     // the one to build on; only chosen values are in the data objects, so merging them
     // brings in eventual writes without resurrecting a failed proposal.
     base_ = Merge(best_value_, data_);
     answers_.clear();
     phase_ = Phase::kAccept;
-  } else if (static_cast<int>(acceptors_.size()) - no < majority_) {
+  } else if (count == Count::kImpossible) {
     phase_ = Phase::kFailed;
   }
   return phase_;
@@ -104,11 +127,10 @@ PaxosRound::Phase PaxosRound::OnAccepted(const std::string& from, bool ok, const
   if (ok && promised != ballot_) ok = false;  // an accept of another ballot is not ours
   answers_[from] = ok;
   See(promised);
-  int yes = 0, no = 0;
-  for (const auto& [node, granted] : answers_) (granted ? yes : no)++;
-  if (yes >= majority_) {
+  const Count count = Tally();
+  if (count == Count::kEnough) {
     phase_ = Phase::kChosen;
-  } else if (static_cast<int>(acceptors_.size()) - no < majority_) {
+  } else if (count == Count::kImpossible) {
     phase_ = Phase::kFailed;
   }
   return phase_;

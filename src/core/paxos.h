@@ -100,14 +100,26 @@ struct StrongProposal {
 // Fails with kSiblings / kTooBig like ordinary writes.
 Result<StrongProposal> ProposeNext(const Object& base, StrongOp op, const ObjectLimits& limits);
 
+// One set of nodes whose majority a round needs: a key's preference list under one ring.
+struct QuorumGroup {
+  std::vector<std::string> members;  // the whole list, reachable or not
+  int majority = 0;                  // members.size() / 2 + 1
+};
+
 // A proposer's bookkeeping for one ballot: promises, then accepteds, from the key's
 // primaries. `acceptors` are the reachable primaries; `majority` counts the key's
 // primaries (N/2+1 of the preference list), not the reachable ones.
+//
+// Joint rounds (a move in flight, docs/DESIGN.md 5.6): with several groups (the key's
+// read-ring list and its write-ring list) each phase succeeds only with a majority of
+// EVERY group, and fails once some group can no longer reach its majority. An answer
+// counts for each group its sender belongs to.
 class PaxosRound {
  public:
   enum class Phase { kPrepare, kAccept, kChosen, kFailed };
 
   PaxosRound(std::vector<std::string> acceptors, int majority, Ballot ballot);
+  PaxosRound(std::vector<std::string> acceptors, std::vector<QuorumGroup> groups, Ballot ballot);
 
   const Ballot& ballot() const { return ballot_; }
   Phase phase() const { return phase_; }
@@ -132,9 +144,13 @@ class PaxosRound {
  private:
   bool IsAcceptor(const std::string& node) const;
   void See(const Ballot& b);
+  // Whether the answers so far hold a majority of every group (kChosen / kAccept) or
+  // leave one group short of it for good (kFailed); otherwise the phase stays.
+  enum class Count { kEnough, kImpossible, kOpen };
+  Count Tally() const;
 
   std::vector<std::string> acceptors_;
-  int majority_;
+  std::vector<QuorumGroup> groups_;  // one group (majority over `acceptors`) when not joint
   Ballot ballot_;
   Phase phase_ = Phase::kPrepare;
   std::map<std::string, bool> answers_;  // per phase: who answered, and how

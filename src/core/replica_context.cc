@@ -28,6 +28,28 @@ bool ReplicaContext::IsPrimary(std::string_view key) const {
   return std::find(replicas.begin(), replicas.end(), self) != replicas.end();
 }
 
+uint64_t OwnersFingerprint(std::vector<std::string> nodes) {
+  std::sort(nodes.begin(), nodes.end());
+  std::string joined;
+  for (const std::string& n : nodes) {
+    joined += n;
+    joined.push_back('\0');
+  }
+  return Hash64(joined);
+}
+
+std::vector<std::string> ReplicaContext::WriteReplicas(std::string_view key) const {
+  if (!write_ring) return Replicas(key);
+  return write_ring->PreferenceList(write_ring->PartitionOf(Hash64(key)),
+                                    static_cast<size_t>(options.n));
+}
+
+bool ReplicaContext::IsOwner(std::string_view key) const {
+  if (IsPrimary(key)) return true;
+  std::vector<std::string> w = WriteReplicas(key);
+  return std::find(w.begin(), w.end(), self) != w.end();
+}
+
 std::vector<std::string> ReplicaContext::PendingReplicas(std::string_view key) const {
   std::vector<std::string> out_nodes;
   if (!write_ring || !ring) return out_nodes;

@@ -152,6 +152,10 @@ struct Origin {
   uint64_t remote_req = 0;  // its forward's req_id
 };
 
+// A fingerprint of a set of nodes (order does not matter): what Paxos messages carry
+// to name the owners a round counts majorities of.
+uint64_t OwnersFingerprint(std::vector<std::string> nodes);
+
 struct ReplicaContext {
   ReplicaContext(std::string self_name, LocalStore& local_store, NodeOptions node_options);
 
@@ -163,6 +167,11 @@ struct ReplicaContext {
   bool IsPrimary(std::string_view key) const;
   // Write-ring replicas of the key that are not read-ring replicas (a move in flight).
   std::vector<std::string> PendingReplicas(std::string_view key) const;
+  // The key's preference list under the write ring (the read ring's without one).
+  std::vector<std::string> WriteReplicas(std::string_view key) const;
+  // Whether this node is in the key's read-ring or write-ring list: a Paxos acceptor
+  // of the key while a move is in flight (docs/DESIGN.md 5.6).
+  bool IsOwner(std::string_view key) const;
   // The reachable ones among `replicas`, as primary targets.
   std::vector<Target> ReachableTargets(const std::vector<std::string>& replicas) const;
   // Merges `incoming` into the stored copy of `key` (staging it if it changed).

@@ -605,6 +605,8 @@ std::string Node::ClusterInfo() const {
   s += "consistent_unavailable:" + std::to_string(cs.unavailable) + "\r\n";
   s += "consistent_timeouts:" + std::to_string(cs.timeouts) + "\r\n";
   s += "consistent_forwarded:" + std::to_string(cs.forwarded) + "\r\n";
+  s += "consistent_joint_rounds:" + std::to_string(cs.joint_rounds) + "\r\n";
+  s += "consistent_refused_owners:" + std::to_string(cs.refused_owners) + "\r\n";
   s += "ring_version:" + std::to_string(core.ring()->version()) + "\r\n";
   s += "self_status:" + std::string(core::MemberStatusName(node_->self_state().status)) + "\r\n";
   i = 0;

@@ -430,14 +430,17 @@ struct Codec<core::Heartbeat> {
 
 template <>
 struct Codec<core::PaxosPrepare> {
-  static constexpr uint32_t kFields = 4;
+  static constexpr uint32_t kFields = 6;
   static void Pack(Packer& pk, const core::PaxosPrepare& m) {
     pk.pack(m.req_id);
     PackBin(pk, m.key);
     PackBallot(pk, m.ballot);
+    pk.pack(m.read_owners);
+    pk.pack(m.write_owners);
   }
   static bool Unpack(const Fields& f, core::PaxosPrepare* m) {
-    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.BallotAt(3, &m->ballot);
+    return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.BallotAt(3, &m->ballot) &&
+           f.U64(5, &m->read_owners) && f.U64(6, &m->write_owners);
   }
 };
 
@@ -462,16 +465,18 @@ struct Codec<core::PaxosPromise> {
 
 template <>
 struct Codec<core::PaxosAccept> {
-  static constexpr uint32_t kFields = 5;
+  static constexpr uint32_t kFields = 7;
   static void Pack(Packer& pk, const core::PaxosAccept& m) {
     pk.pack(m.req_id);
     PackBin(pk, m.key);
     PackBallot(pk, m.ballot);
     PackBin(pk, EncodeObject(m.object));
+    pk.pack(m.read_owners);
+    pk.pack(m.write_owners);
   }
   static bool Unpack(const Fields& f, core::PaxosAccept* m) {
     return f.U64(1, &m->req_id) && f.Str(2, &m->key) && f.BallotAt(3, &m->ballot) &&
-           f.Obj(5, &m->object);
+           f.Obj(5, &m->object) && f.U64(6, &m->read_owners) && f.U64(7, &m->write_owners);
   }
 };
 

@@ -1,6 +1,9 @@
 // A partition move carries Paxos acceptor state (core/node_core.h, "Moves"): the merge
 // rule, the store's scan of acceptor states, and NodeCores replacing a primary while a
-// chosen value sits only in acceptor states.
+// chosen value sits only in acceptor states. CONSISTENT during a move (docs/DESIGN.md
+// 5.6): joint rounds over the old and the new owners, the acceptor rule that refuses a
+// round over the old owners alone once the move is known, and transfers that run while
+// rounds do.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -168,13 +171,17 @@ struct Cluster {
   // primaries are not isolated, then the move completes and c leaves.
   void Move() {
     for (auto& [id, core] : cores) core->SetRings(old_ring, new_ring, 42);
+    Transfer();
+    for (auto& [id, core] : cores) core->SetRing(new_ring);
+  }
+  // The middle of Move: every node knows the move; d copies.
+  void Transfer() {
     cores.at("d")->AllowTransfers(true);
     cores.at("d")->Tick(9000);
     Pump(9000, [&](const std::string& from, const std::string& to, const PeerMessage&) {
       return Dropped(from, to);
     });
     ASSERT_EQ(cores.at("d")->Synced(), 42u) << "d did not finish its copy";
-    for (auto& [id, core] : cores) core->SetRing(new_ring);
   }
 };
 
@@ -269,6 +276,218 @@ TEST(PaxosMove, StatesArePagedLikeObjects) {
     ASSERT_EQ(c.stores["d"]->ReadPaxos("k" + std::to_string(i)).value(), s) << i;
   }
   EXPECT_EQ(Only(c.stores["d"]->Read("k5").value()), "data");
+}
+
+// ---- CONSISTENT during a move ------------------------------------------------------
+
+TEST(PaxosMove, AJointRoundNeedsAMajorityOfEachGroup) {
+  const std::vector<std::string> o = {"a", "b", "c"}, p = {"a", "b", "d"};
+  const std::vector<QuorumGroup> groups = {QuorumGroup{o, 2}, QuorumGroup{p, 2}};
+  const Object none;
+  {
+    PaxosRound r({"a", "b", "c", "d"}, groups, Ballot{1, "a"});
+    // c and d: a majority of neither list on its own... c is in O only, d in P only.
+    EXPECT_EQ(r.OnPromise("c", true, Ballot{1, "a"}, Ballot(), none, none),
+              PaxosRound::Phase::kPrepare);
+    EXPECT_EQ(r.OnPromise("d", true, Ballot{1, "a"}, Ballot(), none, none),
+              PaxosRound::Phase::kPrepare);
+    // a is in both: now 2 of O and 2 of P.
+    EXPECT_EQ(r.OnPromise("a", true, Ballot{1, "a"}, Ballot(), none, none),
+              PaxosRound::Phase::kAccept);
+    // Accepts from a and c: a majority of O, one of P only.
+    EXPECT_EQ(r.OnAccepted("a", true, Ballot{1, "a"}), PaxosRound::Phase::kAccept);
+    EXPECT_EQ(r.OnAccepted("c", true, Ballot{1, "a"}), PaxosRound::Phase::kAccept);
+    EXPECT_EQ(r.OnAccepted("d", true, Ballot{1, "a"}), PaxosRound::Phase::kChosen);
+  }
+  {
+    // a and b promise (2 of each list) but the round is not chosen until both lists
+    // have a majority of accepts; d and a refusing leaves P one short: failed.
+    PaxosRound r({"a", "b", "c", "d"}, groups, Ballot{1, "a"});
+    r.OnPromise("a", true, Ballot{1, "a"}, Ballot(), none, none);
+    ASSERT_EQ(r.OnPromise("b", true, Ballot{1, "a"}, Ballot(), none, none),
+              PaxosRound::Phase::kAccept);
+    EXPECT_EQ(r.OnAccepted("c", true, Ballot{1, "a"}), PaxosRound::Phase::kAccept);
+    EXPECT_EQ(r.OnAccepted("d", false, Ballot{2, "x"}), PaxosRound::Phase::kAccept);
+    EXPECT_EQ(r.OnAccepted("a", false, Ballot{2, "x"}), PaxosRound::Phase::kFailed);
+  }
+  {
+    // d unreachable (not an acceptor of the round) and b refusing: P cannot reach 2.
+    PaxosRound r({"a", "b", "c"}, groups, Ballot{1, "a"});
+    EXPECT_EQ(r.OnPromise("b", false, Ballot{3, "b"}, Ballot(), none, none),
+              PaxosRound::Phase::kFailed);
+  }
+}
+
+// While the move runs (before and during d's copy) CONSISTENT operations go on, over
+// joint majorities; d, an acceptor before it copied anything, answers with an empty
+// state, which is fine because the old owners' majority holds the value.
+TEST(PaxosMove, OperationsRunDuringTheMoveOverJointMajorities) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  ClientResult r = c.Consistent("b", key, false, "v1", 1000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  for (auto& [id, core] : c.cores) core->SetRings(c.old_ring, c.new_ring, 42);
+  // Through every node: the coordinator (b), another old owner, the one leaving, the
+  // receiver (which forwards to b).
+  int n = 0;
+  for (const char* via : {"b", "a", "c", "d"}) {
+    const std::string v = std::string("m") + via;
+    r = c.Consistent(via, key, false, v, 2000 + 100 * n++);
+    ASSERT_TRUE(r.status.ok()) << via << ": " << r.status.ToString();
+    EXPECT_TRUE(r.applied);
+    r = c.Consistent(via, key, true, "", 2000 + 100 * n++);
+    ASSERT_TRUE(r.status.ok()) << via << ": " << r.status.ToString();
+    EXPECT_EQ(Only(r.object), v);
+  }
+  EXPECT_GT(c["b"].consistent_stats().joint_rounds, 0u);
+  // d accepted directly: it is an acceptor of the key's rounds during the move.
+  EXPECT_EQ(Only(c.stores["d"]->ReadPaxos(key).value().value), "md");
+  // A round needs a majority of the new owners too: without d and b (a, c reachable,
+  // a majority of the old list) it is refused up front.
+  c.Isolate("d", true);
+  c.Isolate("b", true);
+  c.isolated = {"b", "d"};
+  r = c.Consistent("a", key, true, "", 4000);
+  EXPECT_EQ(r.status.code(), Status::Code::kUnavailable) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("new primaries"), std::string::npos) << r.status.ToString();
+  c.Isolate("d", false);
+  c.Isolate("b", false);
+  c.isolated.clear();
+  // The copy, with a write in the middle of it (the transfer runs while rounds do), then
+  // the switch: the last chosen value is what the new owners agree on.
+  c.cores.at("d")->AllowTransfers(true);
+  r = c.Consistent("b", key, false, "during copy", 5000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  c.Transfer();
+  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
+  c.Isolate("b", true);  // a and d alone: a majority of the new owners
+  c.isolated = {"b"};
+  r = c.Consistent("a", key, true, "", 13000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Only(r.object), "during copy");
+}
+
+// The acceptor rule: a round over the old owners only (its coordinator has not heard of
+// the move) is refused by every acceptor that has, at prepare and at accept; a round
+// over old and new owners is answered by an acceptor that has not heard of it yet.
+TEST(PaxosMove, AnAcceptorThatKnowsTheMoveRefusesARoundOverTheOldOwnersAlone) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  const uint64_t o = OwnersFingerprint({"a", "b", "c"}), p = OwnersFingerprint({"a", "b", "d"});
+  c["a"].SetRings(c.old_ring, c.new_ring, 42);
+  auto promise = [&](const std::string& to, uint64_t req, uint64_t counter, uint64_t r,
+                     uint64_t w) {
+    c[to].OnMessage("b", PaxosPrepare{req, key, Ballot{counter, "b"}, r, w}, 0);
+    std::vector<PaxosPromise> out;
+    for (auto& [dest, m] : c[to].TakeOutbox().sends) {
+      if (auto* pr = std::get_if<PaxosPromise>(&m)) out.push_back(*pr);
+    }
+    EXPECT_EQ(out.size(), 1u);
+    return out.empty() ? PaxosPromise{} : out[0];
+  };
+  PaxosPromise stale = promise("a", 1, 5, o, o);
+  EXPECT_FALSE(stale.ok);
+  EXPECT_NE(stale.error.find("a move changed them"), std::string::npos) << stale.error;
+  EXPECT_TRUE(promise("a", 2, 6, o, p).ok);   // joint: answered
+  EXPECT_TRUE(promise("c", 3, 7, o, p).ok);   // c has not heard of the move: answered too
+  EXPECT_TRUE(promise("c", 4, 8, o, o).ok);   // ... and so is the old round there
+  EXPECT_FALSE(promise("d", 5, 9, o, p).ok);  // d has not: not an owner yet
+  // After the switch: rounds over the new owners, or joint ones, only.
+  c["a"].SetRing(c.new_ring);
+  EXPECT_FALSE(promise("a", 6, 10, o, o).ok);
+  EXPECT_TRUE(promise("a", 7, 11, o, p).ok);
+  EXPECT_TRUE(promise("a", 8, 12, p, p).ok);
+  // Accepts follow the same rule.
+  c["a"].OnMessage("b", PaxosAccept{9, key, Ballot{12, "b"}, Written("b", "x"), o, o}, 0);
+  bool refused = false;
+  for (auto& [dest, m] : c["a"].TakeOutbox().sends) {
+    if (auto* acc = std::get_if<PaxosAccepted>(&m)) refused = !acc->ok && !acc->error.empty();
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_GE(c["a"].consistent_stats().refused_owners, 3u);
+}
+
+// Open point 1 of the old 5.6: a round started over the old owners before its
+// coordinator heard of the move, whose accept to c the network delays until after d
+// copied the key from a and c (the accept to a is lost). Were c to accept, v2 would be
+// chosen by {b, c} behind the copy's back and a read over {a, d} after the switch would
+// miss it. c knows the move and refuses, so v2 is not chosen: the operation fails
+// (outcome unknown) and {a, d} agree on v1.
+TEST(PaxosMove, AnOldRoundsLateAcceptAfterTheCopyIsRefused) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  ClientResult r = c.Consistent("b", key, false, "v1", 1000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  std::vector<std::pair<std::string, PaxosAccept>> held;
+  c.results.clear();
+  WriteSpec spec;
+  spec.version = NewVersion{false, "v2", 0, 2000};
+  c["b"].StartConsistent(7, key, false, spec, 2000);
+  c.Pump(2000, [&](const std::string&, const std::string& to, const PeerMessage& m) {
+    if (const auto* a = std::get_if<PaxosAccept>(&m)) {
+      if (to == "c") held.emplace_back(to, *a);
+      return true;
+    }
+    return false;
+  });
+  ASSERT_EQ(held.size(), 1u);
+  // Everyone hears of the move; d copies from a and c (b cut off), neither holds v2.
+  for (auto& [id, core] : c.cores) core->SetRings(c.old_ring, c.new_ring, 42);
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.Transfer();
+  c.Isolate("b", false);
+  c.isolated.clear();
+  // The late accept arrives at c: refused, c knows the move.
+  for (auto& [to, m] : held) c[to].OnMessage("b", m, 2500);
+  c.Pump(2500, [](const std::string&, const std::string&, const PeerMessage&) { return false; });
+  EXPECT_NE(Only(c.stores["c"]->ReadPaxos(key).value().value), "v2");
+  EXPECT_GE(c["c"].consistent_stats().refused_owners, 1u);
+  for (int64_t t = 2500; c.results.empty() && t < 6000; t += 10) {
+    for (auto& [id, core] : c.cores) core->Tick(t);
+    c.Pump(t, [](const std::string&, const std::string&, const PeerMessage&) { return false; });
+  }
+  ASSERT_EQ(c.results.size(), 1u);
+  EXPECT_EQ(c.results[0].status.code(), Status::Code::kTimeout) << c.results[0].status.ToString();
+  // After the switch, with b (the only acceptor of v2) cut off, a and d agree on v1.
+  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  r = c.Consistent("a", key, true, "", 13000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Only(r.object), "v1");
+}
+
+// What d accepted directly during the move is never lowered by the copy of an older
+// state from a source (AcceptorMerge keeps the higher pair and the higher promise).
+TEST(PaxosMove, TheCopyNeverLowersWhatTheReceiverAcceptedItself) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  ClientResult r = c.Consistent("b", key, false, "v1", 1000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  for (auto& [id, core] : c.cores) core->SetRings(c.old_ring, c.new_ring, 42);
+  // c cut off: {a, b} is a majority of the old owners, {a, b, d} of the new.
+  c.Isolate("c", true);
+  c.isolated = {"c"};
+  r = c.Consistent("b", key, false, "v2", 2000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  c.Isolate("c", false);
+  c.isolated.clear();
+  const AcceptorState direct = c.stores["d"]->ReadPaxos(key).value();
+  ASSERT_EQ(Only(direct.value), "v2");
+  ASSERT_EQ(Only(c.stores["c"]->ReadPaxos(key).value().value), "v1");  // older at c
+  // d copies from a and c (b cut off): c's older state arrives after d's own.
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.Transfer();
+  const AcceptorState after = c.stores["d"]->ReadPaxos(key).value();
+  EXPECT_EQ(after.accepted, direct.accepted);
+  EXPECT_GE(after.promised, direct.promised);
+  EXPECT_EQ(Only(after.value), "v2");
+  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
+  r = c.Consistent("d", key, true, "", 13000);  // a and d: the new majority
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Only(r.object), "v2");
 }
 
 }  // namespace

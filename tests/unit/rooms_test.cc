@@ -348,8 +348,9 @@ TEST(ConsensusRoom, AcceptorPromisesOnceAndRefusesALowerBallot) {
   Context t;
   Forwarder forwarder(t.ctx);
   Consensus consensus(t.ctx, forwarder);
-  consensus.HandlePrepare("b", PaxosPrepare{1, "k", Ballot{5, "b"}});
-  consensus.HandlePrepare("c", PaxosPrepare{2, "k", Ballot{3, "c"}});
+  const uint64_t owners = OwnersFingerprint(t.ctx.Replicas("k"));  // no move: both lists
+  consensus.HandlePrepare("b", PaxosPrepare{1, "k", Ballot{5, "b"}, owners, owners});
+  consensus.HandlePrepare("c", PaxosPrepare{2, "k", Ballot{3, "c"}, owners, owners});
   auto promises = t.Sent<PaxosPromise>();
   ASSERT_EQ(promises.size(), 2u);
   EXPECT_TRUE(promises[0].second.ok);
