@@ -8,7 +8,7 @@ namespace itsuka::core {
 
 namespace {
 constexpr const char* kOtherOwners =
-    "the round counts no majority of this node's owners of the key (a move changed them)";
+    "the round's owners of the key are not this node's (a move changed them)";
 
 std::string Shortfall(int majority, size_t primaries, size_t reachable) {
   return "need " + std::to_string(majority) + " of the key's " + std::to_string(primaries) +
@@ -70,8 +70,12 @@ Consensus::RoundOwners Consensus::OwnersOf(const std::string& key) const {
 
 bool Consensus::CountsMe(const std::string& key, uint64_t read_owners,
                          uint64_t write_owners) const {
-  const uint64_t mine = OwnersFingerprint(ctx_.WriteReplicas(key));
-  return mine == read_owners || mine == write_owners;
+  // The same configuration as this node's, both lists: a round over the new owners alone
+  // is answered only by acceptors that saw the switch too, since a switch one node made
+  // can be undone elsewhere (a joining member advanced to up here, made left by a
+  // decommission there; membership simulation seed 1221).
+  return OwnersFingerprint(ctx_.Replicas(key)) == read_owners &&
+         OwnersFingerprint(ctx_.WriteReplicas(key)) == write_owners;
 }
 
 // ---- Coordination -----------------------------------------------------------------

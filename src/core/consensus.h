@@ -14,9 +14,10 @@
 //    of P).
 //  - Acceptor: a node in the key's read-ring or write-ring list with an authoritative
 //    copy answers prepares and accepts from its durable AcceptorState (staged before
-//    the reply leaves) and merges commits. It answers only rounds that count a majority
-//    of its own write-ring list for the key (CountsMe): once it knows of a move, a round
-//    over the old owners alone is refused, and after the switch one over the old owners.
+//    the reply leaves) and merges commits. It answers only rounds over the same owners
+//    as its own view of the key (CountsMe: both lists equal): once it knows of a move, a
+//    round over the old owners alone is refused, and one over the new owners alone until
+//    it saw the switch.
 //  - CONSISTENT across moves: joint majorities while the move runs, and a transfer
 //    carries acceptor states with the data (core/transfer.h) for rounds that ran before
 //    the move was known; the argument is docs/DESIGN.md, section 5.6.
@@ -100,8 +101,8 @@ class Consensus {
     uint64_t read_fp = 0, write_fp = 0;
   };
   RoundOwners OwnersOf(const std::string& key) const;
-  // The acceptor rule: whether a round naming these owners counts a majority of this
-  // node's write-ring list for the key.
+  // The acceptor rule: whether a round naming these owners has this node's own read-ring
+  // and write-ring lists for the key.
   bool CountsMe(const std::string& key, uint64_t read_owners, uint64_t write_owners) const;
   using OpIt = std::map<uint64_t, PendingConsistent>::iterator;
 
