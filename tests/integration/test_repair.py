@@ -151,7 +151,9 @@ class Repair(unittest.TestCase):
         self.write(n1, keys)
         wipe(n3)
         self.cluster.wait_connected()
-        admin(n1, "repair", "--no-wait")
+        r = admin(n1, "repair", "--no-wait")
+        # --no-wait names the job it started and how to follow it.
+        self.assertRegex(r.stdout.decode(), r"^repair \d+ started; follow it with: itsuka-admin repair --status")
 
         def status(node):
             c = node.client()
