@@ -444,8 +444,14 @@ void Node::RepairSuspect(int64_t now_ms, int64_t wall_ms) {
 }
 
 Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
+  const RepairJob& job = progress.job;
+  const std::string what = "repair " + std::to_string(job.id) + " started: " +
+                           std::to_string(job.partitions.size()) + " partition(s)" +
+                           (job.node.empty() ? "" : ", pairs with " + job.node) +
+                           (job.dry_run ? ", dry run" : "");
   Status st = repair_.Start(std::move(progress), now_ms);
   if (!st.ok()) return st;
+  Log(LogLine::Level::kInfo, what);
   runs_.state = "running";
   repair_was_running_ = true;
   runs_.resumed = false;
@@ -455,6 +461,10 @@ Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
 }
 
 void Node::StopRepair() {
+  if (repair_.running()) {
+    Log(LogLine::Level::kInfo, "repair " + std::to_string(repair_.progress().job.id) +
+                                   " stopped by the operator");
+  }
   repair_.Stop();
   repair_local_.clear();
   repair_was_running_ = false;

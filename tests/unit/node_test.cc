@@ -140,6 +140,9 @@ TEST(NodeTest, ARepairRequestToItselfWaitsForTheCommitOfWhatIsStaged) {
   progress.job.id = 1;
   progress.job.partitions = {p};
   ASSERT_TRUE(f.node->StartRepair(progress, 20).ok());
+  const std::vector<LogLine> logs = f.node->TakeEffects().logs;
+  ASSERT_EQ(logs.size(), 1u);  // the operator sees the run start in the log
+  EXPECT_EQ(logs[0].text, "repair 1 started: 1 partition(s)");
   NodeOutbox first = f.node->TakeOutbox(20, 20);
   ASSERT_EQ(first.sends.size(), 1u);  // the tree request to n2; its own one waits
   EXPECT_EQ(first.sends[0].first, "n2");
