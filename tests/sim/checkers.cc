@@ -130,11 +130,18 @@ std::string NoAckedWriteLost(const Cluster& c, const EventualClient& client) {
 }
 
 std::string QuorumReadsSeeAckedWrites(const EventualClient& client, int n, int* checked) {
+  std::map<std::pair<std::string, std::string>, const WriteRecord*> records;  // the last one
+  for (const WriteRecord& w : client.writes()) records[{w.key, w.value}] = &w;
+  std::map<std::string, std::vector<const Ack*>> acks;  // by key, in ack order
+  for (const Ack& a : client.acked()) acks[a.key].push_back(&a);
   for (const EventualRead& rd : client.reads()) {
-    for (const Ack& a : client.acked()) {
-      if (a.key != rd.key || a.at >= rd.invoke || a.w + rd.r <= n) continue;
-      const WriteRecord* rec = RecordOf(client, a.key, a.value);
-      if (rec == nullptr) return "acknowledged write " + a.key + "=" + a.value + " was never coordinated";
+    for (const Ack* ap : acks[rd.key]) {
+      const Ack& a = *ap;
+      if (a.at >= rd.invoke) break;
+      if (a.w + rd.r <= n) continue;
+      auto rit = records.find({a.key, a.value});
+      if (rit == records.end()) return "acknowledged write " + a.key + "=" + a.value + " was never coordinated";
+      const WriteRecord* rec = rit->second;
       ++*checked;
       if (!rd.object.clock.Covers(rec->dot)) {
         return "R+W>N: R=" + std::to_string(rd.r) + " read of " + rd.key + " through " + rd.via +

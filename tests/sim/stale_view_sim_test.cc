@@ -152,8 +152,9 @@ class Traffic {
     }
   }
 
-  bool Settle() {
-    for (int i = 0; i < 120 && !c_.Settled(); ++i) Load(500);
+  // Loads in 500 ms steps until the membership settled, at most `rounds` steps.
+  bool Settle(int rounds = 120) {
+    for (int i = 0; i < rounds && !c_.Settled(); ++i) Load(500);
     return c_.Settled();
   }
 
@@ -298,9 +299,9 @@ SeedOutcome RunStaleSeed(uint64_t seed, StaleCase which, Figures* figures) {
       traffic.Load(8000);
       continue;
     }
-    // A move whose gaining node is the one down cannot finish before it is back: the
-    // restart then meets a move in flight.
-    if (!traffic.Settle()) {
+    // A move cannot finish while a member is down (transfers wait until every member
+    // knows the new ring): the restart then meets a move in flight, 10 s in.
+    if (!traffic.Settle(20)) {
       what += "unsettled,";
       break;
     }
@@ -441,9 +442,6 @@ SeedOutcome RunMoveSeed(uint64_t seed, Figures* figures) {
   return out;
 }
 
-// Seeds of RestartAfterRemoval that fail on the code before `fence` and `gate`.
-const std::vector<uint64_t> kIssue16Seeds = {1, 6, 11, 144};
-
 void Report(const char* name, size_t seeds, const Figures& f) {
   std::printf("%s: %zu seeds, %d CONSISTENT ops ok and checked, %d R+W>N observations, %d acked "
               "eventual writes\n",
@@ -483,15 +481,31 @@ TEST(StaleViewSimulation, RestartAfterOthersMoved) {
 // while it was down and restarted from its stale saved view. On the code before them
 // a replica accepts a ReplicaWrite from a left member (core/peer_checks.cc allows it
 // for hint replay), so the restarted node acknowledges W=2 writes stored on itself and
-// one old replica, and a later R=2 read through a current member misses them (R+W>N).
-// Seeds failing on that code: the kIssue16Seeds below, e.g.
+// one old replica, and a later R=2 read through a current member misses them (R+W>N):
+// 88 of seeds 1..300 fail so. Replay one:
 //   ITSUKA_SIM_SEED=6 build/bin/sim_tests --gtest_also_run_disabled_tests \
 //     --gtest_filter='StaleViewSimulation.DISABLED_RestartAfterRemoval'
 TEST(StaleViewSimulation, DISABLED_RestartAfterRemoval) { RunMany("removed", 64, 1, RunRemoved); }
 
-// The named seeds that found the issue-16 bug (each must pass once the fix is in).
+// The named seeds that found issue-16 bugs on the code before `fence` and `gate`; each
+// must pass once the fix is in. DISABLED until then.
+//   RestartAfterRemoval 6: n0 killed, decommissioned, its partner n3 cut off from the
+//     majority, more writes, n0 restarted beside n3 only (the issue's schedule): a W=2
+//     write acknowledged through n0 is missed by a later R=2 read through n1.
+//   RestartAfterRemoval 1, 11, 144 (144: no partition at the restart): the same miss.
+//   KillAtEveryStepOfAMove 100: n2 killed after the joiner's transfers finished, before
+//     the switch; restarted from that view, it reads R=2 from the old read ring while
+//     the joiner, switched, writes W=2 to the new preference list only: missed.
+//   RestartAfterOthersMoved 168: the same switch gap without a kill at that step: n1
+//     switched to the new ring and wrote W=2 to its new preference list; 6 ms later n0
+//     (restarted from a stale view earlier, not yet switched) read R=2 from the old one.
+//     Gossip lag at the switch alone: likely needs more than fencing (see the report).
 TEST(StaleViewSimulation, DISABLED_Issue16Seeds) {
-  RunSeedsTwice(kIssue16Seeds, [](uint64_t seed, bool) { return RunRemoved(seed, nullptr); });
+  for (uint64_t seed : {1, 6, 11, 144}) {
+    EXPECT_EQ(RunRemoved(seed, nullptr).failure, "") << "RestartAfterRemoval seed " << seed;
+  }
+  EXPECT_EQ(RunMoveSeed(100, nullptr).failure, "") << "KillAtEveryStepOfAMove seed 100";
+  EXPECT_EQ(RunOthersMoved(168, nullptr).failure, "") << "RestartAfterOthersMoved seed 168";
 }
 
 }  // namespace
