@@ -39,10 +39,13 @@
 // the defaults below (fewer under AddressSanitizer, whose build also runs sim_tests).
 // ITSUKA_SIM_TRACE=1 prints a failing seed's schedule.
 //
-// IssueScenario* and the Issue16 seeds: on the code before ownership fencing (branch
-// `fence`) and the restart gate (branch `gate`) a restarted removed node coordinates
-// with its old ring and the old replicas answer it; those tests are DISABLED_ until
-// both are merged (see the note at each).
+// On the code before ownership fencing (branch `fence`) and the restart gate (branch
+// `gate`) a restarted removed node still coordinates with its old ring and the old
+// replicas accept its writes: RestartAfterRemoval and Issue16Seeds (the seeds that
+// found it, and seeds of the enabled cases beyond their CI range that fail on that
+// code) are DISABLED_ until both are merged (see the note at each). The enabled cases'
+// CI seeds (1..96) pass on that code; of seeds 1..300, KillAtEveryStepOfAMove fails
+// on 100 and 181, RestartAfterOthersMoved on 168 and 220 (R+W>N at a ring switch).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -467,12 +470,12 @@ SeedOutcome RunOthersMoved(uint64_t seed, Figures* f) {
 
 // kill -9 at every step of a join and a decommission, the victim restarted from the
 // view it saved at that step.
-TEST(StaleViewSimulation, KillAtEveryStepOfAMove) { RunMany("move step", 64, 1, RunMoveSeed); }
+TEST(StaleViewSimulation, KillAtEveryStepOfAMove) { RunMany("move step", 96, 1, RunMoveSeed); }
 
 // A node restarted from its saved view after the others joined or decommissioned
 // members while it was down.
 TEST(StaleViewSimulation, RestartAfterOthersMoved) {
-  RunMany("others moved", 64, 1, RunOthersMoved);
+  RunMany("others moved", 96, 1, RunOthersMoved);
 }
 
 // ISSUE 16, DISABLED until branches `fence` (sender ownership-version fencing on the
@@ -493,10 +496,10 @@ TEST(StaleViewSimulation, DISABLED_RestartAfterRemoval) { RunMany("removed", 64,
 //     majority, more writes, n0 restarted beside n3 only (the issue's schedule): a W=2
 //     write acknowledged through n0 is missed by a later R=2 read through n1.
 //   RestartAfterRemoval 1, 11, 144 (144: no partition at the restart): the same miss.
-//   KillAtEveryStepOfAMove 100: n2 killed after the joiner's transfers finished, before
+//   KillAtEveryStepOfAMove 100 (and 181): n2 killed after the joiner's transfers finished, before
 //     the switch; restarted from that view, it reads R=2 from the old read ring while
 //     the joiner, switched, writes W=2 to the new preference list only: missed.
-//   RestartAfterOthersMoved 168: the same switch gap without a kill at that step: n1
+//   RestartAfterOthersMoved 168 (and 220): the same switch gap without a kill at that step: n1
 //     switched to the new ring and wrote W=2 to its new preference list; 6 ms later n0
 //     (restarted from a stale view earlier, not yet switched) read R=2 from the old one.
 //     Gossip lag at the switch alone: likely needs more than fencing (see the report).
@@ -504,8 +507,12 @@ TEST(StaleViewSimulation, DISABLED_Issue16Seeds) {
   for (uint64_t seed : {1, 6, 11, 144}) {
     EXPECT_EQ(RunRemoved(seed, nullptr).failure, "") << "RestartAfterRemoval seed " << seed;
   }
-  EXPECT_EQ(RunMoveSeed(100, nullptr).failure, "") << "KillAtEveryStepOfAMove seed 100";
-  EXPECT_EQ(RunOthersMoved(168, nullptr).failure, "") << "RestartAfterOthersMoved seed 168";
+  for (uint64_t seed : {100, 181}) {
+    EXPECT_EQ(RunMoveSeed(seed, nullptr).failure, "") << "KillAtEveryStepOfAMove seed " << seed;
+  }
+  for (uint64_t seed : {168, 220}) {
+    EXPECT_EQ(RunOthersMoved(seed, nullptr).failure, "") << "RestartAfterOthersMoved seed " << seed;
+  }
 }
 
 }  // namespace
