@@ -6,12 +6,16 @@
 // survives; a restart restores that view (Gossiper::Restore, a new incarnation) and
 // the data, exactly as server::Node::OpenNode does.
 //
-// StaleView: a 4- or 5-node cluster forms; a member is killed; while it is down the
-// cluster removes it (decommission of a stopped node), or joins a new node, or
-// decommissions another member (sometimes two changes); then it is restarted with its
-// old saved view and data -- sometimes partitioned from every member but one (which
-// itself was cut off from the majority before the last writes, the issue's scenario),
-// sometimes with that partner cut off only at the restart, sometimes with no partition.
+// RestartAfterRemoval / RestartAfterOthersMoved: a 4- or 5-node cluster forms; a member
+// is killed; while it is down the cluster removes it (decommission of a stopped node;
+// the first change of RestartAfterRemoval), or joins a new node, or decommissions
+// another member (sometimes two changes; a join or a decommission of another cannot
+// finish while a member is down -- transfers wait until every member knows the new
+// ring -- so the restart then meets the move in flight); then it is restarted with its
+// old saved view and data -- partitioned from every member but one that was cut off
+// from the majority before the last writes (the issue's scenario), or beside one cut
+// off only at the restart, or beside one cut off before the change (which never heard
+// of it), or with no partition.
 // A burst of operations goes through the restarted node at once, and traffic through
 // every up node (it included) runs throughout: CONSISTENT reads and writes of k0..k2,
 // eventual W=2 writes and R=2 reads of z0..z2 (N=3).
@@ -19,8 +23,13 @@
 // MoveStep: a 3- or 4-node cluster joins a node or decommissions one, and a node (the
 // moving one or another member) is killed at one step of the move, by seed: before the
 // change is visible to every member, while a partition transfer is pending, after every
-// transfer finished but before the ring switched everywhere, right after the switch.
+// transfer finished (no node has one pending; `synced` being gossiped) but before the
+// ring switched everywhere, right after the switch. (The instant between a transfer's last batch
+// being staged and its commit cannot be hit from outside: the harness commits after
+// every input, as the daemon does before it sends anything.)
 // It is restarted later from the view it had saved then (stale). Same traffic.
+//
+// IssueSchedule: the issue's own sequence of steps, on 4 nodes, fixed.
 //
 // Checked at the end of every seed (after a heal, the membership settling, read repair
 // of z0..z2 through every live member and a CONSISTENT read of k0..k2 through each):
@@ -41,7 +50,7 @@
 //
 // On the code before ownership fencing (branch `fence`) and the restart gate (branch
 // `gate`) a restarted removed node still coordinates with its old ring and the old
-// replicas accept its writes: RestartAfterRemoval and Issue16Seeds (the seeds that
+// replicas accept its writes: RestartAfterRemoval, IssueSchedule and Issue16Seeds (the seeds that
 // found it, and seeds of the enabled cases beyond their CI range that fail on that
 // code) are DISABLED_ until both are merged (see the note at each). The enabled cases'
 // CI seeds (1..96) pass on that code; of seeds 1..300, KillAtEveryStepOfAMove fails
