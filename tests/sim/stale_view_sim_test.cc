@@ -241,6 +241,10 @@ const char* RestartName(Restart r) {
   return "?";
 }
 
+// kRemoved: the first change while the node is down removes it (the case);
+// kOthersMoved: only joins and decommissions of other members.
+enum class StaleCase { kRemoved, kOthersMoved };
+
 // One membership change while `victim` is down, entered on a member other than
 // `partner` (which may be cut off): 0 removes the victim, 1 joins a new node, 2
 // decommissions another member. Returns what it did (for the figures).
@@ -269,9 +273,30 @@ std::string ChangeWhileDown(Cluster& c, Traffic& traffic, const std::string& vic
   return "join";
 }
 
-// kRemoved: the first change while the node is down removes it (the case);
-// kOthersMoved: only joins and decommissions of other members.
-enum class StaleCase { kRemoved, kOthersMoved };
+// One or two changes while `victim` is down; what they were.
+std::string ChangesWhileDown(Cluster& c, Traffic& traffic, StaleCase which, const std::string& victim,
+                             const std::string& partner, int* next_node, std::set<std::string>* gone) {
+  auto& rng = c.rng();
+  const int changes = rng() % 3 == 0 ? 2 : 1;
+  std::string what;
+  for (int i = 0; i < changes; ++i) {
+    int kind = static_cast<int>(rng() % 3);
+    if (which == StaleCase::kRemoved && i == 0) kind = 0;
+    if (which == StaleCase::kOthersMoved && kind == 0) kind = 1 + static_cast<int>(rng() % 2);
+    what += ChangeWhileDown(c, traffic, victim, partner, kind, next_node, gone) + ",";
+    if (!partner.empty()) {  // the cut-off partner never hears of it: no settling
+      traffic.Load(8000);
+      continue;
+    }
+    // A move cannot finish while a member is down (transfers wait until every member
+    // knows the new ring): the restart then meets a move in flight, 10 s in.
+    if (!traffic.Settle(20)) {
+      what += "unsettled,";
+      break;
+    }
+  }
+  return what;
+}
 
 SeedOutcome RunStaleSeed(uint64_t seed, StaleCase which, Figures* figures) {
   Cluster c(seed, StaleOptions());
@@ -300,24 +325,7 @@ SeedOutcome RunStaleSeed(uint64_t seed, StaleCase which, Figures* figures) {
     partner = live[rng() % live.size()];
     c.Partition({partner, victim});
   }
-  const int changes = rng() % 3 == 0 ? 2 : 1;
-  std::string what;
-  for (int i = 0; i < changes; ++i) {
-    int kind = static_cast<int>(rng() % 3);
-    if (which == StaleCase::kRemoved && i == 0) kind = 0;
-    if (which == StaleCase::kOthersMoved && kind == 0) kind = 1 + static_cast<int>(rng() % 2);
-    what += ChangeWhileDown(c, traffic, victim, partner, kind, &next_node, &gone) + ",";
-    if (!partner.empty()) {  // the cut-off partner never hears of it: no settling
-      traffic.Load(8000);
-      continue;
-    }
-    // A move cannot finish while a member is down (transfers wait until every member
-    // knows the new ring): the restart then meets a move in flight, 10 s in.
-    if (!traffic.Settle(20)) {
-      what += "unsettled,";
-      break;
-    }
-  }
+  std::string what = ChangesWhileDown(c, traffic, which, victim, partner, &next_node, &gone);
   live = c.LiveMembers();
   if (partner.empty()) partner = live[rng() % live.size()];
   if (how == Restart::kWithStalePartner) {

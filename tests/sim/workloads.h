@@ -35,7 +35,8 @@ struct EventualRead {
   Object object;               // the merge of the replies
 };
 
-// Eventual (non-CONSISTENT) puts, deletes and reads; acknowledged writes and every
+// Eventual (non-CONSISTENT) puts, deletes and reads; acknowledged writes (with their
+// W), answered reads (with their R, start time and object) and every
 // write a coordinator recorded (NodeOptions::record_writes) are kept for the checkers.
 class EventualClient : public Watcher {
  public:
