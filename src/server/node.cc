@@ -590,6 +590,9 @@ std::string Node::ClusterInfo() const {
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
+  s += "peer_stale_ring_refused:" + std::to_string(ns.peer_stale_ring_refused) + "\r\n";
+  s += "peer_left_sender_refused:" + std::to_string(ns.peer_left_sender_refused) + "\r\n";
+  s += "ring_catchups:" + std::to_string(ns.ring_catchups) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(ns.gossip_entries_refused) + "\r\n";
   s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
   int64_t typical = 0;
