@@ -50,6 +50,23 @@
 // repair requests (including the driver's own, locally) and keeping the runs' books;
 // the clock-offset check.
 //
+// The membership gate (docs/DESIGN.md 4.3.1 "A restarted node earns its place"). A node
+// the shell started from a saved view (NodeConfig::from_saved_view: a restart with a
+// data directory) does not know whether it was decommissioned or the rings moved while
+// it was down. Until it has exchanged gossip both ways with a majority of the active
+// (not left) members of its view, counting itself -- a gossip message from a peer whose
+// view already holds this node's new incarnation, so the peer heard this node since the
+// restart and this node hears the peer now -- it is *gated*: client requests fail with
+// kTryAgain, and every peer request that would make it vote or coordinate (replica
+// writes and reads, forwarded writes and CONSISTENT operations, Paxos, transfers,
+// repair requests) is refused with a reply saying so; gossip, hellos, heartbeats,
+// clock probes and the replies to its own requests (hint replay) pass, and it starts
+// no transfer and no repair. Peers that are gated themselves count, so a whole cluster
+// restarted at once gets out. A node whose own state is left (learned by gossip or
+// saved) stops serving for good: clients get kUnavailable saying it was
+// decommissioned, peer requests are refused as above, one warning is logged. A fresh
+// node (no saved view) is not gated.
+//
 // No clocks, no I/O, no globals: randomness (the gossip peer) comes from a generator
 // seeded by NodeConfig::seed. Deterministic given its inputs. Thread-compatible.
 #pragma once
@@ -105,6 +122,9 @@ struct NodeConfig {
   int64_t suspect_retry_ms = 5000;
   int64_t max_clock_offset_ms = 0;  // 0: no check
   uint64_t seed = 1;                // gossip peer choice
+  // The shell restored this node's view from its data directory: the node is gated
+  // until it has heard from a majority of its view's active members (see above).
+  bool from_saved_view = false;
   // TEST ONLY, deliberately broken glue for the simulator's self-test (like
   // NodeOptions::unsafe_ack_before_quorum): publish `synced` for a new ring before the
   // transfers it needs have finished.
@@ -142,6 +162,16 @@ struct NodeStats {
   uint64_t peer_messages_refused = 0;   // values the decoder or the limits refused
   uint64_t peer_senders_refused = 0;    // from a sender that may not send them
   uint64_t gossip_entries_refused = 0;  // member states no flow could have produced
+  uint64_t gate_refused = 0;            // client + peer requests refused by the gate or left
+};
+
+// Where this node stands with the membership gate (INFO membership_gate).
+struct MembershipGate {
+  enum class State { kOpen, kWaiting, kLeft };
+  State state = State::kOpen;
+  size_t heard = 0;    // active members heard from since the restart, itself included
+  size_t need = 0;     // a majority of the view's active members
+  size_t members = 0;  // the view's active members
 };
 
 // The books of the repair runs this node coordinates (ITSUKA.REPAIR STATUS, INFO).
@@ -172,6 +202,12 @@ class Node {
   const MemberState& self_state() const { return gossiper_.self(); }
   const NodeStats& stats() const { return stats_; }
   const RepairRuns& repair_runs() const { return runs_; }
+  // The membership gate (see above); Serving() is Ok when the node serves, else the
+  // status client requests get (kTryAgain while gated, kUnavailable once left).
+  MembershipGate gate() const;
+  Status Serving() const;
+  // "open", "waiting heard=1 need=3 members=4", "left": INFO's membership_gate.
+  std::string GateSummary() const;
 
   // Applies the initial view (rings, connections). Call once, after the reachability
   // of the seeds was set (unreachable until the transport connects them).
@@ -245,6 +281,10 @@ class Node {
   void NoteRepairStarted();
   void ClearRepairedSuspects();
   void Log(LogLine::Level level, std::string text);
+  bool RefuseClient(uint64_t client_req);
+  bool RefusePeerRequest(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  void NoteGossipFrom(const std::string& from, const View& gossip);
+  void UpdateGate();
 
   NodeConfig config_;
   NodeStore& store_;
@@ -269,6 +309,12 @@ class Node {
   bool repair_was_running_ = false;
   std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
   int64_t suspect_repair_next_ms_ = 0;
+  // The membership gate.
+  bool gated_ = false;
+  bool left_ = false;
+  uint64_t gate_incarnation_ = 0;       // this node's incarnation when it was gated
+  std::set<std::string> gate_heard_;    // peers heard from both ways since then
+  std::vector<ClientResult> refused_;   // client requests refused by the gate or left
 };
 
 }  // namespace itsuka::core
