@@ -520,6 +520,7 @@ void AppendStatusError(const Status& st, std::string* out) {
     case Status::Code::kUnavailable: return resp::AppendError(out, "UNAVAILABLE " + st.message());
     case Status::Code::kTimeout: return resp::AppendError(out, "TIMEOUT " + st.message());
     case Status::Code::kBusy: return resp::AppendError(out, "BUSY " + st.message());
+    case Status::Code::kTryAgain: return resp::AppendError(out, "TRYAGAIN " + st.message());
     case Status::Code::kInvalidArgument: return resp::AppendError(out, "ERR " + st.message());
     // A storage I/O error (a full disk): the message says whether it was applied.
     case Status::Code::kIOError: return resp::AppendError(out, "IOERR " + st.message());

@@ -235,6 +235,7 @@ core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
   c.start_ms = stats_.start_mono_ms;
   c.max_clock_offset_ms = config_.max_clock_offset_ms;
   c.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  c.from_saved_view = membership_ != nullptr && membership_->restored();
   return c;
 }
 
@@ -590,7 +591,12 @@ std::string Node::ClusterInfo() const {
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
+  s += "peer_stale_ring_refused:" + std::to_string(ns.peer_stale_ring_refused) + "\r\n";
+  s += "peer_left_sender_refused:" + std::to_string(ns.peer_left_sender_refused) + "\r\n";
+  s += "ring_catchups:" + std::to_string(ns.ring_catchups) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(ns.gossip_entries_refused) + "\r\n";
+  s += "membership_gate:" + node_->GateSummary() + "\r\n";
+  s += "membership_gate_refused:" + std::to_string(ns.gate_refused) + "\r\n";
   s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
   int64_t typical = 0;
   const bool skewed = !ClockCheck(&typical).ok();
