@@ -16,7 +16,7 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 2;
+inline constexpr uint32_t kPeerProtocolVersion = 3;
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -123,13 +123,17 @@ struct WriteSpec {
 };
 
 // A node that may not coordinate a write (it is not a replica of the key) hands it to
-// one that may. Answered by ForwardResult.
+// one that may. Answered by ForwardResult. `seen`: the object of the writes of the key
+// the forwarding node recently acknowledged to its clients (core/recent_writes.h;
+// empty if none), which the coordinator merges into its copy before it applies the
+// write, so the write builds on them whatever substitutes hold them.
 struct ForwardPut {
   static constexpr MessageType kType = MessageType::kForwardPut;
   uint64_t req_id = 0;
   std::string key;
   WriteSpec spec;
   uint32_t w = 1, pw = 0;
+  Object seen;
   friend bool operator==(const ForwardPut&, const ForwardPut&) = default;
 };
 
@@ -139,6 +143,9 @@ struct ForwardResult {
   uint32_t code = 0;  // Status::Code
   std::string message;
   bool applied = false;  // false when a condition (NX/XX/IfLive) did not hold
+  // An applied write's resulting object as the coordinator stored it (empty unless ok
+  // and applied): the forwarding node keeps it for read-your-writes.
+  Object object;
   friend bool operator==(const ForwardResult&, const ForwardResult&) = default;
 };
 

@@ -50,6 +50,7 @@ void NodeCore::Tick(int64_t now_ms) {
   handoff_.Tick(now_ms);
   forwarder_.Tick(now_ms);
   consensus_.Tick(now_ms);
+  ctx_.recent.Expire(now_ms);
 }
 
 namespace {
@@ -93,7 +94,7 @@ void NodeCore::RouteReply(const std::string& from, const PeerMessage& msg, uint6
   } else if (const auto* m = std::get_if<ForwardResult>(&msg)) {
     if (*owner == Room::kForwards) {
       forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
-                          m->applied, {});
+                          m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<ConsistentResult>(&msg)) {
     if (*owner == Room::kForwards) {
