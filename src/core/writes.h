@@ -11,6 +11,11 @@
 //    (PW from primaries) arrived. A conditional write (NX, XX, DEL), or one through a copy
 //    this node cannot vouch for, first reads the key from the write's targets (R = W) and
 //    merges what they hold.
+//  - Read-your-writes (core/recent_writes.h): the node a client's write is started on
+//    sends along what it recently acknowledged for the key (ForwardPut::seen, or the
+//    local record), and the coordinator merges it into its copy before it checks the
+//    condition and builds the new version; an OK write's object is recorded there (a
+//    local client) or returned in ForwardResult::object (a forwarding node records it).
 //  - Moves: while the read ring and the write ring differ, the write also needs W acks
 //    from the key's write-ring owners (joint quorums, as in Raft's joint consensus), and a
 //    current owner passes replica writes on to the new owners.
