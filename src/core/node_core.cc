@@ -93,12 +93,12 @@ void NodeCore::RouteReply(const std::string& from, const PeerMessage& msg, uint6
     if (*owner == Room::kWrites) writes_.OnReadReply(req_id, from, *m);  // read before a write
   } else if (const auto* m = std::get_if<ForwardResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
                           m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<ConsistentResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
                           m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<PaxosPromise>(&msg)) {

@@ -17,10 +17,10 @@ uint64_t Forwarder::Open(uint64_t client_req, const std::string& to, int64_t now
   return req;
 }
 
-void Forwarder::OnResult(uint64_t req_id, const Status& status, bool applied,
-                         const Object& object) {
+void Forwarder::OnResult(uint64_t req_id, const std::string& from, const Status& status,
+                         bool applied, const Object& object) {
   auto it = forwards_.find(req_id);
-  if (it == forwards_.end()) return;
+  if (it == forwards_.end() || it->second.to != from) return;
   const PendingForward& f = it->second;
   if (f.record_key) {
     // An eventual write: the object is the coordinator's, durable there and at W

@@ -55,8 +55,10 @@ class Forwarder {
   // that key: its applied result's object is kept in ctx.recent (read-your-writes).
   uint64_t Open(uint64_t client_req, const std::string& to, int64_t now_ms,
                 std::optional<std::string> record_key = std::nullopt);
-  // The coordinator's result of the forward `req_id` (owned by Room::kForwards).
-  void OnResult(uint64_t req_id, const Status& status, bool applied, const Object& object);
+  // The coordinator's result of the forward `req_id` (owned by Room::kForwards); one
+  // from another node than the forward went to is dropped (it answers something else).
+  void OnResult(uint64_t req_id, const std::string& from, const Status& status, bool applied,
+                const Object& object);
   // This room's timeout rule: a forward unanswered by its deadline has outcome unknown.
   void Tick(int64_t now_ms);
   size_t inflight() const { return forwards_.size(); }
