@@ -16,7 +16,7 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 2;
+inline constexpr uint32_t kPeerProtocolVersion = 3;
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -135,13 +135,19 @@ struct WriteSpec {
 };
 
 // A node that may not coordinate a write (it is not a replica of the key) hands it to
-// one that may. Answered by ForwardResult.
+// one that may. Answered by ForwardResult. `seen`: the object of the writes of the key
+// the forwarding node recently acknowledged to its clients (core/recent_writes.h;
+// empty if none), which the coordinator merges into its copy before it applies the
+// write, so the write builds on them whatever substitutes hold them.
 struct ForwardPut {
   static constexpr MessageType kType = MessageType::kForwardPut;
   uint64_t req_id = 0;
   std::string key;
   WriteSpec spec;
   uint32_t w = 1, pw = 0;
+  // What the forwarding node remembers of its own recent acknowledged write of the key
+  // (read-your-writes, core/recent_writes.h); empty if nothing.
+  Object seen;
   // The sender's ownership version (OwnershipVersion of its view) when it sent this;
   // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
   uint64_t ring_version = 0;
@@ -154,6 +160,9 @@ struct ForwardResult {
   uint32_t code = 0;  // Status::Code
   std::string message;
   bool applied = false;  // false when a condition (NX/XX/IfLive) did not hold
+  // An applied write's resulting object as the coordinator stored it (empty unless ok
+  // and applied): the forwarding node keeps it for read-your-writes.
+  Object object;
   // The answering node's ownership version (a refusal for a stale ring says how far
   // behind the asker is). 0: not stamped.
   uint64_t ring_version = 0;

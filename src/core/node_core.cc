@@ -60,6 +60,7 @@ void NodeCore::Tick(int64_t now_ms) {
   handoff_.Tick(now_ms);
   forwarder_.Tick(now_ms);
   consensus_.Tick(now_ms);
+  ctx_.recent.Expire(now_ms);
 }
 
 namespace {
@@ -102,12 +103,12 @@ void NodeCore::RouteReply(const std::string& from, const PeerMessage& msg, uint6
     if (*owner == Room::kWrites) writes_.OnReadReply(req_id, from, *m);  // read before a write
   } else if (const auto* m = std::get_if<ForwardResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
-                          m->applied, {});
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+                          m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<ConsistentResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
                           m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<PaxosPromise>(&msg)) {

@@ -169,6 +169,8 @@ class NodeCore {
     return reads_.inflight() + writes_.inflight() + forwarder_.inflight() +
            consensus_.inflight();
   }
+  // Read-your-writes through this node (core/recent_writes.h), for INFO.
+  const RecentWrites& recent_writes() const { return ctx_.recent; }
   // Request ids whose replies some room still awaits (or would still take).
   size_t requests_open() const { return ctx_.requests.open(); }
   // Counters of the CONSISTENT path, for INFO (core/consensus.h).

@@ -168,8 +168,11 @@ Status CheckLimits(const PeerMessage& msg, const ObjectLimits& limits, size_t n)
                       std::is_same_v<T, PaxosCommit>) {
           ok = ObjectOk(m.object, max);
         } else if constexpr (std::is_same_v<T, ReplicaReadReply> ||
-                             std::is_same_v<T, ConsistentResult>) {
+                             std::is_same_v<T, ConsistentResult> ||
+                             std::is_same_v<T, ForwardResult>) {
           ok = ObjectOk(m.object, max);
+        } else if constexpr (std::is_same_v<T, ForwardPut>) {
+          ok = ObjectOk(m.seen, max);
         } else if constexpr (std::is_same_v<T, PaxosPromise>) {
           ok = ObjectOk(m.value, max) && ObjectOk(m.data, max);
         } else if constexpr (std::is_same_v<T, PushRequest> || std::is_same_v<T, FetchReply>) {
@@ -197,7 +200,7 @@ std::optional<PeerMessage> RefusalReply(const PeerMessage& request, const std::s
         } else if constexpr (std::is_same_v<T, ReplicaRead>) {
           return ReplicaReadReply{m.req_id, false, Object(), error};
         } else if constexpr (std::is_same_v<T, ForwardPut>) {
-          return ForwardResult{m.req_id, code, error, false};
+          return ForwardResult{m.req_id, code, error, false, {}};
         } else if constexpr (std::is_same_v<T, ForwardConsistent>) {
           return ConsistentResult{m.req_id, code, error, false, Object()};
         } else if constexpr (std::is_same_v<T, PaxosPrepare>) {
@@ -255,7 +258,7 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
         } else if constexpr (std::is_same_v<T, ReplicaReadReply>) {
           return ReplicaReadReply{m.req_id, false, Object(), error};
         } else if constexpr (std::is_same_v<T, ForwardResult>) {
-          return ForwardResult{m.req_id, code, error, false};
+          return ForwardResult{m.req_id, code, error, false, {}};
         } else if constexpr (std::is_same_v<T, ConsistentResult>) {
           return ConsistentResult{m.req_id, code, error, false, Object()};
         } else if constexpr (std::is_same_v<T, PaxosPromise>) {

@@ -12,7 +12,8 @@ ReplicaContext::ReplicaContext(std::string self_name, LocalStore& local_store,
       actor(node_options.actor.empty() ? self : node_options.actor),
       store(local_store),
       options(node_options),
-      requests(node_options.first_request_id) {}
+      requests(node_options.first_request_id),
+      recent(node_options.recent_writes) {}
 
 bool ReplicaContext::IsReachable(const std::string& node) const {
   return node == self || unreachable.count(node) == 0;

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -217,6 +218,13 @@ core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
   options.actor = actor;
   options.transfer_interval_ms = config_.transfer_interval_ms;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
+  // Read-your-writes through this node (core/recent_writes.h): fixed bounds; an entry
+  // stays at most a minute and well inside the tombstone grace, and is at most half an
+  // object so that a ForwardPut carrying one stays inside the peer frame limit.
+  options.recent_writes.window_ms =
+      std::min<int64_t>(60000, config_.repair_tombstone_grace_s * 1000 / 4);
+  options.recent_writes.max_entry_bytes =
+      std::min<size_t>(1u << 20, static_cast<size_t>(config_.max_object_bytes) / 2);
   // A fresh range of request ids per start: replies to the previous life's requests
   // must not match this one's (NodeOptions::first_request_id).
   std::random_device rd;
@@ -655,6 +663,17 @@ std::string Node::HandoffInfo() const {
   kv("hints_replay_timeouts", std::to_string(hs.replay_timeouts));
   kv("hints_replaying", std::to_string(core.replays_in_flight()));
   kv("hints_corrupt", std::to_string(hints_->corrupt()));
+  // Read-your-writes through this node: the writes it acknowledged lately, per key.
+  const core::RecentWrites& rw = core.recent_writes();
+  kv("ryw_keys", std::to_string(rw.size()));
+  kv("ryw_bytes", std::to_string(rw.bytes()));
+  kv("ryw_max_keys", std::to_string(rw.options().max_keys));
+  kv("ryw_window_ms", std::to_string(rw.options().window_ms));
+  kv("ryw_recorded", std::to_string(rw.stats().recorded));
+  kv("ryw_merged", std::to_string(rw.stats().merged));
+  kv("ryw_evicted", std::to_string(rw.stats().evicted));
+  kv("ryw_too_big", std::to_string(rw.stats().too_big));
+  kv("ryw_dropped", std::to_string(rw.stats().dropped));
   int i = 0;
   for (const auto& [target, u] : usage) {
     kv("target" + std::to_string(i++),

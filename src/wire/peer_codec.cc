@@ -389,33 +389,35 @@ struct Codec<core::ReplicaReadReply> {
 
 template <>
 struct Codec<core::ForwardPut> {
-  static constexpr uint32_t kFields = 12;
+  static constexpr uint32_t kFields = 13;
   static void Pack(Packer& pk, const core::ForwardPut& m) {
     pk.pack(m.req_id);
     PackBin(pk, m.key);
     PackSpec(pk, m.spec);
     pk.pack(m.w);
     pk.pack(m.pw);
+    PackBin(pk, EncodeObject(m.seen));
   }
   static bool Unpack(const Fields& f, core::ForwardPut* m) {
     return f.U64(1, &m->req_id) && f.Str(2, &m->key) && ReadSpec(f, 3, &m->spec) &&
-           f.U32(11, &m->w) && f.U32(12, &m->pw) &&
+           f.U32(11, &m->w) && f.U32(12, &m->pw) && f.Obj(13, &m->seen) &&
            f.Check(m->w >= 1 && m->w <= kMaxQuorum && m->pw <= m->w, "bad W/PW");
   }
 };
 
 template <>
 struct Codec<core::ForwardResult> {
-  static constexpr uint32_t kFields = 4;
+  static constexpr uint32_t kFields = 5;
   static void Pack(Packer& pk, const core::ForwardResult& m) {
     pk.pack(m.req_id);
     pk.pack(m.code);
     pk.pack(m.message);
     pk.pack(m.applied);
+    PackBin(pk, EncodeObject(m.object));
   }
   static bool Unpack(const Fields& f, core::ForwardResult* m) {
     return f.U64(1, &m->req_id) && f.U32(2, &m->code) && f.Str(3, &m->message) &&
-           f.Bool(4, &m->applied) && StatusCodeOk(f, m->code);
+           f.Bool(4, &m->applied) && f.Obj(5, &m->object) && StatusCodeOk(f, m->code);
   }
 };
 

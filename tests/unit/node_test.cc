@@ -346,7 +346,7 @@ TEST(NodeFenceTest, EveryFencedRequestFromAStaleSenderIsRefusedCountedAndAnswere
   const std::vector<PeerMessage> requests = {
       ReplicaWrite{1, "k", Object(), "", stale},
       ReplicaRead{2, "k", stale},
-      ForwardPut{3, "k", WriteSpec{}, 1, 0, stale},
+      ForwardPut{3, "k", WriteSpec{}, 1, 0, Object(), stale},
       ForwardConsistent{4, "k", true, WriteSpec{}, stale},
       PaxosPrepare{5, "k", Ballot{1, "n2"}, stale},
       PaxosAccept{6, "k", Ballot{1, "n2"}, Object(), stale},

@@ -134,7 +134,7 @@ std::vector<PeerMessage> FencedRequests(const std::string& from, const std::stri
       ReplicaWrite{1, key, Object(), "", version},
       ReplicaWrite{0, key, Object(), "", version},  // read repair: no answer wanted
       ReplicaRead{2, key, version},
-      ForwardPut{3, key, WriteSpec{}, 2, 0, version},
+      ForwardPut{3, key, WriteSpec{}, 2, 0, Object(), version},
       ForwardConsistent{4, key, true, WriteSpec{}, version},
       PaxosPrepare{5, key, Ballot{1, from}, version},
       PaxosAccept{6, key, Ballot{1, from}, Object(), version},

@@ -15,52 +15,11 @@
 #include "core/requests.h"
 #include "core/transfer.h"
 #include "core/writes.h"
+#include "map_hint_store.h"
 #include "map_store.h"
 
 namespace itsuka::core {
 namespace {
-
-class MapHintStore : public HintStore {
- public:
-  Status Add(const std::string& target, std::string_view key, const Object& obj) override {
-    Hint& h = hints[target][std::string(key)];
-    h.key = std::string(key);
-    h.object = Merge(h.object, obj);
-    h.updated_ms = now_ms;
-    return Status::Ok();
-  }
-  Result<std::optional<Hint>> Get(const std::string& target, std::string_view key) override {
-    auto t = hints.find(target);
-    if (t == hints.end()) return std::optional<Hint>();
-    auto h = t->second.find(std::string(key));
-    if (h == t->second.end()) return std::optional<Hint>();
-    return std::optional<Hint>(h->second);
-  }
-  void Remove(const std::string& target, std::string_view key) override {
-    auto t = hints.find(target);
-    if (t == hints.end()) return;
-    t->second.erase(std::string(key));
-    if (t->second.empty()) hints.erase(t);
-  }
-  Result<std::vector<Hint>> Scan(const std::string& target, std::string_view start,
-                                 size_t limit) override {
-    std::vector<Hint> out;
-    auto t = hints.find(target);
-    if (t == hints.end()) return out;
-    for (auto it = t->second.lower_bound(std::string(start));
-         it != t->second.end() && out.size() < limit; ++it) {
-      out.push_back(it->second);
-    }
-    return out;
-  }
-  std::map<std::string, HintUsage> Usage() const override {
-    std::map<std::string, HintUsage> u;
-    for (const auto& [target, keys] : hints) u[target].keys = keys.size();
-    return u;
-  }
-  std::map<std::string, std::map<std::string, Hint>> hints;
-  int64_t now_ms = 0;
-};
 
 Object ObjectWith(const std::string& value) {
   return ApplyWrite(Object(), VClock(), "x", NewVersion{false, value, 0, 1}, ObjectLimits())
