@@ -747,8 +747,6 @@ def run(o):
     spares = getattr(o, "spares", None)
     spares = (2 if uses_membership else 0) if spares is None else spares
     slots = o.nodes + spares
-    signals = _Signals()
-    signals.catch()
     hosts = (NetnsHosts(slots, tag=free_tag(os.getpid() + o.seed)) if use_netns
              else LoopbackHosts(slots, o.base_port))
     # A majorities ring needs at least 5 nodes to cut anything.
@@ -767,6 +765,8 @@ def run(o):
     where = (f"namespaces {hosts.ns(0)}..{hosts.ns(slots - 1)}, bridge {hosts.bridge}" if use_netns
              else f"ports {o.base_port}..{o.base_port + 100 + slots - 1}")
     print(f"fault: {o.workload} seed {o.seed}: {where}, workdir {workdir}", flush=True)
+    signals = _Signals()
+    signals.catch()
     try:
         hosts.setup()
         for i in range(o.nodes):
@@ -797,7 +797,8 @@ def drive(o, cluster, hosts, kinds, rng, moves):
     interval_max = getattr(o, "interval_max", None)
     nemesis = (Nemesis(cluster, hosts, kinds, random.Random(rng.random()), o.interval, t0, stop,
                        interval_max=interval_max) if kinds else None)
-    script = membership.MoveScript(cluster, t0, stop, random.Random(rng.random())) if moves else None
+    script = (membership.MoveScript(cluster, t0, stop, random.Random(rng.random()),
+                                    join_at=getattr(o, "move_at", 10.0)) if moves else None)
     deadline = time.monotonic() + o.duration
     workers = [Worker(p, cluster, o.workload, rec, deadline, random.Random(rng.random()), o.max_ops)
                for p in range(o.clients)]
@@ -866,7 +867,7 @@ def finish(o, cluster, hosts, rec, nemesis, script, result):
     if settled is not None:
         result["checkers"]["moves_settled"] = settled
     if script is not None:
-        result["checkers"]["moves_under_nemesis"] = script.verdict()
+        result["checkers"]["moves_under_nemesis"] = script.verdict(nemesis.schedule if nemesis else [])
         result["move_samples"] = script.samples
     if repaired is not None:
         result["checkers"]["repair"] = repaired

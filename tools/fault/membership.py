@@ -47,6 +47,24 @@ def moving(st):
     return any(s in ("joining", "leaving") for s in st.values())
 
 
+def request_decommission(cluster, v, order):
+    """ITSUKA.DECOMMISSION of node v through the first of the live members in `order`
+    (v excluded) that accepts it; that member's slot, or None."""
+    for i in order:
+        if i == v or not cluster.alive(i):
+            continue
+        try:
+            conn = cluster.client(i, timeout=2)
+            reply = conn.call("ITSUKA.DECOMMISSION", cluster.node_id(v))
+            conn.close()
+        except (OSError, Closed):
+            continue
+        if not isinstance(reply, RespError):
+            cluster.remove_member(v)
+            return i
+    return None
+
+
 class Membership:
     def __init__(self, cluster, rng, log, min_members=3):
         self.cluster, self.rng, self.log = cluster, rng, log
@@ -128,25 +146,17 @@ class Membership:
 
     def decommission(self, v, live):
         c = self.cluster
-        via = [i for i in c.active() if i != v and c.alive(i)]
-        self.rng.shuffle(via)
-        for i in via:
-            try:
-                conn = c.client(i, timeout=2)
-                reply = conn.call("ITSUKA.DECOMMISSION", c.node_id(v))
-                conn.close()
-            except (OSError, Closed):
-                continue
-            if isinstance(reply, RespError):
-                continue
-            c.remove_member(v)
-            (self.leaving if live else self.stopped_out).add(v)
-            self.changes += 1
-            return (f"decommission node{v + 1} via node{i + 1}" if live else
-                    f"kill -9 node{v + 1}, decommission it via node{i + 1} while down")
-        if not live:
-            c.start(v)   # nobody took the decommission: put it back
-        return None
+        order = c.active()
+        self.rng.shuffle(order)
+        i = request_decommission(c, v, order)
+        if i is None:
+            if not live:
+                c.start(v)   # nobody took the decommission: put it back
+            return None
+        (self.leaving if live else self.stopped_out).add(v)
+        self.changes += 1
+        return (f"decommission node{v + 1} via node{i + 1}" if live else
+                f"kill -9 node{v + 1}, decommission it via node{i + 1} while down")
 
     def stale_restart(self):
         c = self.cluster
@@ -200,11 +210,12 @@ def ring_progress(cluster):
 
 
 class MoveScript:
-    """The `--moves` run: at `join_at` s a spare joins; once every view has it `up`, a
+    """The `--moves` run: at `join_at` s (`--move-at`, after the workload has written
+    some data) a spare joins; once every view has it `up`, a
     member (one of the initial ones) is decommissioned; both under whatever nemesis
     runs meanwhile. Samples progress every second until the end of the workload."""
 
-    def __init__(self, cluster, t0_ns, stop_event, rng, join_at=2.0):
+    def __init__(self, cluster, t0_ns, stop_event, rng, join_at=10.0):
         self.cluster, self.t0, self.stop_event, self.rng = cluster, t0_ns, stop_event, rng
         self.join_at = join_at
         self.events = {}     # join_started, join_finished, decommission_started, ...
@@ -248,31 +259,32 @@ class MoveScript:
         c = self.cluster
         pool = [i for i in c.active() if i != spare]
         victim = self.rng.choice(pool)
-        for i in [j for j in c.active() if j != victim]:
-            try:
-                conn = c.client(i, timeout=2)
-                reply = conn.call("ITSUKA.DECOMMISSION", c.node_id(victim))
-                conn.close()
-            except (OSError, Closed):
-                continue
-            if isinstance(reply, RespError):
-                continue
-            self.victim = victim
-            c.remove_member(victim)
-            self.events["decommission_started"] = self.now()
-            self.events["decommissioned"] = f"node{victim + 1}"
-            return "decommission"
-        return "retry-decommission"
+        if request_decommission(c, victim, c.active()) is None:
+            return "retry-decommission"
+        self.victim = victim
+        self.events["decommission_started"] = self.now()
+        self.events["decommissioned"] = f"node{victim + 1}"
+        return "decommission"
 
-    def verdict(self, settled_at=None):
+    def verdict(self, schedule=()):
         """The moves checker: did the join and the decommission finish while the nemesis
-        ran, how long each took, and progress samples every ~5 s for the report."""
+        ran, how long each took, how many faults began while each was in flight, and
+        progress samples every ~5 s for the report."""
         e = dict(self.events)
         took = lambda a, b: round(e[b] - e[a], 2) if a in e and b in e else None
+
+        def faults(a, b):
+            if a not in e:
+                return None
+            end = e.get(b, float("inf"))
+            return sum(1 for f in schedule if e[a] <= f["start"] <= end)
+
         finished = "join_finished" in e and "decommission_finished" in e
         return {"valid": finished, **e,
                 "join_seconds": took("join_started", "join_finished"),
+                "faults_during_join": faults("join_started", "join_finished"),
                 "decommission_seconds": took("decommission_started", "decommission_finished"),
+                "faults_during_decommission": faults("decommission_started", "decommission_finished"),
                 "progress": progress_lines(self.samples)}
 
 
