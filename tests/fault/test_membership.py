@@ -50,9 +50,7 @@ class MembershipNemesis(unittest.TestCase):
         for name, c in r["checkers"].items():
             print(f"  {name}: {'valid' if c['valid'] else 'INVALID'} {figures(c)}")
         self.assertGreater(r["operations"], 50)
-        changes = [s["fault"] for s in r["schedule"]
-                   if s["fault"].startswith(("join", "decommission")) or ", join" in s["fault"]
-                   or "decommission" in s["fault"]]
+        changes = [s["fault"] for s in r["schedule"] if "join" in s["fault"] or "decommission" in s["fault"]]
         self.assertTrue(changes, "the nemesis changed no membership")
         self.assertTrue(r["checkers"]["moves_settled"]["valid"], r["checkers"]["moves_settled"])
         self.assertTrue(r["checkers"]["convergence"]["valid"], r["checkers"]["convergence"])
