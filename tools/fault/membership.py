@@ -188,9 +188,10 @@ class Membership:
 
 def ring_progress(cluster):
     """One progress sample over the live members that answer: the most partitions any
-    view counts as moving (read and write preference lists differ), and the partitions
-    and objects copied to each node."""
-    sample = {"moving": None, "copying_here": {}, "copied_objects": {}}
+    view counts as moving (read and write preference lists differ), the partitions and
+    objects copied to each node, and the nodes' INFO cluster move_* progress fields
+    where the build reports them."""
+    sample = {"moving": None, "copying_here": {}, "copied_objects": {}, "move": {}}
     for i in cluster.targets():
         if not cluster.alive(i):
             continue
@@ -206,7 +207,28 @@ def ring_progress(cluster):
         name = f"node{i + 1}"
         sample["copying_here"][name] = int(fields.get(b"copying_here", b"0"))
         sample["copied_objects"][name] = int(fields.get(b"copied_objects", b"0"))
+        progress = move_fields(cluster, i)
+        if progress:
+            sample["move"][name] = progress
     return sample
+
+
+def move_fields(cluster, i):
+    """Node i's INFO cluster move_* fields (name without the prefix -> int)."""
+    try:
+        conn = cluster.client(i, timeout=1)
+        text = conn.call("INFO", "cluster")
+        conn.close()
+    except (OSError, Closed, ValueError):
+        return {}
+    if not isinstance(text, bytes):
+        return {}
+    out = {}
+    for line in text.decode().split("\r\n"):
+        k, _, v = line.partition(":")
+        if k.startswith("move_") and v.isdigit():
+            out[k[len("move_"):]] = int(v)
+    return out
 
 
 class MoveScript:
@@ -297,7 +319,12 @@ def progress_lines(samples, every=5.0):
         copying = sum(s["copying_here"].values())
         copied = sum(s["copied_objects"].values())
         states = ",".join(f"{k}={v}" for k, v in s["statuses"].items()) or "all up"
+        move = s.get("move", {})
+        done = sum(m.get("partitions_done", 0) for m in move.values())
+        total = sum(m.get("partitions_total", 0) for m in move.values())
+        keys = sum(m.get("keys_copied", 0) for m in move.values())
+        moved = f" move_partitions={done}/{total} move_keys_copied={keys}" if move else ""
         lines.append(f"{s['t']:6.1f}s moving={s['moving']} copying_here={copying} "
-                     f"copied_objects={copied} {states}")
+                     f"copied_objects={copied}{moved} {states}")
     return lines
 
