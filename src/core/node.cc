@@ -361,8 +361,10 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
   SenderRefusal kind = SenderRefusal::kNone;
   Status st = CheckSender(from, msg, ctx, &kind);
   const std::optional<uint64_t> theirs = RingVersionOf(msg);
+  // Not for a stranger: only a member of the view is told the view.
   if (kind == SenderRefusal::kLeft || kind == SenderRefusal::kStaleRing ||
-      (theirs && *theirs != 0 && *theirs != ctx.ring_version)) {
+      (kind != SenderRefusal::kNotMember && theirs && *theirs != 0 &&
+       *theirs != ctx.ring_version && ctx.view->count(from) != 0)) {
     CatchUp(from, now_ms);
   }
   if (kind == SenderRefusal::kLeft) ++stats_.peer_left_sender_refused;

@@ -446,6 +446,9 @@ TEST(NodeFenceTest, AMemberKnownAsLeftIsRefusedAndCounted) {
   }
   ASSERT_NE(reply, nullptr);
   EXPECT_NE(reply->error.find("(it left the cluster)"), std::string::npos) << reply->error;
+  // A stranger is refused and told nothing of the view, whatever version it shows.
+  f.node->OnPeerMessage("stranger", ReplicaRead{10, "k", mine + 5}, 150, 150);
+  EXPECT_EQ(CountGossipSyn(f.node->TakeEffects()), 0u);
   // The hints it acknowledged writes with still land, on a current ring.
   f.node->OnPeerMessage("gone", ReplicaWrite{9, "k", Object(), "", mine}, 200, 200);
   EXPECT_EQ(f.node->stats().peer_left_sender_refused, 2u);
