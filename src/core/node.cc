@@ -175,7 +175,13 @@ void Node::Tick(int64_t now_ms, int64_t wall_ms) {
   // again an interval after it ran.
   if (now_ms >= housekeeping_.due_ms) {
     housekeeping_.due_ms = now_ms + housekeeping_.interval_ms;
+    if (left_) resume_after_gate_.reset();
     if (!shutting_down_ && !gated_ && !left_) {
+      if (resume_after_gate_) {
+        RepairProgress saved = std::move(*resume_after_gate_);
+        resume_after_gate_.reset();
+        ResumeRepair(std::move(saved), now_ms);
+      }
       ScheduleRepair(now_ms, wall_ms);
       RepairSuspect(now_ms, wall_ms);
     }
@@ -605,6 +611,7 @@ void Node::RepairSuspect(int64_t now_ms, int64_t wall_ms) {
 }
 
 Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
+  if (Status serving = Serving(); !serving.ok()) return serving;
   const RepairJob& job = progress.job;
   const std::string what = "repair " + std::to_string(job.id) + " started: " +
                            std::to_string(job.partitions.size()) + " partition(s)" +
@@ -633,6 +640,14 @@ void Node::StopRepair() {
 }
 
 void Node::ResumeRepair(RepairProgress progress, int64_t now_ms) {
+  if (gated_ || left_) {
+    if (!left_) {
+      Log(LogLine::Level::kInfo, "repair " + std::to_string(progress.job.id) +
+                                     " resumes once the membership gate opens");
+      resume_after_gate_ = std::move(progress);
+    }
+    return;
+  }
   std::set<uint32_t> all(progress.job.partitions.begin(), progress.job.partitions.end());
   if (progress.finished.size() < all.size()) {
     Log(LogLine::Level::kInfo, "resuming repair " + std::to_string(progress.job.id) + ": " +

@@ -250,11 +250,14 @@ class Node {
 
   // Operator: starts member `id`'s leave (decommission). False if unknown or gone.
   bool Leave(const std::string& id);
-  // Operator: starts a repair job now (fails if one runs or it names no partition).
+  // Operator: starts a repair job now (fails if one runs or it names no partition, and
+  // with Serving()'s status while gated or left: its ring may be stale).
   Status StartRepair(RepairProgress progress, int64_t now_ms);
   // Operator: stops the running job; the shell deletes the saved progress.
   void StopRepair();
   // After a restart: resumes the saved job (or, if it had finished, shows its result).
+  // While gated the job waits, and is resumed at the first housekeeping tick after the
+  // gate opened (dropped if the node learns it is left).
   void ResumeRepair(RepairProgress progress, int64_t now_ms);
 
   // Ok unless this node's clock is off by more than max_clock_offset_ms from a
@@ -336,6 +339,7 @@ class Node {
   uint64_t gate_incarnation_ = 0;       // this node's incarnation when it was gated
   std::set<std::string> gate_heard_;    // peers heard from both ways since then
   std::vector<ClientResult> refused_;   // client requests refused by the gate or left
+  std::optional<RepairProgress> resume_after_gate_;  // a saved repair job waiting for the gate
 };
 
 }  // namespace itsuka::core

@@ -50,11 +50,13 @@
 //
 // On the code before ownership fencing (branch `fence`) and the restart gate (branch
 // `gate`) a restarted removed node still coordinates with its old ring and the old
-// replicas accept its writes: RestartAfterRemoval, IssueSchedule and Issue16Seeds (the seeds that
-// found it, and seeds of the enabled cases beyond their CI range that fail on that
-// code) are DISABLED_ until both are merged (see the note at each). The enabled cases'
-// CI seeds (1..96) pass on that code; of seeds 1..300, KillAtEveryStepOfAMove fails
-// on 100 and 181, RestartAfterOthersMoved on 168 and 220 (R+W>N at a ring switch).
+// replicas accept its writes: RestartAfterRemoval (88 of seeds 1..300), IssueSchedule
+// and Issue16Seeds fail there (they were DISABLED_ until both were merged here). Of
+// seeds 1..1000 on that code, KillAtEveryStepOfAMove also failed on 100, 181, 301,
+// 332, 396, 444, 540, 693, 725, 789, 981, 989 (a member killed after the transfers,
+// before the switch, restarted and reading R=2 from its old read ring) and
+// RestartAfterOthersMoved on 168, 220, 622 (R+W>N at a ring switch); their CI seeds
+// (1..96) passed there too.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -508,27 +510,26 @@ TEST(StaleViewSimulation, AckBeforeQuorumIsCaught) {
   ClusterOptions good = broken;
   good.node.unsafe_ack_before_quorum = false;
   int caught = 0;
-  for (uint64_t seed = 1; seed <= 8; ++seed) {
+  for (uint64_t seed = 1; seed <= 24; ++seed) {
     ASSERT_EQ(RunMoveSeed(seed, nullptr, good).failure, "") << "seed " << seed << ", correct code";
     const std::string f = RunMoveSeed(seed, nullptr, broken).failure;
     if (std::getenv("ITSUKA_SIM_VERBOSE")) std::fprintf(stderr, "seed %d: %s\n", static_cast<int>(seed), f.c_str());
     caught += f.find("R+W>N") != std::string::npos || f.find("acknowledged write lost") != std::string::npos;
   }
-  std::printf("ack before quorum: caught by %d of 8 seeds\n", caught);
+  std::printf("ack before quorum: caught by %d of 24 seeds\n", caught);
   EXPECT_GT(caught, 0) << "no seed caught writes acknowledged before W replicas answered";
 }
 
-// ISSUE 16, DISABLED until branches `fence` (sender ownership-version fencing on the
-// peer path) and `gate` (a restarted node neither coordinates nor votes before it
-// gossiped with a majority of its view) are merged: a node removed (decommissioned)
-// while it was down and restarted from its stale saved view. On the code before them
+// ISSUE 16: a node removed (decommissioned) while it was down and restarted from its
+// stale saved view. Passes with branches `fence` (ring fencing on the peer path) and
+// `gate` (a restarted node neither coordinates nor votes before it gossiped with a
+// majority of its view) merged; DISABLED_ before them. On the code before them
 // a replica accepts a ReplicaWrite from a left member (core/peer_checks.cc allows it
 // for hint replay), so the restarted node acknowledges W=2 writes stored on itself and
 // one old replica, and a later R=2 read through a current member misses them (R+W>N):
 // 88 of seeds 1..300 fail so. Replay one:
-//   ITSUKA_SIM_SEED=6 build/bin/sim_tests --gtest_also_run_disabled_tests \
-//     --gtest_filter='StaleViewSimulation.DISABLED_RestartAfterRemoval'
-TEST(StaleViewSimulation, DISABLED_RestartAfterRemoval) { RunMany("removed", 64, 1, RunRemoved); }
+//   ITSUKA_SIM_SEED=6 build/bin/sim_tests --gtest_filter='StaleViewSimulation.RestartAfterRemoval'
+TEST(StaleViewSimulation, RestartAfterRemoval) { RunMany("removed", 64, 1, RunRemoved); }
 
 // The issue's own schedule, step by step, on 4 nodes (n0..n3 are its node1..node4):
 // SET k v0 CONSISTENT; kill -9 n2; decommission n2 until left; cut n0 off from n1 and
@@ -583,12 +584,12 @@ std::string IssueSchedule() {
   return failure;
 }
 
-// ISSUE 16, DISABLED until `fence` and `gate` are merged (see above): on the code
-// before them the issue's schedule fails.
-TEST(StaleViewSimulation, DISABLED_IssueSchedule) { EXPECT_EQ(IssueSchedule(), ""); }
+// ISSUE 16: on the code before `fence` and `gate` the issue's schedule fails (the W=2
+// write acknowledged through the restarted removed node is missed by n1's R=2 read).
+TEST(StaleViewSimulation, IssueSchedule) { EXPECT_EQ(IssueSchedule(), ""); }
 
 // The named seeds that found issue-16 bugs on the code before `fence` and `gate`; each
-// must pass once the fix is in. DISABLED until then.
+// passes with them.
 //   RestartAfterRemoval 6: n0 killed, decommissioned, its partner n3 cut off from the
 //     majority, more writes, n0 restarted beside n3 only (the issue's schedule): a W=2
 //     write acknowledged through n0 is missed by a later R=2 read through n1.
@@ -600,7 +601,7 @@ TEST(StaleViewSimulation, DISABLED_IssueSchedule) { EXPECT_EQ(IssueSchedule(), "
 //     switched to the new ring and wrote W=2 to its new preference list; 6 ms later n0
 //     (restarted from a stale view earlier, not yet switched) read R=2 from the old one.
 //     Gossip lag at the switch alone: likely needs more than fencing (see the report).
-TEST(StaleViewSimulation, DISABLED_Issue16Seeds) {
+TEST(StaleViewSimulation, Issue16Seeds) {
   for (uint64_t seed : {1, 6, 11, 144}) {
     EXPECT_EQ(RunRemoved(seed, nullptr).failure, "") << "RestartAfterRemoval seed " << seed;
   }

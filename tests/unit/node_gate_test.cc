@@ -242,5 +242,25 @@ TEST(NodeGateTest, ANodeRestartedAsLeftStaysLeft) {
   EXPECT_EQ(f.ClientGet().code(), Status::Code::kUnavailable);
 }
 
+// A saved repair job waits for the gate (its ring may be stale), and so does an
+// operator's: it resumes at the first housekeeping tick after the gate opened.
+TEST(NodeGateTest, ASavedRepairResumesOnlyOnceTheGateOpened) {
+  GateFixture f(SavedView());
+  RepairProgress saved;
+  saved.job.id = 9;
+  saved.job.partitions = {0, 1};
+  f.node->ResumeRepair(saved, 0);
+  EXPECT_FALSE(f.node->repair().running());
+  EXPECT_EQ(f.node->StartRepair(saved, 0).code(), Status::Code::kTryAgain);
+  f.node->StartTicks(0);
+  f.node->Tick(f.node->config().housekeeping_ms, 0);
+  EXPECT_FALSE(f.node->repair().running());
+  for (const char* peer : {"n2", "n3"}) f.GossipFrom(peer, true);
+  ASSERT_EQ(f.node->GateSummary(), "open");
+  f.node->Tick(2 * f.node->config().housekeeping_ms, 0);
+  EXPECT_TRUE(f.node->repair().running());
+  EXPECT_EQ(f.node->repair().progress().job.id, 9u);
+}
+
 }  // namespace
 }  // namespace itsuka::core
