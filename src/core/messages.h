@@ -84,6 +84,9 @@ struct ReplicaWrite {
   std::string key;
   Object object;
   std::string hint_for;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaWrite&, const ReplicaWrite&) = default;
 };
 
@@ -92,6 +95,9 @@ struct ReplicaWriteAck {
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaWriteAck&, const ReplicaWriteAck&) = default;
 };
 
@@ -99,6 +105,9 @@ struct ReplicaRead {
   static constexpr MessageType kType = MessageType::kReplicaRead;
   uint64_t req_id = 0;
   std::string key;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaRead&, const ReplicaRead&) = default;
 };
 
@@ -108,6 +117,9 @@ struct ReplicaReadReply {
   bool ok = false;
   Object object;  // empty when the replica has nothing for the key
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaReadReply&, const ReplicaReadReply&) = default;
 };
 
@@ -130,6 +142,9 @@ struct ForwardPut {
   std::string key;
   WriteSpec spec;
   uint32_t w = 1, pw = 0;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardPut&, const ForwardPut&) = default;
 };
 
@@ -139,6 +154,9 @@ struct ForwardResult {
   uint32_t code = 0;  // Status::Code
   std::string message;
   bool applied = false;  // false when a condition (NX/XX/IfLive) did not hold
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardResult&, const ForwardResult&) = default;
 };
 
@@ -158,6 +176,9 @@ struct PaxosPrepare {
   uint64_t req_id = 0;
   std::string key;
   Ballot ballot;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosPrepare&, const PaxosPrepare&) = default;
 };
 
@@ -173,6 +194,9 @@ struct PaxosPromise {
   Object value;
   Object data;
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosPromise&, const PaxosPromise&) = default;
 };
 
@@ -183,6 +207,9 @@ struct PaxosAccept {
   std::string key;
   Ballot ballot;
   Object object;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosAccept&, const PaxosAccept&) = default;
 };
 
@@ -192,6 +219,9 @@ struct PaxosAccepted {
   bool ok = false;
   Ballot promised;  // !ok: the higher ballot promised instead
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosAccepted&, const PaxosAccepted&) = default;
 };
 
@@ -201,6 +231,9 @@ struct PaxosCommit {
   std::string key;
   Ballot ballot;
   Object object;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosCommit&, const PaxosCommit&) = default;
 };
 
@@ -212,6 +245,9 @@ struct ForwardConsistent {
   std::string key;
   bool read = true;
   WriteSpec spec;  // writes only
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardConsistent&, const ForwardConsistent&) = default;
 };
 
@@ -222,6 +258,9 @@ struct ConsistentResult {
   std::string message;
   bool applied = false;
   Object object;  // reads: the agreed object
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ConsistentResult&, const ConsistentResult&) = default;
 };
 

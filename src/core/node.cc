@@ -363,7 +363,18 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
   ctx.read = core_.ring() ? &*core_.ring() : nullptr;
   ctx.write = core_.write_ring() ? &*core_.write_ring() : nullptr;
   ctx.n = static_cast<size_t>(config_.core.n);
-  Status st = CheckSender(from, msg, ctx);
+  ctx.ring_version = OwnershipVersion(gossiper_.view());
+  SenderRefusal kind = SenderRefusal::kNone;
+  Status st = CheckSender(from, msg, ctx, &kind);
+  const std::optional<uint64_t> theirs = RingVersionOf(msg);
+  // Not for a stranger: only a member of the view is told the view.
+  if (kind == SenderRefusal::kLeft || kind == SenderRefusal::kStaleRing ||
+      (kind != SenderRefusal::kNotMember && theirs && *theirs != 0 &&
+       *theirs != ctx.ring_version && ctx.view->count(from) != 0)) {
+    CatchUp(from, now_ms);
+  }
+  if (kind == SenderRefusal::kLeft) ++stats_.peer_left_sender_refused;
+  if (kind == SenderRefusal::kStaleRing) ++stats_.peer_stale_ring_refused;
   uint64_t* counter = &stats_.peer_senders_refused;
   if (st.ok()) {
     ObjectLimits limits;  // the sibling bound only, as a coordinator's results have
@@ -378,6 +389,15 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
              now_ms);
   Refuse(from, msg, st.message(), now_ms);
   return false;
+}
+
+void Node::CatchUp(const std::string& from, int64_t now_ms) {
+  auto [it, fresh] = last_catch_up_ms_.emplace(from, now_ms);
+  if (!fresh && now_ms - it->second < kCatchUpIntervalMs) return;
+  it->second = now_ms;
+  ++stats_.ring_catchups;
+  out_.direct.emplace_back(from, GossipSyn{gossiper_.view()});
+  out_.flush_direct = true;
 }
 
 void Node::OnPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms,
@@ -426,6 +446,9 @@ bool Node::HasOutput() const {
 NodeOutbox Node::TakeEffects() {
   NodeOutbox out;
   std::swap(out, out_);
+  // The answers made here (refusals) carry this node's version for the asker's catch-up.
+  const uint64_t version = OwnershipVersion(gossiper_.view());
+  for (auto& [to, msg] : out.direct) StampRingVersion(&msg, version);
   return out;
 }
 

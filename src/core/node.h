@@ -41,6 +41,18 @@
 //   after the time it ran (as a repeating libuv timer). NextWakeup() is when the next
 //   one is due: the shell calls Tick then (or earlier; nothing runs before its time).
 //
+// The ring fence (core/peer_checks.h): every fenced message leaves stamped with the
+// ownership version of the ring it was planned on (NodeCore stamps its sends; the
+// answers made here carry the current one). Admission refuses a fenced request from a
+// sender known as left or stamped below this node's version (counted:
+// peer_left_sender_refused, peer_stale_ring_refused; answered at once, so the sender's
+// operation fails now instead of at its timeout). Catch-up: whenever a peer's fenced
+// message (request or reply) shows a version other than this node's, or its sender was
+// refused as left or stale, this node starts a gossip exchange with that peer at once
+// (a GossipSyn; its GossipAck completes it) -- at most one per peer per
+// kCatchUpIntervalMs -- so whichever side is behind learns the newer view in one round
+// trip, and a refused client operation's retry goes out on the current ring.
+//
 // Glue owned here: applying a member view (both rings, repair's ring and its moving
 // set, AllowTransfers once the move is visible, connections to learned members);
 // publishing a finished transfer (SetSynced) only once nothing staged is left, so
@@ -73,6 +85,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -160,7 +173,10 @@ struct NodeOutbox {
 // Counters for INFO cluster.
 struct NodeStats {
   uint64_t peer_messages_refused = 0;   // values the decoder or the limits refused
-  uint64_t peer_senders_refused = 0;    // from a sender that may not send them
+  uint64_t peer_senders_refused = 0;    // from a sender that may not send them (all rules)
+  uint64_t peer_stale_ring_refused = 0;   // of those: planned on an older ring (ring fence)
+  uint64_t peer_left_sender_refused = 0;  // of those: from a member known as left
+  uint64_t ring_catchups = 0;           // gossip exchanges started by a ring mismatch
   uint64_t gossip_entries_refused = 0;  // member states no flow could have produced
   uint64_t gate_refused = 0;            // client + peer requests refused by the gate or left
 };
@@ -188,6 +204,7 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port);
 
 class Node {
  public:
+  static constexpr int64_t kCatchUpIntervalMs = 100;
   // `gossiper` holds this node's restored view; `store` must outlive the node.
   Node(Gossiper gossiper, NodeStore& store, NodeConfig config);
   Node(const Node&) = delete;
@@ -272,6 +289,9 @@ class Node {
   void OnGossipRound();
   void OnGossip(const std::string& from, const PeerMessage& msg, int64_t now_ms);
   bool AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  // The catch-up rule (above): a GossipSyn to `from` unless one went less than
+  // kCatchUpIntervalMs ago.
+  void CatchUp(const std::string& from, int64_t now_ms);
   void Refuse(const std::string& from, const PeerMessage& msg, const std::string& why,
               int64_t now_ms);
   void LogRefusal(const std::string& text, int64_t now_ms);
@@ -306,6 +326,7 @@ class Node {
   bool shutting_down_ = false;
   NodeStats stats_;
   int64_t last_refusal_log_ms_ = -1000000;
+  std::map<std::string, int64_t> last_catch_up_ms_;  // peer -> its last catch-up Syn
   uint64_t refusals_unlogged_ = 0;
   RepairRuns runs_;
   uint64_t repair_saved_ = 0;  // progress_version last emitted

@@ -4,6 +4,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/peer_checks.h"
+
 namespace itsuka::core {
 
 NodeCore::NodeCore(std::string self, LocalStore& store, NodeOptions options)
@@ -25,7 +27,14 @@ void NodeCore::SetReachable(const std::string& node, bool up) {
   }
 }
 
+void NodeCore::StampSends() {
+  if (!ctx_.ring) return;
+  for (auto& [to, msg] : ctx_.out.sends) StampRingVersion(&msg, ctx_.ring->version());
+}
+
 void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
+  // What the rooms planned on the ring in force is sent with that ring's version.
+  StampSends();
   ctx_.ring = std::move(read);
   ctx_.write_ring = std::move(write);
   transfers_.Plan(write_fingerprint);
@@ -37,6 +46,7 @@ int NodeCore::EffectiveN() const {
 }
 
 Outbox NodeCore::TakeOutbox() {
+  StampSends();
   Outbox o;
   std::swap(o, ctx_.out);
   ++ctx_.round;

@@ -151,6 +151,9 @@ class NodeCore {
   const HandoffStats& handoff_stats() const { return handoff_.stats(); }
   size_t replays_in_flight() const { return handoff_.in_flight(); }
 
+  // The sends come out stamped (ring_version, core/peer_checks.h) with the version of
+  // the read ring in force when the room made them: SetRings stamps what is pending
+  // before it replaces the rings.
   Outbox TakeOutbox();
   // The shell could not commit what was staged before the last TakeOutbox (a full
   // disk): writes whose local copy was staged in that round exist nowhere (their
@@ -171,6 +174,8 @@ class NodeCore {
   const ConsistentStats& consistent_stats() const { return consensus_.stats(); }
 
  private:
+  // Stamps the pending fenced sends that have no ring version with the read ring's.
+  void StampSends();
   // Routes a reply to the room that opened its id.
   void RouteReply(const std::string& from, const PeerMessage& msg, uint64_t req_id,
                   int64_t now_ms);

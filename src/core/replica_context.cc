@@ -23,9 +23,11 @@ std::vector<std::string> ReplicaContext::Replicas(std::string_view key) const {
   return ring->PreferenceList(ring->PartitionOf(Hash64(key)), static_cast<size_t>(options.n));
 }
 
-bool ReplicaContext::IsPrimary(std::string_view key) const {
+bool ReplicaContext::IsPrimary(std::string_view key) const { return IsReplica(key, self); }
+
+bool ReplicaContext::IsReplica(std::string_view key, const std::string& node) const {
   std::vector<std::string> replicas = Replicas(key);
-  return std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+  return std::find(replicas.begin(), replicas.end(), node) != replicas.end();
 }
 
 std::vector<std::string> ReplicaContext::PendingReplicas(std::string_view key) const {

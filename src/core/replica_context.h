@@ -159,8 +159,9 @@ struct ReplicaContext {
   bool IsReachable(const std::string& node) const;
   // The key's preference list under the read ring (at most n nodes).
   std::vector<std::string> Replicas(std::string_view key) const;
-  // Whether this node is in the key's preference list.
+  // Whether this node / `node` is in the key's (read-ring) preference list.
   bool IsPrimary(std::string_view key) const;
+  bool IsReplica(std::string_view key, const std::string& node) const;
   // Write-ring replicas of the key that are not read-ring replicas (a move in flight).
   std::vector<std::string> PendingReplicas(std::string_view key) const;
   // The reachable ones among `replicas`, as primary targets.

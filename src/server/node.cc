@@ -591,6 +591,9 @@ std::string Node::ClusterInfo() const {
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
+  s += "peer_stale_ring_refused:" + std::to_string(ns.peer_stale_ring_refused) + "\r\n";
+  s += "peer_left_sender_refused:" + std::to_string(ns.peer_left_sender_refused) + "\r\n";
+  s += "ring_catchups:" + std::to_string(ns.ring_catchups) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(ns.gossip_entries_refused) + "\r\n";
   s += "membership_gate:" + node_->GateSummary() + "\r\n";
   s += "membership_gate_refused:" + std::to_string(ns.gate_refused) + "\r\n";

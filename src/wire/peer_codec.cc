@@ -879,18 +879,35 @@ struct Codec<core::ClockEcho> {
 
 // ---- The table: tag -> decoder, built from the alternatives of core::PeerMessage ----
 
-// A message is [tag, Codec<M> fields...].
+// A message is [tag, Codec<M> fields..., ring_version?]. The messages the peer path
+// fences (core::PeerMessage alternatives with a `ring_version`: replica reads and
+// writes, forwards, Paxos, and their replies) carry the sender's ownership version as a
+// trailing field after Codec<M>'s. A frame without it (a build before issue 16's
+// fencing) still decodes, with ring_version 0: the receiver then refuses the request
+// as from a stale ring with a clear reason (core/peer_checks.h), rather than closing
+// the connection or leaving it to time out; a reply without it just triggers no
+// catch-up. Issue 14's protocol negotiation will replace this tolerance.
+template <typename M>
+constexpr bool kStamped = requires(M m) { m.ring_version; };
+
 template <typename M>
 void Encode(Packer& pk, const M& m) {
-  pk.pack_array(Codec<M>::kFields + 1);
+  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 : 0));
   pk.pack(static_cast<uint32_t>(M::kType));
   Codec<M>::Pack(pk, m);
+  if constexpr (kStamped<M>) pk.pack(m.ring_version);
 }
 
 template <typename M>
 Result<core::PeerMessage> Decode(const Fields& f) {
   M m;
-  if (f.size() != Codec<M>::kFields + 1 || !Codec<M>::Unpack(f, &m)) {
+  bool ok = f.size() == Codec<M>::kFields + 1;
+  if constexpr (kStamped<M>) {
+    const size_t at = Codec<M>::kFields + 1;
+    ok = ok || (f.size() == at + 1 && f.U64(at, &m.ring_version) &&
+                f.Check(m.ring_version <= kMaxGossipCounter, "ring version over 2^53"));
+  }
+  if (!ok || !Codec<M>::Unpack(f, &m)) {
     return Status::Corruption("peer message: bad fields for type " +
                               std::to_string(static_cast<uint32_t>(M::kType)));
   }

@@ -30,8 +30,10 @@
 // Every test here runs every node as the production core::Node (core/node.h: its own
 // view application and gossip filter, transfers allowed once every member knows the new
 // ring, `synced` published once committed) at the daemon's core tick. GlueBugIsCaught's
-// seeds are three of the seven in 1001-1400 whose run catches the broken glue at that
-// cadence (which seeds catch it depends on the cadence).
+// seeds are three of the four in 1001-1400 whose run catches the broken glue at that
+// cadence with the ring fence's catch-up exchanges and the membership gate's gossip
+// (which seeds catch it depends on the message timing: before the fence it was 1090,
+// 1096, 1105 of seven; with the fence alone 1150, 1174, 1221 of five).
 // GlueBugIsCaught: the checkers' self-test. With core::Node's glue broken on purpose
 // (NodeConfig::unsafe_synced_before_transfer) they must report a lost acknowledged
 // write or a stale CONSISTENT read for at least one of a fixed set of seeds.
@@ -146,7 +148,7 @@ TEST(MembershipSimulation, ConsistentOperationsStayLinearizableAcrossMoves) {
 // fixed seeds (10 of seeds 1001..1400 catch it); the correct glue passes them.
 TEST(MembershipSimulation, GlueBugIsCaught) {
   int caught = 0;
-  for (uint64_t seed : {1090, 1096, 1105}) {
+  for (uint64_t seed : {1030, 1238, 1300}) {
     const SeedOutcome good = RunSeed(seed, true, nullptr, ChurnOptions());
     ASSERT_EQ(good.failure, "") << "seed " << seed;
     const SeedOutcome bad =
