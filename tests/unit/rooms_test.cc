@@ -375,5 +375,35 @@ TEST(ConsensusRoom, ASingleNodeReadIsChosenAtOnce) {
   EXPECT_EQ(ctx.requests.open(), 0u);
 }
 
+// The ring fence's proposer side (issue 16): a vote counts only from a node that is a
+// primary of the key in the proposer's view when the vote arrives.
+TEST(ConsensusRoom, AVoteFromANodeThatNoLongerHoldsTheKeyIsNotCounted) {
+  Context t;
+  Forwarder forwarder(t.ctx);
+  Consensus consensus(t.ctx, forwarder);
+  std::string key;
+  for (int i = 0;; ++i) {
+    key = "k" + std::to_string(i);
+    if (t.ctx.Replicas(key).front() == "a") break;
+  }
+  consensus.Start(1, key, true, WriteSpec{}, 0);
+  auto prepares = t.Sent<PaxosPrepare>();
+  ASSERT_EQ(prepares.size(), 2u);  // to b and c; a promised itself
+  const uint64_t round = prepares[0].second.req_id;
+  // The ring moves on before the promises arrive: c no longer holds the key.
+  t.ctx.ring = Ring::Create(16, {"a", "b", "d"}, 2).value();
+  t.ctx.write_ring = t.ctx.ring;
+  ASSERT_FALSE(t.ctx.IsReplica(key, "c"));
+  t.ctx.out = Outbox();
+  PaxosPromise yes;
+  yes.req_id = round;
+  yes.ok = true;
+  yes.promised = prepares[0].second.ballot;
+  consensus.OnPromise(round, "c", yes, 1);
+  EXPECT_TRUE(t.Sent<PaxosAccept>().empty()) << "a majority formed with a former primary";
+  consensus.OnPromise(round, "b", yes, 1);
+  EXPECT_FALSE(t.Sent<PaxosAccept>().empty());  // a (self) and b: a majority of primaries
+}
+
 }  // namespace
 }  // namespace itsuka::core
