@@ -114,18 +114,22 @@ TEST(NodeGateTest, ARestartedNodeAnswersClientsTryAgainUntilAMajorityHeardIt) {
 TEST(NodeGateTest, AGatedNodeRefusesToVoteButGossipPasses) {
   GateFixture f(SavedView());
   PaxosPrepare prepare;
+  prepare.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
   prepare.req_id = 5;
   prepare.key = f.KeyOfN2();
   f.node->OnPeerMessage("n2", prepare, 10, 10);
   ReplicaWrite write;
+  write.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
   write.req_id = 6;
   write.key = "k";
   f.node->OnPeerMessage("n2", write, 10, 10);
   ReplicaRead read;
+  read.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
   read.req_id = 7;
   read.key = "k";
   f.node->OnPeerMessage("n2", read, 10, 10);
   ForwardConsistent fwd;
+  fwd.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
   fwd.req_id = 8;
   fwd.key = "k";
   f.node->OnPeerMessage("n2", fwd, 10, 10);
@@ -220,6 +224,7 @@ TEST(NodeGateTest, ANodeThatLearnsItIsLeftStopsServingAndSaysSoOnce) {
   EXPECT_EQ(st.code(), Status::Code::kUnavailable);
   EXPECT_NE(st.message().find("decommissioned"), std::string::npos);
   PaxosPrepare prepare;
+  prepare.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
   prepare.req_id = 5;
   prepare.key = f.KeyOfN2();
   f.node->OnPeerMessage("n2", prepare, 10, 10);
