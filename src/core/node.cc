@@ -145,7 +145,7 @@ bool Node::RefusePeerRequest(const std::string& from, const PeerMessage& msg, in
   const std::string why = Serving().message();
   const auto unavailable = static_cast<uint32_t>(Status::Code::kUnavailable);
   if (const auto* f = std::get_if<ForwardPut>(&msg)) {
-    out_.direct.emplace_back(from, ForwardResult{f->req_id, unavailable, why, false});
+    out_.direct.emplace_back(from, ForwardResult{f->req_id, unavailable, why, false, {}});
   } else if (const auto* c = std::get_if<ForwardConsistent>(&msg)) {
     out_.direct.emplace_back(from, ConsistentResult{c->req_id, unavailable, why, false, Object()});
   } else if (std::optional<PeerMessage> reply = RefusalReply(msg, why)) {
