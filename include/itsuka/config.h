@@ -14,7 +14,7 @@ namespace itsuka {
 struct Config {
   // [node]
   std::string node_id = "node1";
-  std::string data_dir = ".itsuka-local/node1/data";
+  std::string data_dir = ".itsuka-local/standalone/data";
   // [server]
   std::string bind = "127.0.0.1";
   int64_t port = 7001;

@@ -32,6 +32,10 @@ class [[nodiscard]] Status {
     kTooBig,           // a size cap was reached
     kSiblings,         // the sibling cap was reached
     kBusy,             // overloaded; try again
+    // Not applied; this node cannot serve yet (a restarted node that has not heard from
+    // a majority of its members, core/node.h). Never sent to peers (the peer codec
+    // accepts codes up to kBusy): peers get kUnavailable for the same refusal.
+    kTryAgain,
   };
 
   Status() = default;
@@ -45,6 +49,7 @@ class [[nodiscard]] Status {
   static Status TooBig(std::string_view msg) { return Status(Code::kTooBig, msg); }
   static Status Siblings(std::string_view msg) { return Status(Code::kSiblings, msg); }
   static Status Busy(std::string_view msg) { return Status(Code::kBusy, msg); }
+  static Status TryAgain(std::string_view msg) { return Status(Code::kTryAgain, msg); }
   // Rebuilds a status sent over the wire as (code, message); kOk ignores the message.
   static Status FromCode(Code code, std::string_view msg) {
     return code == Code::kOk ? Status() : Status(code, msg);

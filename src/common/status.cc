@@ -14,6 +14,7 @@ const char* CodeName(Status::Code code) {
     case Status::Code::kTooBig: return "TOOBIG";
     case Status::Code::kSiblings: return "SIBLINGS";
     case Status::Code::kBusy: return "BUSY";
+    case Status::Code::kTryAgain: return "TRYAGAIN";
   }
   return "UNKNOWN";
 }

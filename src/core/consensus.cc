@@ -421,8 +421,10 @@ void Consensus::OnPromise(uint64_t req_id, const std::string& from, const PaxosP
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   const PaxosRound::Phase before = round.phase();
-  PaxosRound::Phase phase =
-      round.OnPromise(from, m.ok && m.error.empty(), m.promised, m.accepted, m.value, m.data);
+  // Only a current primary of the key (in this node's view, now) votes: a round planned
+  // before the ring moved counts no vote of a node that no longer holds the key.
+  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  PaxosRound::Phase phase = round.OnPromise(from, votes, m.promised, m.accepted, m.value, m.data);
   if (before == PaxosRound::Phase::kPrepare && phase == PaxosRound::Phase::kAccept) {
     return SendAccept(*it, now_ms);
   }
@@ -435,7 +437,8 @@ void Consensus::OnAccepted(uint64_t req_id, const std::string& from, const Paxos
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   if (round.phase() != PaxosRound::Phase::kAccept) return;
-  PaxosRound::Phase phase = round.OnAccepted(from, m.ok && m.error.empty(), m.promised);
+  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  PaxosRound::Phase phase = round.OnAccepted(from, votes, m.promised);
   if (phase == PaxosRound::Phase::kChosen) return OnChosen(*it, now_ms);
   if (phase == PaxosRound::Phase::kFailed) OnRoundFailed(*it, now_ms);
 }

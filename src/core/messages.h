@@ -16,7 +16,7 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 2;
+inline constexpr uint32_t kPeerProtocolVersion = 3;
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -84,6 +84,9 @@ struct ReplicaWrite {
   std::string key;
   Object object;
   std::string hint_for;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaWrite&, const ReplicaWrite&) = default;
 };
 
@@ -92,6 +95,9 @@ struct ReplicaWriteAck {
   uint64_t req_id = 0;
   bool ok = false;
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaWriteAck&, const ReplicaWriteAck&) = default;
 };
 
@@ -99,6 +105,9 @@ struct ReplicaRead {
   static constexpr MessageType kType = MessageType::kReplicaRead;
   uint64_t req_id = 0;
   std::string key;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaRead&, const ReplicaRead&) = default;
 };
 
@@ -108,6 +117,9 @@ struct ReplicaReadReply {
   bool ok = false;
   Object object;  // empty when the replica has nothing for the key
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ReplicaReadReply&, const ReplicaReadReply&) = default;
 };
 
@@ -123,13 +135,22 @@ struct WriteSpec {
 };
 
 // A node that may not coordinate a write (it is not a replica of the key) hands it to
-// one that may. Answered by ForwardResult.
+// one that may. Answered by ForwardResult. `seen`: the object of the writes of the key
+// the forwarding node recently acknowledged to its clients (core/recent_writes.h;
+// empty if none), which the coordinator merges into its copy before it applies the
+// write, so the write builds on them whatever substitutes hold them.
 struct ForwardPut {
   static constexpr MessageType kType = MessageType::kForwardPut;
   uint64_t req_id = 0;
   std::string key;
   WriteSpec spec;
   uint32_t w = 1, pw = 0;
+  // What the forwarding node remembers of its own recent acknowledged write of the key
+  // (read-your-writes, core/recent_writes.h); empty if nothing.
+  Object seen;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardPut&, const ForwardPut&) = default;
 };
 
@@ -139,6 +160,12 @@ struct ForwardResult {
   uint32_t code = 0;  // Status::Code
   std::string message;
   bool applied = false;  // false when a condition (NX/XX/IfLive) did not hold
+  // An applied write's resulting object as the coordinator stored it (empty unless ok
+  // and applied): the forwarding node keeps it for read-your-writes.
+  Object object;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardResult&, const ForwardResult&) = default;
 };
 
@@ -164,6 +191,9 @@ struct PaxosPrepare {
   // write-ring list for the key (docs/DESIGN.md 5.6).
   uint64_t read_owners = 0;
   uint64_t write_owners = 0;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosPrepare&, const PaxosPrepare&) = default;
 };
 
@@ -179,6 +209,9 @@ struct PaxosPromise {
   Object value;
   Object data;
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosPromise&, const PaxosPromise&) = default;
 };
 
@@ -191,6 +224,9 @@ struct PaxosAccept {
   Object object;
   uint64_t read_owners = 0;   // as in PaxosPrepare: the round's owners
   uint64_t write_owners = 0;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosAccept&, const PaxosAccept&) = default;
 };
 
@@ -200,6 +236,9 @@ struct PaxosAccepted {
   bool ok = false;
   Ballot promised;  // !ok: the higher ballot promised instead
   std::string error;
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosAccepted&, const PaxosAccepted&) = default;
 };
 
@@ -209,6 +248,9 @@ struct PaxosCommit {
   std::string key;
   Ballot ballot;
   Object object;
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const PaxosCommit&, const PaxosCommit&) = default;
 };
 
@@ -220,6 +262,9 @@ struct ForwardConsistent {
   std::string key;
   bool read = true;
   WriteSpec spec;  // writes only
+  // The sender's ownership version (OwnershipVersion of its view) when it sent this;
+  // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ForwardConsistent&, const ForwardConsistent&) = default;
 };
 
@@ -230,6 +275,9 @@ struct ConsistentResult {
   std::string message;
   bool applied = false;
   Object object;  // reads: the agreed object
+  // The answering node's ownership version (a refusal for a stale ring says how far
+  // behind the asker is). 0: not stamped.
+  uint64_t ring_version = 0;
   friend bool operator==(const ConsistentResult&, const ConsistentResult&) = default;
 };
 

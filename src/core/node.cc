@@ -37,7 +37,125 @@ void Node::Log(LogLine::Level level, std::string text) {
   out_.logs.push_back(LogLine{level, std::move(text)});
 }
 
-void Node::Start() { ApplyView(); }
+void Node::Start() {
+  if (config_.from_saved_view && gossiper_.self().status != MemberStatus::kLeft) {
+    gated_ = true;
+    gate_incarnation_ = gossiper_.self().incarnation;
+    const MembershipGate g = gate();
+    Log(LogLine::Level::kWarn,
+        "restarted from a saved view: not coordinating or voting until gossip was exchanged "
+        "with " + std::to_string(g.need) + " of its " + std::to_string(g.members) +
+            " active members (itself included)");
+  }
+  UpdateGate();  // a single member is its own majority; a saved left state stays left
+  ApplyView();
+}
+
+// ---- The membership gate ----------------------------------------------------------------
+
+MembershipGate Node::gate() const {
+  MembershipGate g;
+  g.state = left_ ? MembershipGate::State::kLeft
+                  : (gated_ ? MembershipGate::State::kWaiting : MembershipGate::State::kOpen);
+  for (const auto& [id, m] : gossiper_.view()) {
+    if (m.status == MemberStatus::kLeft) continue;
+    ++g.members;
+    if (id == self() || gate_heard_.count(id)) ++g.heard;
+  }
+  g.need = g.members / 2 + 1;
+  return g;
+}
+
+Status Node::Serving() const {
+  if (left_) {
+    return Status::Unavailable(
+        "this node left the cluster (it was decommissioned); it serves no requests: send them "
+        "to another member");
+  }
+  if (!gated_) return Status::Ok();
+  const MembershipGate g = gate();
+  return Status::TryAgain("node restarted from a saved view; waiting to hear from " +
+                          std::to_string(g.need) + " of " + std::to_string(g.members) +
+                          " members (" + std::to_string(g.heard) + " heard)");
+}
+
+std::string Node::GateSummary() const {
+  const MembershipGate g = gate();
+  switch (g.state) {
+    case MembershipGate::State::kLeft: return "left";
+    case MembershipGate::State::kOpen: return "open";
+    case MembershipGate::State::kWaiting: break;
+  }
+  return "waiting heard=" + std::to_string(g.heard) + " need=" + std::to_string(g.need) +
+         " members=" + std::to_string(g.members);
+}
+
+// A gossip message from `from` whose view holds this node at its gated incarnation: the
+// peer has heard this node since the restart, and this node hears the peer now.
+void Node::NoteGossipFrom(const std::string& from, const View& gossip) {
+  if (!gated_ || from == self()) return;
+  auto it = gossip.find(self());
+  if (it != gossip.end() && it->second.incarnation >= gate_incarnation_) gate_heard_.insert(from);
+}
+
+void Node::UpdateGate() {
+  if (!left_ && gossiper_.self().status == MemberStatus::kLeft) {
+    left_ = true;
+    gated_ = false;
+    Log(LogLine::Level::kWarn,
+        "this node has left the cluster (decommissioned): it no longer serves clients, "
+        "coordinates or votes; its data directory may be removed once its hints are handed off");
+  }
+  if (!gated_) return;
+  const MembershipGate g = gate();
+  if (g.heard < g.need) return;
+  gated_ = false;
+  gate_heard_.clear();
+  Log(LogLine::Level::kInfo, "membership gate open: exchanged gossip with " +
+                                 std::to_string(g.heard) + " of " + std::to_string(g.members) +
+                                 " active members (itself included); serving");
+}
+
+bool Node::RefuseClient(uint64_t client_req) {
+  Status st = Serving();
+  if (st.ok()) return false;
+  ++stats_.gate_refused;
+  ClientResult r;
+  r.client_req = client_req;
+  r.status = std::move(st);
+  r.applied = false;
+  refused_.push_back(std::move(r));
+  return true;
+}
+
+// While gated or left, a peer request that would make this node vote or coordinate is
+// refused (kUnavailable for forwarded operations: nothing was applied here).
+bool Node::RefusePeerRequest(const std::string& from, const PeerMessage& msg, int64_t now_ms) {
+  if (!gated_ && !left_) return false;
+  const bool votes = IsRepairRequest(msg) || std::holds_alternative<ReplicaWrite>(msg) ||
+                     std::holds_alternative<ReplicaRead>(msg) ||
+                     std::holds_alternative<ForwardPut>(msg) ||
+                     std::holds_alternative<ForwardConsistent>(msg) ||
+                     std::holds_alternative<PaxosPrepare>(msg) ||
+                     std::holds_alternative<PaxosAccept>(msg) ||
+                     std::holds_alternative<PaxosCommit>(msg) ||
+                     std::holds_alternative<TransferRequest>(msg);
+  if (!votes) return false;
+  ++stats_.gate_refused;
+  const std::string why = Serving().message();
+  const auto unavailable = static_cast<uint32_t>(Status::Code::kUnavailable);
+  if (const auto* f = std::get_if<ForwardPut>(&msg)) {
+    out_.direct.emplace_back(from, ForwardResult{f->req_id, unavailable, why, false, {}});
+  } else if (const auto* c = std::get_if<ForwardConsistent>(&msg)) {
+    out_.direct.emplace_back(from, ConsistentResult{c->req_id, unavailable, why, false, Object()});
+  } else if (std::optional<PeerMessage> reply = RefusalReply(msg, why)) {
+    out_.direct.emplace_back(from, std::move(*reply));
+  }
+  LogRefusal("peer " + from + ": message type " + std::to_string(msg.index()) +
+                 " refused: " + why,
+             now_ms);
+  return true;
+}
 
 // ---- Time ---------------------------------------------------------------------------
 
@@ -57,7 +175,13 @@ void Node::Tick(int64_t now_ms, int64_t wall_ms) {
   // again an interval after it ran.
   if (now_ms >= housekeeping_.due_ms) {
     housekeeping_.due_ms = now_ms + housekeeping_.interval_ms;
-    if (!shutting_down_) {
+    if (left_) resume_after_gate_.reset();
+    if (!shutting_down_ && !gated_ && !left_) {
+      if (resume_after_gate_) {
+        RepairProgress saved = std::move(*resume_after_gate_);
+        resume_after_gate_.reset();
+        ResumeRepair(std::move(saved), now_ms);
+      }
       ScheduleRepair(now_ms, wall_ms);
       RepairSuspect(now_ms, wall_ms);
     }
@@ -95,7 +219,9 @@ void Node::ApplyView() {
     if (core_.ring()->PreferenceList(p, n) != core_.write_ring()->PreferenceList(p, n)) moving.insert(p);
   }
   repair_.SetMoving(std::move(moving));
-  core_.AllowTransfers(MoveVisible(view, [this](const std::string& m) { return core_.IsReachable(m); }));
+  // A gated or left node starts no transfer (its rings may be stale).
+  core_.AllowTransfers(!gated_ && !left_ &&
+                       MoveVisible(view, [this](const std::string& m) { return core_.IsReachable(m); }));
   if (!had_ring || before_version != version || before != core_.ring()->members().size()) {
     Log(LogLine::Level::kInfo,
         "ring version " + std::to_string(version) + ": " + std::to_string(core_.ring()->members().size()) +
@@ -126,10 +252,19 @@ void Node::OnGossipRound() {
     gossiper_.SetSynced(fp);
   }
   const std::string to = gossiper_.Round(rng_);
+  UpdateGate();  // Advance may have made this node left
   ApplyView();
   if (!to.empty()) {
     // A seed not heard from yet has no view entry: it was connected from cluster.seeds.
     out_.direct.emplace_back(to, GossipSyn{gossiper_.view()});
+    out_.flush_direct = true;
+  }
+  if (!gated_) return;
+  // Gated: every active member not heard from yet gets this round's gossip too, so the
+  // gate opens within about one round of the majority being reachable.
+  for (const auto& [id, m] : gossiper_.view()) {
+    if (id == self() || id == to || m.status == MemberStatus::kLeft || gate_heard_.count(id)) continue;
+    out_.direct.emplace_back(id, GossipSyn{gossiper_.view()});
     out_.flush_direct = true;
   }
 }
@@ -146,13 +281,16 @@ void Node::OnGossip(const std::string& from, const PeerMessage& msg, int64_t now
                    " member state(s), e.g. " + why[0],
                now_ms);
   }
+  NoteGossipFrom(from, *gossip);
   gossiper_.Receive(accepted);
+  UpdateGate();
   ApplyView();
   if (std::holds_alternative<GossipSyn>(msg)) out_.direct.emplace_back(from, GossipAck{gossiper_.view()});
 }
 
 bool Node::Leave(const std::string& id) {
   const bool ok = gossiper_.Leave(id);
+  UpdateGate();
   ApplyView();
   return ok;
 }
@@ -165,16 +303,19 @@ void Node::SetReachable(const std::string& node, bool up) {
 // ---- Clients --------------------------------------------------------------------------
 
 void Node::StartGet(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms) {
+  if (RefuseClient(client_req)) return;
   core_.StartGet(client_req, key, r, pr, now_ms);
 }
 
 void Node::StartPut(uint64_t client_req, const std::string& key, WriteSpec spec, int w, int pw,
                     int64_t now_ms) {
+  if (RefuseClient(client_req)) return;
   core_.StartPut(client_req, key, std::move(spec), w, pw, now_ms);
 }
 
 void Node::StartConsistent(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
                            int64_t now_ms) {
+  if (RefuseClient(client_req)) return;
   core_.StartConsistent(client_req, key, read, std::move(spec), now_ms);
 }
 
@@ -222,7 +363,18 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
   ctx.read = core_.ring() ? &*core_.ring() : nullptr;
   ctx.write = core_.write_ring() ? &*core_.write_ring() : nullptr;
   ctx.n = static_cast<size_t>(config_.core.n);
-  Status st = CheckSender(from, msg, ctx);
+  ctx.ring_version = OwnershipVersion(gossiper_.view());
+  SenderRefusal kind = SenderRefusal::kNone;
+  Status st = CheckSender(from, msg, ctx, &kind);
+  const std::optional<uint64_t> theirs = RingVersionOf(msg);
+  // Not for a stranger: only a member of the view is told the view.
+  if (kind == SenderRefusal::kLeft || kind == SenderRefusal::kStaleRing ||
+      (kind != SenderRefusal::kNotMember && theirs && *theirs != 0 &&
+       *theirs != ctx.ring_version && ctx.view->count(from) != 0)) {
+    CatchUp(from, now_ms);
+  }
+  if (kind == SenderRefusal::kLeft) ++stats_.peer_left_sender_refused;
+  if (kind == SenderRefusal::kStaleRing) ++stats_.peer_stale_ring_refused;
   uint64_t* counter = &stats_.peer_senders_refused;
   if (st.ok()) {
     ObjectLimits limits;  // the sibling bound only, as a coordinator's results have
@@ -239,9 +391,19 @@ bool Node::AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int
   return false;
 }
 
+void Node::CatchUp(const std::string& from, int64_t now_ms) {
+  auto [it, fresh] = last_catch_up_ms_.emplace(from, now_ms);
+  if (!fresh && now_ms - it->second < kCatchUpIntervalMs) return;
+  it->second = now_ms;
+  ++stats_.ring_catchups;
+  out_.direct.emplace_back(from, GossipSyn{gossiper_.view()});
+  out_.flush_direct = true;
+}
+
 void Node::OnPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms,
                          int64_t wall_ms) {
   if (!AdmitPeerMessage(from, msg, now_ms)) return;
+  if (RefusePeerRequest(from, msg, now_ms)) return;
   if (std::holds_alternative<GossipSyn>(msg) || std::holds_alternative<GossipAck>(msg)) {
     OnGossip(from, msg, now_ms);
   } else if (IsRepairRequest(msg)) {
@@ -278,12 +440,15 @@ Status Node::ClockCheck(const std::function<bool(const std::string&, OffsetSampl
 
 bool Node::HasOutput() const {
   return core_.HasOutput() || repair_.HasSends() || !repair_out_.empty() ||
-         !repair_local_.empty();
+         !repair_local_.empty() || !refused_.empty();
 }
 
 NodeOutbox Node::TakeEffects() {
   NodeOutbox out;
   std::swap(out, out_);
+  // The answers made here (refusals) carry this node's version for the asker's catch-up.
+  const uint64_t version = OwnershipVersion(gossiper_.view());
+  for (auto& [to, msg] : out.direct) StampRingVersion(&msg, version);
   return out;
 }
 
@@ -294,6 +459,8 @@ NodeOutbox Node::TakeOutbox(int64_t now_ms, int64_t wall_ms) {
   out.sends = std::move(core.sends);
   out.results = std::move(core.results);
   out.writes = std::move(core.writes);
+  for (auto& r : refused_) out.results.push_back(std::move(r));
+  refused_.clear();
   for (auto& m : repair_out_) out.sends.push_back(std::move(m));
   repair_out_.clear();
   return out;
@@ -444,8 +611,15 @@ void Node::RepairSuspect(int64_t now_ms, int64_t wall_ms) {
 }
 
 Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
+  if (Status serving = Serving(); !serving.ok()) return serving;
+  const RepairJob& job = progress.job;
+  const std::string what = "repair " + std::to_string(job.id) + " started: " +
+                           std::to_string(job.partitions.size()) + " partition(s)" +
+                           (job.node.empty() ? "" : ", pairs with " + job.node) +
+                           (job.dry_run ? ", dry run" : "");
   Status st = repair_.Start(std::move(progress), now_ms);
   if (!st.ok()) return st;
+  Log(LogLine::Level::kInfo, what);
   runs_.state = "running";
   repair_was_running_ = true;
   runs_.resumed = false;
@@ -455,6 +629,10 @@ Status Node::StartRepair(RepairProgress progress, int64_t now_ms) {
 }
 
 void Node::StopRepair() {
+  if (repair_.running()) {
+    Log(LogLine::Level::kInfo, "repair " + std::to_string(repair_.progress().job.id) +
+                                   " stopped by the operator");
+  }
   repair_.Stop();
   repair_local_.clear();
   repair_was_running_ = false;
@@ -462,6 +640,14 @@ void Node::StopRepair() {
 }
 
 void Node::ResumeRepair(RepairProgress progress, int64_t now_ms) {
+  if (gated_ || left_) {
+    if (!left_) {
+      Log(LogLine::Level::kInfo, "repair " + std::to_string(progress.job.id) +
+                                     " resumes once the membership gate opens");
+      resume_after_gate_ = std::move(progress);
+    }
+    return;
+  }
   std::set<uint32_t> all(progress.job.partitions.begin(), progress.job.partitions.end());
   if (progress.finished.size() < all.size()) {
     Log(LogLine::Level::kInfo, "resuming repair " + std::to_string(progress.job.id) + ": " +

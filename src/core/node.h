@@ -41,6 +41,18 @@
 //   after the time it ran (as a repeating libuv timer). NextWakeup() is when the next
 //   one is due: the shell calls Tick then (or earlier; nothing runs before its time).
 //
+// The ring fence (core/peer_checks.h): every fenced message leaves stamped with the
+// ownership version of the ring it was planned on (NodeCore stamps its sends; the
+// answers made here carry the current one). Admission refuses a fenced request from a
+// sender known as left or stamped below this node's version (counted:
+// peer_left_sender_refused, peer_stale_ring_refused; answered at once, so the sender's
+// operation fails now instead of at its timeout). Catch-up: whenever a peer's fenced
+// message (request or reply) shows a version other than this node's, or its sender was
+// refused as left or stale, this node starts a gossip exchange with that peer at once
+// (a GossipSyn; its GossipAck completes it) -- at most one per peer per
+// kCatchUpIntervalMs -- so whichever side is behind learns the newer view in one round
+// trip, and a refused client operation's retry goes out on the current ring.
+//
 // Glue owned here: applying a member view (both rings, repair's ring and its moving
 // set, AllowTransfers once the move is visible, connections to learned members);
 // publishing a finished transfer (SetSynced) only once nothing staged is left, so
@@ -50,12 +62,30 @@
 // repair requests (including the driver's own, locally) and keeping the runs' books;
 // the clock-offset check.
 //
+// The membership gate (docs/DESIGN.md 4.3.1 "A restarted node earns its place"). A node
+// the shell started from a saved view (NodeConfig::from_saved_view: a restart with a
+// data directory) does not know whether it was decommissioned or the rings moved while
+// it was down. Until it has exchanged gossip both ways with a majority of the active
+// (not left) members of its view, counting itself -- a gossip message from a peer whose
+// view already holds this node's new incarnation, so the peer heard this node since the
+// restart and this node hears the peer now -- it is *gated*: client requests fail with
+// kTryAgain, and every peer request that would make it vote or coordinate (replica
+// writes and reads, forwarded writes and CONSISTENT operations, Paxos, transfers,
+// repair requests) is refused with a reply saying so; gossip, hellos, heartbeats,
+// clock probes and the replies to its own requests (hint replay) pass, and it starts
+// no transfer and no repair. Peers that are gated themselves count, so a whole cluster
+// restarted at once gets out. A node whose own state is left (learned by gossip or
+// saved) stops serving for good: clients get kUnavailable saying it was
+// decommissioned, peer requests are refused as above, one warning is logged. A fresh
+// node (no saved view) is not gated.
+//
 // No clocks, no I/O, no globals: randomness (the gossip peer) comes from a generator
 // seeded by NodeConfig::seed. Deterministic given its inputs. Thread-compatible.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -105,6 +135,9 @@ struct NodeConfig {
   int64_t suspect_retry_ms = 5000;
   int64_t max_clock_offset_ms = 0;  // 0: no check
   uint64_t seed = 1;                // gossip peer choice
+  // The shell restored this node's view from its data directory: the node is gated
+  // until it has heard from a majority of its view's active members (see above).
+  bool from_saved_view = false;
   // TEST ONLY, deliberately broken glue for the simulator's self-test (like
   // NodeOptions::unsafe_ack_before_quorum): publish `synced` for a new ring before the
   // transfers it needs have finished.
@@ -140,8 +173,21 @@ struct NodeOutbox {
 // Counters for INFO cluster.
 struct NodeStats {
   uint64_t peer_messages_refused = 0;   // values the decoder or the limits refused
-  uint64_t peer_senders_refused = 0;    // from a sender that may not send them
+  uint64_t peer_senders_refused = 0;    // from a sender that may not send them (all rules)
+  uint64_t peer_stale_ring_refused = 0;   // of those: planned on an older ring (ring fence)
+  uint64_t peer_left_sender_refused = 0;  // of those: from a member known as left
+  uint64_t ring_catchups = 0;           // gossip exchanges started by a ring mismatch
   uint64_t gossip_entries_refused = 0;  // member states no flow could have produced
+  uint64_t gate_refused = 0;            // client + peer requests refused by the gate or left
+};
+
+// Where this node stands with the membership gate (INFO membership_gate).
+struct MembershipGate {
+  enum class State { kOpen, kWaiting, kLeft };
+  State state = State::kOpen;
+  size_t heard = 0;    // active members heard from since the restart, itself included
+  size_t need = 0;     // a majority of the view's active members
+  size_t members = 0;  // the view's active members
 };
 
 // The books of the repair runs this node coordinates (ITSUKA.REPAIR STATUS, INFO).
@@ -158,6 +204,7 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port);
 
 class Node {
  public:
+  static constexpr int64_t kCatchUpIntervalMs = 100;
   // `gossiper` holds this node's restored view; `store` must outlive the node.
   Node(Gossiper gossiper, NodeStore& store, NodeConfig config);
   Node(const Node&) = delete;
@@ -172,6 +219,12 @@ class Node {
   const MemberState& self_state() const { return gossiper_.self(); }
   const NodeStats& stats() const { return stats_; }
   const RepairRuns& repair_runs() const { return runs_; }
+  // The membership gate (see above); Serving() is Ok when the node serves, else the
+  // status client requests get (kTryAgain while gated, kUnavailable once left).
+  MembershipGate gate() const;
+  Status Serving() const;
+  // "open", "waiting heard=1 need=3 members=4", "left": INFO's membership_gate.
+  std::string GateSummary() const;
 
   // Applies the initial view (rings, connections). Call once, after the reachability
   // of the seeds was set (unreachable until the transport connects them).
@@ -197,11 +250,14 @@ class Node {
 
   // Operator: starts member `id`'s leave (decommission). False if unknown or gone.
   bool Leave(const std::string& id);
-  // Operator: starts a repair job now (fails if one runs or it names no partition).
+  // Operator: starts a repair job now (fails if one runs or it names no partition, and
+  // with Serving()'s status while gated or left: its ring may be stale).
   Status StartRepair(RepairProgress progress, int64_t now_ms);
   // Operator: stops the running job; the shell deletes the saved progress.
   void StopRepair();
   // After a restart: resumes the saved job (or, if it had finished, shows its result).
+  // While gated the job waits, and is resumed at the first housekeeping tick after the
+  // gate opened (dropped if the node learns it is left).
   void ResumeRepair(RepairProgress progress, int64_t now_ms);
 
   // Ok unless this node's clock is off by more than max_clock_offset_ms from a
@@ -233,6 +289,9 @@ class Node {
   void OnGossipRound();
   void OnGossip(const std::string& from, const PeerMessage& msg, int64_t now_ms);
   bool AdmitPeerMessage(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  // The catch-up rule (above): a GossipSyn to `from` unless one went less than
+  // kCatchUpIntervalMs ago.
+  void CatchUp(const std::string& from, int64_t now_ms);
   void Refuse(const std::string& from, const PeerMessage& msg, const std::string& why,
               int64_t now_ms);
   void LogRefusal(const std::string& text, int64_t now_ms);
@@ -245,6 +304,10 @@ class Node {
   void NoteRepairStarted();
   void ClearRepairedSuspects();
   void Log(LogLine::Level level, std::string text);
+  bool RefuseClient(uint64_t client_req);
+  bool RefusePeerRequest(const std::string& from, const PeerMessage& msg, int64_t now_ms);
+  void NoteGossipFrom(const std::string& from, const View& gossip);
+  void UpdateGate();
 
   NodeConfig config_;
   NodeStore& store_;
@@ -263,12 +326,20 @@ class Node {
   bool shutting_down_ = false;
   NodeStats stats_;
   int64_t last_refusal_log_ms_ = -1000000;
+  std::map<std::string, int64_t> last_catch_up_ms_;  // peer -> its last catch-up Syn
   uint64_t refusals_unlogged_ = 0;
   RepairRuns runs_;
   uint64_t repair_saved_ = 0;  // progress_version last emitted
   bool repair_was_running_ = false;
   std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
   int64_t suspect_repair_next_ms_ = 0;
+  // The membership gate.
+  bool gated_ = false;
+  bool left_ = false;
+  uint64_t gate_incarnation_ = 0;       // this node's incarnation when it was gated
+  std::set<std::string> gate_heard_;    // peers heard from both ways since then
+  std::vector<ClientResult> refused_;   // client requests refused by the gate or left
+  std::optional<RepairProgress> resume_after_gate_;  // a saved repair job waiting for the gate
 };
 
 }  // namespace itsuka::core

@@ -4,6 +4,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/peer_checks.h"
+
 namespace itsuka::core {
 
 NodeCore::NodeCore(std::string self, LocalStore& store, NodeOptions options)
@@ -25,7 +27,14 @@ void NodeCore::SetReachable(const std::string& node, bool up) {
   }
 }
 
+void NodeCore::StampSends() {
+  if (!ctx_.ring) return;
+  for (auto& [to, msg] : ctx_.out.sends) StampRingVersion(&msg, ctx_.ring->version());
+}
+
 void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
+  // What the rooms planned on the ring in force is sent with that ring's version.
+  StampSends();
   ctx_.ring = std::move(read);
   ctx_.write_ring = std::move(write);
   transfers_.Plan(write_fingerprint);
@@ -37,6 +46,7 @@ int NodeCore::EffectiveN() const {
 }
 
 Outbox NodeCore::TakeOutbox() {
+  StampSends();
   Outbox o;
   std::swap(o, ctx_.out);
   ++ctx_.round;
@@ -50,6 +60,7 @@ void NodeCore::Tick(int64_t now_ms) {
   handoff_.Tick(now_ms);
   forwarder_.Tick(now_ms);
   consensus_.Tick(now_ms);
+  ctx_.recent.Expire(now_ms);
 }
 
 namespace {
@@ -92,12 +103,12 @@ void NodeCore::RouteReply(const std::string& from, const PeerMessage& msg, uint6
     if (*owner == Room::kWrites) writes_.OnReadReply(req_id, from, *m);  // read before a write
   } else if (const auto* m = std::get_if<ForwardResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
-                          m->applied, {});
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+                          m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<ConsistentResult>(&msg)) {
     if (*owner == Room::kForwards) {
-      forwarder_.OnResult(req_id, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
+      forwarder_.OnResult(req_id, from, Status::FromCode(static_cast<Status::Code>(m->code), m->message),
                           m->applied, m->object);
     }
   } else if (const auto* m = std::get_if<PaxosPromise>(&msg)) {

@@ -151,6 +151,9 @@ class NodeCore {
   const HandoffStats& handoff_stats() const { return handoff_.stats(); }
   size_t replays_in_flight() const { return handoff_.in_flight(); }
 
+  // The sends come out stamped (ring_version, core/peer_checks.h) with the version of
+  // the read ring in force when the room made them: SetRings stamps what is pending
+  // before it replaces the rings.
   Outbox TakeOutbox();
   // The shell could not commit what was staged before the last TakeOutbox (a full
   // disk): writes whose local copy was staged in that round exist nowhere (their
@@ -164,6 +167,8 @@ class NodeCore {
     return reads_.inflight() + writes_.inflight() + forwarder_.inflight() +
            consensus_.inflight();
   }
+  // Read-your-writes through this node (core/recent_writes.h), for INFO.
+  const RecentWrites& recent_writes() const { return ctx_.recent; }
   // Request ids whose replies some room still awaits (or would still take).
   size_t requests_open() const { return ctx_.requests.open(); }
   // Counters of the CONSISTENT path, for INFO (core/consensus.h).
@@ -171,6 +176,8 @@ class NodeCore {
   const ConsistentStats& consistent_stats() const { return consensus_.stats(); }
 
  private:
+  // Stamps the pending fenced sends that have no ring version with the read ring's.
+  void StampSends();
   // Routes a reply to the room that opened its id.
   void RouteReply(const std::string& from, const PeerMessage& msg, uint64_t req_id,
                   int64_t now_ms);

@@ -41,7 +41,49 @@ bool IsActiveMember(const View& view, const std::string& id) {
   return it != view.end() && it->second.status != MemberStatus::kLeft;
 }
 
-Status CheckSender(const std::string& from, const PeerMessage& msg, const SenderContext& ctx) {
+std::optional<uint64_t> RingVersionOf(const PeerMessage& msg) {
+  return std::visit(
+      [](const auto& m) -> std::optional<uint64_t> {
+        if constexpr (requires { m.ring_version; }) {
+          return m.ring_version;
+        } else {
+          return std::nullopt;
+        }
+      },
+      msg);
+}
+
+void StampRingVersion(PeerMessage* msg, uint64_t version) {
+  std::visit(
+      [version](auto& m) {
+        if constexpr (requires { m.ring_version; }) {
+          if (m.ring_version == 0) m.ring_version = version;
+        }
+      },
+      *msg);
+}
+
+namespace {
+
+// The ring fence (peer_checks.h CheckSender): requests only; replies carry the
+// answering node's version for the asker's catch-up and are never refused for it.
+Status CheckRing(const std::string& from, const PeerMessage& msg, const SenderContext& ctx) {
+  const bool request =
+      std::holds_alternative<ReplicaWrite>(msg) || std::holds_alternative<ReplicaRead>(msg) ||
+      std::holds_alternative<ForwardPut>(msg) || std::holds_alternative<ForwardConsistent>(msg) ||
+      std::holds_alternative<PaxosPrepare>(msg) || std::holds_alternative<PaxosAccept>(msg) ||
+      std::holds_alternative<PaxosCommit>(msg);
+  if (!request || ctx.ring_version == 0) return Status::Ok();
+  const std::optional<uint64_t> theirs = RingVersionOf(msg);
+  if (!theirs || *theirs >= ctx.ring_version) return Status::Ok();
+  return Status::InvalidArgument(
+      "STALERING '" + from + "' sent this on ownership version " + std::to_string(*theirs) +
+      (*theirs == 0 ? " (a build without ring fencing)" : "") + ", older than this node's " +
+      std::to_string(ctx.ring_version) + "; it must catch up (gossip) and retry");
+}
+
+Status CheckMembership(const std::string& from, const PeerMessage& msg, const SenderContext& ctx,
+                       SenderRefusal* why) {
   return std::visit(
       [&](const auto& m) -> Status {
         using T = std::decay_t<decltype(m)>;
@@ -63,16 +105,21 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
             // A decommissioned member may still hold hints (acknowledged writes) for
             // others: its replays must land. Merging is safe from any member.
             if (ctx.view == nullptr || ctx.view->count(from) == 0) {
+              *why = SenderRefusal::kNotMember;
               return Status::InvalidArgument("sender '" + from + "' is not a member");
             }
             return Status::Ok();
           }
           if (ctx.view == nullptr || !IsActiveMember(*ctx.view, from)) {
-            return Status::InvalidArgument("sender '" + from + "' is not an active member");
+            const bool left = ctx.view != nullptr && ctx.view->count(from) != 0;
+            *why = left ? SenderRefusal::kLeft : SenderRefusal::kNotMember;
+            return Status::InvalidArgument("sender '" + from + "' is not an active member" +
+                                           (left ? std::string(" (it left the cluster)") : ""));
           }
           if constexpr (std::is_same_v<T, TransferRequest>) {
             // A transfer goes only to a member that gains every partition it asks for
             // (the refusal texts below are unchanged: they are part of the replies).
+            *why = SenderRefusal::kOwnership;
             if (ctx.write == nullptr || m.ring_partitions != ctx.write->partitions()) {
               return Status::InvalidArgument("partition copy for another ring size");
             }
@@ -85,6 +132,7 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
           } else if constexpr (std::is_same_v<T, PaxosPrepare> || std::is_same_v<T, PaxosAccept> ||
                                std::is_same_v<T, PaxosCommit>) {
             if (!HoldsKey(ctx, m.key, from)) {
+              *why = SenderRefusal::kOwnership;
               return Status::InvalidArgument("Paxos message from '" + from +
                                              "', which is not a replica of the key");
             }
@@ -93,6 +141,21 @@ Status CheckSender(const std::string& from, const PeerMessage& msg, const Sender
         }
       },
       msg);
+}
+
+}  // namespace
+
+Status CheckSender(const std::string& from, const PeerMessage& msg, const SenderContext& ctx,
+                   SenderRefusal* kind) {
+  SenderRefusal ignored;
+  SenderRefusal& why = kind != nullptr ? *kind : ignored;
+  why = SenderRefusal::kNone;
+  Status st = CheckMembership(from, msg, ctx, &why);
+  if (!st.ok()) return st;
+  why = SenderRefusal::kNone;
+  st = CheckRing(from, msg, ctx);
+  why = st.ok() ? SenderRefusal::kNone : SenderRefusal::kStaleRing;
+  return st;
 }
 
 Status CheckLimits(const PeerMessage& msg, const ObjectLimits& limits, size_t n) {
@@ -105,8 +168,11 @@ Status CheckLimits(const PeerMessage& msg, const ObjectLimits& limits, size_t n)
                       std::is_same_v<T, PaxosCommit>) {
           ok = ObjectOk(m.object, max);
         } else if constexpr (std::is_same_v<T, ReplicaReadReply> ||
-                             std::is_same_v<T, ConsistentResult>) {
+                             std::is_same_v<T, ConsistentResult> ||
+                             std::is_same_v<T, ForwardResult>) {
           ok = ObjectOk(m.object, max);
+        } else if constexpr (std::is_same_v<T, ForwardPut>) {
+          ok = ObjectOk(m.seen, max);
         } else if constexpr (std::is_same_v<T, PaxosPromise>) {
           ok = ObjectOk(m.value, max) && ObjectOk(m.data, max);
         } else if constexpr (std::is_same_v<T, PushRequest> || std::is_same_v<T, FetchReply>) {
@@ -134,7 +200,7 @@ std::optional<PeerMessage> RefusalReply(const PeerMessage& request, const std::s
         } else if constexpr (std::is_same_v<T, ReplicaRead>) {
           return ReplicaReadReply{m.req_id, false, Object(), error};
         } else if constexpr (std::is_same_v<T, ForwardPut>) {
-          return ForwardResult{m.req_id, code, error, false};
+          return ForwardResult{m.req_id, code, error, false, {}};
         } else if constexpr (std::is_same_v<T, ForwardConsistent>) {
           return ConsistentResult{m.req_id, code, error, false, Object()};
         } else if constexpr (std::is_same_v<T, PaxosPrepare>) {
@@ -192,7 +258,7 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
         } else if constexpr (std::is_same_v<T, ReplicaReadReply>) {
           return ReplicaReadReply{m.req_id, false, Object(), error};
         } else if constexpr (std::is_same_v<T, ForwardResult>) {
-          return ForwardResult{m.req_id, code, error, false};
+          return ForwardResult{m.req_id, code, error, false, {}};
         } else if constexpr (std::is_same_v<T, ConsistentResult>) {
           return ConsistentResult{m.req_id, code, error, false, Object()};
         } else if constexpr (std::is_same_v<T, PaxosPromise>) {

@@ -7,7 +7,11 @@
 // writes and anti-entropy runs for any key (core/node_core.h, core/repair.h), so those
 // messages are accepted from every *active* member (known in the view, not left); replica
 // writes from any member in the view, left ones included, because a decommissioned
-// node may still hand off the hints it acknowledged writes with. What
+// node may still hand off the hints it acknowledged writes with -- but only with a
+// current ring: the ring fence (CheckSender) refuses a fenced request planned on an
+// older view than the receiver's, so a left node restarted from its stale saved view
+// (which still shows it up) is refused everything, while one that knows it left (its
+// view has its own departure) still hands off its hints. What
 // is tied to ownership is checked against the rings: a partition transfer (TransferRequest) goes
 // only to a member that gains the partition in the write ring, and Paxos messages for a
 // key come only from a member of the key's read- or write-ring preference list (the
@@ -38,14 +42,41 @@ struct SenderContext {
   const Ring* read = nullptr;
   const Ring* write = nullptr;
   size_t n = 3;
+  // The receiver's ownership version (OwnershipVersion(*view)); 0: no fencing.
+  uint64_t ring_version = 0;
 };
 
 // True for a member of `view` that is not left.
 bool IsActiveMember(const View& view, const std::string& id);
 
+// The fenced messages (ring fence, below): replica writes and reads, ForwardPut,
+// ForwardConsistent and the Paxos requests, and their replies, carry a ring_version.
+// RingVersionOf: that field (nullopt for other messages). StampRingVersion sets it on
+// a fenced message that has none yet (0) and leaves every other message alone.
+std::optional<uint64_t> RingVersionOf(const PeerMessage& msg);
+void StampRingVersion(PeerMessage* msg, uint64_t version);
+
+// Why CheckSender refused, for the counters (INFO cluster).
+enum class SenderRefusal {
+  kNone,
+  kNotMember,   // not in the view
+  kLeft,        // known as left (peer_left_sender_refused)
+  kStaleRing,   // a fenced request planned on an older ring (peer_stale_ring_refused)
+  kOwnership,   // not an owner of what it asks for (transfer, Paxos)
+};
+
 // Ok if `from` may send `msg` (gossip, Hello, Heartbeat and replies always pass); else
-// kInvalidArgument saying why.
-Status CheckSender(const std::string& from, const PeerMessage& msg, const SenderContext& ctx);
+// kInvalidArgument saying why, and *kind (if given) says which rule refused it.
+//
+// The ring fence: a fenced *request* whose ring_version is below ctx.ring_version was
+// planned on a view this node has seen superseded (a dominated view's sum is strictly
+// lower; docs/DESIGN.md 5.5), so it is refused, whatever the sender and the message
+// (a version of 0 is a build without the field, refused alike). The refusal text
+// starts with "STALERING" and names both versions. A request from a newer ring is
+// admitted (the sender's rings are the more current; the receiver catches up, see
+// core/node.h). Checked after membership: a left sender is refused as left.
+Status CheckSender(const std::string& from, const PeerMessage& msg, const SenderContext& ctx,
+                   SenderRefusal* kind = nullptr);
 
 // Value bounds that depend on the receiver's settings: an object carried by `msg` may
 // hold at most limits.max_siblings * n siblings (each coordinator caps its result at

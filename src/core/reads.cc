@@ -14,6 +14,7 @@ void Reads::Start(uint64_t client_req, const std::string& key, int r, int pr, in
       req, PendingGet{client_req, key,
                       GetCoordinator(targets, r, pr, now_ms + ctx_.options.request_timeout_ms)});
   PendingGet& g = it->second;
+  g.seen = ctx_.recent.Get(key, now_ms);
   if (g.coord.Check() == Outcome::kUnavailable) {
     Answer(g);
     Forget(&it);
@@ -67,7 +68,13 @@ void Reads::Answer(PendingGet& g) {
     st = Status::Unavailable(st.message() +
                              " (this node's copy is not authoritative: lost data, repair pending)");
   }
-  ctx_.out.results.push_back({g.client_req, std::move(st), true, g.coord.merged(),
+  Object answer = g.coord.merged();
+  if (st.ok() && !g.seen.empty()) {
+    answer = Merge(answer, g.seen);
+    ctx_.recent.CountMerged();
+  }
+  g.seen = Object();
+  ctx_.out.results.push_back({g.client_req, std::move(st), true, std::move(answer),
                               ClientResult::OnCommitFailure::kNotApplied});
 }
 

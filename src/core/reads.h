@@ -6,6 +6,9 @@
 //    objects, and after every target replied (or the deadline) writes the merge back to
 //    the replicas it supersedes (read repair). A copy this node cannot vouch for
 //    (LocalStore::Authoritative) is merged without a vote, and repaired too.
+//  - Read-your-writes: the answer also merges the object of the writes of the key this
+//    node recently acknowledged to its clients (ctx.recent), which a quorum of
+//    primaries may not hold yet (their acks were a substitute's hints).
 //  - Answered reads wait for late replies (to repair them) while they hold fewer than
 //    NodeOptions::max_answered_read_bytes of values and number at most max_inflight;
 //    past that they are repaired with what arrived and let go.
@@ -53,6 +56,9 @@ class Reads {
     bool answered = false;
     size_t answered_bytes = 0;  // value bytes of the merged object when answered
     bool self_not_authoritative = false;  // this node's copy was merged without a vote
+    // What this node recently acknowledged for the key (core/recent_writes.h): merged
+    // into the answer (read-your-writes through one node).
+    Object seen;
   };
   using GetIt = std::map<uint64_t, PendingGet>::iterator;
   void Answer(PendingGet& g);

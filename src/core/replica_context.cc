@@ -12,7 +12,8 @@ ReplicaContext::ReplicaContext(std::string self_name, LocalStore& local_store,
       actor(node_options.actor.empty() ? self : node_options.actor),
       store(local_store),
       options(node_options),
-      requests(node_options.first_request_id) {}
+      requests(node_options.first_request_id),
+      recent(node_options.recent_writes) {}
 
 bool ReplicaContext::IsReachable(const std::string& node) const {
   return node == self || unreachable.count(node) == 0;
@@ -23,9 +24,11 @@ std::vector<std::string> ReplicaContext::Replicas(std::string_view key) const {
   return ring->PreferenceList(ring->PartitionOf(Hash64(key)), static_cast<size_t>(options.n));
 }
 
-bool ReplicaContext::IsPrimary(std::string_view key) const {
+bool ReplicaContext::IsPrimary(std::string_view key) const { return IsReplica(key, self); }
+
+bool ReplicaContext::IsReplica(std::string_view key, const std::string& node) const {
   std::vector<std::string> replicas = Replicas(key);
-  return std::find(replicas.begin(), replicas.end(), self) != replicas.end();
+  return std::find(replicas.begin(), replicas.end(), node) != replicas.end();
 }
 
 uint64_t OwnersFingerprint(std::vector<std::string> nodes) {

@@ -23,6 +23,7 @@
 #include "core/object.h"
 #include "core/paxos.h"
 #include "core/quorum.h"
+#include "core/recent_writes.h"
 #include "core/requests.h"
 #include "core/ring.h"
 
@@ -110,6 +111,9 @@ struct NodeOptions {
   // answer the wrong request): the shell passes a random start, the simulator a
   // different one per boot.
   uint64_t first_request_id = 1;
+  // Read-your-writes through this node (core/recent_writes.h): the bounds of the
+  // objects of recently acknowledged writes it keeps per key.
+  RecentWritesOptions recent_writes;
 };
 
 struct ClientResult {
@@ -163,8 +167,9 @@ struct ReplicaContext {
   bool IsReachable(const std::string& node) const;
   // The key's preference list under the read ring (at most n nodes).
   std::vector<std::string> Replicas(std::string_view key) const;
-  // Whether this node is in the key's preference list.
+  // Whether this node / `node` is in the key's (read-ring) preference list.
   bool IsPrimary(std::string_view key) const;
+  bool IsReplica(std::string_view key, const std::string& node) const;
   // Write-ring replicas of the key that are not read-ring replicas (a move in flight).
   std::vector<std::string> PendingReplicas(std::string_view key) const;
   // The key's preference list under the write ring (the read ring's without one).
@@ -187,6 +192,9 @@ struct ReplicaContext {
   Outbox out;
   uint64_t round = 0;  // TakeOutbox calls so far
   RequestRegistry requests;
+  // Objects of the writes this node recently acknowledged to its clients, merged into
+  // the eventual operations it starts on the same keys (read-your-writes).
+  RecentWrites recent;
   // Whether the node coordinates as many requests as it may (NodeOptions::max_inflight);
   // NodeCore sums the rooms' counts.
   std::function<bool()> at_capacity;

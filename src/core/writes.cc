@@ -8,17 +8,30 @@ namespace itsuka::core {
 
 // ---- Forwarding -------------------------------------------------------------------
 
-uint64_t Forwarder::Open(uint64_t client_req, const std::string& to, int64_t now_ms) {
+uint64_t Forwarder::Open(uint64_t client_req, const std::string& to, int64_t now_ms,
+                         std::optional<std::string> record_key) {
   const uint64_t req = ctx_.requests.Open(Room::kForwards);
-  forwards_.emplace(req, PendingForward{client_req, to, now_ms + ctx_.options.request_timeout_ms});
+  forwards_.emplace(req, PendingForward{client_req, to, now_ms,
+                                        now_ms + ctx_.options.request_timeout_ms,
+                                        std::move(record_key)});
   return req;
 }
 
-void Forwarder::OnResult(uint64_t req_id, const Status& status, bool applied,
-                         const Object& object) {
+void Forwarder::OnResult(uint64_t req_id, const std::string& from, const Status& status,
+                         bool applied, const Object& object) {
   auto it = forwards_.find(req_id);
-  if (it == forwards_.end()) return;
-  ctx_.out.results.push_back({it->second.client_req, status, applied, object});
+  if (it == forwards_.end() || it->second.to != from) return;
+  const PendingForward& f = it->second;
+  if (f.record_key) {
+    // An eventual write: the object is the coordinator's, durable there and at W
+    // targets; the client hears only the status.
+    if (status.ok() && applied) ctx_.recent.Record(*f.record_key, object, f.opened_ms, ctx_.round);
+    ctx_.out.results.push_back({f.client_req, status, applied, {}});
+    ctx_.requests.Close(req_id);
+    forwards_.erase(it);
+    return;
+  }
+  ctx_.out.results.push_back({f.client_req, status, applied, object});
   ctx_.requests.Close(req_id);
   forwards_.erase(it);
 }
@@ -49,8 +62,12 @@ void Writes::Start(uint64_t client_req, const std::string& key, WriteSpec spec, 
   auto other = std::find_if(replicas.begin(), replicas.end(), [&](const std::string& n) {
     return n != ctx_.self && ctx_.IsReachable(n);
   });
+  // Read-your-writes: what this node acknowledged for the key lately goes along.
+  Object seen = ctx_.recent.Get(key, now_ms);
+  if (!seen.empty()) ctx_.recent.CountMerged();
   if (replica && (ctx_.store.Authoritative(key) || other == replicas.end())) {
-    Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, now_ms);
+    Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, std::move(seen),
+               now_ms);
     return;
   }
   auto to = replica ? other
@@ -67,9 +84,9 @@ void Writes::Start(uint64_t client_req, const std::string& key, WriteSpec spec, 
         {client_req, Status::Busy("too many requests in flight"), true, {}});
     return;
   }
-  const uint64_t req = forwarder_.Open(client_req, *to, now_ms);
+  const uint64_t req = forwarder_.Open(client_req, *to, now_ms, key);
   ctx_.out.sends.emplace_back(*to, ForwardPut{req, key, std::move(spec), static_cast<uint32_t>(w),
-                                              static_cast<uint32_t>(pw)});
+                                              static_cast<uint32_t>(pw), std::move(seen)});
 }
 
 std::vector<Target> Writes::WriteTargets(const std::string& key,
@@ -85,7 +102,7 @@ std::vector<Target> Writes::WriteTargets(const std::string& key,
 
 void Writes::Coordinate(Origin origin, const std::string& key,
                         const std::vector<std::string>& replicas, WriteSpec spec, int w, int pw,
-                        int64_t now_ms) {
+                        Object seen, int64_t now_ms) {
   if (ctx_.at_capacity()) return Finish(origin, Status::Busy("too many requests in flight"), true);
   std::vector<std::string> pending = ctx_.PendingReplicas(key);
   // While a move is in flight W acks must come from the current owners themselves (PW
@@ -125,6 +142,8 @@ void Writes::Coordinate(Origin origin, const std::string& key,
   p.new_owners = std::move(new_owners);
   p.need_new = need_new;
   p.deadline_ms = deadline;
+  p.started_ms = now_ms;
+  p.seen = std::move(seen);
   if (handoff_.Sloppy()) {
     for (const std::string& primary : replicas) {
       bool covered = std::any_of(targets.begin(), targets.end(), [&](const Target& t) {
@@ -167,6 +186,13 @@ void Writes::Apply(PutIt it) {
     Status st = ctx_.MergeLocally(p.key, p.read->merged());
     p.read.reset();
     p.read_done = true;
+    if (!st.ok()) return fail(st, true);
+  }
+  if (!p.seen.empty()) {
+    // The client's node acknowledged these versions: the condition and the context
+    // must see them even if no replica read did (their W acks may be hints elsewhere).
+    Status st = ctx_.MergeLocally(p.key, p.seen);
+    p.seen = Object();
     if (!st.ok()) return fail(st, true);
   }
   Result<Object> local = ctx_.store.Read(p.key);
@@ -220,10 +246,8 @@ void Writes::StageAndSend(PutIt it, const Object& next) {
       ctx_.out.sends.emplace_back(t.node, ReplicaWrite{it->first, p.key, next, t.hint_for});
     }
   }
-  if (handoff_.Sloppy()) {
-    p.applied = true;
-    p.sent = next;
-  }
+  p.sent = next;
+  p.applied = handoff_.Sloppy();
 }
 
 // ---- Acks and outcomes ------------------------------------------------------------
@@ -257,9 +281,15 @@ void Writes::FinishPut(PutIt it) {
                            " acks from the new replicas (a move is in flight; outcome unknown)"),
            true);
   } else {
+    const bool ok = p.coord.outcome() == Outcome::kOk;
+    // Read-your-writes: the client's node keeps what it acknowledges (a local client
+    // here; a forwarding node from the ForwardResult).
+    if (ok && p.origin.node.empty()) ctx_.recent.Record(p.key, p.sent, p.started_ms, ctx_.round);
     Finish(p.origin, p.coord.ToStatus(), true,
            p.staged && p.staged_round == ctx_.round ? ClientResult::OnCommitFailure::kNotApplied
-                                                    : ClientResult::OnCommitFailure::kStands);
+                                                    : ClientResult::OnCommitFailure::kStands,
+           ok && ApproxBytes(p.sent) <= ctx_.options.recent_writes.max_entry_bytes ? p.sent
+                                                                                 : Object());
   }
   if (!p.applied) {
     Forget(it);
@@ -298,17 +328,19 @@ Writes::PutIt Writes::Forget(PutIt it) {
 }
 
 void Writes::Finish(const Origin& origin, const Status& status, bool applied,
-                    ClientResult::OnCommitFailure on_failure) {
+                    ClientResult::OnCommitFailure on_failure, const Object& written) {
   if (origin.node.empty()) {
     ctx_.out.results.push_back({origin.client_req, status, applied, {}, on_failure});
   } else {
     ctx_.out.sends.emplace_back(origin.node,
                                 ForwardResult{origin.remote_req, static_cast<uint32_t>(status.code()),
-                                              status.message(), applied});
+                                              status.message(), applied, written});
   }
 }
 
 void Writes::CommitFailed(const Status& why) {
+  // What was recorded for read-your-writes in the failed round may exist nowhere.
+  ctx_.recent.DropRound(ctx_.round - 1);
   for (auto it = puts_.begin(); it != puts_.end();) {
     PendingPut& p = it->second;
     if (!p.staged || p.staged_round + 1 != ctx_.round) {
@@ -370,7 +402,7 @@ void Writes::HandleForwardPut(const std::string& from, const ForwardPut& m, int6
     // dot from a node that does not hold the key.
     return Finish(origin, Status::Unavailable("forwarded to a node that is not a replica"), true);
   }
-  Coordinate(origin, m.key, replicas, m.spec, static_cast<int>(m.w), static_cast<int>(m.pw),
+  Coordinate(origin, m.key, replicas, m.spec, static_cast<int>(m.w), static_cast<int>(m.pw), m.seen,
              now_ms);
 }
 

@@ -11,6 +11,11 @@
 //    (PW from primaries) arrived. A conditional write (NX, XX, DEL), or one through a copy
 //    this node cannot vouch for, first reads the key from the write's targets (R = W) and
 //    merges what they hold.
+//  - Read-your-writes (core/recent_writes.h): the node a client's write is started on
+//    sends along what it recently acknowledged for the key (ForwardPut::seen, or the
+//    local record), and the coordinator merges it into its copy before it checks the
+//    condition and builds the new version; an OK write's object is recorded there (a
+//    local client) or returned in ForwardResult::object (a forwarding node records it).
 //  - Moves: while the read ring and the write ring differ, the write also needs W acks
 //    from the key's write-ring owners (joint quorums, as in Raft's joint consensus), and a
 //    current owner passes replica writes on to the new owners.
@@ -46,10 +51,14 @@ class Forwarder {
  public:
   explicit Forwarder(ReplicaContext& ctx) : ctx_(ctx) {}
   // Opens a forward of the client request to `to` and returns the id the forwarded
-  // message must carry (the caller sends it).
-  uint64_t Open(uint64_t client_req, const std::string& to, int64_t now_ms);
-  // The coordinator's result of the forward `req_id` (owned by Room::kForwards).
-  void OnResult(uint64_t req_id, const Status& status, bool applied, const Object& object);
+  // message must carry (the caller sends it). With `record_key`, an eventual write of
+  // that key: its applied result's object is kept in ctx.recent (read-your-writes).
+  uint64_t Open(uint64_t client_req, const std::string& to, int64_t now_ms,
+                std::optional<std::string> record_key = std::nullopt);
+  // The coordinator's result of the forward `req_id` (owned by Room::kForwards); one
+  // from another node than the forward went to is dropped (it answers something else).
+  void OnResult(uint64_t req_id, const std::string& from, const Status& status, bool applied,
+                const Object& object);
   // This room's timeout rule: a forward unanswered by its deadline has outcome unknown.
   void Tick(int64_t now_ms);
   size_t inflight() const { return forwards_.size(); }
@@ -58,7 +67,9 @@ class Forwarder {
   struct PendingForward {
     uint64_t client_req;
     std::string to;
+    int64_t opened_ms;
     int64_t deadline_ms;
+    std::optional<std::string> record_key;
   };
   ReplicaContext& ctx_;
   std::map<uint64_t, PendingForward> forwards_;  // by request id
@@ -93,6 +104,10 @@ class Writes {
     PutCoordinator coord;
     std::string key;
     WriteSpec spec;
+    int64_t started_ms = 0;
+    // What the client's node recently acknowledged for the key (core/recent_writes.h):
+    // merged into the local copy before the write is applied, then cleared.
+    Object seen;
     // Conditional writes (NX, XX, DEL) first read the key from the replicas, R = W, so
     // that the condition and the new version's context see more than this replica.
     std::optional<GetCoordinator> read;
@@ -101,8 +116,8 @@ class Writes {
     // With hints on, an answered write waits (until every target answered or the
     // deadline) for the targets that have not acked, and keeps a hint for each of them.
     int64_t deadline_ms = 0;
-    bool applied = false;          // `sent` was staged here and sent to the targets
-    Object sent;
+    bool applied = false;          // with hints: the put waits to hint `sent` to late targets
+    Object sent;                   // the new version's object, once staged here
     std::set<std::string> acked;   // targets that acknowledged
     std::set<std::string> answered_by;
     bool answered = false;         // the client (or forwarder) has its answer
@@ -118,9 +133,10 @@ class Writes {
   };
   using PutIt = std::map<uint64_t, PendingPut>::iterator;
 
-  // REQUIRES: replicas == ctx.Replicas(key) and this node is among them.
+  // REQUIRES: replicas == ctx.Replicas(key) and this node is among them. `seen`: what
+  // the client's node recently acknowledged for the key (empty if nothing).
   void Coordinate(Origin origin, const std::string& key, const std::vector<std::string>& replicas,
-                  WriteSpec spec, int w, int pw, int64_t now_ms);
+                  WriteSpec spec, int w, int pw, Object seen, int64_t now_ms);
   // Where a write goes: the reachable primaries plus, with sloppy quorum, substitutes.
   std::vector<Target> WriteTargets(const std::string& key,
                                    const std::vector<std::string>& replicas) const;
@@ -137,8 +153,10 @@ class Writes {
   bool QuorumsDecided(const PendingPut& p) const;
   // Likewise, or the old quorum is met and the time for the new owners is up.
   bool DecidedAt(const PendingPut& p, int64_t now_ms) const;
+  // `written`: an applied write's object, for a forwarding node's read-your-writes.
   void Finish(const Origin& origin, const Status& status, bool applied,
-              ClientResult::OnCommitFailure on_failure = ClientResult::OnCommitFailure::kStands);
+              ClientResult::OnCommitFailure on_failure = ClientResult::OnCommitFailure::kStands,
+              const Object& written = Object());
   void FinishPut(PutIt it);
   // Forgets an answered write, keeping hints for its targets that did not ack.
   void RetirePut(PutIt it);

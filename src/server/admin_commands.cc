@@ -59,7 +59,12 @@ void CommandExecutor::Members(Session&, std::vector<std::string>&, std::string* 
     const std::pair<const char*, std::string> fields[] = {
         {"id", id},
         {"status", core::MemberStatusName(m.status)},
-        {"reachable", self ? "self" : (core_.IsReachable(id) ? "yes" : "no")},
+        // A member that left is out of the cluster whether or not its process still
+        // answers: it is never listed as reachable.
+        {"reachable", self ? "self"
+                           : m.status == core::MemberStatus::kLeft ? "left"
+                           : core_.IsReachable(id)                 ? "yes"
+                                                                   : "no"},
         {"client_addr", m.client_addr},
         {"peer_addr", m.peer_addr},
         {"incarnation", std::to_string(m.incarnation)},

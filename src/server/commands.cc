@@ -1,5 +1,7 @@
 #include "server/commands.h"
 
+#include <malloc.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +56,14 @@ bool GlobMatch(std::string_view pat, std::string_view s) {
 
 void ErrWrongArgs(const std::string& name, std::string* out) {
   resp::AppendError(out, "ERR wrong number of arguments for '" + Lower(name) + "' command");
+}
+
+// Heap bytes the allocator has handed out and not got back (glibc: small blocks plus
+// mmapped ones), which is what Redis calls used_memory; RocksDB's memtables and block
+// cache are in it.
+int64_t AllocatedBytes() {
+  const struct mallinfo2 mi = ::mallinfo2();
+  return static_cast<int64_t>(mi.uordblks + mi.hblkhd);
 }
 
 // Resident set size from /proc/self/statm (0 where that is not available).
@@ -420,11 +430,16 @@ void CommandExecutor::AppendClientsInfo(std::string* s) const {
 }
 
 void CommandExecutor::AppendMemoryInfo(std::string* s) const {
-  // used_memory is the accounted client memory that server.max_memory_bytes bounds
-  // (buffers, replies and read results of every client); RSS is the whole process.
-  Line(s, "used_memory", std::to_string(stats_.client_memory_bytes));
-  Line(s, "used_memory_peak", std::to_string(stats_.client_memory_peak_bytes));
+  // used_memory is the heap in use, as Redis tooling expects; mem_clients_normal is the
+  // accounted client memory that server.max_memory_bytes bounds (buffers, replies and
+  // read results of every client); RSS is the whole process.
+  const int64_t allocated = AllocatedBytes();
+  stats_.allocated_peak_bytes = std::max(stats_.allocated_peak_bytes, allocated);
+  Line(s, "used_memory", std::to_string(allocated));
+  Line(s, "used_memory_peak", std::to_string(stats_.allocated_peak_bytes));
   Line(s, "used_memory_rss", std::to_string(ProcessRssBytes()));
+  Line(s, "mem_clients_normal", std::to_string(stats_.client_memory_bytes));
+  Line(s, "mem_clients_normal_peak", std::to_string(stats_.client_memory_peak_bytes));
   Line(s, "maxmemory", std::to_string(config_.max_memory_bytes));
   Line(s, "maxmemory_policy", "noeviction");
   Line(s, "max_memory_bytes", std::to_string(config_.max_memory_bytes));
@@ -505,6 +520,7 @@ void AppendStatusError(const Status& st, std::string* out) {
     case Status::Code::kUnavailable: return resp::AppendError(out, "UNAVAILABLE " + st.message());
     case Status::Code::kTimeout: return resp::AppendError(out, "TIMEOUT " + st.message());
     case Status::Code::kBusy: return resp::AppendError(out, "BUSY " + st.message());
+    case Status::Code::kTryAgain: return resp::AppendError(out, "TRYAGAIN " + st.message());
     case Status::Code::kInvalidArgument: return resp::AppendError(out, "ERR " + st.message());
     // A storage I/O error (a full disk): the message says whether it was applied.
     case Status::Code::kIOError: return resp::AppendError(out, "IOERR " + st.message());

@@ -1,5 +1,6 @@
 #include "itsuka/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <cctype>
@@ -264,6 +265,11 @@ Status Validate(const Config& c) {
   }
   if (c.data_dir.empty()) return Status::InvalidArgument("setting 'node.data_dir' is empty");
   if (c.bind.empty()) return Status::InvalidArgument("setting 'server.bind' is empty");
+  if (in6_addr a{}; inet_pton(AF_INET, c.bind.c_str(), &a) != 1 &&
+                    inet_pton(AF_INET6, c.bind.c_str(), &a) != 1) {
+    return Status::InvalidArgument("setting 'server.bind': '" + c.bind.substr(0, 64) +
+                                   "' is not an IPv4 or IPv6 address (host names are not resolved)");
+  }
   if (c.max_query_buffer_bytes < c.max_bulk_bytes) {
     return Status::InvalidArgument(
         "setting 'limits.max_query_buffer_bytes' must be at least limits.max_bulk_bytes");

@@ -54,6 +54,7 @@ Result<std::unique_ptr<GossipMembership>> GossipMembership::Open(const Config& c
   core::View view = g.view();
   std::unique_ptr<GossipMembership> m(new GossipMembership(std::move(g), engine));
   m->persisted_ = std::move(view);
+  m->restored_ = !persisted.empty();
   return m;
 }
 

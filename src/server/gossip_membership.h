@@ -29,6 +29,9 @@ class GossipMembership {
   static Result<std::unique_ptr<GossipMembership>> Open(const Config& config, Engine& engine);
 
   const core::View& view() const { return persisted_; }
+  // Whether a saved view was restored (a restart with a data directory): core::Node
+  // then starts gated (NodeConfig::from_saved_view).
+  bool restored() const { return restored_; }
   // The restored Gossiper, for core::Node. REQUIRES: called once.
   core::Gossiper TakeGossiper() { return std::move(*gossiper_); }
   // Writes `view` to the meta column family if it changed since the last call.
@@ -41,6 +44,7 @@ class GossipMembership {
   std::optional<core::Gossiper> gossiper_;
   Engine& engine_;
   core::View persisted_;
+  bool restored_ = false;
 };
 
 }  // namespace itsuka::server

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -217,6 +218,13 @@ core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
   options.actor = actor;
   options.transfer_interval_ms = config_.transfer_interval_ms;
   options.unsafe_ack_before_quorum = config_.unsafe_ack_before_quorum != 0;
+  // Read-your-writes through this node (core/recent_writes.h): fixed bounds; an entry
+  // stays at most a minute and well inside the tombstone grace, and is at most half an
+  // object so that a ForwardPut carrying one stays inside the peer frame limit.
+  options.recent_writes.window_ms =
+      std::min<int64_t>(60000, config_.repair_tombstone_grace_s * 1000 / 4);
+  options.recent_writes.max_entry_bytes =
+      std::min<size_t>(1u << 20, static_cast<size_t>(config_.max_object_bytes) / 2);
   // A fresh range of request ids per start: replies to the previous life's requests
   // must not match this one's (NodeOptions::first_request_id).
   std::random_device rd;
@@ -235,6 +243,7 @@ core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
   c.start_ms = stats_.start_mono_ms;
   c.max_clock_offset_ms = config_.max_clock_offset_ms;
   c.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  c.from_saved_view = membership_ != nullptr && membership_->restored();
   return c;
 }
 
@@ -590,7 +599,12 @@ std::string Node::ClusterInfo() const {
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
+  s += "peer_stale_ring_refused:" + std::to_string(ns.peer_stale_ring_refused) + "\r\n";
+  s += "peer_left_sender_refused:" + std::to_string(ns.peer_left_sender_refused) + "\r\n";
+  s += "ring_catchups:" + std::to_string(ns.ring_catchups) + "\r\n";
   s += "gossip_entries_refused:" + std::to_string(ns.gossip_entries_refused) + "\r\n";
+  s += "membership_gate:" + node_->GateSummary() + "\r\n";
+  s += "membership_gate_refused:" + std::to_string(ns.gate_refused) + "\r\n";
   s += "stored_objects_salvaged:" + std::to_string(store_->salvaged_objects()) + "\r\n";
   int64_t typical = 0;
   const bool skewed = !ClockCheck(&typical).ok();
@@ -641,6 +655,17 @@ std::string Node::HandoffInfo() const {
   kv("hints_replay_failed", std::to_string(hs.replay_failed));
   kv("hints_replaying", std::to_string(core.replays_in_flight()));
   kv("hints_corrupt", std::to_string(hints_->corrupt()));
+  // Read-your-writes through this node: the writes it acknowledged lately, per key.
+  const core::RecentWrites& rw = core.recent_writes();
+  kv("ryw_keys", std::to_string(rw.size()));
+  kv("ryw_bytes", std::to_string(rw.bytes()));
+  kv("ryw_max_keys", std::to_string(rw.options().max_keys));
+  kv("ryw_window_ms", std::to_string(rw.options().window_ms));
+  kv("ryw_recorded", std::to_string(rw.stats().recorded));
+  kv("ryw_merged", std::to_string(rw.stats().merged));
+  kv("ryw_evicted", std::to_string(rw.stats().evicted));
+  kv("ryw_too_big", std::to_string(rw.stats().too_big));
+  kv("ryw_dropped", std::to_string(rw.stats().dropped));
   int i = 0;
   for (const auto& [target, u] : usage) {
     kv("target" + std::to_string(i++),

@@ -28,6 +28,7 @@ struct Stats {
   // what the limits refused or closed.
   int64_t client_memory_bytes = 0;
   int64_t client_memory_peak_bytes = 0;
+  int64_t allocated_peak_bytes = 0;  // the highest heap in use INFO has seen
   uint64_t oom_refusals = 0;            // commands answered -OOM at the ceiling
   uint64_t unauth_evictions = 0;        // oldest unauthenticated closed at max_unauth_clients
   uint64_t memory_evictions = 0;        // clients closed at the ceiling (large partial input)

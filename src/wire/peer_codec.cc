@@ -389,33 +389,35 @@ struct Codec<core::ReplicaReadReply> {
 
 template <>
 struct Codec<core::ForwardPut> {
-  static constexpr uint32_t kFields = 12;
+  static constexpr uint32_t kFields = 13;
   static void Pack(Packer& pk, const core::ForwardPut& m) {
     pk.pack(m.req_id);
     PackBin(pk, m.key);
     PackSpec(pk, m.spec);
     pk.pack(m.w);
     pk.pack(m.pw);
+    PackBin(pk, EncodeObject(m.seen));
   }
   static bool Unpack(const Fields& f, core::ForwardPut* m) {
     return f.U64(1, &m->req_id) && f.Str(2, &m->key) && ReadSpec(f, 3, &m->spec) &&
-           f.U32(11, &m->w) && f.U32(12, &m->pw) &&
+           f.U32(11, &m->w) && f.U32(12, &m->pw) && f.Obj(13, &m->seen) &&
            f.Check(m->w >= 1 && m->w <= kMaxQuorum && m->pw <= m->w, "bad W/PW");
   }
 };
 
 template <>
 struct Codec<core::ForwardResult> {
-  static constexpr uint32_t kFields = 4;
+  static constexpr uint32_t kFields = 5;
   static void Pack(Packer& pk, const core::ForwardResult& m) {
     pk.pack(m.req_id);
     pk.pack(m.code);
     pk.pack(m.message);
     pk.pack(m.applied);
+    PackBin(pk, EncodeObject(m.object));
   }
   static bool Unpack(const Fields& f, core::ForwardResult* m) {
     return f.U64(1, &m->req_id) && f.U32(2, &m->code) && f.Str(3, &m->message) &&
-           f.Bool(4, &m->applied) && StatusCodeOk(f, m->code);
+           f.Bool(4, &m->applied) && f.Obj(5, &m->object) && StatusCodeOk(f, m->code);
   }
 };
 
@@ -884,18 +886,35 @@ struct Codec<core::ClockEcho> {
 
 // ---- The table: tag -> decoder, built from the alternatives of core::PeerMessage ----
 
-// A message is [tag, Codec<M> fields...].
+// A message is [tag, Codec<M> fields..., ring_version?]. The messages the peer path
+// fences (core::PeerMessage alternatives with a `ring_version`: replica reads and
+// writes, forwards, Paxos, and their replies) carry the sender's ownership version as a
+// trailing field after Codec<M>'s. A frame without it (a build before issue 16's
+// fencing) still decodes, with ring_version 0: the receiver then refuses the request
+// as from a stale ring with a clear reason (core/peer_checks.h), rather than closing
+// the connection or leaving it to time out; a reply without it just triggers no
+// catch-up. Issue 14's protocol negotiation will replace this tolerance.
+template <typename M>
+constexpr bool kStamped = requires(M m) { m.ring_version; };
+
 template <typename M>
 void Encode(Packer& pk, const M& m) {
-  pk.pack_array(Codec<M>::kFields + 1);
+  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 : 0));
   pk.pack(static_cast<uint32_t>(M::kType));
   Codec<M>::Pack(pk, m);
+  if constexpr (kStamped<M>) pk.pack(m.ring_version);
 }
 
 template <typename M>
 Result<core::PeerMessage> Decode(const Fields& f) {
   M m;
-  if (f.size() != Codec<M>::kFields + 1 || !Codec<M>::Unpack(f, &m)) {
+  bool ok = f.size() == Codec<M>::kFields + 1;
+  if constexpr (kStamped<M>) {
+    const size_t at = Codec<M>::kFields + 1;
+    ok = ok || (f.size() == at + 1 && f.U64(at, &m.ring_version) &&
+                f.Check(m.ring_version <= kMaxGossipCounter, "ring version over 2^53"));
+  }
+  if (!ok || !Codec<M>::Unpack(f, &m)) {
     return Status::Corruption("peer message: bad fields for type " +
                               std::to_string(static_cast<uint32_t>(M::kType)));
   }

@@ -135,5 +135,48 @@ class DurabilityAndDeletes(unittest.TestCase):
         self.assertFalse(checkers.check_deletes(history("ok", 0), {"a": ["v"]})["valid"])
 
 
+
+class QuorumVisibility(unittest.TestCase):
+    """R=quorum reads must see W=quorum writes acknowledged before they began."""
+
+    def check(self, h):
+        return checkers.check_quorum_visibility(h.history())
+
+    def test_fresh_read_passes(self):
+        h = H().op(0, "write", "k", 1, 0, 10).op(1, "read", "k", None, 20, 30, result=1)
+        self.assertTrue(self.check(h)["valid"])
+
+    def test_missed_acked_write_fails(self):
+        h = (H().op(0, "write", "k", 1, 0, 10).op(0, "write", "k", 2, 20, 30)
+             .op(1, "read", "k", None, 40, 50, result=1))
+        r = self.check(h)
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["misses"], 1)
+
+    def test_nil_after_acked_write_fails(self):
+        h = H().op(0, "write", "k", 1, 0, 10).op(1, "read", "k", None, 20, 30, result=None)
+        self.assertFalse(self.check(h)["valid"])
+
+    def test_concurrent_write_may_be_returned(self):
+        # Write 2 overlaps write 3, so a read that returns 2 after both may be right
+        # (2 may be the later one, or a sibling that won).
+        h = (H().op(0, "write", "k", 2, 0, 30).op(1, "write", "k", 3, 10, 20)
+             .op(2, "read", "k", None, 40, 50, result=2))
+        self.assertTrue(self.check(h)["valid"])
+
+    def test_siblings_satisfy_the_read(self):
+        h = (H().op(0, "write", "k", 1, 0, 10).op(1, "write", "k", 2, 20, 30)
+             .op(2, "read", "k", None, 40, 50, result=[1, 2]))
+        self.assertTrue(self.check(h)["valid"])
+
+    def test_unknown_write_constrains_nothing(self):
+        h = (H().op(0, "write", "k", 1, 0, 10).op(0, "write", "k", 2, 20, 30, type="info")
+             .op(1, "read", "k", None, 40, 50, result=1))
+        self.assertTrue(self.check(h)["valid"])
+
+    def test_value_never_written_fails(self):
+        h = H().op(0, "write", "k", 1, 0, 10).op(1, "read", "k", None, 20, 30, result=7)
+        self.assertFalse(self.check(h)["valid"])
+
 if __name__ == "__main__":
     unittest.main()

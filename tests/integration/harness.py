@@ -220,6 +220,17 @@ class Cluster:
         # ... and the gossiped membership has formed the ring (nobody still joining).
         wait_until(lambda: all(self.members_up(n) >= len(nodes) for n in nodes), timeout=20,
                    what="every node to see the members up")
+        # ... and every node restarted from its data directory has heard a majority
+        # (the membership gate, docs/DESIGN.md 4.3.1).
+        wait_until(lambda: all(self.gate_open(n) for n in nodes), timeout=20,
+                   what="every node's membership gate to open")
+
+    def gate_open(self, node):
+        c = node.client()
+        try:
+            return "membership_gate:waiting" not in c.call("INFO", "cluster").decode()
+        finally:
+            c.close()
 
     def cleanup(self):
         for node in self.nodes:

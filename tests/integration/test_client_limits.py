@@ -169,7 +169,7 @@ class SlowReader(LimitTest):
                        what="the slow reader's commands to be deferred")
             time.sleep(1)  # a second for memory to grow if it were going to
         self.assertBounded(w, 150 * MB)
-        self.assertLess(self.info("used_memory", "memory"), 32 * MB)
+        self.assertLess(self.info("mem_clients_normal", "memory"), 32 * MB)
         # A slow reader is slowed, not dropped: its replies arrive when it reads.
         a.sock.settimeout(30)
         for _ in range(5):
@@ -355,7 +355,7 @@ def partial_holders(port, n, payload, auth=None):
 
 class PartialInputAtCeiling(LimitTest):
     """F3: clients holding partial input below the old 1 MiB eviction threshold were
-    never evicted (9000 unauthenticated ones held 2.34 GB RSS, used_memory_peak 1.475 GB,
+    never evicted (9000 unauthenticated ones held 2.34 GB RSS, accounted peak 1.475 GB,
     0 evictions). Now, over server.max_memory_bytes, the largest holders are closed
     (strangers first) until the node is back under it."""
     CEILING = 32 * MB
@@ -368,10 +368,10 @@ class PartialInputAtCeiling(LimitTest):
     def check_bounded(self, socks, w, held_each):
         # Without eviction these would account n * held_each (> 3x the ceiling).
         self.assertGreater(len(socks) * held_each, 3 * self.CEILING)
-        wait_until(lambda: self.info("used_memory", "memory") <= self.CEILING, timeout=10,
-                   what="used_memory to be back under the ceiling")
+        wait_until(lambda: self.info("mem_clients_normal", "memory") <= self.CEILING, timeout=10,
+                   what="mem_clients_normal to be back under the ceiling")
         self.assertGreaterEqual(self.info("memory_evictions"), 1)
-        self.assertLess(self.info("used_memory_peak", "memory"), 2 * self.CEILING + 8 * MB)
+        self.assertLess(self.info("mem_clients_normal_peak", "memory"), 2 * self.CEILING + 8 * MB)
         self.assertBounded(w, 200 * MB)
         # An evicted client was told why.
         told = 0
@@ -412,7 +412,7 @@ class PartialInputAtCeiling(LimitTest):
 
 class RepliesAtCeiling(LimitTest):
     """F4: clients pipelining large MGETs and never reading each built its first reply
-    whatever the node held (20 x 50 MGETs of 8 x 16 MiB: 3.99 GB RSS, used_memory_peak
+    whatever the node held (20 x 50 MGETs of 8 x 16 MiB: 3.99 GB RSS, accounted peak
     3.32 GB, 0 refusals). Now no request starts while the node is over
     server.max_memory_bytes: the reply becomes -OOM."""
     CEILING = 64 * MB
@@ -436,8 +436,8 @@ class RepliesAtCeiling(LimitTest):
                        what="an MGET to be refused at the ceiling")
             time.sleep(1)  # a second for memory to grow if it were going to
         # Before: 12 x 32 MiB replies built (> 384 MiB accounted).
-        peak = self.info("used_memory_peak", "memory")
-        self.assertLess(peak, self.CEILING + 12 * 8 * MB + 16 * MB, f"used_memory_peak {peak >> 20} MB")
+        peak = self.info("mem_clients_normal_peak", "memory")
+        self.assertLess(peak, self.CEILING + 12 * 8 * MB + 16 * MB, f"mem_clients_normal_peak {peak >> 20} MB")
         self.assertBounded(w, 400 * MB)
         for a in readers:
             a.close()

@@ -347,7 +347,8 @@ class IdleAndAdmin(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             status = json.loads(r.stdout)
             self.assertEqual(status["Server"]["node_id"], "node1")
-            self.assertEqual(status["Server"]["tcp_port"], str(node.port))
+            # Numbers are JSON numbers, names stay strings.
+            self.assertEqual(status["Server"]["tcp_port"], node.port)
             r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "status"],
                                capture_output=True, timeout=30)
             self.assertNotEqual(r.returncode, 0)  # no password: NOAUTH, reported

@@ -4,7 +4,7 @@ forge another member's departure, and a node whose clock is off from its peers r
 to set expiries.
 
 The attacker here holds the cluster secret (a compromised or buggy member): it completes
-the real handshake (protocol version 2, peerwire.py) with the cluster's secret file, so
+the real handshake (protocol version 3, peerwire.py) with the cluster's secret file, so
 what refuses it is the members-only checks (src/core/peer_checks.h) and the decoder,
 not the transport. peer_session() and absent_member() are the only places that know the
 handshake."""
@@ -69,10 +69,12 @@ def obj(node, counter, value, expire=0, written=1):
 
 
 EMPTY_CONTEXT = "kA"  # base64url of an empty msgpack array
+EMPTY_OBJECT = b"\x93\x01\x90\x90"  # an encoded empty object (ForwardPut.seen: nothing)
 
 
 def forward_put(req, key, value, expire):
-    return [5, req, key.encode(), False, value, expire, 1, False, EMPTY_CONTEXT, 0, False, 2, 0]
+    return [5, req, key.encode(), False, value, expire, 1, False, EMPTY_CONTEXT, 0, False, 2, 0,
+            EMPTY_OBJECT]
 
 
 def info(node, section="cluster"):

@@ -83,3 +83,18 @@ class ReadmeExamples(unittest.TestCase):
                 tokens[m_readme.group(1)] = m_got.group(1)
                 expected = [got[0]] + expected[1:]
             self.assertEqual(got, expected, f"README step {' '.join(argv)}")
+        # `restart` of a running node stops it and brings it back, run from any directory.
+        pid_before = self.recorded_pid(2)
+        r = subprocess.run([CLUSTER, "restart", "--node", "2", "--dir", self.dir],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotEqual(self.recorded_pid(2), pid_before)
+        harness.wait_until(lambda: self.cli(["-p", ports["7002"], "PING"]) == ["PONG"],
+                           timeout=30, what="node2 back after restart")
+
+    def recorded_pid(self, node):
+        for line in open(os.path.join(self.dir, "pids")):
+            i, pid, _port = line.split()
+            if i == str(node):
+                return pid
+        return None

@@ -151,7 +151,9 @@ class Repair(unittest.TestCase):
         self.write(n1, keys)
         wipe(n3)
         self.cluster.wait_connected()
-        admin(n1, "repair", "--no-wait")
+        r = admin(n1, "repair", "--no-wait")
+        # --no-wait names the job it started and how to follow it.
+        self.assertRegex(r.stdout.decode(), r"^repair \d+ started; follow it with: itsuka-admin repair --status")
 
         def status(node):
             c = node.client()
@@ -167,6 +169,9 @@ class Repair(unittest.TestCase):
         self.assertEqual(before["state"], "running")
         n1.kill9()
         n1.start()
+        # The saved run resumes once the restarted node's membership gate opened
+        # (docs/DESIGN.md 4.3.1): it waits to hear from a majority first.
+        wait_until(lambda: status(n1)["resumed"] == "1", timeout=15, what="the repair to resume")
         after = status(n1)
         self.assertEqual(after["resumed"], "1")
         self.assertGreaterEqual(int(after["partitions_finished"]), int(before["partitions_finished"]))

@@ -129,6 +129,56 @@ std::string NoAckedWriteLost(const Cluster& c, const EventualClient& client) {
   return "";
 }
 
+std::string QuorumReadsSeeAckedWrites(const EventualClient& client, int n, int* checked) {
+  std::map<std::pair<std::string, std::string>, const WriteRecord*> records;  // the last one
+  for (const WriteRecord& w : client.writes()) records[{w.key, w.value}] = &w;
+  std::map<std::string, std::vector<const Ack*>> acks;  // by key, in ack order
+  for (const Ack& a : client.acked()) acks[a.key].push_back(&a);
+  for (const EventualRead& rd : client.reads()) {
+    for (const Ack* ap : acks[rd.key]) {
+      const Ack& a = *ap;
+      if (a.at >= rd.invoke) break;
+      if (a.w + rd.r <= n) continue;
+      auto rit = records.find({a.key, a.value});
+      if (rit == records.end()) return "acknowledged write " + a.key + "=" + a.value + " was never coordinated";
+      const WriteRecord* rec = rit->second;
+      ++*checked;
+      if (!rd.object.clock.Covers(rec->dot)) {
+        return "R+W>N: R=" + std::to_string(rd.r) + " read of " + rd.key + " through " + rd.via +
+               " started at " + std::to_string(rd.invoke) + " missed " + a.value + " (" +
+               DotName(rec->dot) + ") acknowledged with W=" + std::to_string(a.w) + " at " +
+               std::to_string(a.at) + "; it read " + ToString(rd.object.clock);
+      }
+    }
+  }
+  return "";
+}
+
+std::string AckedWritesOnFinalReplicasMerge(const Cluster& c, const EventualClient& client,
+                                            const std::string& via,
+                                            const std::set<std::string>& gone) {
+  for (const Ack& a : client.acked()) {
+    const WriteRecord* rec = RecordOf(client, a.key, a.value);
+    if (rec == nullptr) return "acknowledged write " + a.key + "=" + a.value + " was never coordinated";
+    Object fin;
+    for (const std::string& r : c.Replicas(via, a.key)) {
+      if (gone.count(r)) return "departed node " + r + " is still a replica of " + a.key;
+      fin = Merge(fin, c.Durable(r, a.key));
+    }
+    const bool present = HasSibling(fin, rec->dot);
+    if (!present && !(fin.clock.Covers(rec->dot) && Superseded(client, a.key, rec->dot))) {
+      std::string where;
+      for (const std::string& id : c.ids()) {
+        if (HasSibling(c.Durable(id, a.key), rec->dot)) where += " " + id;
+      }
+      return "acknowledged write lost: " + a.key + "=" + a.value + " (W=" + std::to_string(a.w) +
+             ", held by" + (where.empty() ? " nobody" : where) + "; final replicas " +
+             DescribeReplicas(c, via, a.key) + ")";
+    }
+  }
+  return "";
+}
+
 // ---- membership ----------------------------------------------------------------------------
 
 std::string MembershipConverged(const Cluster& c, const std::set<std::string>& left) {
@@ -254,6 +304,19 @@ std::string DotsNameOneValue::Check(const Cluster& c, const RegisterClient& reg)
     for (const auto& [key, obj] : c.store(id).durable()) Note(key, obj);
   }
   return violation_;
+}
+
+std::string DotsNameOneValue::CheckWithAcceptors(const Cluster& c, const RegisterClient& reg) {
+  std::map<std::string, std::pair<Ballot, Object>> highest;  // key -> highest accepted
+  for (const std::string& id : c.ids()) {
+    for (const auto& [key, st] : c.store(id).durable_paxos()) {
+      if (st.accepted == Ballot()) continue;
+      auto it = highest.find(key);
+      if (it == highest.end() || it->second.first < st.accepted) highest[key] = {st.accepted, st.value};
+    }
+  }
+  for (const auto& [key, acc] : highest) Note(key, acc.second);
+  return Check(c, reg);
 }
 
 // ---- hinted handoff, repair -----------------------------------------------------------------

@@ -37,6 +37,17 @@ std::string NoSiblingLost(const Cluster& c, const EventualClient& client,
 // superseded by a write whose context saw it.
 std::string NoAckedWriteLost(const Cluster& c, const EventualClient& client);
 
+// R+W>N: an eventual read with R = r started after a write of its key was acknowledged
+// with W = w, r + w > n, sees that write or a successor (its clock covers the write's
+// dot; needs NodeOptions::record_writes). `checked` counts the observations.
+std::string QuorumReadsSeeAckedWrites(const EventualClient& client, int n, int* checked);
+// No acknowledged write lost: each is in the merge of its key's final replicas (by
+// `via`'s ring, none of them in `gone`), or causally superseded by a write whose context
+// saw it. For after a heal and a repair.
+std::string AckedWritesOnFinalReplicasMerge(const Cluster& c, const EventualClient& client,
+                                            const std::string& via,
+                                            const std::set<std::string>& gone);
+
 // ---- membership ----------------------------------------------------------------------------
 
 // Every live node sees the departed as left and everybody else as up.
@@ -72,6 +83,11 @@ class DotsNameOneValue : public Watcher {
   void OnSend(const std::string& from, const std::string& to, const PeerMessage& msg) override;
   // Adds what the reads returned and what the stores hold; the first violation.
   std::string Check(const Cluster& c, const RegisterClient& reg);
+  // Check, and also the Paxos state every round would carry forward: per key, the value
+  // accepted under the highest accepted ballot on any node, against every dot seen.
+  // (Lower accepted ballots may hold a proposal that was never chosen, and a later
+  // round may legitimately reuse its dot for another value.)
+  std::string CheckWithAcceptors(const Cluster& c, const RegisterClient& reg);
 
  private:
   void Note(const std::string& key, const Object& obj);

@@ -87,6 +87,9 @@ void Cluster::BootNode(const std::string& id, SimNode& n) {
   config.start_ms = now_;
   config.seed = rng_();
   config.unsafe_synced_before_transfer = options_.unsafe_synced_before_transfer;
+  // As the daemon: a node restarted with its data is gated until it heard from a
+  // majority (core/node.h). The static view without gossip is no saved view.
+  config.from_saved_view = options_.gossip && !n.persisted.empty();
   config.repair = options_.repair;
   config.repair_limits = options_.repair_limits;
   config.repair_min_grace_ms = 0;  // the runs' own grace decides (0 in the repair sim)

@@ -47,6 +47,7 @@ class SimStore : public NodeStore {
   const std::set<uint32_t>& suspect() const override { return suspect_; }
   void ClearSuspect(const std::set<uint32_t>& /*partitions*/) override {}
   const std::map<std::string, Object>& durable() const { return durable_; }
+  const std::map<std::string, AcceptorState>& durable_paxos() const { return durable_paxos_; }
   // The durable object of `key` (empty if absent).
   Object Durable(const std::string& key) const;
 

@@ -22,6 +22,8 @@ void EventualClient::Submit(const std::string& via, Pending what, const WriteSpe
   const uint64_t req = c_->NewRequest();
   const auto kind = what.kind;
   const std::string key = what.key;
+  what.n = n;
+  what.invoke = c_->now();
   pending_[via][req] = std::move(what);
   if (kind == Pending::kGet) {
     c_->node(via).StartGet(req, key, n, 0, c_->now());
@@ -67,7 +69,7 @@ void EventualClient::OnResult(const std::string& node, const ClientResult& r) {
   }
   switch (what.kind) {
     case Pending::kPut:
-      acked_.push_back(Ack{what.key, what.value, c_->now()});
+      acked_.push_back(Ack{what.key, what.value, c_->now(), what.n});
       ++ok_puts_;
       break;
     case Pending::kDel:
@@ -75,6 +77,7 @@ void EventualClient::OnResult(const std::string& node, const ClientResult& r) {
       break;
     case Pending::kGet:
       last_read_ctx_[what.key] = r.object.clock;
+      reads_.push_back(EventualRead{node, what.key, what.n, what.invoke, c_->now(), r.object});
       break;
   }
 }

@@ -24,9 +24,19 @@ using simcheck::Op;
 struct Ack {
   std::string key, value;
   int64_t at = 0;  // when the client saw the ack
+  int w = 0;       // the W it was acknowledged with
 };
 
-// Eventual (non-CONSISTENT) puts, deletes and reads; acknowledged writes and every
+// An answered eventual read.
+struct EventualRead {
+  std::string via, key;
+  int r = 0;
+  int64_t invoke = 0, at = 0;  // when it was started, when it was answered
+  Object object;               // the merge of the replies
+};
+
+// Eventual (non-CONSISTENT) puts, deletes and reads; acknowledged writes (with their
+// W), answered reads (with their R, start time and object) and every
 // write a coordinator recorded (NodeOptions::record_writes) are kept for the checkers.
 class EventualClient : public Watcher {
  public:
@@ -39,6 +49,7 @@ class EventualClient : public Watcher {
   void Get(const std::string& via, const std::string& key, int r);
 
   const std::vector<Ack>& acked() const { return acked_; }
+  const std::vector<EventualRead>& reads() const { return reads_; }
   const std::vector<WriteRecord>& writes() const { return writes_; }
   const std::map<std::string, VClock>& last_read_ctx() const { return last_read_ctx_; }
   int ok_puts() const { return ok_puts_; }
@@ -52,12 +63,15 @@ class EventualClient : public Watcher {
   struct Pending {
     enum { kPut, kDel, kGet } kind;
     std::string key, value;
+    int n = 0;           // W or R
+    int64_t invoke = 0;  // when it was started
   };
   void Submit(const std::string& via, Pending what, const WriteSpec& spec, int n, int pw);
 
   Cluster* c_;
   std::map<std::string, std::map<uint64_t, Pending>> pending_;  // node -> req -> op
   std::vector<Ack> acked_;
+  std::vector<EventualRead> reads_;
   std::vector<WriteRecord> writes_;
   std::map<std::string, VClock> last_read_ctx_;
   int ok_puts_ = 0, ok_deletes_ = 0, failed_ = 0;

@@ -57,6 +57,8 @@ TEST_P(ConfigErrors, NameTheSetting) {
 INSTANTIATE_TEST_SUITE_P(
     All, ConfigErrors,
     ::testing::Values(BadConfig{"[server]\nport = \"abc\"\n", {}, "server.port"},
+                      BadConfig{"[server]\nbind = \"300.1.1.1\"\n", {}, "server.bind"},
+                      BadConfig{"", {{"server.bind", "localhost"}}, "not an IPv4 or IPv6"},
                       BadConfig{"[server]\nport = 70000\n", {}, "server.port"},
                       BadConfig{"[server]\nprot = 1\n", {}, "server.prot"},
                       BadConfig{"[sever]\nport = 1\n", {}, "sever.port"},

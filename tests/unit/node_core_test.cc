@@ -143,7 +143,9 @@ TEST(NodeCore, ReplicaMergesAndAcksWrites) {
   Outbox out = core.TakeOutbox();
   ASSERT_EQ(out.sends.size(), 1u);
   EXPECT_EQ(out.sends[0].first, "a");
-  EXPECT_EQ(std::get<ReplicaWriteAck>(out.sends[0].second), (ReplicaWriteAck{7, true, "OK"}));
+  // The ack carries this replica's ring version (the ring fence, core/peer_checks.h).
+  EXPECT_EQ(std::get<ReplicaWriteAck>(out.sends[0].second),
+            (ReplicaWriteAck{7, true, "OK", core.ring()->version()}));
   EXPECT_EQ(store.data["k"].siblings.size(), 2u);  // concurrent: both kept
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/hash.h"
+#include "core/peer_checks.h"
 #include "server/store.h"
 #include "storage/mem_engine.h"
 
@@ -22,11 +23,13 @@ MemberState Self(const std::string& id) {
 }
 
 struct Fixture {
-  explicit Fixture(std::vector<std::string> seeds = {}, NodeConfig config = {}) : store(engine, false) {
+  explicit Fixture(std::vector<std::string> seeds = {}, NodeConfig config = {},
+                   const std::string& id = "n1")
+      : store(engine, false) {
     EXPECT_TRUE(store.EnableMerkle(kPartitions).ok());
     config.partitions = kPartitions;
     config.core.n = 3;
-    Gossiper g(Self("n1"), std::move(seeds));
+    Gossiper g(Self(id), std::move(seeds));
     g.Advance();  // a node without seeds starts its own cluster at once
     node = std::make_unique<Node>(std::move(g), store, config);
   }
@@ -140,6 +143,9 @@ TEST(NodeTest, ARepairRequestToItselfWaitsForTheCommitOfWhatIsStaged) {
   progress.job.id = 1;
   progress.job.partitions = {p};
   ASSERT_TRUE(f.node->StartRepair(progress, 20).ok());
+  const std::vector<LogLine> logs = f.node->TakeEffects().logs;
+  ASSERT_EQ(logs.size(), 1u);  // the operator sees the run start in the log
+  EXPECT_EQ(logs[0].text, "repair 1 started: 1 partition(s)");
   NodeOutbox first = f.node->TakeOutbox(20, 20);
   ASSERT_EQ(first.sends.size(), 1u);  // the tree request to n2; its own one waits
   EXPECT_EQ(first.sends[0].first, "n2");
@@ -295,6 +301,161 @@ TEST(NodeTest, ClockCheckCountsReachableRingMembersOnly) {
   // The only ring member is this node: no peer to compare with.
   EXPECT_TRUE(f.node->ClockCheck(far, &typical).ok());
   EXPECT_EQ(typical, 0);
+}
+
+// ---- The ring fence (issue 16; core/peer_checks.h) ----
+
+// n1 and n2 both up; then n1 (only) hears that n3 joins: n2's view is stale for n1.
+struct FencePair {
+  FencePair() : a({}, {}, "n1"), b({}, {}, "n2") {
+    a.node->Start();
+    b.node->Start();
+    MemberState n1 = a.node->self_state(), n2 = b.node->self_state();
+    a.HearOf(n2);
+    b.HearOf(n1);
+    a.node->SetReachable("n2", true);
+    b.node->SetReachable("n1", true);
+    (void)a.node->TakeOutbox(10, 10);
+    (void)b.node->TakeOutbox(10, 10);
+    MemberState n3 = Self("n3");
+    n3.version = 1;
+    n3.status = MemberStatus::kJoining;
+    a.HearOf(n3);
+    (void)a.node->TakeEffects();
+  }
+  uint64_t VersionOf(const Fixture& f) const { return OwnershipVersion(f.node->view()); }
+  Fixture a, b;
+};
+
+// Delivers what `from` addressed to `to`'s node; returns how many.
+size_t Deliver(const std::vector<std::pair<std::string, PeerMessage>>& msgs, const Fixture& from,
+               Fixture& to, int64_t now_ms) {
+  size_t n = 0;
+  for (const auto& [dest, msg] : msgs) {
+    if (dest != to.node->self()) continue;
+    to.node->OnPeerMessage(from.node->self(), msg, now_ms, now_ms);
+    ++n;
+  }
+  return n;
+}
+
+TEST(NodeFenceTest, EveryFencedRequestFromAStaleSenderIsRefusedCountedAndAnswered) {
+  FencePair p;
+  const uint64_t mine = p.VersionOf(p.a), stale = p.VersionOf(p.b);
+  ASSERT_GT(mine, stale);
+  const std::vector<PeerMessage> requests = {
+      ReplicaWrite{1, "k", Object(), "", stale},
+      ReplicaRead{2, "k", stale},
+      ForwardPut{3, "k", WriteSpec{}, 1, 0, Object(), stale},
+      ForwardConsistent{4, "k", true, WriteSpec{}, stale},
+      PaxosPrepare{5, "k", Ballot{1, "n2"}, 0, 0, stale},
+      PaxosAccept{6, "k", Ballot{1, "n2"}, Object(), 0, 0, stale},
+      PaxosCommit{"k", Ballot{1, "n2"}, Object(), stale},
+  };
+  uint64_t refused = 0;
+  for (const PeerMessage& m : requests) {
+    p.a.node->OnPeerMessage("n2", m, 1000 * (refused + 1), 0);
+    ++refused;
+    EXPECT_EQ(p.a.node->stats().peer_stale_ring_refused, refused) << "message type " << m.index();
+    EXPECT_EQ(p.a.node->stats().peer_senders_refused, refused);
+    NodeOutbox out = p.a.node->TakeEffects();
+    // The sender is told at once (the reply, if the request has one, carries this
+    // node's version) and is sent this node's view to catch up with.
+    EXPECT_EQ(CountGossipSyn(out), 1u) << "message type " << m.index();
+    for (const auto& [to, reply] : out.direct) {
+      EXPECT_EQ(to, "n2");
+      if (std::holds_alternative<GossipSyn>(reply)) continue;
+      EXPECT_EQ(RingVersionOf(reply), std::optional<uint64_t>(mine));
+    }
+    const bool answered = !std::holds_alternative<PaxosCommit>(m);
+    EXPECT_EQ(out.direct.size(), answered ? 2u : 1u) << "message type " << m.index();
+    EXPECT_FALSE(p.a.node->HasOutput()) << "a stale request reached the core";
+  }
+  // Catch-ups to one peer are rate-limited.
+  p.a.node->OnPeerMessage("n2", ReplicaRead{9, "k", stale}, 7000 + 10, 0);
+  EXPECT_EQ(CountGossipSyn(p.a.node->TakeEffects()), 0u);
+  EXPECT_EQ(p.a.node->stats().ring_catchups, 7u);
+}
+
+TEST(NodeFenceTest, TheStaleSenderCatchesUpAndItsRetrySucceeds) {
+  FencePair p;
+  ASSERT_LT(p.VersionOf(p.b), p.VersionOf(p.a));
+  // n2 reads a key from both replicas (R=2) on its stale ring.
+  p.b.node->StartGet(1, "k", 2, 0, 100);
+  NodeOutbox sent = p.b.node->TakeOutbox(100, 100);
+  ASSERT_EQ(Deliver(sent.sends, p.b, p.a, 100), 1u);
+  for (const auto& [to, msg] : sent.sends) {
+    EXPECT_EQ(RingVersionOf(msg), std::optional<uint64_t>(p.VersionOf(p.b)));
+  }
+  EXPECT_EQ(p.a.node->stats().peer_stale_ring_refused, 1u);
+  // n1's refusal and its view go back: the read fails at once (not at its timeout),
+  // and n2 learns the join, answering the catch-up with its merged view.
+  NodeOutbox refusal = p.a.node->TakeOutbox(101, 101);
+  ASSERT_EQ(Deliver(refusal.direct, p.a, p.b, 101), 2u);
+  NodeOutbox failed = p.b.node->TakeOutbox(101, 101);
+  ASSERT_EQ(failed.results.size(), 1u);
+  EXPECT_FALSE(failed.results[0].status.ok());
+  EXPECT_EQ(p.VersionOf(p.b), p.VersionOf(p.a));
+  EXPECT_EQ(p.b.node->view().count("n3"), 1u);
+  ASSERT_EQ(Deliver(failed.direct, p.b, p.a, 101), 1u);  // the GossipAck
+  (void)p.a.node->TakeOutbox(102, 102);
+
+  // The retry goes out on the current ring and is served.
+  p.b.node->StartGet(2, "k", 2, 0, 200);
+  NodeOutbox retry = p.b.node->TakeOutbox(200, 200);
+  ASSERT_EQ(Deliver(retry.sends, p.b, p.a, 200), 1u);
+  EXPECT_EQ(p.a.node->stats().peer_stale_ring_refused, 1u);
+  NodeOutbox answer = p.a.node->TakeOutbox(201, 201);
+  EXPECT_TRUE(answer.direct.empty());
+  ASSERT_EQ(Deliver(answer.sends, p.a, p.b, 201), 1u);
+  NodeOutbox done = p.b.node->TakeOutbox(201, 201);
+  ASSERT_EQ(done.results.size(), 1u);
+  EXPECT_TRUE(done.results[0].status.ok()) << done.results[0].status.ToString();
+}
+
+TEST(NodeFenceTest, AReceiverBehindTheSenderAdmitsItAndCatchesUp) {
+  FencePair p;
+  // n1 (newer) reads from n2 (stale): n2 serves it and asks n1 for its view.
+  p.a.node->StartGet(1, "k", 2, 0, 100);
+  NodeOutbox sent = p.a.node->TakeOutbox(100, 100);
+  ASSERT_EQ(Deliver(sent.sends, p.a, p.b, 100), 1u);
+  EXPECT_EQ(p.b.node->stats().peer_stale_ring_refused, 0u);
+  NodeOutbox out = p.b.node->TakeOutbox(100, 100);
+  EXPECT_EQ(CountGossipSyn(out), 1u);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<ReplicaReadReply>(out.sends[0].second));
+  // The reply carries the replica's (older) version; n1 does not refuse replies.
+  EXPECT_EQ(RingVersionOf(out.sends[0].second), std::optional<uint64_t>(p.VersionOf(p.b)));
+}
+
+TEST(NodeFenceTest, AMemberKnownAsLeftIsRefusedAndCounted) {
+  Fixture f;
+  f.node->Start();
+  MemberState gone = Self("gone");
+  gone.version = 3;
+  gone.status = MemberStatus::kLeft;
+  f.HearOf(gone);
+  (void)f.node->TakeEffects();
+  const uint64_t mine = OwnershipVersion(f.node->view());
+  f.node->OnPeerMessage("gone", ReplicaRead{7, "k", mine}, 100, 100);
+  f.node->OnPeerMessage("gone", PaxosPrepare{8, "k", Ballot{1, "gone"}, 0, 0, mine}, 100, 100);
+  EXPECT_EQ(f.node->stats().peer_left_sender_refused, 2u);
+  EXPECT_EQ(f.node->stats().peer_stale_ring_refused, 0u);
+  NodeOutbox out = f.node->TakeEffects();
+  EXPECT_EQ(CountGossipSyn(out), 1u);  // told (once) what this node knows of it
+  const ReplicaReadReply* reply = nullptr;
+  for (const auto& [to, msg] : out.direct) {
+    if (reply == nullptr) reply = std::get_if<ReplicaReadReply>(&msg);
+  }
+  ASSERT_NE(reply, nullptr);
+  EXPECT_NE(reply->error.find("(it left the cluster)"), std::string::npos) << reply->error;
+  // A stranger is refused and told nothing of the view, whatever version it shows.
+  f.node->OnPeerMessage("stranger", ReplicaRead{10, "k", mine + 5}, 150, 150);
+  EXPECT_EQ(CountGossipSyn(f.node->TakeEffects()), 0u);
+  // The hints it acknowledged writes with still land, on a current ring.
+  f.node->OnPeerMessage("gone", ReplicaWrite{9, "k", Object(), "", mine}, 200, 200);
+  EXPECT_EQ(f.node->stats().peer_left_sender_refused, 2u);
+  EXPECT_TRUE(f.node->HasOutput());
 }
 
 }  // namespace

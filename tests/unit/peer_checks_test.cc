@@ -125,6 +125,129 @@ TEST(MembersOnly, TooManySiblingsAreRefused) {
   EXPECT_TRUE(CheckLimits(ReplicaWrite{1, "k", o, ""}, limits, 3).ok());
 }
 
+// ---- The ring fence (issue 16) ----
+
+// Every fenced request kind, from `from` for `key`, stamped with `version`.
+std::vector<PeerMessage> FencedRequests(const std::string& from, const std::string& key,
+                                        uint64_t version) {
+  std::vector<PeerMessage> out = {
+      ReplicaWrite{1, key, Object(), "", version},
+      ReplicaWrite{0, key, Object(), "", version},  // read repair: no answer wanted
+      ReplicaRead{2, key, version},
+      ForwardPut{3, key, WriteSpec{}, 2, 0, Object(), version},
+      ForwardConsistent{4, key, true, WriteSpec{}, version},
+      PaxosPrepare{5, key, Ballot{1, from}, 0, 0, version},
+      PaxosAccept{6, key, Ballot{1, from}, Object(), 0, 0, version},
+      PaxosCommit{key, Ballot{1, from}, Object(), version},
+  };
+  return out;
+}
+
+TEST(RingFence, EveryFencedRequestFromAStaleRingIsRefusedAsStale) {
+  Cluster c;
+  std::string key, holder, other;
+  c.Split(&key, &holder, &other);
+  c.ctx.ring_version = 10;
+  for (const PeerMessage& m : FencedRequests(holder, key, 9)) {
+    SenderRefusal kind = SenderRefusal::kNone;
+    Status st = CheckSender(holder, m, c.ctx, &kind);
+    EXPECT_FALSE(st.ok()) << "message type " << m.index();
+    EXPECT_EQ(kind, SenderRefusal::kStaleRing) << "message type " << m.index();
+    EXPECT_EQ(st.message().rfind("STALERING ", 0), 0u) << st.message();
+    EXPECT_NE(st.message().find("version 9, older than this node's 10"), std::string::npos)
+        << st.message();
+  }
+  // The same version, and a newer one (the receiver is behind; it catches up), pass.
+  for (uint64_t v : {uint64_t{10}, uint64_t{11}}) {
+    for (const PeerMessage& m : FencedRequests(holder, key, v)) {
+      SenderRefusal kind = SenderRefusal::kLeft;
+      EXPECT_TRUE(CheckSender(holder, m, c.ctx, &kind).ok()) << "message type " << m.index();
+      EXPECT_EQ(kind, SenderRefusal::kNone);
+    }
+  }
+  // No fencing without a version of its own (a node with no view yet).
+  c.ctx.ring_version = 0;
+  for (const PeerMessage& m : FencedRequests(holder, key, 3)) {
+    EXPECT_TRUE(CheckSender(holder, m, c.ctx).ok()) << "message type " << m.index();
+  }
+}
+
+TEST(RingFence, AnUnstampedRequestIsRefusedAsFromABuildWithoutTheFence) {
+  Cluster c;
+  c.ctx.ring_version = 6;
+  Status st = CheckSender("n2", ReplicaRead{2, "k"}, c.ctx);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("(a build without ring fencing)"), std::string::npos) << st.message();
+}
+
+TEST(RingFence, RepliesAndOtherMessagesAreNotFenced) {
+  Cluster c;
+  c.ctx.ring_version = 10;
+  EXPECT_TRUE(CheckSender("n2", ReplicaWriteAck{1, true, "", 3}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", ReplicaReadReply{1, true, Object(), "", 3}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", PaxosPromise{}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", PaxosAccepted{}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", ForwardResult{}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", ConsistentResult{}, c.ctx).ok());
+  EXPECT_TRUE(CheckSender("n2", GossipSyn{}, c.ctx).ok());  // how the sender catches up
+  EXPECT_TRUE(CheckSender("n2", FetchRequest{5, {"k"}}, c.ctx).ok());
+}
+
+TEST(RingFence, ALeftMemberIsRefusedAsLeftButMayHandOffHintsOnACurrentRing) {
+  Cluster c;
+  c.ctx.ring_version = 10;
+  for (const PeerMessage& m : FencedRequests("gone", "k", 10)) {
+    SenderRefusal kind = SenderRefusal::kNone;
+    Status st = CheckSender("gone", m, c.ctx, &kind);
+    if (std::holds_alternative<ReplicaWrite>(m)) {
+      // A decommissioned node that knows it left hands off the hints it acknowledged.
+      EXPECT_TRUE(st.ok()) << st.message();
+      continue;
+    }
+    EXPECT_FALSE(st.ok()) << "message type " << m.index();
+    EXPECT_EQ(kind, SenderRefusal::kLeft) << "message type " << m.index();
+    EXPECT_NE(st.message().find("(it left the cluster)"), std::string::npos) << st.message();
+  }
+  // Restarted from its stale saved view (which shows it up, a version before its
+  // departure): even its replica writes are refused.
+  SenderRefusal kind = SenderRefusal::kNone;
+  EXPECT_FALSE(CheckSender("gone", ReplicaWrite{1, "k", Object(), "", 8}, c.ctx, &kind).ok());
+  EXPECT_EQ(kind, SenderRefusal::kStaleRing);
+  EXPECT_FALSE(CheckSender("stranger", ReplicaRead{2, "k", 10}, c.ctx, &kind).ok());
+  EXPECT_EQ(kind, SenderRefusal::kNotMember);
+}
+
+TEST(RingFence, StampingSetsOnlyUnstampedFencedMessages) {
+  PeerMessage w = ReplicaWrite{1, "k", Object(), ""};
+  StampRingVersion(&w, 7);
+  EXPECT_EQ(RingVersionOf(w), std::optional<uint64_t>(7));
+  StampRingVersion(&w, 9);  // the version of the ring it was planned on stays
+  EXPECT_EQ(RingVersionOf(w), std::optional<uint64_t>(7));
+  PeerMessage reply = PaxosPromise{};
+  StampRingVersion(&reply, 4);
+  EXPECT_EQ(RingVersionOf(reply), std::optional<uint64_t>(4));
+  PeerMessage gossip = GossipSyn{};
+  StampRingVersion(&gossip, 4);
+  EXPECT_EQ(RingVersionOf(gossip), std::nullopt);
+}
+
+TEST(RingFence, ADominatedViewHasAStrictlyLowerOwnershipVersion) {
+  // The sum is enough to fence every dominated view: each member's version there is
+  // at most the current one, and at least one is lower (or the member is missing).
+  View now;
+  now["a"] = Member("a", MemberStatus::kUp, 2);
+  now["b"] = Member("b", MemberStatus::kLeft, 3);
+  View stale = now;
+  stale["b"] = Member("b", MemberStatus::kUp, 1);  // before b's decommission
+  EXPECT_LT(OwnershipVersion(stale), OwnershipVersion(now));
+  View before_join = now;
+  now["c"] = Member("c", MemberStatus::kJoining, 1);
+  EXPECT_LT(OwnershipVersion(before_join), OwnershipVersion(now));
+  View merged = stale;
+  MergeView(&merged, now);
+  EXPECT_EQ(OwnershipVersion(merged), OwnershipVersion(now));
+}
+
 TEST(GossipChecks, ForgedLeftIsRefused) {
   Cluster c;
   View forged;

@@ -15,52 +15,11 @@
 #include "core/requests.h"
 #include "core/transfer.h"
 #include "core/writes.h"
+#include "map_hint_store.h"
 #include "map_store.h"
 
 namespace itsuka::core {
 namespace {
-
-class MapHintStore : public HintStore {
- public:
-  Status Add(const std::string& target, std::string_view key, const Object& obj) override {
-    Hint& h = hints[target][std::string(key)];
-    h.key = std::string(key);
-    h.object = Merge(h.object, obj);
-    h.updated_ms = now_ms;
-    return Status::Ok();
-  }
-  Result<std::optional<Hint>> Get(const std::string& target, std::string_view key) override {
-    auto t = hints.find(target);
-    if (t == hints.end()) return std::optional<Hint>();
-    auto h = t->second.find(std::string(key));
-    if (h == t->second.end()) return std::optional<Hint>();
-    return std::optional<Hint>(h->second);
-  }
-  void Remove(const std::string& target, std::string_view key) override {
-    auto t = hints.find(target);
-    if (t == hints.end()) return;
-    t->second.erase(std::string(key));
-    if (t->second.empty()) hints.erase(t);
-  }
-  Result<std::vector<Hint>> Scan(const std::string& target, std::string_view start,
-                                 size_t limit) override {
-    std::vector<Hint> out;
-    auto t = hints.find(target);
-    if (t == hints.end()) return out;
-    for (auto it = t->second.lower_bound(std::string(start));
-         it != t->second.end() && out.size() < limit; ++it) {
-      out.push_back(it->second);
-    }
-    return out;
-  }
-  std::map<std::string, HintUsage> Usage() const override {
-    std::map<std::string, HintUsage> u;
-    for (const auto& [target, keys] : hints) u[target].keys = keys.size();
-    return u;
-  }
-  std::map<std::string, std::map<std::string, Hint>> hints;
-  int64_t now_ms = 0;
-};
 
 Object ObjectWith(const std::string& value) {
   return ApplyWrite(Object(), VClock(), "x", NewVersion{false, value, 0, 1}, ObjectLimits())
@@ -374,6 +333,36 @@ TEST(ConsensusRoom, ASingleNodeReadIsChosenAtOnce) {
   EXPECT_EQ(consensus.stats().chosen, 1u);
   EXPECT_EQ(consensus.inflight(), 0u);
   EXPECT_EQ(ctx.requests.open(), 0u);
+}
+
+// The ring fence's proposer side (issue 16): a vote counts only from a node that is a
+// primary of the key in the proposer's view when the vote arrives.
+TEST(ConsensusRoom, AVoteFromANodeThatNoLongerHoldsTheKeyIsNotCounted) {
+  Context t;
+  Forwarder forwarder(t.ctx);
+  Consensus consensus(t.ctx, forwarder);
+  std::string key;
+  for (int i = 0;; ++i) {
+    key = "k" + std::to_string(i);
+    if (t.ctx.Replicas(key).front() == "a") break;
+  }
+  consensus.Start(1, key, true, WriteSpec{}, 0);
+  auto prepares = t.Sent<PaxosPrepare>();
+  ASSERT_EQ(prepares.size(), 2u);  // to b and c; a promised itself
+  const uint64_t round = prepares[0].second.req_id;
+  // The ring moves on before the promises arrive: c no longer holds the key.
+  t.ctx.ring = Ring::Create(16, {"a", "b", "d"}, 2).value();
+  t.ctx.write_ring = t.ctx.ring;
+  ASSERT_FALSE(t.ctx.IsReplica(key, "c"));
+  t.ctx.out = Outbox();
+  PaxosPromise yes;
+  yes.req_id = round;
+  yes.ok = true;
+  yes.promised = prepares[0].second.ballot;
+  consensus.OnPromise(round, "c", yes, 1);
+  EXPECT_TRUE(t.Sent<PaxosAccept>().empty()) << "a majority formed with a former primary";
+  consensus.OnPromise(round, "b", yes, 1);
+  EXPECT_FALSE(t.Sent<PaxosAccept>().empty());  // a (self) and b: a majority of primaries
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,15 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
+// The value of field `key` as JSON: a decimal number (an integer, optionally negative,
+// optionally with a fraction) as a number, anything else as a string -- except the
+// fields that name a node, which stay strings even when a node id is all digits.
+std::string JsonScalar(const std::string& key, const std::string& v) {
+  static const std::regex kNumber("-?(0|[1-9][0-9]*)(\\.[0-9]+)?");
+  const bool names_node = key == "id" || key == "node" || key == "node_id" || key == "self";
+  return !names_node && std::regex_match(v, kNumber) ? v : "\"" + JsonEscape(v) + "\"";
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: itsuka-admin [--host HOST:PORT] [--password PW] [--json] <command>\n"
@@ -207,7 +217,7 @@ int Status(Connection& conn, bool json) {
       out += (i ? "," : "") + std::string("\"") + JsonEscape(sections[i].first) + "\":{";
       bool first = true;
       for (const auto& [k, v] : sections[i].second) {
-        out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":\"" + JsonEscape(v) + "\"";
+        out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":" + JsonScalar(k, v);
         first = false;
       }
       out += "}";
@@ -264,8 +274,7 @@ int Hints(Connection& conn, bool json) {
   if (json) {
     std::string out = "{";
     for (const auto& [k, v] : counters) {
-      bool numeric = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
-      out += "\"" + JsonEscape(k) + "\":" + (numeric ? v : "\"" + JsonEscape(v) + "\"") + ",";
+      out += "\"" + JsonEscape(k) + "\":" + JsonScalar(k, v) + ",";
     }
     out += "\"targets\":[";
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -337,9 +346,7 @@ void PrintRepairReport(const std::map<std::string, std::string>& st, bool json) 
     std::string out = "{";
     bool first = true;
     for (const auto& [k, v] : st) {
-      const bool numeric = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
-      out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":" +
-             (numeric ? v : "\"" + JsonEscape(v) + "\"");
+      out += (first ? "" : ",") + std::string("\"") + JsonEscape(k) + "\":" + JsonScalar(k, v);
       first = false;
     }
     std::printf("%s}\n", out.c_str());
@@ -421,7 +428,23 @@ int Repair(const std::function<bool(Connection&, std::string*)>& connect,
       std::fprintf(stderr, "itsuka-admin: %s; following it\n", r->str.c_str());
     }
   }
-  if (!wait) return 0;
+  if (!wait) {
+    // Say which job runs and how to follow it (the node's STATUS names the job).
+    std::optional<Reply> r = call({"ITSUKA.REPAIR", "STATUS"});
+    if (!r) return 1;
+    if (r->type == '-') {
+      std::fprintf(stderr, "itsuka-admin: node replied: %s\n", r->str.c_str());
+      return 1;
+    }
+    const std::map<std::string, std::string> st = ParseLines(r->str);
+    if (json) {
+      PrintRepairReport(st, true);
+    } else {
+      std::printf("repair %s started; follow it with: itsuka-admin repair --status\n",
+                  Get(st, "job").c_str());
+    }
+    return 0;
+  }
   const bool tty = ::isatty(STDOUT_FILENO) == 1 && !json;
   long long last_plain = -1;
   std::map<std::string, std::string> st;
@@ -505,7 +528,7 @@ std::vector<std::pair<std::string, std::string>> Pairs(const Reply& r) {
 std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& kv) {
   std::string out = "{";
   for (size_t i = 0; i < kv.size(); ++i) {
-    out += (i ? ",\"" : "\"") + JsonEscape(kv[i].first) + "\":\"" + JsonEscape(kv[i].second) + "\"";
+    out += (i ? ",\"" : "\"") + JsonEscape(kv[i].first) + "\":" + JsonScalar(kv[i].first, kv[i].second);
   }
   return out + "}";
 }

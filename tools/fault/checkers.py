@@ -172,6 +172,46 @@ def stale_reads(history):
     return {"reads": reads, "stale": stale, "stale_rate": stale / reads if reads else 0.0}
 
 
+# ---- R+W>N: quorum reads see acknowledged quorum writes ---------------------------------
+
+def check_quorum_visibility(history):
+    """R=quorum reads against W=quorum writes of unique values (R+W>N): a read that
+    began after a write was acknowledged must return that write's value, or some value
+    not known to be older (written by a write that did not finish before the acked one
+    began). A read may return siblings (a list); returning nil after an acked write is
+    a miss. Reads and writes whose outcome is unknown constrain nothing (a write that
+    timed out may or may not be there); failed writes never happened."""
+    ops = [o for o in pair(history) if o.f in ("read", "write")]
+    writes = defaultdict(list)
+    for o in ops:
+        if o.f == "write" and o.type != "fail":
+            writes[o.key].append(o)
+    source = {(o.key, o.value): o for ws in writes.values() for o in ws}
+    reads = misses = unexplained = 0
+    examples = []
+    for r in ops:
+        if r.f != "read" or r.type != "ok":
+            continue
+        reads += 1
+        got = r.result if isinstance(r.result, list) else ([] if r.result is None else [r.result])
+        sources = [source.get((r.key, v)) for v in got]
+        if any(s is None for s in sources):
+            unexplained += 1      # a value nobody wrote: reported, and invalid
+            examples.append(f"{r!r} returned a value never written")
+            continue
+        for w in writes[r.key]:
+            if w.type != "ok" or w.ret >= r.call or w in sources:
+                continue
+            # w was acknowledged before r began; r missed it unless something it
+            # returned may be newer than w.
+            if all(s.ret < w.call for s in sources):
+                misses += 1
+                examples.append(f"{r!r} missed {w!r}")
+                break
+    return {"valid": misses == 0 and unexplained == 0, "reads": reads, "misses": misses,
+            "unexplained_values": unexplained, "examples": examples[:10]}
+
+
 # ---- Eventual sets: unique elements added to shared keys --------------------------------
 
 def check_set(history, final):

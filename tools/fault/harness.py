@@ -20,6 +20,7 @@ import threading
 import time
 
 import checkers
+import membership
 import report
 from hosts import LoopbackHosts, NetnsHosts, free_tag, netns_available
 from resp import Client, Closed, RespError
@@ -35,14 +36,75 @@ def now_ns():
 # ---- the cluster ------------------------------------------------------------------------
 
 class Cluster:
-    def __init__(self, hosts, n, itsukad, workdir, extra_settings, tls_dir=None):
+    """Node slots 0..slots-1: the first n are the initial members, the rest spares that
+    a membership nemesis may join. `members` is who the harness counts as a member
+    (joined and not decommissioned); `held` are members a nemesis keeps down; `zombies`
+    are decommissioned nodes restarted from their stale data directory."""
+
+    def __init__(self, hosts, n, itsukad, workdir, extra_settings, tls_dir=None, slots=None):
         self.hosts, self.n, self.itsukad, self.workdir = hosts, n, itsukad, workdir
+        self.slots = slots or n
         self.extra = extra_settings
         self.tls_dir = tls_dir  # certificates from tools/make-certs: peers speak TLS
         self.procs = {}      # i -> Popen
         self.skew = {}       # i -> seconds of clock skew the node was started with
         self.logs = {}       # i -> the node's stderr file
+        self.members = set(range(n))
+        self.held, self.zombies = set(), set()
+        self.closing = False  # set by stop_all: nothing starts any more
         self.lock = threading.Lock()
+
+    def node_id(self, i):
+        return f"node{i + 1}"
+
+    def active(self):
+        return sorted(self.members)
+
+    def targets(self):
+        """Nodes clients may talk to: members, and left nodes running from a stale view."""
+        return sorted(self.members | self.zombies)
+
+    def spare(self):
+        """A slot never started yet, or None."""
+        return next((i for i in range(self.n, self.slots) if i not in self.procs), None)
+
+    def add_member(self, i):
+        self.members.add(i)
+        self.start(i)
+
+    def remove_member(self, i):
+        self.members.discard(i)
+
+    def stop(self, i):
+        """SIGTERM (after SIGCONT) to the node this harness started, SIGKILL after 10 s."""
+        self.signal(i, signal.SIGCONT)
+        self.signal(i, signal.SIGTERM)
+        p = self.procs.get(i)
+        if p is not None:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def member_view(self, i, timeout=1.0):
+        """Node i's INFO cluster member list, id -> status ({} if it does not answer)."""
+        if not self.alive(i):
+            return {}
+        try:
+            c = self.client(i, timeout=timeout)
+            info = c.call("INFO", "cluster")
+            c.close()
+        except (OSError, Closed, ValueError):
+            return {}
+        if not isinstance(info, bytes):
+            return {}
+        view = {}
+        for line in info.decode().split("\r\n"):
+            if line.startswith("member") and ":id=" in line:
+                fields = dict(f.split("=", 1) for f in line.split(":", 1)[1].split(",") if "=" in f)
+                view[fields.get("id")] = fields.get("status")
+        return view
 
     def secret_file(self):
         """The cluster's secret (cluster.secret_file), made once per cluster (mode 0600)."""
@@ -56,8 +118,10 @@ class Cluster:
     def config(self, i):
         d = os.path.join(self.workdir, f"node{i + 1}")
         os.makedirs(d, exist_ok=True)
+        # The current members (a spare joins through them; a restarted node has its
+        # saved view and uses seeds only to bootstrap).
         seeds = ", ".join(f'"node{j + 1}@{self.hosts.ip(j)}:{self.hosts.peer_port(j)}"'
-                          for j in range(self.n) if j != i)
+                          for j in sorted(self.members) if j != i)
         path = os.path.join(d, "itsuka.toml")
         with open(path, "w") as f:
             f.write(f'[node]\nid = "node{i + 1}"\ndata_dir = "{d}/data"\n'
@@ -73,6 +137,8 @@ class Cluster:
 
     def start(self, i, skew_s=0):
         with self.lock:
+            if self.closing:
+                return
             cmd = self.hosts.prefix(i)
             env = dict(os.environ)
             if skew_s:
@@ -114,6 +180,8 @@ class Cluster:
         raise RuntimeError(f"node{i + 1} does not answer")
 
     def peers_up(self, i):
+        """Node i's connected peers, once its view has every member up and nothing
+        joining or leaving (0 before; -1 if it does not answer)."""
         try:
             c = self.client(i, timeout=2)
             info = c.call("INFO", "cluster")
@@ -121,8 +189,9 @@ class Cluster:
             if not isinstance(info, bytes):
                 return 0
             text = info.decode()
-            # Connected peers, once the gossiped membership has formed (none joining).
-            if ",status=joining" in text or text.count(",status=up") < self.n:
+            if ",status=joining" in text or ",status=leaving" in text:
+                return 0
+            if any(f"id={self.node_id(j)},status=up" not in text for j in self.members):
                 return 0
             return text.count("state=up")
         except (OSError, Closed):
@@ -131,7 +200,8 @@ class Cluster:
     def wait_formed(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self.peers_up(i) == self.n - 1 for i in range(self.n)):
+            m = self.active()
+            if all(self.peers_up(i) >= len(m) - 1 for i in m):
                 return True
             time.sleep(0.1)
         return False
@@ -160,6 +230,8 @@ class Cluster:
         self.start(i)
 
     def stop_all(self):
+        with self.lock:
+            self.closing = True
         for i in list(self.procs):
             self.signal(i, signal.SIGCONT)
             self.signal(i, signal.SIGTERM)
@@ -180,15 +252,18 @@ PROCESS_FAULTS = ("kill", "stop", "skew")
 
 
 def partition_pairs(kind, n, rng):
-    """Directed (from, to) pairs to cut for a partition shape."""
-    nodes = list(range(n))
+    """Directed (from, to) pairs to cut for a partition shape over nodes 0..n-1 (or
+    over the node list n)."""
+    everyone = list(range(n)) if isinstance(n, int) else list(n)
+    n = len(everyone)
+    nodes = list(everyone)
     rng.shuffle(nodes)
     if kind == "halves":
         a = set(nodes[: n // 2])
-        return [(x, y) for x in range(n) for y in range(n) if (x in a) != (y in a)]
+        return [(x, y) for x in everyone for y in everyone if (x in a) != (y in a)]
     if kind == "isolate":
         v = nodes[0]
-        return [(x, y) for x in range(n) for y in range(n) if x != y and v in (x, y)]
+        return [(x, y) for x in everyone for y in everyone if x != y and v in (x, y)]
     if kind == "bridge":
         # Two halves that cannot talk, and one node that talks to both.
         b = nodes[0]
@@ -199,26 +274,40 @@ def partition_pairs(kind, n, rng):
         # the same one.
         pos = {v: k for k, v in enumerate(nodes)}
         near = lambda x, y: (pos[x] - pos[y]) % n in (1, n - 1)
-        return [(x, y) for x in range(n) for y in range(n) if x != y and not near(x, y)]
+        return [(x, y) for x in everyone for y in everyone if x != y and not near(x, y)]
     if kind == "asymmetric":
         v = nodes[0]
-        return [(v, y) for y in range(n) if y != v]   # v's packets are lost; it hears the others
+        return [(v, y) for y in everyone if y != v]   # v's packets are lost; it hears the others
     raise ValueError(kind)
 
 
 class Nemesis(threading.Thread):
-    """Every `interval` seconds, heals what it did and injects one random fault."""
+    """Every `interval` seconds (or a uniform draw in [interval, interval_max]), heals
+    what it did and injects one random fault. Membership kinds (membership.MEMBERSHIP)
+    act through `members`; a kind that cannot act now (no spare, too few members, a
+    change in flight) injects nothing that tick."""
 
-    def __init__(self, cluster, hosts, kinds, rng, interval, t0, stop_event):
+    def __init__(self, cluster, hosts, kinds, rng, interval, t0, stop_event, interval_max=None):
         super().__init__(daemon=True)
         self.cluster, self.hosts, self.kinds, self.rng = cluster, hosts, kinds, rng
         self.interval, self.t0, self.stop_event = interval, t0, stop_event
+        self.interval_max = interval_max
         self.schedule = []  # {"start": s, "end": s, "fault": str}
         self.active = None
+        self.members = (membership.Membership(cluster, rng, self.note)
+                        if any(k in membership.MEMBERSHIP for k in kinds) else None)
+
+    def now(self):
+        return (now_ns() - self.t0) / 1e9
+
+    def note(self, what):
+        """A membership event: a point in the schedule (it is not healed)."""
+        t = self.now()
+        self.schedule.append({"start": t, "end": t, "fault": what})
 
     def log(self, fault):
         """fault: a new fault joins those in effect; None: everything was healed."""
-        t = (now_ns() - self.t0) / 1e9
+        t = self.now()
         if fault is None:
             for a in self.active or []:
                 a["end"] = t
@@ -231,39 +320,64 @@ class Nemesis(threading.Thread):
     def heal(self):
         if self.hosts.partitions:
             self.hosts.heal()
-        for i in range(self.cluster.n):
+        for i in self.cluster.targets():
             self.cluster.signal(i, signal.SIGCONT)
-            if not self.cluster.alive(i):
+            if not self.cluster.alive(i) and i not in self.cluster.held and i in self.cluster.members:
                 self.cluster.start(i, self.cluster.skew.get(i, 0))
         self.log(None)
 
+    def wait(self):
+        if self.interval_max:
+            return self.rng.uniform(self.interval, self.interval_max)
+        return self.interval * self.rng.uniform(0.5, 1.0)
+
     def run(self):
-        while not self.stop_event.wait(self.interval * self.rng.uniform(0.5, 1.0)):
+        while not self.stop_event.wait(self.wait()):
+            if self.cluster.closing:
+                return
             kind = self.rng.choice(self.kinds)
+            if self.members:
+                self.members.tick()
+            if kind in membership.MEMBERSHIP:
+                what = self.members.act(kind)
+                if what:
+                    self.note(what)
+                    continue
+                # No membership change possible now: another kind of fault instead.
+                others = [k for k in self.kinds if k not in membership.MEMBERSHIP]
+                if not others:
+                    continue
+                kind = self.rng.choice(others)
             # Faults combine: a third of the time a process fault joins what is already
             # in effect (say, a kill during a partition) instead of replacing it.
             if kind in PARTITIONS or self.rng.random() < 2 / 3:
                 self.heal()
-            n = self.cluster.n
-            if kind in PARTITIONS:
-                pairs = partition_pairs(kind, n, self.rng)
-                self.hosts.cut(pairs)
-                self.log(f"partition {kind}: " + ", ".join(f"{a + 1}->{b + 1}" for a, b in pairs))
-            elif kind == "kill":
-                v = self.rng.randrange(n)
-                self.cluster.kill(v)
-                self.log(f"kill -9 node{v + 1}")
-            elif kind == "stop":
-                v = self.rng.randrange(n)
-                self.cluster.signal(v, signal.SIGSTOP)
-                self.log(f"SIGSTOP node{v + 1}")
-            elif kind == "skew":
-                v = self.rng.randrange(n)
-                skew = self.rng.choice([-120, -30, 30, 120])
-                self.cluster.kill(v)
-                self.cluster.start(v, skew)
-                self.log(f"clock skew node{v + 1} {skew:+d}s")
+            self.inject(kind)
         self.heal()
+        if self.members:
+            self.members.release()
+
+    def inject(self, kind):
+        running = [i for i in self.cluster.targets() if self.cluster.alive(i)]
+        if kind in PARTITIONS:
+            pairs = partition_pairs(kind, running, self.rng)
+            self.hosts.cut(pairs)
+            self.log(f"partition {kind}: " + ", ".join(f"{a + 1}->{b + 1}" for a, b in pairs))
+            return
+        if not running:
+            return
+        v = self.rng.choice(running)
+        if kind == "kill":
+            self.cluster.kill(v)
+            self.log(f"kill -9 node{v + 1}")
+        elif kind == "stop":
+            self.cluster.signal(v, signal.SIGSTOP)
+            self.log(f"SIGSTOP node{v + 1}")
+        elif kind == "skew":
+            skew = self.rng.choice([-120, -30, 30, 120])
+            self.cluster.kill(v)
+            self.cluster.start(v, skew)
+            self.log(f"clock skew node{v + 1} {skew:+d}s")
 
 
 # ---- workloads --------------------------------------------------------------------------
@@ -291,12 +405,15 @@ class Worker(threading.Thread):
         super().__init__(daemon=True)
         self.p, self.cluster, self.workload, self.rec = process, cluster, workload, rec
         self.deadline, self.rng, self.max_ops = deadline, rng, max_ops
-        self.node = process % cluster.n
+        members = cluster.active()
+        self.node = members[process % len(members)]
         self.conn = None
         self.counter = 0
 
     def connection(self):
         if self.conn is None:
+            if self.node not in self.cluster.targets():
+                self.node = self.rng.choice(self.cluster.targets())
             self.conn = self.cluster.client(self.node, timeout=3.0)
         return self.conn
 
@@ -313,7 +430,7 @@ class Worker(threading.Thread):
             # A timeout or a broken connection: the outcome is unknown.
             t = "info"
             self.rec.add(self.p, t, f, key, None, node)
-            self.node = self.rng.randrange(self.cluster.n)   # try another node next
+            self.node = self.rng.choice(self.cluster.targets())   # try another node next
             time.sleep(0.05)
             return t, None
         t = classify(reply)
@@ -387,7 +504,7 @@ class Worker(threading.Thread):
             if self.conn is not None:
                 self.conn.close()
             self.conn = None
-            self.node = self.rng.randrange(self.cluster.n)
+            self.node = self.rng.choice(self.cluster.targets())
             return
         union = set()
         for s in sibs:
@@ -436,7 +553,7 @@ def final_reads(cluster, keys, rounds=2):
     key -> list of sibling values from the last round."""
     final = {}
     for _ in range(rounds):
-        for i in range(cluster.n):
+        for i in cluster.active():
             c = cluster.client(i, timeout=10)
             for key, r in zip(keys, pipelined(c, [("VGET", k, "R", "all") for k in keys])):
                 if not isinstance(r, RespError):
@@ -445,28 +562,58 @@ def final_reads(cluster, keys, rounds=2):
     return final
 
 
-def convergence(cluster, keys, timeout=30):
-    """Seconds until every node returns the same version (context and values) of every
-    key from its own copy (R=one reads through a replica answer from it first)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        views = []
-        for i in range(cluster.n):
-            c = cluster.client(i, timeout=10)
-            replies = pipelined(c, [("VGET", k, "R", "one") for k in keys])
-            views.append([(r[0], tuple(sorted(r[1]))) if isinstance(r, list) else None for r in replies])
-            c.close()
-        if all(v == views[0] for v in views):
-            return {"converged": True, "seconds": round(time.monotonic() - start, 3)}
+def replica_views(cluster, keys):
+    """Each member's answer to VGET R=one for every key: (context, sorted values)."""
+    views = []
+    for i in cluster.active():
+        c = cluster.client(i, timeout=10)
+        replies = pipelined(c, [("VGET", k, "R", "one") for k in keys])
+        views.append([(r[0], tuple(sorted(r[1]))) if isinstance(r, list) else None for r in replies])
+        c.close()
+    return views
+
+
+def convergence(cluster, keys, since, bound_s=30.0, sample=2000):
+    """Seconds from `since` (time.monotonic() at the final heal) until the replicas
+    agree: first no node keeps a hint or replays one (hinted handoff done: polled
+    through INFO, which changes nothing), then every member returns the same version
+    (context and values) of every key with R=one, which a replica answers from its own
+    copy first. Those reads also repair what is behind, so they start only once the
+    hints are gone. Converged only within `bound_s` seconds of the heal. At most
+    `sample` keys (evenly spread) are compared, so that a round takes well under a
+    second; the R=all final reads and the checkers still see every key."""
+    if len(keys) > sample:
+        keys = keys[::-(-len(keys) // sample)]
+    deadline = since + bound_s
+    hints_s, rounds, differing = None, 0, None
+    while time.monotonic() < deadline:
+        if hints_s is None:
+            # Hints for nodes that are no longer members are never replayed (what they
+            # held reached the new owners through the move); they do not count.
+            members = {cluster.node_id(i) for i in cluster.active()}
+            pending = sum(k for t, k in hints_by_target(cluster).items() if t in members)
+            if pending or handoff_counters(cluster).get("hints_replaying", 0):
+                time.sleep(0.2)
+                continue
+            hints_s = round(time.monotonic() - since, 3)
+        views = replica_views(cluster, keys)
+        rounds += 1
+        differing = sum(1 for k in range(len(keys)) if any(v[k] != views[0][k] for v in views))
+        if differing == 0:
+            return {"converged": True, "seconds": round(time.monotonic() - since, 3),
+                    "hints_drained_s": hints_s, "read_rounds": rounds, "keys_compared": len(keys),
+                    "bound_s": bound_s}
         time.sleep(0.2)
-    return {"converged": False, "seconds": timeout}
+    return {"converged": False, "seconds": None, "hints_drained_s": hints_s, "bound_s": bound_s,
+            "read_rounds": rounds, "keys_differing": differing,
+            "hints_left": hints_by_target(cluster)}
 
 
 def info_counters(cluster, section, prefix):
     """The numeric INFO `section` fields named `prefix`* summed over the nodes (since
     each node's last start); {} if no node reports them."""
     total = {}
-    for i in range(cluster.n):
+    for i in cluster.active():
         try:
             c = cluster.client(i, timeout=10)
             text = c.call("INFO", section).decode()
@@ -478,6 +625,23 @@ def info_counters(cluster, section, prefix):
             if k.startswith(prefix) and v.isdigit():
                 total[k] = total.get(k, 0) + int(v)
     return total
+
+
+def hints_by_target(cluster):
+    """target id -> hints stored for it, summed over the members (INFO handoff)."""
+    out = {}
+    for i in cluster.active():
+        try:
+            c = cluster.client(i, timeout=10)
+            text = c.call("INFO", "handoff").decode()
+            c.close()
+        except (OSError, RespError, Closed, AttributeError):
+            continue
+        for line in text.split("\r\n"):
+            if line.startswith("target") and ":id=" in line:
+                f = dict(x.split("=", 1) for x in line.split(":", 1)[1].split(",") if "=" in x)
+                out[f["id"]] = out.get(f["id"], 0) + int(f.get("keys", 0))
+    return out
 
 
 def handoff_counters(cluster):
@@ -511,7 +675,8 @@ def repair_heal(cluster, itsukad):
             break
         time.sleep(0.2)
     admin = os.path.join(os.path.dirname(itsukad), "itsuka-admin")
-    host = f"{cluster.hosts.ip(0)}:{cluster.hosts.client_port(0)}"
+    first = cluster.active()[0]
+    host = f"{cluster.hosts.ip(first)}:{cluster.hosts.client_port(first)}"
     start = time.monotonic()
     out = {}
     for label, extra in (("repair", []), ("check", ["--dry-run"])):
@@ -536,26 +701,72 @@ def repair_heal(cluster, itsukad):
 
 # ---- a run ------------------------------------------------------------------------------
 
+class Interrupted(Exception):
+    """SIGTERM (or SIGINT) during a run: cleanup runs, then the caller sees this."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+class _Signals:
+    """While a run is in progress in the main thread, SIGTERM and SIGINT raise
+    Interrupted, so the run's `finally` stops its nodes and removes its namespaces;
+    during that cleanup both are ignored (a second ^C cannot leave things behind)."""
+
+    def __init__(self):
+        self.main = threading.current_thread() is threading.main_thread()
+        self.saved = {}
+
+    def catch(self):
+        if self.main:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.saved[sig] = signal.signal(sig, _interrupt)
+
+    def ignore(self):
+        if self.main:
+            for sig in self.saved:
+                signal.signal(sig, signal.SIG_IGN)
+
+    def restore(self):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
 def run(o):
+    """One run (see the module docstring); cleans up whatever way it ends."""
     rng = random.Random(o.seed)
     use_netns = not o.loopback and netns_available()
     if not o.loopback and not use_netns:
         print("fault: network namespaces unavailable; running on loopback (process faults only)")
-    hosts = (NetnsHosts(o.nodes, tag=free_tag(os.getpid() + o.seed)) if use_netns
-             else LoopbackHosts(o.nodes, o.base_port))
-    # A majorities ring needs at least 5 nodes to cut anything.
+    moves = getattr(o, "moves", False)
     if "skew" in o.nemesis and not os.path.exists(FAKETIME_LIB):
         print(f"fault: {FAKETIME_LIB} missing (apt-get install faketime); no clock skew")
         o.nemesis = [k for k in o.nemesis if k != "skew"]
-    kinds = [k for k in o.nemesis if k in PROCESS_FAULTS or
+    uses_membership = moves or any(k in membership.MEMBERSHIP for k in o.nemesis)
+    spares = getattr(o, "spares", None)
+    spares = (2 if uses_membership else 0) if spares is None else spares
+    slots = o.nodes + spares
+    hosts = (NetnsHosts(slots, tag=free_tag(os.getpid() + o.seed)) if use_netns
+             else LoopbackHosts(slots, o.base_port))
+    # A majorities ring needs at least 5 nodes to cut anything.
+    kinds = [k for k in o.nemesis if k in PROCESS_FAULTS or k in membership.MEMBERSHIP or
              (k in PARTITIONS and hosts.partitions and (k != "ring" or o.nodes >= 5))]
+    if moves:
+        kinds = [k for k in kinds if k not in membership.MEMBERSHIP]
     workdir = tempfile.mkdtemp(prefix=f"itsuka-fault-{o.workload}-")
     tls = getattr(o, "tls", False)
-    tls_dir = make_certs(os.path.join(workdir, "certs"), [hosts.ip(i) for i in range(o.nodes)]) if tls else None
-    cluster = Cluster(hosts, o.nodes, o.itsukad, workdir, o.settings, tls_dir=tls_dir)
-    result = {"workload": o.workload, "seed": o.seed, "nodes": o.nodes, "duration_s": o.duration,
-              "mode": ("netns" if use_netns else "loopback") + (", tls peers" if tls else ""),
-              "nemeses": kinds}
+    tls_dir = make_certs(os.path.join(workdir, "certs"), [hosts.ip(i) for i in range(slots)]) if tls else None
+    cluster = Cluster(hosts, o.nodes, o.itsukad, workdir, o.settings, tls_dir=tls_dir, slots=slots)
+    result = {"workload": o.workload, "seed": o.seed, "nodes": o.nodes, "spares": spares,
+              "duration_s": o.duration,
+              "mode": ("netns" if use_netns else "loopback") + (", tls peers" if tls else "")
+              + (", moves" if moves else ""), "nemeses": kinds}
+    where = (f"namespaces {hosts.ns(0)}..{hosts.ns(slots - 1)}, bridge {hosts.bridge}" if use_netns
+             else f"ports {o.base_port}..{o.base_port + 100 + slots - 1}")
+    print(f"fault: {o.workload} seed {o.seed}: {where}, workdir {workdir}", flush=True)
+    signals = _Signals()
+    signals.catch()
     try:
         hosts.setup()
         for i in range(o.nodes):
@@ -564,62 +775,112 @@ def run(o):
             cluster.wait_serving(i)
         if not cluster.wait_formed():
             raise RuntimeError("cluster did not form")
-        t0 = now_ns()
-        rec = Recorder(t0)
-        stop = threading.Event()
-        nemesis = Nemesis(cluster, hosts, kinds, random.Random(rng.random()), o.interval, t0, stop) if kinds else None
-        deadline = time.monotonic() + o.duration
-        workers = [Worker(p, cluster, o.workload, rec, deadline, random.Random(rng.random()), o.max_ops)
-                   for p in range(o.clients)]
-        if nemesis:
-            nemesis.start()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(timeout=o.duration + 60)
-        stop.set()
-        if nemesis:
-            nemesis.join(timeout=60)
-        if o.scenario:
-            o.scenario(cluster, hosts, rec)
-        # Heal, restart everything, and let the cluster quiesce.
-        hosts.heal()
-        for i in range(o.nodes):
-            cluster.signal(i, signal.SIGCONT)
-            if not cluster.alive(i):
-                cluster.start(i)
-        for i in range(o.nodes):
-            cluster.wait_serving(i)
-        result["formed_after_heal"] = cluster.wait_formed(timeout=60)
-        repaired = repair_heal(cluster, o.itsukad) if getattr(o, "repair", False) else None
-        history = sorted(rec.events, key=lambda e: e["time"])
-        keys = sorted({e["key"] for e in history if e["key"] is not None})
-        final = final_reads(cluster, keys)
-        result["convergence"] = convergence(cluster, keys)
-        result["handoff"] = handoff_counters(cluster)
-        if tls:
-            result["tls"] = tls_counters(cluster)
-        result["schedule"] = nemesis.schedule if nemesis else []
-        result["operations"] = sum(1 for e in history if e["type"] == "invoke")
-        result["checkers"] = check(o.workload, history, final)
-        result["checkers"]["convergence"] = {"valid": result["convergence"]["converged"],
-                                             **result["convergence"]}
-        if repaired is not None:
-            result["checkers"]["repair"] = repaired
-        result["valid"] = all(c["valid"] for name, c in result["checkers"].items()
-                              if name not in o.informational)
-        os.makedirs(o.report_dir, exist_ok=True)
-        base = os.path.join(o.report_dir, f"{o.workload}-seed{o.seed}")
-        with open(base + ".json", "w") as f:
-            json.dump({**result, "history": history}, f, indent=1, default=str)
-        report.write_html(base + ".html", result, history)
-        result["report"] = base + ".html"
-        return result
+        rec, nemesis, script = drive(o, cluster, hosts, kinds, rng, moves)
+        return finish(o, cluster, hosts, rec, nemesis, script, result)
     finally:
-        cluster.stop_all()
-        hosts.teardown()
-        if not o.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        signals.ignore()
+        try:
+            cluster.stop_all()
+            hosts.teardown()
+            if not o.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        finally:
+            signals.restore()
+
+
+def drive(o, cluster, hosts, kinds, rng, moves):
+    """The workload under the nemesis (and, with --moves, the join/decommission script)
+    for o.duration seconds; returns (recorder, nemesis or None, move script or None)."""
+    t0 = now_ns()
+    rec = Recorder(t0)
+    stop = threading.Event()
+    interval_max = getattr(o, "interval_max", None)
+    nemesis = (Nemesis(cluster, hosts, kinds, random.Random(rng.random()), o.interval, t0, stop,
+                       interval_max=interval_max) if kinds else None)
+    script = (membership.MoveScript(cluster, t0, stop, random.Random(rng.random()),
+                                    join_at=getattr(o, "move_at", 10.0)) if moves else None)
+    deadline = time.monotonic() + o.duration
+    workers = [Worker(p, cluster, o.workload, rec, deadline, random.Random(rng.random()), o.max_ops)
+               for p in range(o.clients)]
+    threads = ([nemesis] if nemesis else []) + ([threading.Thread(target=script.run, daemon=True)]
+                                                if script else [])
+    for t in threads + workers:
+        t.start()
+    for w in workers:
+        w.join(timeout=o.duration + 60)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    if o.scenario:
+        o.scenario(cluster, hosts, rec)
+    return rec, nemesis, script
+
+
+def settle(cluster, timeout):
+    """After the final heal: waits until no view has a member joining or leaving (the
+    moves in flight finished), stops nodes that are no longer members, and returns
+    the moves_settled figure."""
+    start = time.monotonic()
+    st = membership.statuses(cluster)
+    while membership.moving(st) and time.monotonic() - start < timeout:
+        time.sleep(0.5)
+        st = membership.statuses(cluster)
+    for i in list(cluster.procs):
+        if i not in cluster.members and cluster.alive(i):
+            cluster.stop(i)
+    return {"valid": not membership.moving(st), "seconds": round(time.monotonic() - start, 3),
+            "members": ",".join(cluster.node_id(i) for i in cluster.active()),
+            "statuses": ",".join(f"{k}={v}" for k, v in sorted(st.items()))}
+
+
+def finish(o, cluster, hosts, rec, nemesis, script, result):
+    """Heals, restarts every member, lets moves finish and the replicas converge, reads
+    the final state, runs the checkers and writes the report."""
+    hosts.heal()
+    healed_at = time.monotonic()
+    for i in cluster.targets():
+        cluster.signal(i, signal.SIGCONT)
+        if i in cluster.members and not cluster.alive(i):
+            cluster.start(i)
+    for i in cluster.active():
+        cluster.wait_serving(i)
+    membership_used = script is not None or (nemesis is not None and nemesis.members is not None)
+    settled = settle(cluster, getattr(o, "settle_timeout", 90)) if membership_used else None
+    result["formed_after_heal"] = cluster.wait_formed(timeout=60)
+    history = sorted(rec.events, key=lambda e: e["time"])
+    keys = sorted({e["key"] for e in history if e["key"] is not None})
+    # Convergence before the R=all final reads, which repair replicas (with --repair the
+    # anti-entropy run is the healing step: it comes first, and the figure counts from
+    # its end).
+    repaired = repair_heal(cluster, o.itsukad) if getattr(o, "repair", False) else None
+    since = time.monotonic() if repaired is not None else healed_at
+    result["convergence"] = convergence(cluster, keys, since, getattr(o, "convergence_bound", 30.0))
+    final = final_reads(cluster, keys)
+    result["handoff"] = handoff_counters(cluster)
+    if getattr(o, "tls", False):
+        result["tls"] = tls_counters(cluster)
+    result["schedule"] = nemesis.schedule if nemesis else []
+    result["operations"] = sum(1 for e in history if e["type"] == "invoke")
+    result["checkers"] = check(o.workload, history, final,
+                               sloppy=sloppy_substitutes(o, cluster.slots))
+    result["checkers"]["convergence"] = {"valid": result["convergence"]["converged"],
+                                         **result["convergence"]}
+    if settled is not None:
+        result["checkers"]["moves_settled"] = settled
+    if script is not None:
+        result["checkers"]["moves_under_nemesis"] = script.verdict(nemesis.schedule if nemesis else [])
+        result["move_samples"] = script.samples
+    if repaired is not None:
+        result["checkers"]["repair"] = repaired
+    result["valid"] = all(c["valid"] for name, c in result["checkers"].items()
+                          if name not in o.informational)
+    os.makedirs(o.report_dir, exist_ok=True)
+    base = os.path.join(o.report_dir, f"{o.workload}-seed{o.seed}")
+    with open(base + ".json", "w") as f:
+        json.dump({**result, "history": history}, f, indent=1, default=str)
+    report.write_html(base + ".html", result, history)
+    result["report"] = base + ".html"
+    return result
 
 
 def write_then_read_across_a_partition(o):
@@ -673,14 +934,25 @@ class _FirstIs(random.Random):
         x.sort(key=lambda v: v != self.first)
 
 
-def check(workload, history, final):
+def sloppy_substitutes(o, slots):
+    """True if a W=quorum write may be acknowledged by substitutes outside the key's
+    primaries (sloppy quorum on, the default, and more nodes than N=3): R=quorum then
+    asks only primaries and can miss it, so R+W>N visibility is not promised."""
+    off = any(kv.replace(" ", "") in ("cluster.sloppy_quorum=0", "cluster.sloppy_quorum=false")
+              for kv in o.settings)
+    return not off and slots > 3
+
+
+def check(workload, history, final, sloppy=False):
     if workload == "register":
         strong = [e for e in history if e["f"] != "read1"]
         default_reads = [dict(e, f="read") if e["f"] == "read1" else e for e in history
                          if e["f"] in ("read1", "write")]
         lin = checkers.check_register(strong)
         stale = checkers.stale_reads(default_reads)
-        return {"linearizable": lin, "stale_reads_R1": {"valid": True, **stale}}
+        visibility = "quorum_visibility_sloppy" if sloppy else "quorum_visibility"
+        return {"linearizable": lin, visibility: checkers.check_quorum_visibility(strong),
+                "stale_reads_R1": {"valid": True, **stale}}
     if workload == "cregister":
         strong = [e for e in history if e["f"] != "read1"]
         default_reads = [dict(e, f="read") if e["f"] == "read1" else e for e in history

@@ -45,13 +45,23 @@ def write_html(path, result, history):
         for name, c in result["checkers"].items())
     schedule = "".join(f'<li>{s["start"]:.1f}s - {(s["end"] or 0):.1f}s: {html.escape(s["fault"])}</li>'
                        for s in result.get("schedule", []))
+    conv = result.get("convergence", {})
+    converged = (f"Replicas converged {conv['seconds']} s after the final heal (bound {conv['bound_s']} s)."
+                 if conv.get("converged") else
+                 f"Replicas did NOT converge within {conv.get('bound_s')} s of the final heal.") if conv else ""
+    moves = result["checkers"].get("moves_under_nemesis")
+    moves_html = ("<h2>Moves</h2><pre>" + html.escape("\n".join(
+        [f"{k}: {v}" for k, v in moves.items() if k not in ("progress", "valid")] + [""] + moves["progress"]))
+        + "</pre>") if moves else ""
     page = f"""<!doctype html><meta charset="utf-8"><title>itsuka fault run</title>
 <h1>{html.escape(result['workload'])} - seed {result['seed']} - {"VALID" if result['valid'] else "INVALID"}</h1>
 <p>{result['nodes']} nodes ({result['mode']}), {result['operations']} operations in {result['duration_s']} s;
 nemeses: {html.escape(', '.join(result['nemeses']) or 'none')}.
 Green: ok, red: failed, orange: outcome unknown; shaded: a fault in effect (hover for details).</p>
+<p>{html.escape(converged)}</p>
 <table border="1" cellpadding="4">{verdicts}</table>
 <h2>Timeline</h2>{''.join(svg)}
+{moves_html}
 <h2>Nemesis schedule</h2><ul>{schedule}</ul>"""
     with open(path, "w") as f:
         f.write(page)

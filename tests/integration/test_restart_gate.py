@@ -1,0 +1,65 @@
+"""The membership gate on loopback (docs/DESIGN.md 4.3.1): a node restarted from its data
+directory answers -TRYAGAIN until it has exchanged gossip with a majority of its
+members, and a whole cluster restarted at once gets out of the gate."""
+import time
+import unittest
+
+from harness import Cluster, RespError, info, wait_until
+
+
+def gate(node):
+    return info(node, "cluster").get("membership_gate")
+
+
+class RestartGate(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster(3).start()
+
+    def tearDown(self):
+        self.cluster.cleanup()
+
+    def test_a_restarted_node_waits_for_a_majority_then_serves(self):
+        n1, n2, n3 = self.cluster.nodes
+        c = n1.client()
+        self.assertEqual(c.call("SET", "gate:k", "v", "W", "all"), "OK")
+        c.close()
+        self.assertEqual(gate(n1), "open")  # a fresh node is not gated
+        for n in (n1, n2, n3):
+            n.stop()
+        n1.start()  # alone: 1 of its 3 members heard
+        time.sleep(1.0)  # several gossip rounds with nobody to hear
+        self.assertEqual(gate(n1), "waiting heard=1 need=2 members=3")
+        c = n1.client()
+        for cmd in (("GET", "gate:k"), ("SET", "gate:k", "w"), ("GET", "gate:k", "CONSISTENT")):
+            r = c.call(*cmd)
+            self.assertIsInstance(r, RespError, cmd)
+            self.assertEqual(str(r), "TRYAGAIN node restarted from a saved view; waiting to "
+                                     "hear from 2 of 3 members (1 heard)")
+        c.close()
+        self.assertGreaterEqual(int(info(n1, "cluster")["membership_gate_refused"]), 3)
+        # A second member comes back (itself gated): together they are a majority.
+        n2.start()
+        wait_until(lambda: gate(n1) == "open" and gate(n2) == "open", timeout=15,
+                   what="the gate to open on both restarted nodes")
+        c = n1.client()
+        self.assertEqual(c.call("GET", "gate:k", "R", "quorum"), b"v")
+        c.close()
+        with open(n1.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+        self.assertIn("restarted from a saved view: not coordinating or voting", log)
+        self.assertIn("membership gate open", log)
+
+    def test_a_whole_cluster_restarted_at_once_gets_out_of_the_gate(self):
+        for n in self.cluster.nodes:
+            n.stop()
+        for n in self.cluster.nodes:
+            n.start()
+        self.cluster.wait_connected()  # waits for every gate to open
+        c = self.cluster.nodes[2].client()
+        self.assertEqual(c.call("SET", "gate:all", "v", "CONSISTENT"), "OK")
+        self.assertEqual(c.call("GET", "gate:all", "CONSISTENT"), b"v")
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
