@@ -72,6 +72,14 @@ std::vector<std::string> WriteMembers(const View& view) {
   return out;
 }
 
+// The write-ring members, and the leaving ones if any. Without the leaving members a
+// fingerprint could come back: {a, b} before c joins and again once an operator's LEAVE
+// of the still-joining c took c out of the write ring, and a member's `synced` for the
+// first {a, b} (published before c's join, and maybe all a stale view holds of it)
+// would let Advance make c left before that member transferred c's partitions back
+// (DESIGN 5.6, open point 3). Members are never re-added once left, so the pair
+// (write members, leaving members) names one epoch. A view with no leaving member keeps
+// the fingerprint of its write-ring members alone.
 uint64_t WriteFingerprint(const View& view) {
   std::vector<std::string> members = WriteMembers(view);
   if (members.empty()) return 0;
@@ -79,6 +87,11 @@ uint64_t WriteFingerprint(const View& view) {
   for (const std::string& m : members) {
     joined += m;
     joined.push_back('\0');
+  }
+  for (const auto& [id, m] : view) {
+    if (m.status != MemberStatus::kLeaving) continue;
+    joined.push_back('\1');
+    joined += id;
   }
   const uint64_t h = Hash64(joined, 0x6f7373697067ull);
   return h == 0 ? 1 : h;
@@ -199,16 +212,19 @@ bool Gossiper::Leave(const std::string& id) {
   MemberState& m = it->second;
   if (m.status == MemberStatus::kLeft || m.status == MemberStatus::kLeaving) return false;
   if (m.status == MemberStatus::kJoining) {
-    // A joining member holds nothing yet: it can go at once. Three version bumps, not
-    // one: elsewhere Advance may already have made it up (one bump) and another operator
-    // may even have started its leave (two); this node has not heard yet. A one-bump left
-    // would tie with that up -- the merge would pick left, but FilterGossip refuses an
-    // up -> left without two bumps above up as a forgery, so the nodes holding up would
-    // never take it and views would never agree. Three bumps are the versions of the
-    // member's longest legitimate path (joining -> up -> leaving -> left), so every node
-    // accepts the result whatever it holds.
-    m.status = MemberStatus::kLeft;
-    m.version += 3;
+    // This node cannot know that the member holds nothing: elsewhere every write-ring
+    // member may already be synced and Advance may have made it up (one bump), after
+    // which its own writes and the CONSISTENT values chosen on the new owners live on
+    // it. Making it left here (as this once did) would undo that completed join with
+    // no transfer back (DESIGN 5.6, open point 3: seed 1221). So it leaves like any
+    // up member does -- leaving, with the two bumps of joining -> up -> leaving, which
+    // win over an up elsewhere and tie with another operator's leave made there -- and
+    // the leaving path moves whatever it holds to the remaining owners before Advance
+    // makes it left. A joiner that died is still removable: a leaving member that is
+    // unreachable holds no move up (MoveVisible, and a transfer copies every source but
+    // at most one unreachable one).
+    m.status = MemberStatus::kLeaving;
+    m.version += 2;
   } else {
     m.status = MemberStatus::kLeaving;
     ++m.version;

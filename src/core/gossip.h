@@ -73,7 +73,7 @@ bool MergeView(View* view, const View& incoming);
 // Members that hold data now (up, leaving) / will hold it (joining, up).
 std::vector<std::string> ReadMembers(const View& view);
 std::vector<std::string> WriteMembers(const View& view);
-// Identifies a write-ring member set (0 for an empty one).
+// Identifies a write-ring member set and the leaving members (0: empty write ring).
 uint64_t WriteFingerprint(const View& view);
 // Sum of every member's ownership version: increases whenever the rings may change.
 uint64_t OwnershipVersion(const View& view);
@@ -111,10 +111,11 @@ class Gossiper {
   // Records that this node copied everything for write ring `fingerprint`.
   void SetSynced(uint64_t fingerprint);
   // Operator actions (any node): start a member's leave. False if unknown or gone.
-  // An up member becomes leaving (one ownership version bump); a joining one, which
-  // holds nothing yet, becomes left at once with three bumps (joining -> up -> leaving
-  // -> left), so the result also wins over, and passes FilterGossip on, a node where
-  // Advance already made it up (or another operator's Leave then made it leaving).
+  // An up member becomes leaving (one ownership version bump). So does a joining one,
+  // with two bumps (joining -> up -> leaving), never left at once: Advance may already
+  // have made it up elsewhere, and an up member leaves only through leaving, whose
+  // transfers move its data and acceptor state to the remaining owners. The two bumps
+  // win over an up elsewhere and tie with another operator's Leave made there.
   bool Leave(const std::string& id);
   // Applies the deterministic transitions (bootstrap, joining->up, leaving->left);
   // true if the view changed.

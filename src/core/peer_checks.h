@@ -99,12 +99,13 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
 // known member M passes unless it
 //   - changes M's addresses without a higher incarnation of M (a restart),
 //   - moves M's ownership in a way no flow does: the only transitions are
-//     joining -> up, joining -> left (leave before any data), up -> leaving and
-//     leaving -> left, each with a higher ownership version; and up -> left only
-//     with at least the two bumps of up -> leaving -> left (a node away for M's whole
-//     leaving phase; an operator's LEAVE of M made where M was still joining, while
-//     Advance made it up elsewhere, has three: Gossiper::Leave). A one-bump up -> left
-//     (or a same-version one) is refused as a forgery,
+//     joining -> up, joining -> leaving (an operator's LEAVE of a joiner, or a node
+//     away while it became up), joining -> left (a node away for its whole join and
+//     leave), up -> leaving and leaving -> left, each with a higher ownership
+//     version; and up -> left only with at least the two bumps of up -> leaving ->
+//     left (a node away for M's whole leaving phase). No flow takes an up member to
+//     left without leaving (Gossiper::Leave of a joiner makes it leaving, never left),
+//     so a one-bump up -> left (or a same-version one) is refused as a forgery,
 //   - raises M's incarnation or ownership version by more than kMaxGossipJump at once.
 // An entry about `self` is checked for its ownership move only (Gossiper::Receive
 // refutes liveness and takes only the ownership register from others), so no peer can

@@ -191,6 +191,95 @@ TEST(Gossip, LeaveCompletesAfterSyncAndSurvivesRestart) {
   EXPECT_EQ(ReadMembers(a.view()), (std::vector<std::string>{"a"}));
 }
 
+// DESIGN 5.6, open point 3 (sim seed 1221): c's join completed at a (every write-ring
+// member synced, Advance made c up) while b, where an operator decommissions c, still
+// sees c joining. The decommission must not undo the completed join: c goes leaving
+// everywhere (still a read member, a transfer source) and is left only once the
+// remaining write-ring members synced the ring without it.
+TEST(Gossip, LeaveOfAJoinerUpElsewhereGoesThroughLeaving) {
+  Gossiper a(Member("a"), {"b"}), b(Member("b"), {"a"});
+  Exchange(a, b, 3);
+  ASSERT_EQ(a.view().at("b").status, MemberStatus::kUp);
+  Gossiper c(Member("c"), {"a"});
+  c.Receive(a.view());
+  a.Receive(c.view());
+  b.Receive(a.view());
+  ASSERT_EQ(b.view().at("c").status, MemberStatus::kJoining);
+  c.SetSynced(WriteFingerprint(c.view()));
+  b.SetSynced(WriteFingerprint(b.view()));
+  a.Receive(c.view());
+  a.Receive(b.view());
+  a.SetSynced(WriteFingerprint(a.view()));
+  ASSERT_EQ(a.view().at("c").status, MemberStatus::kUp);  // the join completed at a
+  ASSERT_EQ(b.view().at("c").status, MemberStatus::kJoining);  // b has not heard
+  ASSERT_TRUE(b.Leave("c"));
+  EXPECT_EQ(b.view().at("c").status, MemberStatus::kLeaving);  // not left
+  a.Receive(b.view());
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeaving);
+  EXPECT_EQ(ReadMembers(a.view()), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(WriteMembers(a.view()), (std::vector<std::string>{"a", "b"}));
+  c.Receive(a.view());
+  EXPECT_EQ(c.self().status, MemberStatus::kLeaving);
+  // Left only after a and b synced the ring without c.
+  a.SetSynced(WriteFingerprint(a.view()));
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeaving);
+  b.Receive(a.view());
+  b.SetSynced(WriteFingerprint(b.view()));
+  a.Receive(b.view());
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeft);
+  EXPECT_EQ(a.view().at("c").version, 3u);
+}
+
+// A joiner that died before it synced stays removable: it goes leaving, holds no move
+// up while unreachable (MoveVisible), and is left once the others synced.
+TEST(Gossip, DeadJoinerIsStillRemovable) {
+  Gossiper a(Member("a"), {"b"}), b(Member("b"), {"a"});
+  Exchange(a, b, 3);
+  Gossiper c(Member("c"), {"a"});
+  c.Receive(a.view());
+  a.Receive(c.view());
+  b.Receive(a.view());
+  // a and b gain nothing from c's join and say so at once; c dies before it synced.
+  a.SetSynced(WriteFingerprint(a.view()));
+  b.SetSynced(WriteFingerprint(b.view()));
+  a.Receive(b.view());
+  ASSERT_EQ(a.view().at("c").status, MemberStatus::kJoining);
+  ASSERT_TRUE(a.Leave("c"));
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeaving);
+  b.Receive(a.view());
+  a.Receive(b.view());
+  auto reachable = [](const std::string& id) { return id != "c"; };
+  EXPECT_TRUE(MoveVisible(a.view(), reachable));
+  // Each write-ring member's `synced` from before c's join does not count: the
+  // fingerprint with c leaving is a new one.
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeaving);
+  a.SetSynced(WriteFingerprint(a.view()));
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeaving);  // b has not synced it
+  b.Receive(a.view());
+  b.SetSynced(WriteFingerprint(b.view()));
+  a.Receive(b.view());
+  b.Receive(a.view());
+  EXPECT_EQ(a.view().at("c").status, MemberStatus::kLeft);
+  EXPECT_EQ(b.view().at("c").status, MemberStatus::kLeft);
+  EXPECT_EQ(ReadMembers(a.view()), (std::vector<std::string>{"a", "b"}));
+}
+
+// The fingerprint of {a, b} with c leaving is not that of {a, b} before c joined.
+TEST(Gossip, WriteFingerprintNamesTheLeavingMembersToo) {
+  View v;
+  v["a"].id = "a";
+  v["a"].status = MemberStatus::kUp;
+  v["b"] = v["a"];
+  v["b"].id = "b";
+  const uint64_t before = WriteFingerprint(v);
+  v["c"] = v["a"];
+  v["c"].id = "c";
+  v["c"].status = MemberStatus::kLeaving;
+  EXPECT_NE(WriteFingerprint(v), before);
+  v["c"].status = MemberStatus::kLeft;
+  EXPECT_EQ(WriteFingerprint(v), before);
+}
+
 TEST(Gossip, NodeThatLostItsStateRefutesItsOldIncarnation) {
   Gossiper a(Member("a"), {"b"}), b(Member("b", 5), {"a"});
   for (int i = 0; i < 3; ++i) {

@@ -273,10 +273,12 @@ TEST(GossipChecks, ForgedLeftIsRefused) {
 }
 
 // An operator's LEAVE of a member this node still sees as joining, while Advance has
-// already made it up on the others: with one version bump the result tied with that up
+// already made it up on the others. With one version bump the result tied with that up
 // and FilterGossip refused it there as a forged up -> left, so the views never agreed
-// (sim: ITSUKA_SIM_SEED=39 of the churn on core::Node). Gossiper::Leave makes it left
-// with the bumps of the member's longest path, which every node accepts.
+// (sim: ITSUKA_SIM_SEED=39 of the churn on core::Node); with three bumps straight to
+// left it passed but undid the completed join with no transfer back (DESIGN 5.6, open
+// point 3: seed 1221). Gossiper::Leave now makes it leaving with the two bumps of
+// joining -> up -> leaving, which every node accepts and which takes the leaving path.
 TEST(GossipChecks, LeaveOfAMemberStillJoiningHerePassesWhereItIsUp) {
   Cluster c;
   View here = c.view;
@@ -284,23 +286,35 @@ TEST(GossipChecks, LeaveOfAMemberStillJoiningHerePassesWhereItIsUp) {
   Gossiper via(here.at("n1"), {});
   via.Restore(here);
   ASSERT_TRUE(via.Leave("n6"));
-  ASSERT_EQ(via.view().at("n6").status, MemberStatus::kLeft);
+  ASSERT_EQ(via.view().at("n6").status, MemberStatus::kLeaving);
+  EXPECT_EQ(via.view().at("n6").version, 2u);
   View elsewhere = c.view;
   elsewhere["n6"] = Member("n6", MemberStatus::kUp, 1);  // joining -> up by Advance
   View gossip;
   gossip["n6"] = via.view().at("n6");
   std::vector<std::string> why;
   EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n2", &why).size(), 1u) << why[0];
-  // The same on the member itself, and where another operator's LEAVE made it leaving.
+  // The same on the member itself, and on a node that still sees it joining.
   EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n6", nullptr).size(), 1u);
-  elsewhere["n6"] = Member("n6", MemberStatus::kLeaving, 2);
-  EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n2", nullptr).size(), 1u);
-  // And the merge takes it wherever it arrives.
+  EXPECT_EQ(FilterGossip(here, gossip, "n1", "n2", nullptr).size(), 1u);
+  // The merge takes it where it is up: an up member leaves only through leaving.
   View merged = elsewhere;
   MergeView(&merged, gossip);
+  EXPECT_EQ(merged.at("n6").status, MemberStatus::kLeaving);
+  // Where another operator's LEAVE made it leaving from up, the two agree exactly.
+  elsewhere["n6"] = Member("n6", MemberStatus::kLeaving, 2);
+  EXPECT_EQ(FilterGossip(elsewhere, gossip, "n1", "n2", nullptr).size(), 1u);
+  merged = elsewhere;
+  MergeView(&merged, gossip);
+  EXPECT_EQ(merged.at("n6"), elsewhere.at("n6"));
+  // And where the leave already completed (left, three bumps), left stays.
+  elsewhere["n6"] = Member("n6", MemberStatus::kLeft, 3);
+  merged = elsewhere;
+  MergeView(&merged, gossip);
   EXPECT_EQ(merged.at("n6").status, MemberStatus::kLeft);
-  // Still refused: a relayed one-bump up -> left (what the old Leave made).
+  // Still refused: a relayed one-bump up -> left (what the first Leave made).
   elsewhere["n6"] = Member("n6", MemberStatus::kUp, 1);
+  gossip["n6"].status = MemberStatus::kLeft;
   gossip["n6"].version = 2;
   EXPECT_TRUE(FilterGossip(elsewhere, gossip, "n1", "n2", nullptr).empty());
 }
