@@ -111,6 +111,20 @@ TEST(NodeGateTest, ARestartedNodeAnswersClientsTryAgainUntilAMajorityHeardIt) {
   EXPECT_EQ(f.node->stats().gate_refused, 4u);
 }
 
+// A decommission made on a stale view could turn a member this view still shows
+// joining, but that is up and holding data elsewhere, straight into left: a gated node
+// makes no membership change until its gate opens.
+TEST(NodeGateTest, AGatedNodeMakesNoMembershipChange) {
+  GateFixture f(SavedView());
+  EXPECT_FALSE(f.node->Leave("n4"));
+  EXPECT_EQ(f.node->view().at("n4").status, MemberStatus::kUp);
+  f.GossipFrom("n2", true);
+  f.GossipFrom("n3", true);
+  ASSERT_EQ(f.node->GateSummary(), "open");
+  EXPECT_TRUE(f.node->Leave("n4"));
+  EXPECT_EQ(f.node->view().at("n4").status, MemberStatus::kLeaving);
+}
+
 TEST(NodeGateTest, AGatedNodeRefusesToVoteButGossipPasses) {
   GateFixture f(SavedView());
   PaxosPrepare prepare;
