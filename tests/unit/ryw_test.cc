@@ -236,7 +236,8 @@ TEST(ReadYourWrites, WithoutTheCacheTheDelMissesTheWriteAndTheKeyComesBack) {
   ASSERT_TRUE(del.status.ok()) << del.status.ToString();
   EXPECT_FALSE(del.applied);
   c.Restart(r.p[0]);
-  std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
+  const Object everything0 = c.Everything(r.key);  // LiveSiblings points into it
+  std::vector<const Sibling*> live = LiveSiblings(everything0, 100);
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]->value, "vx");
 }
@@ -249,7 +250,8 @@ TEST(ReadYourWrites, NxAndXxThroughTheSameNodeSeeTheWrite) {
     ClientResult nx = c.Put(r.entry, 2, r.key, SetOf("other", WriteSpec::Cond::kNx), 2, 10);
     ASSERT_TRUE(nx.status.ok()) << nx.status.ToString();
     EXPECT_FALSE(nx.applied) << "SET NX wrote over a value just acknowledged";
-    std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
+    const Object everything1 = c.Everything(r.key);  // LiveSiblings points into it
+    std::vector<const Sibling*> live = LiveSiblings(everything1, 100);
     ASSERT_EQ(live.size(), 1u);
     EXPECT_EQ(live[0]->value, "vx");
   }
@@ -261,7 +263,8 @@ TEST(ReadYourWrites, NxAndXxThroughTheSameNodeSeeTheWrite) {
     ASSERT_TRUE(xx.status.ok()) << xx.status.ToString();
     EXPECT_TRUE(xx.applied) << "SET XX found no value just after one was acknowledged";
     // It supersedes the first value rather than standing beside it.
-    std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
+    const Object everything2 = c.Everything(r.key);  // LiveSiblings points into it
+    std::vector<const Sibling*> live = LiveSiblings(everything2, 100);
     ASSERT_EQ(live.size(), 1u);
     EXPECT_EQ(live[0]->value, "vy");
   }
@@ -280,7 +283,8 @@ TEST(ReadYourWrites, APlainSetAndAReadThroughTheSameNodeBuildOnTheWrite) {
   // A blind SET supersedes the value rather than making a sibling of it.
   ClientResult set = c.Put(r.entry, 3, r.key, SetOf("vz"), 2, 20);
   ASSERT_TRUE(set.status.ok()) << set.status.ToString();
-  live = LiveSiblings(c.Everything(r.key), 100);
+  const Object everything3 = c.Everything(r.key);  // LiveSiblings points into it
+  live = LiveSiblings(everything3, 100);
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]->value, "vz");
 }
