@@ -289,6 +289,7 @@ void Node::OnGossip(const std::string& from, const PeerMessage& msg, int64_t now
 }
 
 bool Node::Leave(const std::string& id) {
+  if (!Serving().ok()) return false;
   const bool ok = gossiper_.Leave(id);
   UpdateGate();
   ApplyView();

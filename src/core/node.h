@@ -248,7 +248,9 @@ class Node {
                      int64_t now_ms);
   void SetReachable(const std::string& node, bool up);
 
-  // Operator: starts member `id`'s leave (decommission). False if unknown or gone.
+  // Operator: starts member `id`'s leave (decommission). False if unknown or gone, or if
+  // this node does not serve (gated after a restart, or left): its view may be stale,
+  // and a leave made on a stale view can remove a member that holds data elsewhere.
   bool Leave(const std::string& id);
   // Operator: starts a repair job now (fails if one runs or it names no partition, and
   // with Serving()'s status while gated or left: its ring may be stale).

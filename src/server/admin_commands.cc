@@ -114,7 +114,12 @@ void CommandExecutor::Decommission(Session&, std::vector<std::string>& args, std
   size_t remaining = 0;
   for (const std::string& m : core::WriteMembers(view)) remaining += m != id;
   if (remaining == 0) return resp::AppendError(out, "ERR cannot decommission the last member");
-  admin_->Decommission(id);
+  // A node gated after a restart (or left) refuses: its view may be stale.
+  if (Status st = admin_->Decommission(id); !st.ok()) {
+    return resp::AppendError(out, std::string(st.code() == Status::Code::kTryAgain ? "TRYAGAIN "
+                                                                                  : "UNAVAILABLE ") +
+                                      st.message());
+  }
   resp::AppendSimple(out, "OK");
 }
 

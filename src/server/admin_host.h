@@ -33,7 +33,8 @@ class AdminHost {
   virtual const core::View& MemberView() const = 0;
   // Marks member `id` leaving and applies the new view. The caller has checked that `id`
   // is a member, neither leaving nor left, and not the last holding data.
-  virtual void Decommission(const std::string& id) = 0;
+  // Not ok when this node does not serve (gated or left: Status says why).
+  virtual Status Decommission(const std::string& id) = 0;
 
   // The anti-entropy driver (read only) and the node's record of its runs.
   virtual const core::RepairDriver& Repair() const = 0;

@@ -692,10 +692,12 @@ void Node::OnPeerMessage(const std::string& from, const core::PeerMessage& msg) 
   ApplyEffects();
 }
 
-void Node::Decommission(const std::string& id) {
+Status Node::Decommission(const std::string& id) {
+  if (Status serving = node_->Serving(); !serving.ok()) return serving;
   node_->Leave(id);
   ApplyEffects();
   LOG_INFO << "decommission of " << id << " requested by a client";
+  return Status::Ok();
 }
 
 bool Node::HasRoundWork() const {

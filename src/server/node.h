@@ -62,7 +62,7 @@ class Node : public ClientHost, public AdminHost {
 
   // AdminHost (the admin commands, server/admin_commands.cc)
   const core::View& MemberView() const override { return node_->view(); }
-  void Decommission(const std::string& id) override;
+  Status Decommission(const std::string& id) override;
   const core::RepairDriver& Repair() const override { return node_->repair(); }
   RepairRunState RepairRun() const override {
     const core::RepairRuns& r = node_->repair_runs();

@@ -889,11 +889,12 @@ struct Codec<core::ClockEcho> {
 // A message is [tag, Codec<M> fields..., ring_version?]. The messages the peer path
 // fences (core::PeerMessage alternatives with a `ring_version`: replica reads and
 // writes, forwards, Paxos, and their replies) carry the sender's ownership version as a
-// trailing field after Codec<M>'s. A frame without it (a build before issue 16's
-// fencing) still decodes, with ring_version 0: the receiver then refuses the request
-// as from a stale ring with a clear reason (core/peer_checks.h), rather than closing
-// the connection or leaving it to time out; a reply without it just triggers no
-// catch-up. Issue 14's protocol negotiation will replace this tolerance.
+// trailing field after Codec<M>'s. A frame without it still decodes, with ring_version
+// 0: the receiver then refuses the request as from a stale ring with a clear reason
+// (core/peer_checks.h), rather than closing the connection or leaving it to time out;
+// a reply without it just triggers no catch-up. (Builds before the fence speak peer
+// protocol 2 and are refused at the handshake already; this covers an unstamped
+// protocol-3 frame.) Issue 14's protocol negotiation will replace this tolerance.
 template <typename M>
 constexpr bool kStamped = requires(M m) { m.ring_version; };
 

@@ -187,6 +187,10 @@ class GrowAndShrink(unittest.TestCase):
         n3.start()
         wait_until(lambda: all(self.cluster.peers_up(n) >= 2 for n in (n1, n3, n4)), timeout=20,
                    what="node1, node3 and node4 to see each other again")
+        # Restarted from their saved views, node1 and node3 serve once they have heard a
+        # majority (the membership gate); until then they answer -TRYAGAIN.
+        wait_until(lambda: all(self.cluster.gate_open(n) for n in (n1, n3)), timeout=20,
+                   what="node1's and node3's membership gates to open")
 
         self.assertGreater(len(writer.acked), 800)
         for node in (n1, n3, n4):

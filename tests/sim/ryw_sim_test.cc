@@ -189,7 +189,10 @@ TEST(ReadYourWritesSim, WithoutTheRecordTheWorkloadFindsTheGap) {
     return;
   }
   for (uint64_t seed : kSeedsThatFindTheGap) {
-    EXPECT_NE(RunRywSeed(seed, 0).failure, "") << "seed " << seed;
+    // The gap itself, not a run that proved nothing ("no DEL was acknowledged").
+    const std::string f = RunRywSeed(seed, 0).failure;
+    EXPECT_TRUE(f.find("answered :0") != std::string::npos || f.rfind("zombie", 0) == 0)
+        << "seed " << seed << ": " << f;
   }
 }
 

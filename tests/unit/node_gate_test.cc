@@ -111,28 +111,33 @@ TEST(NodeGateTest, ARestartedNodeAnswersClientsTryAgainUntilAMajorityHeardIt) {
   EXPECT_EQ(f.node->stats().gate_refused, 4u);
 }
 
+// A decommission made on a stale view could turn a member this view still shows
+// joining, but that is up and holding data elsewhere, straight into left: a gated node
+// makes no membership change until its gate opens.
+TEST(NodeGateTest, AGatedNodeMakesNoMembershipChange) {
+  GateFixture f(SavedView());
+  EXPECT_FALSE(f.node->Leave("n4"));
+  EXPECT_EQ(f.node->view().at("n4").status, MemberStatus::kUp);
+  f.GossipFrom("n2", true);
+  f.GossipFrom("n3", true);
+  ASSERT_EQ(f.node->GateSummary(), "open");
+  EXPECT_TRUE(f.node->Leave("n4"));
+  EXPECT_EQ(f.node->view().at("n4").status, MemberStatus::kLeaving);
+}
+
 TEST(NodeGateTest, AGatedNodeRefusesToVoteButGossipPasses) {
   GateFixture f(SavedView());
-  PaxosPrepare prepare;
-  prepare.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
-  prepare.req_id = 5;
-  prepare.key = f.KeyOfN2();
-  f.node->OnPeerMessage("n2", prepare, 10, 10);
-  ReplicaWrite write;
-  write.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
-  write.req_id = 6;
-  write.key = "k";
-  f.node->OnPeerMessage("n2", write, 10, 10);
-  ReplicaRead read;
-  read.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
-  read.req_id = 7;
-  read.key = "k";
-  f.node->OnPeerMessage("n2", read, 10, 10);
-  ForwardConsistent fwd;
-  fwd.ring_version = OwnershipVersion(f.node->view());  // current: the fence passes it
-  fwd.req_id = 8;
-  fwd.key = "k";
-  f.node->OnPeerMessage("n2", fwd, 10, 10);
+  // Each request from n2, stamped with the current ring so the fence passes it.
+  auto from_n2 = [&](auto msg, uint64_t req_id, const std::string& key) {
+    msg.ring_version = OwnershipVersion(f.node->view());
+    msg.req_id = req_id;
+    msg.key = key;
+    f.node->OnPeerMessage("n2", msg, 10, 10);
+  };
+  from_n2(PaxosPrepare{}, 5, f.KeyOfN2());
+  from_n2(ReplicaWrite{}, 6, "k");
+  from_n2(ReplicaRead{}, 7, "k");
+  from_n2(ForwardConsistent{}, 8, "k");
   NodeOutbox out = f.node->TakeOutbox(10, 10);
   EXPECT_TRUE(out.sends.empty());
   ASSERT_EQ(out.direct.size(), 4u);

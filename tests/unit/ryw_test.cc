@@ -166,6 +166,14 @@ struct Roles {
   std::vector<std::string> p, f;
 };
 
+// The values of o's live siblings at time 100 (by value: nothing points into o).
+std::vector<std::string> LiveValues(const Object& o) {
+  std::vector<std::string> out;
+  for (const Sibling* sib : LiveSiblings(o, 100)) out.push_back(sib->value);
+  return out;
+}
+using Values = std::vector<std::string>;
+
 Roles RolesFor(ScriptedCluster& c) {
   for (int i = 0;; ++i) {
     Roles r;
@@ -214,13 +222,13 @@ TEST(ReadYourWrites, ADelThroughTheSameNodeSeesTheWriteASubstituteTook) {
   // Heal: p0 is back with its copy, f0 still holds its hint for p1.
   c.Restart(r.p[0]);
   c.See(r.p[1], r.f[0], true);
-  EXPECT_TRUE(LiveSiblings(c.Everything(r.key), 100).empty())
+  EXPECT_TRUE(LiveValues(c.Everything(r.key)).empty())
       << "the key is alive after the heal (a zombie)";
   // Hand the hints off: every primary ends up with the tombstone on top.
   for (const std::string& n : c.names()) c.core(n).ReplayHints(20, 1000);
   c.Run(20);
   for (const std::string& p : r.p) {
-    EXPECT_TRUE(LiveSiblings(c.member(p).store.data[r.key], 100).empty()) << p;
+    EXPECT_TRUE(LiveValues(c.member(p).store.data[r.key]).empty()) << p;
   }
 }
 
@@ -236,9 +244,7 @@ TEST(ReadYourWrites, WithoutTheCacheTheDelMissesTheWriteAndTheKeyComesBack) {
   ASSERT_TRUE(del.status.ok()) << del.status.ToString();
   EXPECT_FALSE(del.applied);
   c.Restart(r.p[0]);
-  std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
-  ASSERT_EQ(live.size(), 1u);
-  EXPECT_EQ(live[0]->value, "vx");
+  EXPECT_EQ(LiveValues(c.Everything(r.key)), Values{"vx"});
 }
 
 TEST(ReadYourWrites, NxAndXxThroughTheSameNodeSeeTheWrite) {
@@ -249,9 +255,7 @@ TEST(ReadYourWrites, NxAndXxThroughTheSameNodeSeeTheWrite) {
     ClientResult nx = c.Put(r.entry, 2, r.key, SetOf("other", WriteSpec::Cond::kNx), 2, 10);
     ASSERT_TRUE(nx.status.ok()) << nx.status.ToString();
     EXPECT_FALSE(nx.applied) << "SET NX wrote over a value just acknowledged";
-    std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
-    ASSERT_EQ(live.size(), 1u);
-    EXPECT_EQ(live[0]->value, "vx");
+    EXPECT_EQ(LiveValues(c.Everything(r.key)), Values{"vx"});
   }
   {
     ScriptedCluster c;
@@ -261,9 +265,7 @@ TEST(ReadYourWrites, NxAndXxThroughTheSameNodeSeeTheWrite) {
     ASSERT_TRUE(xx.status.ok()) << xx.status.ToString();
     EXPECT_TRUE(xx.applied) << "SET XX found no value just after one was acknowledged";
     // It supersedes the first value rather than standing beside it.
-    std::vector<const Sibling*> live = LiveSiblings(c.Everything(r.key), 100);
-    ASSERT_EQ(live.size(), 1u);
-    EXPECT_EQ(live[0]->value, "vy");
+    EXPECT_EQ(LiveValues(c.Everything(r.key)), Values{"vy"});
   }
 }
 
@@ -274,15 +276,11 @@ TEST(ReadYourWrites, APlainSetAndAReadThroughTheSameNodeBuildOnTheWrite) {
   // A quorum read through the entry node asks p1 and p2 (p0 is down): neither has it.
   ClientResult get = c.Get(r.entry, 2, r.key, 2, 10);
   ASSERT_TRUE(get.status.ok()) << get.status.ToString();
-  std::vector<const Sibling*> live = LiveSiblings(get.object, 100);
-  ASSERT_EQ(live.size(), 1u);
-  EXPECT_EQ(live[0]->value, "vx");
+  EXPECT_EQ(LiveValues(get.object), Values{"vx"});
   // A blind SET supersedes the value rather than making a sibling of it.
   ClientResult set = c.Put(r.entry, 3, r.key, SetOf("vz"), 2, 20);
   ASSERT_TRUE(set.status.ok()) << set.status.ToString();
-  live = LiveSiblings(c.Everything(r.key), 100);
-  ASSERT_EQ(live.size(), 1u);
-  EXPECT_EQ(live[0]->value, "vz");
+  EXPECT_EQ(LiveValues(c.Everything(r.key)), Values{"vz"});
 }
 
 // What holds is per node: a DEL through another node has no record of the write.
