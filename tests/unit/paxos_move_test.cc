@@ -167,6 +167,15 @@ struct Cluster {
     return results.empty() ? ClientResult{} : results[0];
   }
 
+  // The switch to {a, b, d} everywhere, then a CONSISTENT read through a with b cut off:
+  // a and d alone, a majority of the new owners, answer it.
+  ClientResult ReadAfterTheSwitchWithoutB(const std::string& key, int64_t now) {
+    for (auto& [id, core] : cores) core->SetRing(new_ring);
+    Isolate("b", true);
+    isolated = {"b"};
+    return Consistent("a", key, true, "", now);
+  }
+
   // Moves every partition from {a, b, c} to {a, b, d}; d copies from whichever old
   // primaries are not isolated, then the move completes and c leaves.
   void Move() {
@@ -359,10 +368,7 @@ TEST(PaxosMove, OperationsRunDuringTheMoveOverJointMajorities) {
   r = c.Consistent("b", key, false, "during copy", 5000);
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   c.Transfer();
-  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
-  c.Isolate("b", true);  // a and d alone: a majority of the new owners
-  c.isolated = {"b"};
-  r = c.Consistent("a", key, true, "", 13000);
+  r = c.ReadAfterTheSwitchWithoutB(key, 13000);
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(Only(r.object), "during copy");
 }
@@ -452,10 +458,7 @@ TEST(PaxosMove, AnOldRoundsLateAcceptAfterTheCopyIsRefused) {
   ASSERT_EQ(c.results.size(), 1u);
   EXPECT_EQ(c.results[0].status.code(), Status::Code::kTimeout) << c.results[0].status.ToString();
   // After the switch, with b (the only acceptor of v2) cut off, a and d agree on v1.
-  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
-  c.Isolate("b", true);
-  c.isolated = {"b"};
-  r = c.Consistent("a", key, true, "", 13000);
+  r = c.ReadAfterTheSwitchWithoutB(key, 13000);
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(Only(r.object), "v1");
 }
