@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,13 +20,17 @@
 #include "server/session.h"
 #include "server/stats.h"
 #include "server/store.h"
+#include "server/string_ops.h"
 
 namespace itsuka::server {
 
 // A reply being built. Most commands fill `data` at once; a command that starts
 // replicated reads or writes sets `waiting` and `render`, and the reply is rendered
-// when every result has arrived.
+// when every result has arrived. A render may start the command's next stage (a
+// transaction's compare-and-set after its read): it then sets `waiting`, `results`
+// and `render` again, and the reply is ready only once a render leaves waiting at 0.
 struct PendingReply {
+  uint64_t seq = 0;  // the client's number for this reply (its requests' tags carry it)
   std::string data;
   size_t waiting = 0;
   size_t result_bytes = 0;    // ResultBytes of the results held (the client's accounting)
@@ -34,6 +39,9 @@ struct PendingReply {
   std::function<void(PendingReply&)> render;
   bool ready() const { return waiting == 0; }
 };
+
+// The Redis-style error line of a failed replicated request (-UNAVAILABLE, -TIMEOUT, ...).
+void AppendStatusError(const Status& st, std::string* out);
 
 // Starts replicated requests whose results land in reply.results[index].
 class Dispatcher {
@@ -55,6 +63,10 @@ class CommandExecutor {
   // Runs one command: fills reply.data, or starts requests through `dispatch`.
   void Execute(Session& session, std::vector<std::string>& args, PendingReply& reply,
                Dispatcher& dispatch);
+
+  // True if the command in `args` must wait until every earlier command of the
+  // connection has answered (EXEC, so that it sees what its WATCHes read).
+  bool WaitsForEarlierReplies(const Session& session, const std::vector<std::string>& args) const;
 
   // INFO text for the given section ("" = default sections).
   std::string Info(std::string_view section) const;
@@ -98,15 +110,36 @@ class CommandExecutor {
   void ClientCmd(Session&, std::vector<std::string>&, std::string*);
   void Get(Session&, std::vector<std::string>&, std::string*);
   void VGet(Session&, std::vector<std::string>&, std::string*);
-  void Set(Session&, std::vector<std::string>&, std::string*);
+
   void Del(Session&, std::vector<std::string>&, std::string*);
   void Exists(Session&, std::vector<std::string>&, std::string*);
   void MGet(Session&, std::vector<std::string>&, std::string*);
   void MSet(Session&, std::vector<std::string>&, std::string*);
-  void Ttl(Session&, std::vector<std::string>&, std::string*);
+
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
+  // Transactions and the string commands of the one-key model (server/txn_commands.cc).
+  void Multi(Session&, std::vector<std::string>&, std::string*);
+  void Exec(Session&, std::vector<std::string>&, std::string*);
+  void Discard(Session&, std::vector<std::string>&, std::string*);
+  void WatchCmd(Session&, std::vector<std::string>&, std::string*);
+  void Unwatch(Session&, std::vector<std::string>&, std::string*);
+  // SET and the string commands of server/string_ops.h outside MULTI: reads with R/PR,
+  // blind writes with W/PW, read-modify-writes as a one-key program.
+  void StringCmd(Session&, std::vector<std::string>&, std::string*);
+  // Between MULTI and EXEC: whether `name` is queued, and queueing it (or refusing it,
+  // which makes EXEC abort).
+  bool QueuesInMulti(const Session& session, const std::string& name) const;
+  void QueueInMulti(Session&, std::vector<std::string>&, std::string*);
+  void ClearWatches(Session& session);
+  // One key's commands run atomically: a CONSISTENT read, the commands applied to it,
+  // a CONSISTENT compare-and-set of the result (txn_commands.cc has the rules).
+  struct KeyProgram;
+  class StageScope;
+  void RunProgram(std::shared_ptr<KeyProgram> p);
+  void ApplyProgram(std::shared_ptr<KeyProgram> p, PendingReply& r, const core::Object& base);
+  void OnProgramWritten(std::shared_ptr<KeyProgram> p, PendingReply& r);
   // Admin commands (server/admin_commands.cc).
   void Members(Session&, std::vector<std::string>&, std::string*);
   void RingCmd(Session&, std::vector<std::string>&, std::string*);
@@ -125,6 +158,10 @@ class CommandExecutor {
   // Resolves "one|quorum|all|N" for this cluster. False with an error reply if bad.
   bool ResolveQuorum(const std::string& name, const std::string& text, int* out, std::string* err);
   bool SessionQuorums(const Session& session, Quorums* q, std::string* err);
+  // Resolves a parsed command's R/PR/W/PW and CONSISTENT into *q.
+  bool ApplyReplicationOptions(const ReplicationOptions& repl, Quorums* q, std::string* err);
+  // A SET without GET, SETNX, SETEX, PSETEX or MSETNX: one replicated write.
+  void BlindWrite(StringOp op, const ReplicationOptions& repl, const Quorums& q, std::string* out);
   // Starts `n` requests; `render` builds the reply from the results.
   void Await(size_t n, std::function<void(PendingReply&)> render);
   void StartGet(size_t index, const std::string& key, const Quorums& q);
