@@ -42,6 +42,10 @@ struct Session {
   std::map<std::string, Watch> watched;
   size_t watch_bytes = 0;    // the watched keys' bytes (accounted like multi_bytes)
   uint64_t watch_epoch = 0;  // raised when the watches are cleared (a late WATCH read is ignored)
+  // Commands in flight that the connection's later commands wait for (WATCH, EXEC, a
+  // read-modify-write): while above 0, each command waits until every earlier reply is
+  // ready, so they keep the connection's order as in Redis.
+  int barriers = 0;
   // Leaves MULTI (EXEC, DISCARD): the queue is dropped; watches stay (callers clear them).
   void EndMulti() {
     in_multi = false;

@@ -60,10 +60,26 @@ size_t ArgsBytes(const std::vector<std::string>& args) {
   return n;
 }
 
+// Raises Session::barriers while a command the connection's later commands wait for
+// is in flight: owned by that command's reply (its render), so it ends with the reply
+// whichever way that ends (answered, or replaced by an error, or the client closed).
+class Barrier {
+ public:
+  explicit Barrier(Session& s) : s_(s) { ++s_.barriers; }
+  ~Barrier() { --s_.barriers; }
+  Barrier(const Barrier&) = delete;
+  Barrier& operator=(const Barrier&) = delete;
+
+ private:
+  Session& s_;
+};
+
 }  // namespace
 
 // One key's commands to run atomically; shared by the stages of one reply.
 struct CommandExecutor::KeyProgram {
+  explicit KeyProgram(Session& s) : barrier(s) {}
+  Barrier barrier;
   std::string key;
   std::vector<StringOp> ops;
   bool exec = false;  // EXEC's array of replies (else the one op's reply)
@@ -76,6 +92,10 @@ struct CommandExecutor::KeyProgram {
 
 bool CommandExecutor::WaitsForEarlierReplies(const Session& session,
                                              const std::vector<std::string>& args) const {
+  // After a WATCH nothing runs before its read answered (the version it records is from
+  // before the connection's next commands: a SET pipelined after it is a change), and
+  // after EXEC or a read-modify-write nothing runs before it answered.
+  if (session.barriers > 0) return true;
   return session.in_multi && !args.empty() && args[0].size() == 4 && AsciiLower(args[0]) == "exec";
 }
 
@@ -161,7 +181,8 @@ void CommandExecutor::WatchCmd(Session& session, std::vector<std::string>& args,
   session.watch_bytes += bytes;
   Session* s = &session;  // the client owns both the session and this reply
   const uint64_t epoch = session.watch_epoch;
-  Await(fresh.size(), [this, s, epoch, fresh](PendingReply& r) {
+  auto barrier = std::make_shared<Barrier>(session);
+  Await(fresh.size(), [this, s, epoch, fresh, barrier](PendingReply& r) {
     const core::ClientResult* failed = nullptr;
     for (size_t i = 0; i < fresh.size(); ++i) {
       const core::ClientResult& res = r.results[i];
@@ -199,7 +220,7 @@ void CommandExecutor::Exec(Session& session, std::vector<std::string>&, std::str
     ++stats_.txn_aborted;
     return resp::AppendError(out, kExecAbortQueued);
   }
-  auto program = std::make_shared<KeyProgram>();
+  auto program = std::make_shared<KeyProgram>(session);
   program->exec = true;
   std::set<std::string> keys;
   for (const auto& [key, w] : watched) keys.insert(key);
@@ -307,7 +328,15 @@ void CommandExecutor::ApplyProgram(std::shared_ptr<KeyProgram> p, PendingReply& 
   std::string replies;
   if (p->exec) resp::AppendArrayHeader(&replies, p->ops.size());
   const ParseLimits limits{config_.max_object_bytes};
-  for (const StringOp& op : p->ops) ApplyStringOp(op, now, limits, &state, &replies);
+  for (const StringOp& op : p->ops) {
+    ApplyStringOp(op, now, limits, &state, &replies);
+    // Bounded as every reply is (client.h): refused before anything is written.
+    if (replies.size() > static_cast<size_t>(config_.max_output_buffer_bytes)) {
+      return resp::AppendError(&r.data, "ERR reply would exceed limits.max_output_buffer_bytes (" +
+                                            std::to_string(config_.max_output_buffer_bytes) +
+                                            " bytes); nothing applied");
+    }
+  }
   if (!state.changed) {
     if (p->exec) ++stats_.txn_committed;
     r.data += replies;
@@ -364,7 +393,7 @@ void CommandExecutor::StringCmd(Session& session, std::vector<std::string>& args
       Status st = ttl_guard_();
       if (!st.ok()) return resp::AppendError(out, st.message());
     }
-    auto program = std::make_shared<KeyProgram>();
+    auto program = std::make_shared<KeyProgram>(session);
     program->key = op.keys[0];
     program->ops.push_back(std::move(op));
     return RunProgram(std::move(program));
