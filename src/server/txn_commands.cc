@@ -11,7 +11,7 @@
 // it (kMaxCasAttempts in all), unless a WATCH is involved: then the key changed after
 // WATCH and EXEC answers nil. So a program is applied whole or not at all; a write
 // answered -TIMEOUT may have been applied whole (outcome unknown), never in part.
-// docs/DESIGN.md section 5.7 and the README's "Transactions" say what this promises.
+// docs/DESIGN.md section 5.8 and the README's "Transactions" say what this promises.
 #include <algorithm>
 #include <cctype>
 #include <memory>
