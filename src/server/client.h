@@ -85,6 +85,8 @@ class Client : private Dispatcher {
   // queued requests, and re-accounts what the socket sent.
   void Poll();
   bool WantsPoll() const;
+  // Replies owed (sent or waiting), for CLIENT LIST.
+  size_t pending_replies() const { return replies_.size(); }
   // Bytes this client is charged for (last reported to Stats).
   int64_t accounted() const { return reported_; }
 

@@ -81,6 +81,58 @@ void ErrNotInteger(std::string* out) {
   resp::AppendError(out, "ERR value is not an integer or out of range");
 }
 
+// COMMAND DOCS: (group, summary) of a command of the table.
+std::pair<std::string, std::string> CommandDoc(const std::string& name) {
+  static const auto* docs = new std::unordered_map<std::string, std::pair<std::string, std::string>>{
+      {"ping", {"connection", "Returns PONG, or the argument"}},
+      {"echo", {"connection", "Returns the argument"}},
+      {"quit", {"connection", "Closes the connection after the reply"}},
+      {"select", {"connection", "Selects database 0 (the only one)"}},
+      {"hello", {"connection", "Handshake: RESP2, optional AUTH and SETNAME"}},
+      {"auth", {"connection", "Authenticates the connection"}},
+      {"client", {"connection", "SETNAME GETNAME ID SETINFO INFO LIST KILL NO-EVICT"}},
+      {"command", {"server", "Describes the commands: COUNT LIST INFO DOCS"}},
+      {"info", {"server", "Server information and statistics by section"}},
+      {"config", {"server", "CONFIG GET pattern; CONFIG SET of the settings safe to change live"}},
+      {"dbsize", {"server", "This node's estimate of its key count"}},
+      {"get", {"string", "Value of a key (siblings as an array) [R n] [PR n] [CONSISTENT]"}},
+      {"vget", {"string", "Context token and every sibling of a key"}},
+      {"set", {"string", "Sets a key [EX|PX|EXAT|PXAT|KEEPTTL] [NX|XX] [GET] [CTX t] [W n] [PW n] [CONSISTENT]"}},
+      {"setnx", {"string", "Sets a key only if it does not exist"}},
+      {"setex", {"string", "Sets a key with an expiry in seconds"}},
+      {"psetex", {"string", "Sets a key with an expiry in milliseconds"}},
+      {"getset", {"string", "Sets a key, returns the old value (CONSISTENT read-modify-write)"}},
+      {"getdel", {"string", "Returns and deletes a key (CONSISTENT read-modify-write)"}},
+      {"getex", {"string", "Returns a key, optionally changing its expiry"}},
+      {"append", {"string", "Appends to a key's value (CONSISTENT read-modify-write)"}},
+      {"strlen", {"string", "Length of a key's value"}},
+      {"getrange", {"string", "Substring of a key's value"}},
+      {"setrange", {"string", "Overwrites part of a key's value (CONSISTENT read-modify-write)"}},
+      {"mget", {"string", "Values of several keys"}},
+      {"mset", {"string", "Sets several keys (atomic per key only)"}},
+      {"msetnx", {"string", "Sets a key if it does not exist (one key only)"}},
+      {"del", {"generic", "Deletes keys"}},
+      {"exists", {"generic", "Counts the keys that exist"}},
+      {"ttl", {"generic", "Time to live in seconds"}},
+      {"pttl", {"generic", "Time to live in milliseconds"}},
+      {"expiretime", {"generic", "Expiry as a Unix time in seconds"}},
+      {"pexpiretime", {"generic", "Expiry as a Unix time in milliseconds"}},
+      {"expire", {"generic", "Sets an expiry in seconds [NX|XX|GT|LT]"}},
+      {"pexpire", {"generic", "Sets an expiry in milliseconds [NX|XX|GT|LT]"}},
+      {"expireat", {"generic", "Sets an expiry as a Unix time in seconds [NX|XX|GT|LT]"}},
+      {"pexpireat", {"generic", "Sets an expiry as a Unix time in milliseconds [NX|XX|GT|LT]"}},
+      {"persist", {"generic", "Removes a key's expiry"}},
+      {"multi", {"transactions", "Starts a transaction (one key)"}},
+      {"exec", {"transactions", "Runs the queued commands atomically on one key"}},
+      {"discard", {"transactions", "Drops the queued commands"}},
+      {"watch", {"transactions", "EXEC answers nil if the key changes meanwhile"}},
+      {"unwatch", {"transactions", "Forgets the WATCHed keys"}},
+  };
+  auto it = docs->find(name);
+  if (it != docs->end()) return it->second;
+  return {"itsuka", "itsuka command (README)"};
+}
+
 }  // namespace
 
 CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stats,
@@ -155,6 +207,7 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
   const size_t before = out->size();
   std::string name = Lower(args[0]);
   auto it = commands_.find(name);
+  if (it != commands_.end()) session.last_command = it->first;  // CLIENT LIST's cmd=
   if (it == commands_.end()) {
     std::string msg = "ERR unknown command '" + args[0].substr(0, 128) +
                       "', with args beginning with: ";
@@ -302,30 +355,6 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
   resp::AppendArrayHeader(out, 0);
 }
 
-void CommandExecutor::ClientCmd(Session& session, std::vector<std::string>& args,
-                                std::string* out) {
-  std::string sub = Lower(args[1]);
-  if (sub == "setname" && args.size() == 3) {
-    for (char c : args[2]) {
-      if (c <= ' ' || c > '~') {
-        return resp::AppendError(out, "ERR Client names cannot contain spaces, newlines or "
-                                      "special characters.");
-      }
-    }
-    session.name = args[2];
-    return resp::AppendSimple(out, "OK");
-  }
-  if (sub == "getname" && args.size() == 2) {
-    return session.name.empty() ? resp::AppendNull(out) : resp::AppendBulk(out, session.name);
-  }
-  if (sub == "id" && args.size() == 2) {
-    return resp::AppendInteger(out, static_cast<int64_t>(session.id));
-  }
-  if (sub == "setinfo" && args.size() == 4) return resp::AppendSimple(out, "OK");
-  resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
-                             "'. Try CLIENT SETNAME, GETNAME, ID, SETINFO.");
-}
-
 // ---- Introspection -----------------------------------------------------------------
 
 void CommandExecutor::AppendCommandInfo(const Command& cmd, std::string* out) const {
@@ -358,6 +387,11 @@ void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::
     for (const Command* c : all) resp::AppendBulk(out, c->name);
     return;
   }
+  if (sub == "info" && args.size() == 2) {  // every command, as Redis 7
+    resp::AppendArrayHeader(out, all.size());
+    for (const Command* c : all) AppendCommandInfo(*c, out);
+    return;
+  }
   if (sub == "info") {
     resp::AppendArrayHeader(out, args.size() - 2);
     for (size_t i = 2; i < args.size(); ++i) {
@@ -371,8 +405,26 @@ void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::
     return;
   }
   if (sub == "docs") {
-    // No documentation is served; an empty map tells redis-cli to use its own hints.
-    return resp::AppendArrayHeader(out, 0);
+    // A map of name -> {summary, since, group} for the named commands (all without names).
+    std::vector<const Command*> want;
+    for (size_t i = 2; i < args.size(); ++i) {
+      auto it = commands_.find(Lower(args[i]));
+      if (it != commands_.end()) want.push_back(&it->second);
+    }
+    if (args.size() == 2) want = all;
+    resp::AppendArrayHeader(out, want.size() * 2);
+    for (const Command* c : want) {
+      const auto [group, summary] = CommandDoc(c->name);
+      resp::AppendBulk(out, c->name);
+      resp::AppendArrayHeader(out, 6);
+      resp::AppendBulk(out, "summary");
+      resp::AppendBulk(out, summary);
+      resp::AppendBulk(out, "since");
+      resp::AppendBulk(out, kVersion);
+      resp::AppendBulk(out, "group");
+      resp::AppendBulk(out, group);
+    }
+    return;
   }
   resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
                              "'. Try COMMAND COUNT, LIST, INFO, DOCS.");

@@ -43,6 +43,14 @@ struct PendingReply {
 // The Redis-style error line of a failed replicated request (-UNAVAILABLE, -TIMEOUT, ...).
 void AppendStatusError(const Status& st, std::string* out);
 
+// What CLIENT LIST shows of one connection (the node fills it in).
+struct ClientView {
+  const Session* session = nullptr;
+  size_t input_bytes = 0;    // partial input held
+  int64_t memory_bytes = 0;  // accounted memory (client.h)
+  size_t pending_replies = 0;
+};
+
 // Starts replicated requests whose results land in reply.results[index].
 class Dispatcher {
  public:
@@ -83,6 +91,13 @@ class CommandExecutor {
   void SetAdminHost(AdminHost* host) { admin_ = host; }
   // The "tls" INFO section's lines.
   void SetTlsInfo(std::function<std::string()> f) { tls_info_ = std::move(f); }
+  // The node's connections (CLIENT LIST), and closing one by id (CLIENT KILL; false if
+  // there is none). Without them CLIENT LIST shows only the asking connection.
+  void SetClientDirectory(std::function<std::vector<ClientView>()> list,
+                          std::function<bool(uint64_t)> kill) {
+    client_list_ = std::move(list);
+    client_kill_ = std::move(kill);
+  }
 
  private:
   struct Command;
@@ -107,7 +122,10 @@ class CommandExecutor {
   void CommandCmd(Session&, std::vector<std::string>&, std::string*);
   void InfoCmd(Session&, std::vector<std::string>&, std::string*);
   void ConfigCmd(Session&, std::vector<std::string>&, std::string*);
+  // CLIENT and its subcommands (server/client_commands.cc).
   void ClientCmd(Session&, std::vector<std::string>&, std::string*);
+  void ClientKill(Session&, std::vector<std::string>&, std::string*);
+  std::string ClientLine(const ClientView& c) const;
   void Get(Session&, std::vector<std::string>&, std::string*);
   void VGet(Session&, std::vector<std::string>&, std::string*);
 
@@ -195,6 +213,8 @@ class CommandExecutor {
   std::function<std::string()> handoff_info_;
   AdminHost* admin_ = nullptr;
   std::function<std::string()> tls_info_;
+  std::function<std::vector<ClientView>()> client_list_;
+  std::function<bool(uint64_t)> client_kill_;
   AuthLimiter auth_limiter_;
 };
 

@@ -22,6 +22,7 @@ struct Session {
   int64_t last_active_mono_ms = 0;
   std::string last_command;
   bool consistent = false;  // ITSUKA.DEFAULTS CONSISTENT on
+  bool no_evict = false;    // CLIENT NO-EVICT on: not closed at server.max_memory_bytes
   int64_t auth_failures = 0;   // failed AUTH/HELLO AUTH on this connection
   int64_t reply_delay_ms = 0;  // set by a failed AUTH: hold its reply (the client clears it)
 

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import unittest
 
-from harness import Client, Cluster, RespError, redis_py_interpreter
+from harness import Client, Closed, Cluster, Node, RespError, redis_py_interpreter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REDIS_PY = redis_py_interpreter()
@@ -369,6 +369,68 @@ class Transactions(unittest.TestCase):
             "[null,null]",
             "null",
             "changed"], r.stderr.decode()[-2000:])
+
+
+class ServerCommands(unittest.TestCase):
+    """COMMAND DOCS/INFO/COUNT from the command table, CLIENT LIST/INFO/KILL/NO-EVICT."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.cleanup()
+
+    def test_command_docs_info_count_cover_every_command(self):
+        c = self.node.client()
+        names = sorted(n.decode() for n in c.call("COMMAND", "LIST"))
+        self.assertEqual(c.call("COMMAND", "COUNT"), len(names))
+        for name in ("multi", "exec", "watch", "append", "getex", "expire", "persist", "msetnx"):
+            self.assertIn(name, names)
+        docs = c.call("COMMAND", "DOCS")
+        self.assertEqual(sorted(d.decode() for d in docs[0::2]), names)
+        fields = dict(zip(docs[1][0::2], docs[1][1::2]))
+        self.assertEqual(set(fields), {b"summary", b"since", b"group"})
+        got = dict(zip(c.call("COMMAND", "DOCS", "exec")[0::2], c.call("COMMAND", "DOCS", "exec")[1::2]))
+        self.assertEqual(dict(zip(got[b"exec"][0::2], got[b"exec"][1::2]))[b"group"], b"transactions")
+        self.assertEqual(len(c.call("COMMAND", "INFO")), len(names))
+        info = c.call("COMMAND", "INFO", "getrange", "nosuch")
+        self.assertEqual(info[0][:2], [b"getrange", -4])
+        self.assertIsNone(info[1])
+        c.close()
+
+    def test_client_list_info_kill_no_evict(self):
+        a, b = self.node.client(), self.node.client()
+        self.assertEqual(b.call("CLIENT", "SETNAME", "victim"), "OK")
+        self.assertEqual(b.call("MULTI"), "OK")
+        self.assertEqual(b.call("SET", "k", "v"), "QUEUED")
+        b_id = None
+        for line in a.call("CLIENT", "LIST").decode().splitlines():
+            fields = dict(f.split("=", 1) for f in line.split(" "))
+            if fields["name"] == "victim":
+                b_id = fields["id"]
+                self.assertEqual(fields["flags"], "x")
+                self.assertEqual(fields["multi"], "1")
+                self.assertEqual(fields["cmd"], "set")
+        self.assertIsNotNone(b_id)
+        me = a.call("CLIENT", "INFO").decode()
+        self.assertTrue(me.startswith("id=%d " % a.call("CLIENT", "ID")), me)
+        self.assertEqual(a.call("CLIENT", "NO-EVICT", "on"), "OK")
+        self.assertIn("flags=e", a.call("CLIENT", "INFO").decode())
+        self.assertEqual(str(a.call("CLIENT", "NO-EVICT", "maybe")), "ERR syntax error")
+        self.assertEqual(a.call("CLIENT", "KILL", "ID", b_id), 1)
+        with self.assertRaises((Closed, OSError)):
+            b.call("EXEC")
+        self.assertEqual(str(a.call("CLIENT", "KILL", "10.9.9.9:1")), "ERR No such client")
+        self.assertEqual(a.call("CLIENT", "KILL", "ID", "999999"), 0)
+        # The killed client's transaction never ran.
+        self.assertIsNone(a.call("GET", "k", "CONSISTENT"))
+        self.assertEqual(a.call("CLIENT", "KILL", "ID", str(a.call("CLIENT", "ID")), "SKIPME", "no"), 1)
+        with self.assertRaises((Closed, OSError)):
+            a.call("PING")
+        a.close()
+        b.close()
 
 
 if __name__ == "__main__":
