@@ -431,9 +431,11 @@ void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::
 }
 
 void CommandExecutor::ConfigCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  if (IEquals(args[1], "SET")) return ConfigSet(args, out);
   if (!IEquals(args[1], "GET") || args.size() < 3) {
-    return resp::AppendError(out, "ERR CONFIG supports only GET <pattern> [pattern ...]; "
-                                  "settings are changed in the config file");
+    return resp::AppendError(out, "ERR CONFIG supports GET <pattern> [pattern ...] and SET "
+                                  "<setting> <value> [...] of the settings safe to change live "
+                                  "(README); others are changed in the config file");
   }
   // Redis names that tools such as redis-benchmark ask for: itsuka takes no RDB
   // snapshots and keeps no AOF (its durability is RocksDB's write-ahead log).
@@ -454,6 +456,16 @@ void CommandExecutor::ConfigCmd(Session&, std::vector<std::string>& args, std::s
     resp::AppendBulk(out, kv->first);
     resp::AppendBulk(out, kv->second);
   }
+}
+
+void CommandExecutor::ConfigSet(std::vector<std::string>& args, std::string* out) {
+  if (args.size() < 4 || args.size() % 2 != 0) return ErrWrongArgs("config|set", out);
+  if (!config_setter_) return resp::AppendError(out, "ERR CONFIG SET is not available here");
+  std::vector<std::pair<std::string, std::string>> changes;
+  for (size_t i = 2; i + 1 < args.size(); i += 2) changes.emplace_back(Lower(args[i]), args[i + 1]);
+  Status st = config_setter_(changes);
+  if (!st.ok()) return resp::AppendError(out, "ERR CONFIG SET failed: " + st.message());
+  resp::AppendSimple(out, "OK");
 }
 
 std::string CommandExecutor::Info(std::string_view section) const {

@@ -91,6 +91,9 @@ class CommandExecutor {
   void SetAdminHost(AdminHost* host) { admin_ = host; }
   // The "tls" INFO section's lines.
   void SetTlsInfo(std::function<std::string()> f) { tls_info_ = std::move(f); }
+  // CONFIG SET: applies (setting, value) pairs all or none (itsuka::SetLiveSetting).
+  using ConfigSetter = std::function<Status(const std::vector<std::pair<std::string, std::string>>&)>;
+  void SetConfigSetter(ConfigSetter f) { config_setter_ = std::move(f); }
   // The node's connections (CLIENT LIST), and closing one by id (CLIENT KILL; false if
   // there is none). Without them CLIENT LIST shows only the asking connection.
   void SetClientDirectory(std::function<std::vector<ClientView>()> list,
@@ -122,6 +125,7 @@ class CommandExecutor {
   void CommandCmd(Session&, std::vector<std::string>&, std::string*);
   void InfoCmd(Session&, std::vector<std::string>&, std::string*);
   void ConfigCmd(Session&, std::vector<std::string>&, std::string*);
+  void ConfigSet(std::vector<std::string>& args, std::string* out);
   // CLIENT and its subcommands (server/client_commands.cc).
   void ClientCmd(Session&, std::vector<std::string>&, std::string*);
   void ClientKill(Session&, std::vector<std::string>&, std::string*);
@@ -215,6 +219,7 @@ class CommandExecutor {
   std::function<std::string()> tls_info_;
   std::function<std::vector<ClientView>()> client_list_;
   std::function<bool(uint64_t)> client_kill_;
+  ConfigSetter config_setter_;
   AuthLimiter auth_limiter_;
 };
 

@@ -76,6 +76,19 @@ Status Node::Open() {
   st = OpenTls();
   if (!st.ok()) return st;
   executor_->SetTlsInfo([this] { return TlsInfo(); });
+  executor_->SetConfigSetter([this](const std::vector<std::pair<std::string, std::string>>& changes) {
+    Config next = config_;  // all or none: checked together first
+    for (const auto& [name, value] : changes) {
+      Status st = SetLiveSetting(&next, name, value);
+      if (!st.ok()) return st;
+    }
+    for (const auto& [name, value] : changes) {
+      Status st = SetLiveSetting(&config_, name, value);
+      if (!st.ok()) return st;
+      LOG_INFO << "CONFIG SET " << name << " = " << value;
+    }
+    return Status::Ok();
+  });
   executor_->SetClientDirectory(
       [this] {
         std::vector<ClientView> all;

@@ -400,6 +400,24 @@ class ServerCommands(unittest.TestCase):
         self.assertIsNone(info[1])
         c.close()
 
+    def test_config_set_of_live_settings(self):
+        c = self.node.client()
+        self.assertEqual(c.call("CONFIG", "SET", "cluster.read_quorum", "all",
+                                "limits.max_output_buffer_bytes", "4194304"), "OK")
+        self.assertEqual(c.call("CONFIG", "GET", "cluster.read_quorum"), [b"cluster.read_quorum", b"all"])
+        self.assertEqual(c.call("ITSUKA.DEFAULTS")[1], b"all")  # the connection's effective R
+        self.assertEqual(c.call("CONFIG", "GET", "limits.max_output_buffer_bytes")[1], b"4194304")
+        # All or none: one bad pair changes nothing.
+        msg = str(c.call("CONFIG", "SET", "cluster.read_quorum", "one", "server.max_memory_bytes", "5"))
+        self.assertTrue(msg.startswith("ERR CONFIG SET failed: setting 'server.max_memory_bytes'"), msg)
+        self.assertEqual(c.call("CONFIG", "GET", "cluster.read_quorum")[1], b"all")
+        msg = str(c.call("CONFIG", "SET", "server.port", "1"))
+        self.assertIn("cannot be changed on a running node", msg)
+        self.assertEqual(str(c.call("CONFIG", "SET", "cluster.read_quorum")),
+                         "ERR wrong number of arguments for 'config|set' command")
+        self.assertEqual(c.call("CONFIG", "SET", "cluster.read_quorum", "one"), "OK")
+        c.close()
+
     def test_client_list_info_kill_no_evict(self):
         a, b = self.node.client(), self.node.client()
         self.assertEqual(b.call("CLIENT", "SETNAME", "victim"), "OK")
