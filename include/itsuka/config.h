@@ -152,4 +152,12 @@ int64_t EffectivePeerPort(const Config& config);
 // requirepass value is masked. Used by CONFIG GET and INFO.
 std::vector<std::pair<std::string, std::string>> ListSettings(const Config& config);
 
+// The settings CONFIG SET may change on a running node: each is read where it is used
+// (per command, per connection check, per accept), so a new value takes effect at once
+// and leaves nothing already running inconsistent.
+const std::vector<std::string>& LiveSettings();
+// Sets one of LiveSettings() from text, after checking the value and the whole
+// configuration with it; on an error *config is unchanged.
+Status SetLiveSetting(Config* config, const std::string& name, const std::string& value);
+
 }  // namespace itsuka

@@ -41,7 +41,8 @@ wire::RespLimits Client::Limits() const {
 int64_t Client::CurrentBytes() const {
   return static_cast<int64_t>(parser_.accounted() + args_.capacity() * sizeof(std::string) +
                               reply_bytes_ + queued_bytes_ + inflight_bytes_ + out_.size() +
-                              conn_->queued_bytes());
+                              conn_->queued_bytes() + session_.multi_bytes +
+                              session_.watch_bytes);
 }
 
 void Client::Reaccount() {
@@ -114,17 +115,25 @@ void Client::ProcessInput() {
       busy = true;
       break;
     }
-    wire::RespParser::Outcome o = parser_.Next(&args_);
-    if (o == wire::RespParser::Outcome::kNeedMore) break;
-    replies_.emplace_back();
-    if (o == wire::RespParser::Outcome::kError) {
-      ++stats.protocol_errors;
-      LOG_INFO << "client " << session_.peer << ": " << parser_.error() << "; closing";
-      wire::resp::AppendError(&replies_.back().data, "ERR " + parser_.error());
-      reply_bytes_ += replies_.back().data.size();
-      session_.close_after_reply = true;
-      break;
+    if (!held_) {
+      wire::RespParser::Outcome o = parser_.Next(&args_);
+      if (o == wire::RespParser::Outcome::kNeedMore) break;
+      if (o == wire::RespParser::Outcome::kError) {
+        replies_.emplace_back();
+        ++stats.protocol_errors;
+        LOG_INFO << "client " << session_.peer << ": " << parser_.error() << "; closing";
+        wire::resp::AppendError(&replies_.back().data, "ERR " + parser_.error());
+        reply_bytes_ += replies_.back().data.size();
+        session_.close_after_reply = true;
+        break;
+      }
     }
+    // EXEC runs after every earlier command of this connection has answered (its WATCH
+    // reads included): until then the parsed command is held and nothing more is read.
+    held_ = host_.executor().WaitsForEarlierReplies(session_, args_) && !AllRepliesReady();
+    if (held_) break;
+    replies_.emplace_back();
+    replies_.back().seq = Seq();
     if (!ExecuteParsed()) return;
     if (session_.close_after_reply) break;
   }
@@ -137,7 +146,7 @@ void Client::ProcessInput() {
   deferred_ = busy;
   // Too many replies outstanding, output pending, a held reply, or closing: stop
   // reading until that is resolved.
-  paused_ = session_.close_after_reply || busy || hold_until_ms_ != 0;
+  paused_ = session_.close_after_reply || busy || hold_until_ms_ != 0 || held_;
   if (paused_) {
     conn_->PauseReading();
     host_.WatchClient(session_.id);
@@ -151,18 +160,23 @@ void Client::Enqueue(Queued q) {
   queued_.push_back(std::move(q));
 }
 
-void Client::Get(PendingReply&, size_t index, const std::string& key, int r, int pr) {
-  Enqueue(Queued{Queued::Kind::kGet, Seq(), index, key, r, pr, true, {}, 0});
+void Client::Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) {
+  Enqueue(Queued{Queued::Kind::kGet, reply.seq, index, key, r, pr, true, {}, 0});
 }
 
-void Client::Put(PendingReply&, size_t index, const std::string& key, core::WriteSpec spec,
+void Client::Put(PendingReply& reply, size_t index, const std::string& key, core::WriteSpec spec,
                  int w, int pw) {
-  Enqueue(Queued{Queued::Kind::kPut, Seq(), index, key, w, pw, false, std::move(spec), 0});
+  Enqueue(Queued{Queued::Kind::kPut, reply.seq, index, key, w, pw, false, std::move(spec), 0});
 }
 
-void Client::Consistent(PendingReply&, size_t index, const std::string& key, bool read,
+void Client::Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
                         core::WriteSpec spec) {
-  Enqueue(Queued{Queued::Kind::kConsistent, Seq(), index, key, 0, 0, read, std::move(spec), 0});
+  Enqueue(Queued{Queued::Kind::kConsistent, reply.seq, index, key, 0, 0, read, std::move(spec), 0});
+}
+
+bool Client::AllRepliesReady() const {
+  return std::all_of(replies_.begin(), replies_.end(),
+                     [](const PendingReply& r) { return r.ready(); });
 }
 
 PendingReply* Client::ReplyFor(uint64_t seq) {
@@ -301,10 +315,16 @@ void Client::OnResult(uint64_t tag, core::ClientResult result) {
       FailReply(r);
     } else if (--r.waiting == 0) {
       const size_t before = r.data.size() + r.result_bytes;
-      r.render(r);
-      if (!r.data.empty() && r.data[0] == '-') ++host_.stats().error_replies;
-      r.results = {};
+      // The render may start the command's next stage (new results to wait for and a
+      // new render, PendingReply): the reply is done only when it did not.
+      std::function<void(PendingReply&)> render = std::move(r.render);
       r.render = nullptr;
+      render(r);
+      if (r.waiting == 0) {
+        if (!r.data.empty() && r.data[0] == '-') ++host_.stats().error_replies;
+        r.results = {};
+        r.render = nullptr;
+      }
       r.result_bytes = 0;
       reply_bytes_ = reply_bytes_ - before + r.data.size();
     }

@@ -85,6 +85,8 @@ class Client : private Dispatcher {
   // queued requests, and re-accounts what the socket sent.
   void Poll();
   bool WantsPoll() const;
+  // Replies owed (sent or waiting), for CLIENT LIST.
+  size_t pending_replies() const { return replies_.size(); }
   // Bytes this client is charged for (last reported to Stats).
   int64_t accounted() const { return reported_; }
 
@@ -138,6 +140,7 @@ class Client : private Dispatcher {
   void Pump();  // starts queued requests within StartBudget
   void Enqueue(Queued q);
   PendingReply* ReplyFor(uint64_t seq);
+  bool AllRepliesReady() const;
   void FailReply(PendingReply& r);  // replaces a reply over the output limit by an error
   // Replaces a reply whose requests cannot start (the node is over server.max_memory_bytes)
   // by -OOM; its results so far are released.
@@ -167,6 +170,7 @@ class Client : private Dispatcher {
   uint64_t first_seq_ = 0;            // sequence number of replies_.front()
   std::string out_;
   bool paused_ = false;
+  bool held_ = false;              // args_ holds a parsed command waiting for earlier replies
   bool deferred_ = false;          // paused because of pending output (counted once)
   bool stalled_ = false;           // queued requests wait for output (counted once)
   int64_t hold_until_ms_ = 0;      // a failed AUTH: no commands or replies before this

@@ -22,20 +22,13 @@ constexpr const char* kVersion = "0.1.0";
 // Reported as redis_version for client libraries that branch on it.
 constexpr const char* kRedisCompatVersion = "7.0.0";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string Lower(std::string_view s) { return AsciiLower(s); }
 
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && Lower(a) == Lower(b);
 }
 
-bool ParseInt(std::string_view s, int64_t* out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-}
+bool ParseInt(std::string_view s, int64_t* out) { return ParseInt64(s, out); }
 
 // Glob matching for CONFIG GET / COMMAND patterns: '*', '?', no classes.
 bool GlobMatch(std::string_view pat, std::string_view s) {
@@ -88,6 +81,58 @@ void ErrNotInteger(std::string* out) {
   resp::AppendError(out, "ERR value is not an integer or out of range");
 }
 
+// COMMAND DOCS: (group, summary) of a command of the table.
+std::pair<std::string, std::string> CommandDoc(const std::string& name) {
+  static const auto* docs = new std::unordered_map<std::string, std::pair<std::string, std::string>>{
+      {"ping", {"connection", "Returns PONG, or the argument"}},
+      {"echo", {"connection", "Returns the argument"}},
+      {"quit", {"connection", "Closes the connection after the reply"}},
+      {"select", {"connection", "Selects database 0 (the only one)"}},
+      {"hello", {"connection", "Handshake: RESP2, optional AUTH and SETNAME"}},
+      {"auth", {"connection", "Authenticates the connection"}},
+      {"client", {"connection", "SETNAME GETNAME ID SETINFO INFO LIST KILL NO-EVICT"}},
+      {"command", {"server", "Describes the commands: COUNT LIST INFO DOCS"}},
+      {"info", {"server", "Server information and statistics by section"}},
+      {"config", {"server", "CONFIG GET pattern; CONFIG SET of the settings safe to change live"}},
+      {"dbsize", {"server", "This node's estimate of its key count"}},
+      {"get", {"string", "Value of a key (siblings as an array) [R n] [PR n] [CONSISTENT]"}},
+      {"vget", {"string", "Context token and every sibling of a key"}},
+      {"set", {"string", "Sets a key [EX|PX|EXAT|PXAT|KEEPTTL] [NX|XX] [GET] [CTX t] [W n] [PW n] [CONSISTENT]"}},
+      {"setnx", {"string", "Sets a key only if it does not exist"}},
+      {"setex", {"string", "Sets a key with an expiry in seconds"}},
+      {"psetex", {"string", "Sets a key with an expiry in milliseconds"}},
+      {"getset", {"string", "Sets a key, returns the old value (CONSISTENT read-modify-write)"}},
+      {"getdel", {"string", "Returns and deletes a key (CONSISTENT read-modify-write)"}},
+      {"getex", {"string", "Returns a key, optionally changing its expiry"}},
+      {"append", {"string", "Appends to a key's value (CONSISTENT read-modify-write)"}},
+      {"strlen", {"string", "Length of a key's value"}},
+      {"getrange", {"string", "Substring of a key's value"}},
+      {"setrange", {"string", "Overwrites part of a key's value (CONSISTENT read-modify-write)"}},
+      {"mget", {"string", "Values of several keys"}},
+      {"mset", {"string", "Sets several keys (atomic per key only)"}},
+      {"msetnx", {"string", "Sets a key if it does not exist (one key only)"}},
+      {"del", {"generic", "Deletes keys"}},
+      {"exists", {"generic", "Counts the keys that exist"}},
+      {"ttl", {"generic", "Time to live in seconds"}},
+      {"pttl", {"generic", "Time to live in milliseconds"}},
+      {"expiretime", {"generic", "Expiry as a Unix time in seconds"}},
+      {"pexpiretime", {"generic", "Expiry as a Unix time in milliseconds"}},
+      {"expire", {"generic", "Sets an expiry in seconds [NX|XX|GT|LT]"}},
+      {"pexpire", {"generic", "Sets an expiry in milliseconds [NX|XX|GT|LT]"}},
+      {"expireat", {"generic", "Sets an expiry as a Unix time in seconds [NX|XX|GT|LT]"}},
+      {"pexpireat", {"generic", "Sets an expiry as a Unix time in milliseconds [NX|XX|GT|LT]"}},
+      {"persist", {"generic", "Removes a key's expiry"}},
+      {"multi", {"transactions", "Starts a transaction (one key)"}},
+      {"exec", {"transactions", "Runs the queued commands atomically on one key"}},
+      {"discard", {"transactions", "Drops the queued commands"}},
+      {"watch", {"transactions", "EXEC answers nil if the key changes meanwhile"}},
+      {"unwatch", {"transactions", "Forgets the WATCHed keys"}},
+  };
+  auto it = docs->find(name);
+  if (it != docs->end()) return it->second;
+  return {"itsuka", "itsuka command (README)"};
+}
+
 }  // namespace
 
 CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stats,
@@ -112,13 +157,36 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"client", -2, {"fast"}, 0, 0, 0, true, &CommandExecutor::ClientCmd},
       {"get", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Get},
       {"vget", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::VGet},
-      {"set", -3, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::Set},
+      {"set", -3, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"del", -2, {"write"}, 1, -1, 1, true, &CommandExecutor::Del},
       {"exists", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::Exists},
       {"mget", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::MGet},
       {"mset", -3, {"write", "denyoom"}, 1, -1, 2, true, &CommandExecutor::MSet},
-      {"ttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
-      {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::Ttl},
+      {"ttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"pttl", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"expiretime", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"pexpiretime", 2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"strlen", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"getrange", -4, {"readonly"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"getex", -2, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"setnx", -3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"setex", -4, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"psetex", -4, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"msetnx", -3, {"write", "denyoom"}, 1, -1, 2, true, &CommandExecutor::StringCmd},
+      {"getset", 3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"getdel", 2, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"append", 3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"setrange", 4, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"expire", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"pexpire", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"expireat", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"pexpireat", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"persist", 2, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"multi", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Multi},
+      {"exec", 1, {"loading", "skip_slowlog"}, 0, 0, 0, true, &CommandExecutor::Exec},
+      {"discard", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Discard},
+      {"watch", -2, {"fast", "loading"}, 1, -1, 1, true, &CommandExecutor::WatchCmd},
+      {"unwatch", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Unwatch},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
       {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
@@ -139,6 +207,7 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
   const size_t before = out->size();
   std::string name = Lower(args[0]);
   auto it = commands_.find(name);
+  if (it != commands_.end()) session.last_command = it->first;  // CLIENT LIST's cmd=
   if (it == commands_.end()) {
     std::string msg = "ERR unknown command '" + args[0].substr(0, 128) +
                       "', with args beginning with: ";
@@ -156,11 +225,18 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
       // admin commands still answer so an operator can see what is going on.
       ++stats_.oom_refusals;
       resp::AppendError(out, "OOM command not allowed when used memory > 'server.max_memory_bytes'.");
+    } else if (QueuesInMulti(session, name)) {
+      QueueInMulti(session, args, out);
     } else {
       (this->*cmd.handler)(session, args, out);
     }
   }
-  if (out->size() > before && (*out)[before] == '-') ++stats_.error_replies;
+  if (out->size() > before && (*out)[before] == '-') {
+    ++stats_.error_replies;
+    // A command refused while queueing (unknown, wrong arguments, not allowed inside):
+    // EXEC will answer -EXECABORT, as Redis does.
+    if (QueuesInMulti(session, name)) session.multi_failed = true;
+  }
   reply_ = nullptr;
   dispatch_ = nullptr;
 }
@@ -279,30 +355,6 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
   resp::AppendArrayHeader(out, 0);
 }
 
-void CommandExecutor::ClientCmd(Session& session, std::vector<std::string>& args,
-                                std::string* out) {
-  std::string sub = Lower(args[1]);
-  if (sub == "setname" && args.size() == 3) {
-    for (char c : args[2]) {
-      if (c <= ' ' || c > '~') {
-        return resp::AppendError(out, "ERR Client names cannot contain spaces, newlines or "
-                                      "special characters.");
-      }
-    }
-    session.name = args[2];
-    return resp::AppendSimple(out, "OK");
-  }
-  if (sub == "getname" && args.size() == 2) {
-    return session.name.empty() ? resp::AppendNull(out) : resp::AppendBulk(out, session.name);
-  }
-  if (sub == "id" && args.size() == 2) {
-    return resp::AppendInteger(out, static_cast<int64_t>(session.id));
-  }
-  if (sub == "setinfo" && args.size() == 4) return resp::AppendSimple(out, "OK");
-  resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
-                             "'. Try CLIENT SETNAME, GETNAME, ID, SETINFO.");
-}
-
 // ---- Introspection -----------------------------------------------------------------
 
 void CommandExecutor::AppendCommandInfo(const Command& cmd, std::string* out) const {
@@ -335,6 +387,11 @@ void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::
     for (const Command* c : all) resp::AppendBulk(out, c->name);
     return;
   }
+  if (sub == "info" && args.size() == 2) {  // every command, as Redis 7
+    resp::AppendArrayHeader(out, all.size());
+    for (const Command* c : all) AppendCommandInfo(*c, out);
+    return;
+  }
   if (sub == "info") {
     resp::AppendArrayHeader(out, args.size() - 2);
     for (size_t i = 2; i < args.size(); ++i) {
@@ -348,17 +405,37 @@ void CommandExecutor::CommandCmd(Session&, std::vector<std::string>& args, std::
     return;
   }
   if (sub == "docs") {
-    // No documentation is served; an empty map tells redis-cli to use its own hints.
-    return resp::AppendArrayHeader(out, 0);
+    // A map of name -> {summary, since, group} for the named commands (all without names).
+    std::vector<const Command*> want;
+    for (size_t i = 2; i < args.size(); ++i) {
+      auto it = commands_.find(Lower(args[i]));
+      if (it != commands_.end()) want.push_back(&it->second);
+    }
+    if (args.size() == 2) want = all;
+    resp::AppendArrayHeader(out, want.size() * 2);
+    for (const Command* c : want) {
+      const auto [group, summary] = CommandDoc(c->name);
+      resp::AppendBulk(out, c->name);
+      resp::AppendArrayHeader(out, 6);
+      resp::AppendBulk(out, "summary");
+      resp::AppendBulk(out, summary);
+      resp::AppendBulk(out, "since");
+      resp::AppendBulk(out, kVersion);
+      resp::AppendBulk(out, "group");
+      resp::AppendBulk(out, group);
+    }
+    return;
   }
   resp::AppendError(out, "ERR unknown subcommand '" + args[1].substr(0, 128) +
                              "'. Try COMMAND COUNT, LIST, INFO, DOCS.");
 }
 
 void CommandExecutor::ConfigCmd(Session&, std::vector<std::string>& args, std::string* out) {
+  if (IEquals(args[1], "SET")) return ConfigSet(args, out);
   if (!IEquals(args[1], "GET") || args.size() < 3) {
-    return resp::AppendError(out, "ERR CONFIG supports only GET <pattern> [pattern ...]; "
-                                  "settings are changed in the config file");
+    return resp::AppendError(out, "ERR CONFIG supports GET <pattern> [pattern ...] and SET "
+                                  "<setting> <value> [...] of the settings safe to change live "
+                                  "(README); others are changed in the config file");
   }
   // Redis names that tools such as redis-benchmark ask for: itsuka takes no RDB
   // snapshots and keeps no AOF (its durability is RocksDB's write-ahead log).
@@ -379,6 +456,16 @@ void CommandExecutor::ConfigCmd(Session&, std::vector<std::string>& args, std::s
     resp::AppendBulk(out, kv->first);
     resp::AppendBulk(out, kv->second);
   }
+}
+
+void CommandExecutor::ConfigSet(std::vector<std::string>& args, std::string* out) {
+  if (args.size() < 4 || args.size() % 2 != 0) return ErrWrongArgs("config|set", out);
+  if (!config_setter_) return resp::AppendError(out, "ERR CONFIG SET is not available here");
+  std::vector<std::pair<std::string, std::string>> changes;
+  for (size_t i = 2; i + 1 < args.size(); i += 2) changes.emplace_back(Lower(args[i]), args[i + 1]);
+  Status st = config_setter_(changes);
+  if (!st.ok()) return resp::AppendError(out, "ERR CONFIG SET failed: " + st.message());
+  resp::AppendSimple(out, "OK");
 }
 
 std::string CommandExecutor::Info(std::string_view section) const {
@@ -492,6 +579,10 @@ void CommandExecutor::AppendStatsInfo(std::string* s) const {
                       stats_.unauth_evictions));
   Line(s, "auth_failures", std::to_string(stats_.auth_failures));
   Line(s, "auth_rate_limited", std::to_string(stats_.auth_rate_limited));
+  Line(s, "transactions_committed", std::to_string(stats_.txn_committed));
+  Line(s, "transactions_aborted", std::to_string(stats_.txn_aborted));
+  Line(s, "transactions_watch_failed", std::to_string(stats_.txn_watch_failed));
+  Line(s, "cas_retries", std::to_string(stats_.cas_retries));
 }
 
 void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::string* out) {
@@ -511,8 +602,6 @@ void CommandExecutor::InfoCmd(Session&, std::vector<std::string>& args, std::str
 
 // ---- Keys --------------------------------------------------------------------------
 
-namespace {
-
 void AppendStatusError(const Status& st, std::string* out) {
   switch (st.code()) {
     case Status::Code::kTooBig: return resp::AppendError(out, "TOOBIG " + st.message());
@@ -527,6 +616,8 @@ void AppendStatusError(const Status& st, std::string* out) {
     default: return resp::AppendError(out, "ERR storage: " + st.ToString());
   }
 }
+
+namespace {
 
 // The first failed result, if any: a multi-key command reports it instead of a
 // partial answer.
@@ -633,67 +724,6 @@ void CommandExecutor::VGet(Session& session, std::vector<std::string>& args, std
   Get(session, args, out);
 }
 
-void CommandExecutor::Set(Session& session, std::vector<std::string>& args, std::string* out) {
-  Quorums q;
-  if (!SessionQuorums(session, &q, out)) return;
-  core::WriteSpec spec;
-  bool has_expiry = false;
-  const int64_t now = clock_.WallMs();
-  using Cond = core::WriteSpec::Cond;
-  for (size_t i = 3; i < args.size(); ++i) {
-    std::string opt = Lower(args[i]);
-    bool has_next = i + 1 < args.size();
-    if (opt == "nx" && spec.cond == Cond::kNone) {
-      spec.cond = Cond::kNx;
-    } else if (opt == "xx" && spec.cond == Cond::kNone) {
-      spec.cond = Cond::kXx;
-    } else if (opt == "keepttl" && !has_expiry) {
-      spec.keep_ttl = true;
-    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && has_next &&
-               !has_expiry && !spec.keep_ttl) {
-      int64_t v = 0;
-      if (!ParseInt(args[++i], &v)) return ErrNotInteger(out);
-      // Bound so that the arithmetic below cannot overflow (about 290,000 years).
-      constexpr int64_t kMaxMs = int64_t{1} << 53;
-      bool seconds = opt == "ex" || opt == "exat";
-      if (v <= 0 || v > (seconds ? kMaxMs / 1000 : kMaxMs)) {
-        return resp::AppendError(out, "ERR invalid expire time in 'set' command");
-      }
-      int64_t ms = seconds ? v * 1000 : v;
-      spec.version.expire_at_ms = (opt == "ex" || opt == "px") ? now + ms : ms;
-      has_expiry = true;
-    } else if (opt == "ctx" && has_next && !spec.has_context) {
-      Result<core::VClock> ctx = wire::DecodeContext(args[++i]);
-      if (!ctx.ok()) return resp::AppendError(out, "ERR invalid CTX token (use the one VGET returned)");
-      spec.has_context = true;
-      spec.context = std::move(ctx).value();
-    } else if (IsQuorumOption(opt, true) && has_next) {
-      if (!ResolveQuorum(opt == "w" ? "W" : "PW", args[++i], opt == "w" ? &q.w : &q.pw, out)) return;
-    } else if (opt == "consistent") {
-      q.consistent = true;
-    } else {
-      return ErrSyntax(out);
-    }
-  }
-  if (args[2].size() > static_cast<size_t>(config_.max_object_bytes)) {
-    return resp::AppendError(out, "TOOBIG value of " + std::to_string(args[2].size()) +
-                                      " bytes is over limits.max_object_bytes");
-  }
-  if (has_expiry && ttl_guard_) {
-    Status st = ttl_guard_();
-    if (!st.ok()) return resp::AppendError(out, st.message());
-  }
-  spec.version.value = std::move(args[2]);
-  spec.version.written_at_ms = now;
-  Await(1, [](PendingReply& r) {
-    const core::ClientResult& res = r.results[0];
-    if (!res.status.ok()) return AppendStatusError(res.status, &r.data);
-    if (!res.applied) return resp::AppendNull(&r.data);
-    resp::AppendSimple(&r.data, "OK");
-  });
-  StartPut(0, args[1], std::move(spec), q);
-}
-
 void CommandExecutor::Del(Session& session, std::vector<std::string>& args, std::string* out) {
   Quorums q;
   if (!SessionQuorums(session, &q, out)) return;
@@ -755,28 +785,6 @@ void CommandExecutor::MSet(Session& session, std::vector<std::string>& args, std
     spec.version = core::NewVersion{false, args[i + 1], 0, now};
     StartPut(index++, args[i], std::move(spec), q);
   }
-}
-
-void CommandExecutor::Ttl(Session& session, std::vector<std::string>& args, std::string* out) {
-  Quorums q;
-  if (!SessionQuorums(session, &q, out)) return;
-  const bool millis = IEquals(args[0], "pttl");
-  Await(1, [this, millis](PendingReply& r) {
-    const core::ClientResult& res = r.results[0];
-    if (!res.status.ok()) return AppendStatusError(res.status, &r.data);
-    const int64_t now = clock_.WallMs();
-    std::vector<const core::Sibling*> live = core::LiveSiblings(res.object, now);
-    if (live.empty()) return resp::AppendInteger(&r.data, -2);
-    // With siblings, the key lives as long as its longest-lived version.
-    int64_t expire = 0;
-    for (const core::Sibling* s : live) {
-      if (s->expire_at_ms == 0) return resp::AppendInteger(&r.data, -1);
-      expire = std::max(expire, s->expire_at_ms);
-    }
-    int64_t left = expire - now;
-    resp::AppendInteger(&r.data, millis ? left : (left + 500) / 1000);
-  });
-  StartGet(0, args[1], q);
 }
 
 void CommandExecutor::DbSize(Session&, std::vector<std::string>&, std::string* out) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,13 +20,17 @@
 #include "server/session.h"
 #include "server/stats.h"
 #include "server/store.h"
+#include "server/string_ops.h"
 
 namespace itsuka::server {
 
 // A reply being built. Most commands fill `data` at once; a command that starts
 // replicated reads or writes sets `waiting` and `render`, and the reply is rendered
-// when every result has arrived.
+// when every result has arrived. A render may start the command's next stage (a
+// transaction's compare-and-set after its read): it then sets `waiting`, `results`
+// and `render` again, and the reply is ready only once a render leaves waiting at 0.
 struct PendingReply {
+  uint64_t seq = 0;  // the client's number for this reply (its requests' tags carry it)
   std::string data;
   size_t waiting = 0;
   size_t result_bytes = 0;    // ResultBytes of the results held (the client's accounting)
@@ -33,6 +38,17 @@ struct PendingReply {
   std::vector<core::ClientResult> results;
   std::function<void(PendingReply&)> render;
   bool ready() const { return waiting == 0; }
+};
+
+// The Redis-style error line of a failed replicated request (-UNAVAILABLE, -TIMEOUT, ...).
+void AppendStatusError(const Status& st, std::string* out);
+
+// What CLIENT LIST shows of one connection (the node fills it in).
+struct ClientView {
+  const Session* session = nullptr;
+  size_t input_bytes = 0;    // partial input held
+  int64_t memory_bytes = 0;  // accounted memory (client.h)
+  size_t pending_replies = 0;
 };
 
 // Starts replicated requests whose results land in reply.results[index].
@@ -56,6 +72,10 @@ class CommandExecutor {
   void Execute(Session& session, std::vector<std::string>& args, PendingReply& reply,
                Dispatcher& dispatch);
 
+  // True if the command in `args` must wait until every earlier command of the
+  // connection has answered (EXEC, so that it sees what its WATCHes read).
+  bool WaitsForEarlierReplies(const Session& session, const std::vector<std::string>& args) const;
+
   // INFO text for the given section ("" = default sections).
   std::string Info(std::string_view section) const;
   // Extra INFO lines from the node (cluster section).
@@ -71,6 +91,16 @@ class CommandExecutor {
   void SetAdminHost(AdminHost* host) { admin_ = host; }
   // The "tls" INFO section's lines.
   void SetTlsInfo(std::function<std::string()> f) { tls_info_ = std::move(f); }
+  // CONFIG SET: applies (setting, value) pairs all or none (itsuka::SetLiveSetting).
+  using ConfigSetter = std::function<Status(const std::vector<std::pair<std::string, std::string>>&)>;
+  void SetConfigSetter(ConfigSetter f) { config_setter_ = std::move(f); }
+  // The node's connections (CLIENT LIST), and closing one by id (CLIENT KILL; false if
+  // there is none). Without them CLIENT LIST shows only the asking connection.
+  void SetClientDirectory(std::function<std::vector<ClientView>()> list,
+                          std::function<bool(uint64_t)> kill) {
+    client_list_ = std::move(list);
+    client_kill_ = std::move(kill);
+  }
 
  private:
   struct Command;
@@ -95,18 +125,43 @@ class CommandExecutor {
   void CommandCmd(Session&, std::vector<std::string>&, std::string*);
   void InfoCmd(Session&, std::vector<std::string>&, std::string*);
   void ConfigCmd(Session&, std::vector<std::string>&, std::string*);
+  void ConfigSet(std::vector<std::string>& args, std::string* out);
+  // CLIENT and its subcommands (server/client_commands.cc).
   void ClientCmd(Session&, std::vector<std::string>&, std::string*);
+  void ClientKill(Session&, std::vector<std::string>&, std::string*);
+  std::string ClientLine(const ClientView& c) const;
   void Get(Session&, std::vector<std::string>&, std::string*);
   void VGet(Session&, std::vector<std::string>&, std::string*);
-  void Set(Session&, std::vector<std::string>&, std::string*);
+
   void Del(Session&, std::vector<std::string>&, std::string*);
   void Exists(Session&, std::vector<std::string>&, std::string*);
   void MGet(Session&, std::vector<std::string>&, std::string*);
   void MSet(Session&, std::vector<std::string>&, std::string*);
-  void Ttl(Session&, std::vector<std::string>&, std::string*);
+
   void DbSize(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
+  // Transactions and the string commands of the one-key model (server/txn_commands.cc).
+  void Multi(Session&, std::vector<std::string>&, std::string*);
+  void Exec(Session&, std::vector<std::string>&, std::string*);
+  void Discard(Session&, std::vector<std::string>&, std::string*);
+  void WatchCmd(Session&, std::vector<std::string>&, std::string*);
+  void Unwatch(Session&, std::vector<std::string>&, std::string*);
+  // SET and the string commands of server/string_ops.h outside MULTI: reads with R/PR,
+  // blind writes with W/PW, read-modify-writes as a one-key program.
+  void StringCmd(Session&, std::vector<std::string>&, std::string*);
+  // Between MULTI and EXEC: whether `name` is queued, and queueing it (or refusing it,
+  // which makes EXEC abort).
+  bool QueuesInMulti(const Session& session, const std::string& name) const;
+  void QueueInMulti(Session&, std::vector<std::string>&, std::string*);
+  void ClearWatches(Session& session);
+  // One key's commands run atomically: a CONSISTENT read, the commands applied to it,
+  // a CONSISTENT compare-and-set of the result (txn_commands.cc has the rules).
+  struct KeyProgram;
+  class StageScope;
+  void RunProgram(std::shared_ptr<KeyProgram> p);
+  void ApplyProgram(std::shared_ptr<KeyProgram> p, PendingReply& r, const core::Object& base);
+  void OnProgramWritten(std::shared_ptr<KeyProgram> p, PendingReply& r);
   // Admin commands (server/admin_commands.cc).
   void Members(Session&, std::vector<std::string>&, std::string*);
   void RingCmd(Session&, std::vector<std::string>&, std::string*);
@@ -125,6 +180,10 @@ class CommandExecutor {
   // Resolves "one|quorum|all|N" for this cluster. False with an error reply if bad.
   bool ResolveQuorum(const std::string& name, const std::string& text, int* out, std::string* err);
   bool SessionQuorums(const Session& session, Quorums* q, std::string* err);
+  // Resolves a parsed command's R/PR/W/PW and CONSISTENT into *q.
+  bool ApplyReplicationOptions(const ReplicationOptions& repl, Quorums* q, std::string* err);
+  // A SET without GET, SETNX, SETEX, PSETEX or MSETNX: one replicated write.
+  void BlindWrite(StringOp op, const ReplicationOptions& repl, const Quorums& q, std::string* out);
   // Starts `n` requests; `render` builds the reply from the results.
   void Await(size_t n, std::function<void(PendingReply&)> render);
   void StartGet(size_t index, const std::string& key, const Quorums& q);
@@ -158,6 +217,9 @@ class CommandExecutor {
   std::function<std::string()> handoff_info_;
   AdminHost* admin_ = nullptr;
   std::function<std::string()> tls_info_;
+  std::function<std::vector<ClientView>()> client_list_;
+  std::function<bool(uint64_t)> client_kill_;
+  ConfigSetter config_setter_;
   AuthLimiter auth_limiter_;
 };
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -345,6 +346,36 @@ Status ApplyOverrides(Config* c,
 }
 
 }  // namespace
+
+const std::vector<std::string>& LiveSettings() {
+  static const std::vector<std::string> names = {
+      "cluster.read_quorum",           "cluster.write_quorum",
+      "limits.max_output_buffer_bytes", "limits.output_soft_limit_bytes",
+      "limits.max_query_buffer_bytes",  "server.max_memory_bytes",
+      "server.max_clients"};
+  return names;
+}
+
+Status SetLiveSetting(Config* config, const std::string& name, const std::string& value) {
+  const auto& live = LiveSettings();
+  const Setting* s = FindSetting(name);
+  if (s == nullptr || std::find(live.begin(), live.end(), name) == live.end()) {
+    return Status::InvalidArgument("setting '" + name.substr(0, 64) +
+                                   "' cannot be changed on a running node (change the config "
+                                   "file and restart)");
+  }
+  Config next = *config;
+  Status st = SetFromText(&next, *s, value);
+  if (st.ok()) st = Validate(next);
+  if (!st.ok()) return st;
+  // Only the one field is copied: other parts of the configuration may be referenced.
+  if (const auto* is = std::get_if<IntSetting>(&s->kind)) {
+    config->*(is->field) = next.*(is->field);
+  } else if (const auto* ss = std::get_if<StringSetting>(&s->kind)) {
+    config->*(ss->field) = next.*(ss->field);
+  }
+  return Status::Ok();
+}
 
 std::string Usage() {
   return "usage: itsukad [--config FILE] [options]\n"

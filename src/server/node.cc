@@ -76,6 +76,33 @@ Status Node::Open() {
   st = OpenTls();
   if (!st.ok()) return st;
   executor_->SetTlsInfo([this] { return TlsInfo(); });
+  executor_->SetConfigSetter([this](const std::vector<std::pair<std::string, std::string>>& changes) {
+    Config next = config_;  // all or none: checked together first
+    for (const auto& [name, value] : changes) {
+      Status st = SetLiveSetting(&next, name, value);
+      if (!st.ok()) return st;
+    }
+    for (const auto& [name, value] : changes) {
+      Status st = SetLiveSetting(&config_, name, value);
+      if (!st.ok()) return st;
+      LOG_INFO << "CONFIG SET " << name << " = " << value;
+    }
+    return Status::Ok();
+  });
+  executor_->SetClientDirectory(
+      [this] {
+        std::vector<ClientView> all;
+        for (auto& [id, c] : clients_) {
+          all.push_back({&c->session(), c->input_bytes(), c->accounted(), c->pending_replies()});
+        }
+        return all;
+      },
+      [this](uint64_t id) {
+        auto it = clients_.find(id);
+        if (it == clients_.end() || it->second->closing()) return false;
+        it->second->CloseNow();  // the close completes on a later loop turn
+        return true;
+      });
   st = OpenPeers(std::move(identity));
   if (!st.ok()) return st;
   node_->Start();
@@ -784,7 +811,8 @@ void Node::EvictForMemory() {
   if (ceiling <= 0 || stats_.client_memory_bytes <= ceiling) return;
   std::vector<Client*> holders;
   for (auto& [id, c] : clients_) {
-    if (!c->session().close_after_reply && c->input_bytes() >= Client::kEvictFloorBytes) {
+    if (!c->session().close_after_reply && !c->session().no_evict &&
+        c->input_bytes() >= Client::kEvictFloorBytes) {
       holders.push_back(c.get());
     }
   }

@@ -51,7 +51,8 @@ class Node : public ClientHost, public AdminHost {
   }
   void OnClientClosed(uint64_t client_id) override;
   // Over server.max_memory_bytes: closes the clients holding the most partial input
-  // (unauthenticated ones first, none under Client::kEvictFloorBytes) until under it.
+  // (unauthenticated ones first, none under Client::kEvictFloorBytes, none with CLIENT
+  // NO-EVICT on) until under it.
   void EvictForMemory() override;
   size_t StartGet(uint64_t client_id, uint64_t tag, const std::string& key, int r,
                   int pr) override;

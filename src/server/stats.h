@@ -39,6 +39,13 @@ struct Stats {
   uint64_t auth_rate_limited = 0;       // AUTH refused: too many failures from the address
   // Commands processed in the last full second, sampled by the node's timer.
   uint64_t instantaneous_ops_per_sec = 0;
+  // MULTI/EXEC and read-modify-write commands (server/txn_commands.cc): transactions
+  // answered with their replies, refused with -EXECABORT, answered nil (a WATCHed key
+  // changed), and compare-and-set rounds retried after losing to another writer.
+  uint64_t txn_committed = 0;
+  uint64_t txn_aborted = 0;
+  uint64_t txn_watch_failed = 0;
+  uint64_t cas_retries = 0;
 };
 
 }  // namespace itsuka::server

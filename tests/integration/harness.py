@@ -171,6 +171,16 @@ def redis_cli(port, *args, password=None):
     return r.stdout.decode(errors="replace").rstrip("\n")
 
 
+def redis_py_interpreter():
+    """A Python that can import redis-py: this one, or Debian's (python3-redis); None if
+    neither can (tests that need it skip)."""
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if os.path.exists(exe) and subprocess.run([exe, "-c", "import redis"],
+                                                  capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
 class Cluster:
     """N itsukad processes on loopback that know each other as seeds."""
 

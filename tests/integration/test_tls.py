@@ -17,22 +17,13 @@ import time
 import unittest
 
 import harness
-from harness import Client, Closed, Cluster, Node, free_port, info, wait_until
+from harness import Client, Closed, Cluster, Node, free_port, info, redis_py_interpreter, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MAKE_CERTS = os.path.abspath(os.path.join(ROOT, "tools", "make-certs"))
 
 
-def find_redis_py():
-    """An interpreter that can import redis-py: this one, or Debian's (python3-redis)."""
-    import sys
-    for exe in (sys.executable, "/usr/bin/python3"):
-        if os.path.exists(exe) and subprocess.run([exe, "-c", "import redis"], capture_output=True).returncode == 0:
-            return exe
-    return None
-
-
-REDIS_PY = find_redis_py()
+REDIS_PY = redis_py_interpreter()
 
 
 def make_certs(directory):

@@ -283,5 +283,27 @@ TEST(Config, MinFreeMbDefaultsTo256AndZeroTurnsItOff) {
   EXPECT_FALSE(ParseConfigText("", "t.toml", {{"storage.min_free_mb", "-1"}}).ok());
 }
 
+TEST(Config, LiveSettingsChangeOnlyTheirFieldAndAreChecked) {
+  Config c;
+  ASSERT_TRUE(SetLiveSetting(&c, "cluster.write_quorum", "all").ok());
+  EXPECT_EQ(c.write_quorum, "all");
+  ASSERT_TRUE(SetLiveSetting(&c, "server.max_memory_bytes", "2097152").ok());
+  EXPECT_EQ(c.max_memory_bytes, 2097152);
+  const Config before = c;
+  EXPECT_FALSE(SetLiveSetting(&c, "server.max_memory_bytes", "5").ok());  // Validate's rule
+  EXPECT_FALSE(SetLiveSetting(&c, "limits.max_query_buffer_bytes", "1024").ok());  // < max_bulk
+  EXPECT_FALSE(SetLiveSetting(&c, "cluster.read_quorum", "most").ok());
+  EXPECT_FALSE(SetLiveSetting(&c, "server.port", "7000").ok());  // not live
+  EXPECT_FALSE(SetLiveSetting(&c, "no.such", "1").ok());
+  EXPECT_EQ(c.max_memory_bytes, before.max_memory_bytes);
+  EXPECT_EQ(c.read_quorum, before.read_quorum);
+  EXPECT_EQ(c.port, before.port);
+  for (const std::string& name : LiveSettings()) {
+    bool listed = false;
+    for (const auto& [n, v] : ListSettings(c)) listed = listed || n == name;
+    EXPECT_TRUE(listed) << name;
+  }
+}
+
 }  // namespace
 }  // namespace itsuka
