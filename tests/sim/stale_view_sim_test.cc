@@ -561,9 +561,11 @@ TEST(StaleViewSimulation, RestartAfterOthersMoved) {
 // Two of three nodes removed while down and restarted together, cut off from the
 // survivor that removed them: the gated nodes hear each other (a majority of their
 // stale view) but none serves, so none opens; once healed they learn they are left.
-// On the code before (gated peers alone opening the gate) seed 1 fails: a CONSISTENT
-// read through a restarted node returns a value older than one acknowledged by the
-// survivors. Replay:
+// On main's rule before this (a majority heard opens, gated or not) every seed of 1..32
+// fails: the two restarted nodes form CONSISTENT majorities of the old ring between
+// themselves, so one strong dot names two values (seed 1: k2's ~strong:5 names both
+// 'w46', chosen by the survivor, and 'b65', through n2) or a key's CONSISTENT history
+// is not linearizable (seeds 13, 19, 25). Replay:
 //   ITSUKA_SIM_SEED=1 build/bin/sim_tests --gtest_filter='StaleViewSimulation.StaleNodesRestartedTogether'
 TEST(StaleViewSimulation, StaleNodesRestartedTogether) {
   // One survivor takes no W=2 write, so few R+W>N observations: RunMany's floor on
