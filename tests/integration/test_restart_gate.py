@@ -3,10 +3,19 @@ directory answers -TRYAGAIN until it has exchanged gossip with a majority of its
 members, one of them serving (or with all of them); restarted nodes that hear only each
 other stay gated until the operator opens one (ITSUKA.GATE OPEN); a whole cluster
 restarted at once gets out of the gate."""
+import os
+import subprocess
 import time
 import unittest
 
+import harness
 from harness import Cluster, RespError, info, wait_until
+
+
+def admin(node, *args):
+    exe = os.path.join(os.path.dirname(harness.ITSUKAD), "itsuka-admin")
+    return subprocess.run([exe, "--host", f"127.0.0.1:{node.port}"] + list(args),
+                          capture_output=True, timeout=30)
 
 
 def gate(node):
@@ -54,7 +63,12 @@ class RestartGate(unittest.TestCase):
         self.assertEqual(c.call("ITSUKA.GATE"), b"waiting heard=2 need=2 members=3 serving=0")
         # The operator knows n3 is the only one missing and nothing changed: opens n1;
         # n2 then hears a serving member and opens too.
-        self.assertEqual(c.call("ITSUKA.GATE", "OPEN"), "OK")
+        shown = admin(n1, "gate")
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertIn(b"membership gate: waiting heard=2 need=2 members=3 serving=0", shown.stdout)
+        opened = admin(n1, "gate", "open")  # ITSUKA.GATE OPEN
+        self.assertEqual(opened.returncode, 0, opened.stderr)
+        self.assertEqual(c.call("ITSUKA.GATE"), b"open")
         r = c.call("ITSUKA.GATE", "OPEN")
         self.assertIsInstance(r, RespError)  # open already
         c.close()
