@@ -16,7 +16,7 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 3;
+inline constexpr uint32_t kPeerProtocolVersion = 4;
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -410,6 +410,10 @@ struct GossipSyn {
 struct GossipAck {
   static constexpr MessageType kType = MessageType::kGossipAck;
   View view;
+  // The sender does not serve: it is gated after a restart or left (core/node.h,
+  // docs/DESIGN.md 4.3.1). A gated receiver counts such a peer toward its majority
+  // but does not take it as the serving member its gate needs. Added in protocol 4.
+  bool sender_gated = false;
   friend bool operator==(const GossipAck&, const GossipAck&) = default;
 };
 

@@ -60,11 +60,22 @@ MembershipGate Node::gate() const {
   for (const auto& [id, m] : gossiper_.view()) {
     if (m.status == MemberStatus::kLeft) continue;
     ++g.members;
-    if (id == self() || gate_heard_.count(id)) ++g.heard;
+    const auto heard = gate_heard_.find(id);
+    if (id == self() || heard != gate_heard_.end()) ++g.heard;
+    if (heard != gate_heard_.end() && heard->second) ++g.serving;
   }
   g.need = g.members / 2 + 1;
   return g;
 }
+
+// The gate opens on a majority of the view's active members heard, of which at least one
+// serves -- or on all of them heard, every one gated (a whole cluster restarted at once).
+// A majority of gated members alone is what stale nodes restarted together also see.
+namespace {
+bool GateOpens(const MembershipGate& g) {
+  return g.heard >= g.need && (g.serving > 0 || g.heard == g.members);
+}
+}  // namespace
 
 Status Node::Serving() const {
   if (left_) {
@@ -74,6 +85,13 @@ Status Node::Serving() const {
   }
   if (!gated_) return Status::Ok();
   const MembershipGate g = gate();
+  if (g.heard >= g.need) {
+    return Status::TryAgain("node restarted from a saved view; heard " + std::to_string(g.heard) +
+                            " of " + std::to_string(g.members) +
+                            " members, all restarted too: waiting for a member that serves, or "
+                            "for all " + std::to_string(g.members) +
+                            " (ITSUKA.GATE OPEN overrides)");
+  }
   return Status::TryAgain("node restarted from a saved view; waiting to hear from " +
                           std::to_string(g.need) + " of " + std::to_string(g.members) +
                           " members (" + std::to_string(g.heard) + " heard)");
@@ -86,16 +104,21 @@ std::string Node::GateSummary() const {
     case MembershipGate::State::kOpen: return "open";
     case MembershipGate::State::kWaiting: break;
   }
-  return "waiting heard=" + std::to_string(g.heard) + " need=" + std::to_string(g.need) +
-         " members=" + std::to_string(g.members);
+  std::string s = "waiting heard=" + std::to_string(g.heard) + " need=" + std::to_string(g.need) +
+                  " members=" + std::to_string(g.members);
+  if (g.heard >= g.need) s += " serving=0";
+  return s;
 }
 
 // A gossip message from `from` whose view holds this node at its gated incarnation: the
-// peer has heard this node since the restart, and this node hears the peer now.
-void Node::NoteGossipFrom(const std::string& from, const View& gossip) {
+// peer has heard this node since the restart, and this node hears the peer now. Only a
+// GossipAck says whether the peer serves (a Syn leaves what is known).
+void Node::NoteGossipFrom(const std::string& from, const PeerMessage& msg, const View& gossip) {
   if (!gated_ || from == self()) return;
   auto it = gossip.find(self());
-  if (it != gossip.end() && it->second.incarnation >= gate_incarnation_) gate_heard_.insert(from);
+  if (it == gossip.end() || it->second.incarnation < gate_incarnation_) return;
+  bool& serving = gate_heard_[from];
+  if (const auto* ack = std::get_if<GossipAck>(&msg)) serving = serving || !ack->sender_gated;
 }
 
 void Node::UpdateGate() {
@@ -108,12 +131,26 @@ void Node::UpdateGate() {
   }
   if (!gated_) return;
   const MembershipGate g = gate();
-  if (g.heard < g.need) return;
+  if (!GateOpens(g)) return;
   gated_ = false;
   gate_heard_.clear();
-  Log(LogLine::Level::kInfo, "membership gate open: exchanged gossip with " +
-                                 std::to_string(g.heard) + " of " + std::to_string(g.members) +
-                                 " active members (itself included); serving");
+  Log(LogLine::Level::kInfo,
+      "membership gate open: exchanged gossip with " + std::to_string(g.heard) + " of " +
+          std::to_string(g.members) + " active members (itself included; " +
+          (g.serving > 0 ? std::to_string(g.serving) + " serving" : "all of them restarted") +
+          "); serving");
+}
+
+bool Node::OpenGate() {
+  if (!gated_) return false;
+  const MembershipGate g = gate();
+  gated_ = false;
+  gate_heard_.clear();
+  Log(LogLine::Level::kWarn,
+      "membership gate opened by the operator (ITSUKA.GATE OPEN) with " + std::to_string(g.heard) +
+          " of " + std::to_string(g.members) + " active members heard: serving on the saved view");
+  ApplyView();  // transfers may start now
+  return true;
 }
 
 bool Node::RefuseClient(uint64_t client_req) {
@@ -260,10 +297,12 @@ void Node::OnGossipRound() {
     out_.flush_direct = true;
   }
   if (!gated_) return;
-  // Gated: every active member not heard from yet gets this round's gossip too, so the
-  // gate opens within about one round of the majority being reachable.
+  // Gated: every active member not heard from yet (or not known to serve) gets this
+  // round's gossip too, so the gate opens within about one round of the members it
+  // needs being reachable; the GossipAcks say whether they serve.
   for (const auto& [id, m] : gossiper_.view()) {
-    if (id == self() || id == to || m.status == MemberStatus::kLeft || gate_heard_.count(id)) continue;
+    if (id == self() || id == to || m.status == MemberStatus::kLeft) continue;
+    if (auto h = gate_heard_.find(id); h != gate_heard_.end() && h->second) continue;
     out_.direct.emplace_back(id, GossipSyn{gossiper_.view()});
     out_.flush_direct = true;
   }
@@ -281,11 +320,13 @@ void Node::OnGossip(const std::string& from, const PeerMessage& msg, int64_t now
                    " member state(s), e.g. " + why[0],
                now_ms);
   }
-  NoteGossipFrom(from, *gossip);
+  NoteGossipFrom(from, msg, *gossip);
   gossiper_.Receive(accepted);
   UpdateGate();
   ApplyView();
-  if (std::holds_alternative<GossipSyn>(msg)) out_.direct.emplace_back(from, GossipAck{gossiper_.view()});
+  if (std::holds_alternative<GossipSyn>(msg)) {
+    out_.direct.emplace_back(from, GossipAck{gossiper_.view(), gated_ || left_});
+  }
 }
 
 bool Node::Leave(const std::string& id) {

@@ -73,8 +73,12 @@
 // writes and reads, forwarded writes and CONSISTENT operations, Paxos, transfers,
 // repair requests) is refused with a reply saying so; gossip, hellos, heartbeats,
 // clock probes and the replies to its own requests (hint replay) pass, and it starts
-// no transfer and no repair. Peers that are gated themselves count, so a whole cluster
-// restarted at once gets out. A node whose own state is left (learned by gossip or
+// no transfer and no repair. Peers that are gated themselves (GossipAck::sender_gated)
+// count toward the majority, but a majority of gated peers alone opens the gate only
+// once every active member was heard: otherwise at least one heard peer must serve (a
+// whole cluster restarted at once gets out once all its members are back; stale nodes
+// restarted together do not open each other's gate). OpenGate is the operator's
+// override. A node whose own state is left (learned by gossip or
 // saved) stops serving for good: clients get kUnavailable saying it was
 // decommissioned, peer requests are refused as above, one warning is logged. A fresh
 // node (no saved view) is not gated.
@@ -186,6 +190,7 @@ struct MembershipGate {
   enum class State { kOpen, kWaiting, kLeft };
   State state = State::kOpen;
   size_t heard = 0;    // active members heard from since the restart, itself included
+  size_t serving = 0;  // of those, peers whose GossipAck said they serve (not gated)
   size_t need = 0;     // a majority of the view's active members
   size_t members = 0;  // the view's active members
 };
@@ -223,8 +228,14 @@ class Node {
   // status client requests get (kTryAgain while gated, kUnavailable once left).
   MembershipGate gate() const;
   Status Serving() const;
-  // "open", "waiting heard=1 need=3 members=4", "left": INFO's membership_gate.
+  // "open", "waiting heard=1 need=3 members=4", "waiting heard=3 need=3 members=4
+  // serving=0" (a majority heard, all of it gated), "left": INFO's membership_gate.
   std::string GateSummary() const;
+  // The operator's override (ITSUKA.GATE OPEN): opens the gate now, logged, for a
+  // cluster restarted whole with members that will never return, where the gated
+  // survivors cannot tell that from being stale (docs/DESIGN.md 4.3.1). False (and
+  // nothing changes) unless the node is gated.
+  bool OpenGate();
 
   // Applies the initial view (rings, connections). Call once, after the reachability
   // of the seeds was set (unreachable until the transport connects them).
@@ -308,7 +319,7 @@ class Node {
   void Log(LogLine::Level level, std::string text);
   bool RefuseClient(uint64_t client_req);
   bool RefusePeerRequest(const std::string& from, const PeerMessage& msg, int64_t now_ms);
-  void NoteGossipFrom(const std::string& from, const View& gossip);
+  void NoteGossipFrom(const std::string& from, const PeerMessage& msg, const View& gossip);
   void UpdateGate();
 
   NodeConfig config_;
@@ -339,7 +350,8 @@ class Node {
   bool gated_ = false;
   bool left_ = false;
   uint64_t gate_incarnation_ = 0;       // this node's incarnation when it was gated
-  std::set<std::string> gate_heard_;    // peers heard from both ways since then
+  // Peers heard from both ways since then -> whether a GossipAck of theirs said they serve.
+  std::map<std::string, bool> gate_heard_;
   std::vector<ClientResult> refused_;   // client requests refused by the gate or left
   std::optional<RepairProgress> resume_after_gate_;  // a saved repair job waiting for the gate
 };

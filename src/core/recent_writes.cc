@@ -9,6 +9,12 @@ void RecentWrites::Record(const std::string& key, const Object& obj, int64_t now
   if (options_.window_ms <= 0 || options_.max_keys == 0 || obj.empty()) return;
   Object kept = obj;
   auto it = entries_.find(key);
+  if (it != entries_.end() && now_ms - it->second.at_ms > options_.window_ms) {
+    // Outside the window (not swept yet): Get no longer returns it, so the write did not
+    // build on it; merging it in would keep its versions past the window.
+    Erase(it);
+    it = entries_.end();
+  }
   if (it != entries_.end()) {
     // Two writes of the key answered through this node (pipelined, through different
     // coordinators) may not have seen each other: keep both, unless that grows too big.

@@ -123,6 +123,18 @@ void CommandExecutor::Decommission(Session&, std::vector<std::string>& args, std
   resp::AppendSimple(out, "OK");
 }
 
+// ITSUKA.GATE: the membership gate's state; ITSUKA.GATE OPEN: the operator's override
+// for a cluster restarted whole with members that will never return (DESIGN 4.3.1).
+void CommandExecutor::Gate(Session&, std::vector<std::string>& args, std::string* out) {
+  if (admin_ == nullptr) return resp::AppendError(out, "ERR membership is not available");
+  if (args.size() == 1) return resp::AppendBulk(out, admin_->GateSummary());
+  if (args.size() != 2 || Upper(args[1]) != "OPEN") {
+    return resp::AppendError(out, "ERR syntax error: ITSUKA.GATE [OPEN]");
+  }
+  if (Status st = admin_->OpenGate(); !st.ok()) return resp::AppendError(out, "ERR " + st.message());
+  resp::AppendSimple(out, "OK");
+}
+
 void CommandExecutor::Repair(Session&, std::vector<std::string>& args, std::string* out) {
   if (admin_ == nullptr) return resp::AppendError(out, "ERR anti-entropy is not available");
   const std::string sub = Upper(args[1]);

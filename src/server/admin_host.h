@@ -1,5 +1,5 @@
 // What the admin commands (ITSUKA.MEMBERS, ITSUKA.RING, ITSUKA.DECOMMISSION,
-// ITSUKA.REPAIR and INFO's repair section, server/admin_commands.cc) need from the node
+// ITSUKA.GATE, ITSUKA.REPAIR and INFO's repair section, server/admin_commands.cc) need from the node
 // beyond what CommandExecutor already holds (the configuration, the store, the core's
 // rings and reachability): the gossiped member view, the anti-entropy driver and the
 // node's record of its runs, and the few actions those commands take.
@@ -35,6 +35,10 @@ class AdminHost {
   // is a member, neither leaving nor left, and not the last holding data.
   // Not ok when this node does not serve (gated or left: Status says why).
   virtual Status Decommission(const std::string& id) = 0;
+  // The membership gate (core/node.h): INFO's membership_gate text, and the operator's
+  // override ITSUKA.GATE OPEN (not ok, nothing changed, unless the node is gated).
+  virtual std::string GateSummary() const = 0;
+  virtual Status OpenGate() = 0;
 
   // The anti-entropy driver (read only) and the node's record of its runs.
   virtual const core::RepairDriver& Repair() const = 0;

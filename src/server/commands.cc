@@ -194,6 +194,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.members", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Members},
       {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::RingCmd},
       {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Decommission},
+      {"itsuka.gate", -1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Gate},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }

@@ -166,6 +166,7 @@ class CommandExecutor {
   void Members(Session&, std::vector<std::string>&, std::string*);
   void RingCmd(Session&, std::vector<std::string>&, std::string*);
   void Decommission(Session&, std::vector<std::string>&, std::string*);
+  void Gate(Session&, std::vector<std::string>&, std::string*);
   void Repair(Session&, std::vector<std::string>&, std::string*);
   void RepairStart(std::vector<std::string>& args, std::string* out);
   // ITSUKA.REPAIR STATUS's text (needs admin_) and INFO's repair section ("" without).

@@ -727,6 +727,15 @@ Status Node::Decommission(const std::string& id) {
   return Status::Ok();
 }
 
+Status Node::OpenGate() {
+  const std::string before = node_->GateSummary();
+  if (!node_->OpenGate()) {
+    return Status::InvalidArgument("the membership gate is not closed here (" + before + ")");
+  }
+  ApplyEffects();  // logs the core's warning
+  return Status::Ok();
+}
+
 bool Node::HasRoundWork() const {
   return !dirty_.empty() || store_->HasStaged() || node_->HasOutput();
 }

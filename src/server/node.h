@@ -64,6 +64,8 @@ class Node : public ClientHost, public AdminHost {
   // AdminHost (the admin commands, server/admin_commands.cc)
   const core::View& MemberView() const override { return node_->view(); }
   Status Decommission(const std::string& id) override;
+  std::string GateSummary() const override { return node_->GateSummary(); }
+  Status OpenGate() override;
   const core::RepairDriver& Repair() const override { return node_->repair(); }
   RepairRunState RepairRun() const override {
     const core::RepairRuns& r = node_->repair_runs();

@@ -711,9 +711,14 @@ struct Codec<core::GossipSyn> {
 
 template <>
 struct Codec<core::GossipAck> {
-  static constexpr uint32_t kFields = 1;
-  static void Pack(Packer& pk, const core::GossipAck& m) { PackView(pk, m.view); }
-  static bool Unpack(const Fields& f, core::GossipAck* m) { return ReadView(f.At(1), &m->view, f); }
+  static constexpr uint32_t kFields = 2;
+  static void Pack(Packer& pk, const core::GossipAck& m) {
+    PackView(pk, m.view);
+    pk.pack(m.sender_gated);
+  }
+  static bool Unpack(const Fields& f, core::GossipAck* m) {
+    return ReadView(f.At(1), &m->view, f) && f.Bool(2, &m->sender_gated);
+  }
 };
 
 template <>

@@ -51,15 +51,16 @@ struct GateFixture {
     (void)node->TakeOutbox(0, 0);
   }
   // `from` gossips its view; `heard_us` says whether it already holds n1's new
-  // incarnation (it heard n1 since the restart).
-  void GossipFrom(const std::string& from, bool heard_us, bool syn = false) {
+  // incarnation (it heard n1 since the restart); an Ack says whether `from` is gated.
+  void GossipFrom(const std::string& from, bool heard_us, bool syn = false,
+                  bool from_gated = false) {
     View v = node->view();
     v["n1"].incarnation = heard_us ? node->self_state().incarnation : 1;
     v[from].heartbeat += 1;
     if (syn) {
       node->OnPeerMessage(from, GossipSyn{v}, 10, 10);
     } else {
-      node->OnPeerMessage(from, GossipAck{v}, 10, 10);
+      node->OnPeerMessage(from, GossipAck{v, from_gated}, 10, 10);
     }
   }
   Status ClientGet() {
@@ -190,12 +191,136 @@ TEST(NodeGateTest, AFreshNodeAndASingleMemberViewAreNotGated) {
   EXPECT_NE(single.ClientGet().code(), Status::Code::kTryAgain);  // served (R=2 of 1 fails as usual)
 }
 
-// A whole cluster restarted at once: every node is gated, and gossip between gated
-// nodes counts, so each gets out once it heard a majority.
+// A whole cluster restarted at once: every node is gated. Gated peers count toward the
+// majority, but a majority of gated peers alone is also what stale nodes restarted
+// together see (DESIGN 4.3.1), so with no serving peer heard each node waits for every
+// active member of its view -- all back, it gets out.
 TEST(NodeGateTest, GatedPeersCountSoAWholeClusterRestartGetsOut) {
   GateFixture f(SavedView());
-  for (const char* peer : {"n2", "n3"}) f.GossipFrom(peer, true, /*syn=*/true);
+  for (const char* peer : {"n2", "n3"}) f.GossipFrom(peer, true, /*syn=*/false, /*from_gated=*/true);
+  EXPECT_EQ(f.node->GateSummary(), "waiting heard=3 need=3 members=4 serving=0");
+  Status st = f.ClientGet();
+  EXPECT_EQ(st.code(), Status::Code::kTryAgain);
+  EXPECT_EQ(st.message(),
+            "node restarted from a saved view; heard 3 of 4 members, all restarted too: waiting "
+            "for a member that serves, or for all 4 (ITSUKA.GATE OPEN overrides)");
+  f.GossipFrom("n4", true, /*syn=*/true);  // a Syn does not say whether n4 serves
   EXPECT_EQ(f.node->GateSummary(), "open");
+}
+
+// One peer that serves among the majority heard is enough: its view is the cluster's.
+TEST(NodeGateTest, AMajorityWithOneServingPeerOpensTheGate) {
+  GateFixture f(SavedView());
+  f.GossipFrom("n2", true, /*syn=*/false, /*from_gated=*/true);
+  f.GossipFrom("n3", true, /*syn=*/true);  // heard, but serving or not is unknown
+  EXPECT_EQ(f.node->GateSummary(), "waiting heard=3 need=3 members=4 serving=0");
+  EXPECT_EQ(f.node->gate().serving, 0u);
+  f.GossipFrom("n3", true, /*syn=*/false, /*from_gated=*/false);
+  EXPECT_EQ(f.node->GateSummary(), "open");
+}
+
+// The known gap of the first gate, closed: three members, two of them (n1, n2)
+// decommissioned while down through n3, restarted together and cut off from n3. They
+// are a majority of their stale view and hear each other, but both are gated, so
+// neither opens; once n3 is heard its view makes n1 left.
+TEST(NodeGateTest, TwoStaleNodesRestartedTogetherDoNotOpenEachOther) {
+  View saved;
+  for (const char* id : {"n1", "n2", "n3"}) saved[id] = Member(id);
+  GateFixture f(saved);
+  for (int i = 0; i < 3; ++i) f.GossipFrom("n2", true, /*syn=*/false, /*from_gated=*/true);
+  EXPECT_EQ(f.node->GateSummary(), "waiting heard=2 need=2 members=3 serving=0");
+  EXPECT_EQ(f.ClientGet().code(), Status::Code::kTryAgain);
+  View v = f.node->view();
+  v["n1"].incarnation = f.node->self_state().incarnation;
+  for (const char* gone : {"n1", "n2"}) {
+    v[gone].version = 3;
+    v[gone].status = MemberStatus::kLeft;
+  }
+  f.node->OnPeerMessage("n3", GossipAck{v, false}, 10, 10);
+  EXPECT_EQ(f.node->GateSummary(), "left");
+}
+
+// A gated peer whose view is newer teaches it before anything opens: here n2 knows of
+// a joiner n5, so "every member heard" now means five.
+TEST(NodeGateTest, AGatedPeersNewerViewIsLearnedBeforeTheGateOpens) {
+  GateFixture f(SavedView());
+  View v = f.node->view();
+  v["n1"].incarnation = f.node->self_state().incarnation;
+  v["n5"] = Member("n5");
+  v["n5"].version = 2;
+  v["n5"].status = MemberStatus::kJoining;
+  f.node->OnPeerMessage("n2", GossipAck{v, true}, 10, 10);
+  for (const char* peer : {"n3", "n4"}) f.GossipFrom(peer, true, /*syn=*/false, /*from_gated=*/true);
+  EXPECT_EQ(f.node->GateSummary(), "waiting heard=4 need=3 members=5 serving=0");
+  f.GossipFrom("n5", true, /*syn=*/false, /*from_gated=*/false);
+  EXPECT_EQ(f.node->GateSummary(), "open");
+}
+
+// Its GossipAcks say whether it serves: gated, then open, then left.
+TEST(NodeGateTest, ItsAcksSayWhetherItServes) {
+  GateFixture f(SavedView());
+  auto acked_gated = [&]() {
+    f.GossipFrom("n4", false, /*syn=*/true);
+    NodeOutbox out = f.node->TakeEffects();
+    for (const auto& [to, msg] : out.direct) {
+      if (const auto* ack = std::get_if<GossipAck>(&msg)) return ack->sender_gated;
+    }
+    ADD_FAILURE() << "no GossipAck";
+    return false;
+  };
+  EXPECT_TRUE(acked_gated());
+  for (const char* peer : {"n2", "n3"}) f.GossipFrom(peer, true);
+  ASSERT_EQ(f.node->GateSummary(), "open");
+  EXPECT_FALSE(acked_gated());
+  View v = f.node->view();
+  v["n1"].version = 3;
+  v["n1"].status = MemberStatus::kLeft;
+  f.node->OnPeerMessage("n2", GossipAck{v, false}, 10, 10);
+  ASSERT_EQ(f.node->GateSummary(), "left");
+  EXPECT_TRUE(acked_gated());
+}
+
+// A gated node keeps sending a Syn each round to a peer heard only by its Syns, until
+// an Ack says that peer serves.
+TEST(NodeGateTest, AGatedNodeAsksPeersNotKnownToServeEachRound) {
+  GateFixture f(SavedView());
+  f.GossipFrom("n2", true, /*syn=*/true);
+  f.GossipFrom("n3", true, /*syn=*/false, /*from_gated=*/true);
+  f.GossipFrom("n4", true, /*syn=*/false, /*from_gated=*/false);
+  ASSERT_EQ(f.node->GateSummary(), "open");  // n4 serves
+  GateFixture g(SavedView());
+  g.GossipFrom("n2", true, /*syn=*/true);
+  g.GossipFrom("n3", true, /*syn=*/false, /*from_gated=*/true);
+  (void)g.node->TakeEffects();
+  g.node->StartTicks(0);
+  g.node->Tick(g.node->config().gossip_interval_ms, 0);
+  std::set<std::string> to;
+  for (const auto& [id, msg] : g.node->TakeEffects().direct) {
+    if (std::holds_alternative<GossipSyn>(msg)) to.insert(id);
+  }
+  EXPECT_EQ(to, (std::set<std::string>{"n2", "n3", "n4"}));
+}
+
+// The operator's override opens the gate at once, logged, and only a gated node's.
+TEST(NodeGateTest, TheOperatorCanOpenTheGate) {
+  GateFixture f(SavedView());
+  f.GossipFrom("n2", true, /*syn=*/false, /*from_gated=*/true);
+  ASSERT_TRUE(f.node->OpenGate());
+  EXPECT_EQ(f.node->GateSummary(), "open");
+  EXPECT_TRUE(f.node->Serving().ok());
+  size_t said = 0;
+  for (const LogLine& l : f.node->TakeEffects().logs) {
+    said += l.level == LogLine::Level::kWarn &&
+            l.text.find("opened by the operator") != std::string::npos;
+  }
+  EXPECT_EQ(said, 1u);
+  EXPECT_FALSE(f.node->OpenGate());  // already open
+  View saved = SavedView();
+  saved["n1"].version = 3;
+  saved["n1"].status = MemberStatus::kLeft;
+  GateFixture left(saved);
+  EXPECT_FALSE(left.node->OpenGate());  // a left node stays left
+  EXPECT_EQ(left.node->GateSummary(), "left");
 }
 
 // Members the node learns are left leave the count: a node restarted after two of its

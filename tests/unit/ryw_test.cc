@@ -370,6 +370,12 @@ TEST(RecentWrites, MergesWritesOfOneKeyAndForgetsThemAfterTheWindow) {
   r.DropRound(3);
   EXPECT_TRUE(r.Get("k", 200).empty());
   EXPECT_FALSE(r.Get("j", 200).empty());
+  // An entry outside the window that was not swept yet is replaced, not merged: its
+  // versions would otherwise outlive the window (bounded by it, below the tombstone grace).
+  r.Record("e", ObjectOf("a", "old"), 300, 5);
+  r.Record("e", ObjectOf("b", "new"), 401, 6);
+  EXPECT_EQ(LiveValues(r.Get("e", 401)), std::vector<std::string>{"new"});
+  EXPECT_EQ(r.Get("e", 502).siblings.size(), 0u);
   RecentWrites off(RecentWritesOptions{4096, 1 << 20, 1 << 20, 0});
   off.Record("k", ObjectOf("a", "v1"), 0, 1);
   EXPECT_EQ(off.size(), 0u);

@@ -183,7 +183,10 @@ int Usage() {
                "  members   the gossiped member list: status, addresses, reachability\n"
                "  ring      ring version, members, partitions per member and moves in flight\n"
                "  decommission <node>   move a member's partitions away, then remove it\n"
-               "  leave [<node>]        the same; without <node>, the node --host names\n");
+               "  leave [<node>]        the same; without <node>, the node --host names\n"
+               "  gate [open]  the membership gate of a node restarted from its saved view;\n"
+               "            'open' overrides it (only when the members it waits for will\n"
+               "            never return and none changed the membership: DESIGN 4.3.1)\n");
   return 2;
 }
 
@@ -626,6 +629,21 @@ int Decommission(Connection& conn, std::string node) {
   return 0;
 }
 
+// `itsuka-admin gate [open]`: ITSUKA.GATE [OPEN].
+int Gate(Connection& conn, const std::string& arg) {
+  if (!arg.empty() && arg != "open") return Usage();
+  std::vector<std::string> cmd = {"ITSUKA.GATE"};
+  if (!arg.empty()) cmd.push_back("OPEN");
+  std::optional<Reply> r = CallOrFail(conn, cmd);
+  if (!r) return 1;
+  if (arg.empty()) {
+    std::printf("membership gate: %s\n", r->str.c_str());
+  } else {
+    std::printf("membership gate opened by the operator: the node serves on its saved view\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -657,7 +675,7 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
-  const bool takes_arg = command == "decommission" || command == "leave";
+  const bool takes_arg = command == "decommission" || command == "leave" || command == "gate";
   if (command != "status" && command != "repair" && command != "hints" && command != "members" &&
       command != "ring" && !takes_arg) {
     return Usage();
@@ -684,6 +702,7 @@ int main(int argc, char** argv) {
   if (command == "hints") return Hints(conn, json);
   if (command == "members") return Members(conn, json);
   if (command == "ring") return RingCmd(conn, json);
+  if (command == "gate") return Gate(conn, arg);
   if (takes_arg) return Decommission(conn, arg);
   return Status(conn, json);
 }
