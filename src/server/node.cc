@@ -34,6 +34,7 @@ Node::Node(const Config& config)
 
 Node::~Node() {
   clients_.clear();
+  metrics_http_.reset();
   listener_.reset();
   tls_listener_.reset();
   peers_.reset();
@@ -344,7 +345,37 @@ Status Node::OpenListeners() {
     if (!listener.ok()) return Status::IOError("tls.port: " + listener.status().message());
     tls_listener_ = std::move(listener).value();
   }
+  if (config_.metrics_port != 0) {
+    Result<std::unique_ptr<MetricsHttp>> m = MetricsHttp::Listen(
+        loop_, config_.bind, static_cast<int>(config_.metrics_port), [this] { return Metrics(); });
+    if (!m.ok()) return Status::IOError("metrics.port: " + m.status().message());
+    metrics_http_ = std::move(m).value();
+    LOG_INFO << "metrics: Prometheus text on http://" << config_.bind << ":"
+             << metrics_http_->port() << "/metrics";
+  }
   return Status::Ok();
+}
+
+std::string Node::Metrics() const {
+  MetricsWriter w;
+  w.Sample("itsuka_info", "gauge", "this node's identity (value 1)",
+           LabelPair("node_id", config_.node_id) + "," +
+               LabelPair("cluster_name", config_.cluster_name),
+           "1");
+  w.AddInfo(executor_->Info("everything"));
+  for (const auto& [key, h] : latency_.all()) {
+    w.Histogram("itsuka_command_duration_seconds",
+                "client command latency from parse to reply sent, by command and mode",
+                LabelPair("command", key.first) + "," +
+                    LabelPair("mode", CommandModeName(key.second)),
+                h);
+  }
+  return w.Text();
+}
+
+void Node::RecordLatency(const PendingReply& reply) {
+  latency_.Record(*reply.command, static_cast<CommandMode>(reply.mode),
+                  MonotonicMicros() - reply.started_us);
 }
 
 // ---- core::Node's effects and time -------------------------------------------------
@@ -737,6 +768,7 @@ void Node::OnTick() {
   stats_.instantaneous_ops_per_sec = stats_.commands_processed - commands_at_last_tick_;
   commands_at_last_tick_ = stats_.commands_processed;
   const int64_t now = loop_.NowMs();
+  if (metrics_http_) metrics_http_->Tick(now);
   if (shutting_down_) {
     if (now >= shutdown_deadline_ms_) {
       LOG_WARN << "shutdown: closing " << clients_.size() << " client(s) still sending replies";
@@ -823,6 +855,7 @@ void Node::BeginShutdown(const char* why) {
   if (node_) node_->BeginShutdown();
   shutdown_deadline_ms_ = loop_.NowMs() + config_.shutdown_timeout_s * 1000;
   LOG_INFO << why << ": shutting down; " << clients_.size() << " client(s) connected";
+  metrics_http_.reset();
   listener_.reset();
   tls_listener_.reset();
   signals_.clear();
