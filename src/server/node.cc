@@ -471,6 +471,15 @@ int Node::Run() {
   signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGINT, [this] {
     BeginShutdown("SIGINT");
   }));
+  // logrotate: move the file, then SIGHUP; the node continues in a new file.
+  signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGHUP, [] {
+    std::string error;
+    if (ReopenLog(&error)) {
+      LOG_INFO << "SIGHUP: log file reopened";
+    } else {
+      LOG_WARN << "SIGHUP: " << error << "; logging goes on to the old file";
+    }
+  }));
   ::signal(SIGPIPE, SIG_IGN);
   LOG_INFO << "itsuka node " << config_.node_id << " serving on " << config_.bind << ":"
            << port() << (tls_listener_ ? " and TLS port " + std::to_string(tls_port()) : "")
