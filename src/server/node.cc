@@ -373,6 +373,55 @@ std::string Node::Metrics() const {
   return w.Text();
 }
 
+void Node::LogStateChanges() {
+  // Hint replay, per target: starts when a target holding hints is reachable, finishes
+  // when it holds none (or becomes unreachable again, which stops the replay). Targets
+  // holding hints are remembered while unreachable, so a replay done within one tick
+  // is still logged.
+  const core::NodeCore& core = node_->core();
+  const core::HandoffStats& hs = core.handoff_stats();
+  const std::map<std::string, core::HintUsage> usage = hints_->Usage();
+  for (const auto& [target, u] : usage) {
+    if (u.keys == 0) continue;
+    ReplayLog& r = replay_log_[target];
+    if (r.started) continue;
+    r.pending = std::max<uint64_t>(r.pending, u.keys);
+    if (!core.IsReachable(target)) continue;
+    r = {u.keys, hs.replayed, hs.replay_failed, true};
+    LOG_INFO << "hint replay to " << target << " started: " << u.keys << " hints ("
+             << u.bytes << " bytes) pending";
+  }
+  for (auto it = replay_log_.begin(); it != replay_log_.end();) {
+    auto u = usage.find(it->first);
+    const uint64_t left = u == usage.end() ? 0 : u->second.keys;
+    const bool reachable = core.IsReachable(it->first);
+    ReplayLog& r = it->second;
+    if (left != 0 && (reachable || !r.started)) {
+      ++it;
+      continue;
+    }
+    if (!r.started) {
+      LOG_INFO << "hint replay to " << it->first << " started: " << r.pending << " hints pending";
+    }
+    LOG_INFO << "hint replay to " << it->first << (left == 0 ? " finished" : " stopped (unreachable)")
+             << ": " << r.pending - std::min(left, r.pending) << " of " << r.pending
+             << " hints delivered, " << left << " left (node-wide since the start: "
+             << hs.replayed - r.replayed << " replayed, " << hs.replay_failed - r.failed
+             << " replay failures)";
+    it = replay_log_.erase(it);
+  }
+  // Moves: partitions this node copies in from their old owners.
+  const size_t moving = core.TransfersPending();
+  if (moving > 0 && moves_logged_ == 0) {
+    objects_at_move_start_ = core.transferred_objects();
+    LOG_INFO << "move: copying " << moving << " partition(s) to this node started";
+  } else if (moving == 0 && moves_logged_ > 0) {
+    LOG_INFO << "move: copying partitions to this node finished: "
+             << core.transferred_objects() - objects_at_move_start_ << " objects copied";
+  }
+  moves_logged_ = moving;
+}
+
 void Node::RecordLatency(const PendingReply& reply) {
   latency_.Record(*reply.command, static_cast<CommandMode>(reply.mode),
                   MonotonicMicros() - reply.started_us);
@@ -485,6 +534,7 @@ int Node::Run() {
            << port() << (tls_listener_ ? " and TLS port " + std::to_string(tls_port()) : "")
            << " (data " << config_.data_dir << ", durability " << config_.durability
            << ")";
+  LogStateChanges();  // hints kept from before a restart are remembered from the start
   loop_.Run();
   // Anything staged by the last callbacks is committed before RocksDB closes.
   Status st = store_->Commit();
@@ -778,6 +828,7 @@ void Node::OnTick() {
   commands_at_last_tick_ = stats_.commands_processed;
   const int64_t now = loop_.NowMs();
   if (metrics_http_) metrics_http_->Tick(now);
+  LogStateChanges();
   if (shutting_down_) {
     if (now >= shutdown_deadline_ms_) {
       LOG_WARN << "shutdown: closing " << clients_.size() << " client(s) still sending replies";
