@@ -109,6 +109,12 @@ struct Config {
   // [cluster] clock offsets (members branch)
   int64_t max_clock_offset_ms = 500;  // 0: never refuse TTL writes over clock offsets
 
+  // [metrics] (issue 14)
+  int64_t metrics_port = 0;  // Prometheus GET /metrics on server.bind; 0: off
+  // [log] (issue 14)
+  int64_t log_max_bytes = 0;     // log.file past this size is renamed to <file>.1; 0: no cap
+  std::string log_format = "text";  // "text" | "json" (one JSON object a line)
+
   // Not settings: where the values came from.
   std::string config_file;
 };

@@ -61,6 +61,13 @@ struct EngineStats {
   uint64_t live_data_bytes = 0;       // estimate
   uint64_t writes = 0;                // Write() calls that succeeded
   uint64_t synced_writes = 0;         // of which fsynced
+  // RocksDB's own figures, over every column family (0 where the engine has none).
+  uint64_t memtable_bytes = 0;               // rocksdb.cur-size-all-mem-tables
+  uint64_t block_cache_bytes = 0;            // rocksdb.block-cache-usage
+  uint64_t pending_compaction_bytes = 0;     // rocksdb.estimate-pending-compaction-bytes
+  uint64_t sst_files_bytes = 0;              // rocksdb.total-sst-files-size
+  uint64_t delayed_write_rate = 0;           // rocksdb.actual-delayed-write-rate (0: no stall)
+  uint64_t write_stopped = 0;                // rocksdb.is-write-stopped (1: writes stopped)
 };
 
 class Engine {

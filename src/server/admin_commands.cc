@@ -238,6 +238,11 @@ std::string CommandExecutor::RepairInfo() const {
   s.Add("repair_bytes_moved_total", std::to_string(run.cumulative.bytes_moved));
   s.Add("repair_tombstones_purged_total", std::to_string(run.cumulative.tombstones_purged));
   s.Add("repair_partitions_failed_total", std::to_string(run.cumulative.partitions_failed));
+  // The current (or last) job's progress, for dashboards (ITSUKA.REPAIR STATUS has more).
+  const core::RepairProgress& job = admin_->Repair().progress();
+  const std::set<uint32_t> job_partitions(job.job.partitions.begin(), job.job.partitions.end());
+  s.Add("repair_job_partitions_total", std::to_string(job_partitions.size()));
+  s.Add("repair_job_partitions_finished", std::to_string(job.finished.size()));
   // When partitions were last repaired by a run this node coordinated (since it started).
   const auto& last = admin_->Repair().last_repaired();
   const int64_t now = admin_->NowMs();

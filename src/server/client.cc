@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "server/metrics.h"
 
 namespace itsuka::server {
 
@@ -66,6 +67,7 @@ void Client::OnRead(std::string_view data) {
 
 bool Client::ExecuteParsed() {
   const bool was_authenticated = session_.authenticated;
+  replies_.back().started_us = MonotonicMicros();
   host_.executor().Execute(session_, args_, replies_.back(), *this);
   if (args_.capacity() > 1024) std::vector<std::string>().swap(args_);
   reply_bytes_ += replies_.back().data.size();
@@ -161,16 +163,19 @@ void Client::Enqueue(Queued q) {
 }
 
 void Client::Get(PendingReply& reply, size_t index, const std::string& key, int r, int pr) {
+  reply.mode = std::max(reply.mode, static_cast<uint8_t>(CommandMode::kEventual));
   Enqueue(Queued{Queued::Kind::kGet, reply.seq, index, key, r, pr, true, {}, 0});
 }
 
 void Client::Put(PendingReply& reply, size_t index, const std::string& key, core::WriteSpec spec,
                  int w, int pw) {
+  reply.mode = std::max(reply.mode, static_cast<uint8_t>(CommandMode::kEventual));
   Enqueue(Queued{Queued::Kind::kPut, reply.seq, index, key, w, pw, false, std::move(spec), 0});
 }
 
 void Client::Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
                         core::WriteSpec spec) {
+  reply.mode = static_cast<uint8_t>(CommandMode::kConsistent);
   Enqueue(Queued{Queued::Kind::kConsistent, reply.seq, index, key, 0, 0, read, std::move(spec), 0});
 }
 
@@ -338,6 +343,7 @@ void Client::MoveReadyReplies() {
   const int64_t now = host_.NowMs();
   while (!replies_.empty() && replies_.front().ready() && replies_.front().not_before_ms <= now) {
     std::string& data = replies_.front().data;
+    if (replies_.front().command != nullptr) host_.RecordLatency(replies_.front());
     reply_bytes_ -= data.size();
     if (out_.empty()) {
       out_.swap(data);

@@ -65,6 +65,8 @@ class ClientHost {
                           core::WriteSpec spec, int w, int pw) = 0;
   virtual size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key,
                                  bool read, core::WriteSpec spec) = 0;
+  // A reply of a known command is handed to the socket: its latency (metrics.port).
+  virtual void RecordLatency(const PendingReply& reply) { (void)reply; }
 };
 
 class Client : private Dispatcher {

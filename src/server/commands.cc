@@ -1,6 +1,7 @@
 #include "server/commands.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <unistd.h>
 
@@ -73,6 +74,20 @@ int64_t ProcessRssBytes() {
 // One "key:value" line of INFO text.
 void Line(std::string* s, const std::string& k, const std::string& v) {
   *s += k + ":" + v + "\r\n";
+}
+
+// INFO cpu: the process's CPU seconds (getrusage), as Redis names them.
+void AppendCpuInfo(std::string* s) {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  char buf[32];
+  auto secs = [&](const struct timeval& tv) {
+    std::snprintf(buf, sizeof buf, "%ld.%06ld", static_cast<long>(tv.tv_sec),
+                  static_cast<long>(tv.tv_usec));
+    return std::string(buf);
+  };
+  Line(s, "used_cpu_sys", secs(ru.ru_stime));
+  Line(s, "used_cpu_user", secs(ru.ru_utime));
 }
 
 void ErrSyntax(std::string* out) { resp::AppendError(out, "ERR syntax error"); }
@@ -231,6 +246,7 @@ void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
     } else {
       (this->*cmd.handler)(session, args, out);
     }
+    reply.command = &cmd.name;  // the latency histogram's label (server/metrics.h)
   }
   if (out->size() > before && (*out)[before] == '-') {
     ++stats_.error_replies;
@@ -486,6 +502,7 @@ std::string CommandExecutor::Info(std::string_view section) const {
   if (add("memory")) AppendMemoryInfo(&s);
   if (add("persistence")) AppendPersistenceInfo(&s);
   if (add("stats")) AppendStatsInfo(&s);
+  if (add("cpu")) AppendCpuInfo(&s);
   if (add("cluster") && cluster_info_) s += cluster_info_();
   if (add("keyspace")) {
     uint64_t keys = store_.engine().Stats().estimated_keys;
@@ -525,7 +542,12 @@ void CommandExecutor::AppendMemoryInfo(std::string* s) const {
   stats_.allocated_peak_bytes = std::max(stats_.allocated_peak_bytes, allocated);
   Line(s, "used_memory", std::to_string(allocated));
   Line(s, "used_memory_peak", std::to_string(stats_.allocated_peak_bytes));
-  Line(s, "used_memory_rss", std::to_string(ProcessRssBytes()));
+  const int64_t rss = ProcessRssBytes();
+  Line(s, "used_memory_rss", std::to_string(rss));
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%.2f",
+                allocated > 0 ? static_cast<double>(rss) / static_cast<double>(allocated) : 0.0);
+  Line(s, "mem_fragmentation_ratio", ratio);
   Line(s, "mem_clients_normal", std::to_string(stats_.client_memory_bytes));
   Line(s, "mem_clients_normal_peak", std::to_string(stats_.client_memory_peak_bytes));
   Line(s, "maxmemory", std::to_string(config_.max_memory_bytes));
@@ -550,6 +572,12 @@ void CommandExecutor::AppendPersistenceInfo(std::string* s) const {
   Line(s, "last_corruption", store_.last_corruption().empty() ? "-" : store_.last_corruption());
   Line(s, "synced_writes", std::to_string(es.synced_writes));
   Line(s, "estimated_live_data_bytes", std::to_string(es.live_data_bytes));
+  Line(s, "rocksdb_memtable_bytes", std::to_string(es.memtable_bytes));
+  Line(s, "rocksdb_block_cache_bytes", std::to_string(es.block_cache_bytes));
+  Line(s, "rocksdb_pending_compaction_bytes", std::to_string(es.pending_compaction_bytes));
+  Line(s, "rocksdb_sst_files_bytes", std::to_string(es.sst_files_bytes));
+  Line(s, "rocksdb_delayed_write_rate", std::to_string(es.delayed_write_rate));
+  Line(s, "rocksdb_write_stopped", std::to_string(es.write_stopped));
   Line(s, "rdb_bgsave_in_progress", "0");
   Line(s, "aof_enabled", "0");
 }

@@ -37,6 +37,11 @@ struct PendingReply {
   int64_t not_before_ms = 0;  // not sent before this loop time (a failed AUTH's delay)
   std::vector<core::ClientResult> results;
   std::function<void(PendingReply&)> render;
+  // Latency (server/metrics.h): the command table's name (null for an unknown command),
+  // when it was parsed, and how it reached its data (CommandMode), set by the client.
+  const std::string* command = nullptr;
+  int64_t started_us = 0;
+  uint8_t mode = 0;
   bool ready() const { return waiting == 0; }
 };
 

@@ -108,6 +108,9 @@ const std::vector<Setting>& Settings() {
       {"tls.peers", IntSetting{&Config::tls_peers, 0, 1}},
       {"tls.handshake_timeout_ms", IntSetting{&Config::tls_handshake_timeout_ms, 100, 600000}},
       {"cluster.max_clock_offset_ms", IntSetting{&Config::max_clock_offset_ms, 0, 86400000}},
+      {"metrics.port", IntSetting{&Config::metrics_port, 0, 65535}},
+      {"log.max_bytes", IntSetting{&Config::log_max_bytes, 0, 1LL << 50}},
+      {"log.format", StringSetting{&Config::log_format, {"text", "json"}}},
   };
   return settings;
 }
@@ -330,6 +333,17 @@ Status Validate(const Config& c) {
         "with a shared secret (create one with 'itsukad --gen-secret FILE' and give every "
         "member a copy), or set cluster.insecure_no_auth = true to let anyone who can reach "
         "the peer port in");
+  }
+  if (c.metrics_port != 0) {
+    const bool clash = c.metrics_port == c.port || c.metrics_port == c.tls_port ||
+                       (!c.seeds.empty() && c.metrics_port == EffectivePeerPort(c));
+    if (clash) {
+      return Status::InvalidArgument("setting 'metrics.port': " + std::to_string(c.metrics_port) +
+                                     " is the client, TLS or peer port too");
+    }
+  }
+  if (c.log_max_bytes != 0 && c.log_max_bytes < 4096) {
+    return Status::InvalidArgument("setting 'log.max_bytes' must be 0 (no cap) or at least 4096");
   }
   return ValidateTls(c);
 }

@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(config->log_level, &level);
   std::string log_error;
-  if (!InitLogging(level, config->log_file, &log_error)) {
+  const LogFormat format = config->log_format == "json" ? LogFormat::kJson : LogFormat::kText;
+  if (!InitLogging(level, config->log_file, &log_error, format, config->log_max_bytes)) {
     std::fprintf(stderr, "itsukad: setting 'log.file': %s\n", log_error.c_str());
     return 2;
   }

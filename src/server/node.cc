@@ -34,6 +34,7 @@ Node::Node(const Config& config)
 
 Node::~Node() {
   clients_.clear();
+  metrics_http_.reset();
   listener_.reset();
   tls_listener_.reset();
   peers_.reset();
@@ -371,7 +372,86 @@ Status Node::OpenListeners() {
     if (!listener.ok()) return Status::IOError("tls.port: " + listener.status().message());
     tls_listener_ = std::move(listener).value();
   }
+  if (config_.metrics_port != 0) {
+    Result<std::unique_ptr<MetricsHttp>> m = MetricsHttp::Listen(
+        loop_, config_.bind, static_cast<int>(config_.metrics_port), [this] { return Metrics(); });
+    if (!m.ok()) return Status::IOError("metrics.port: " + m.status().message());
+    metrics_http_ = std::move(m).value();
+    LOG_INFO << "metrics: Prometheus text on http://" << config_.bind << ":"
+             << metrics_http_->port() << "/metrics";
+  }
   return Status::Ok();
+}
+
+std::string Node::Metrics() const {
+  MetricsWriter w;
+  w.Sample("itsuka_info", "gauge", "this node's identity (value 1)",
+           LabelPair("node_id", config_.node_id) + "," +
+               LabelPair("cluster_name", config_.cluster_name),
+           "1");
+  w.AddInfo(executor_->Info("everything"));
+  for (const auto& [key, h] : latency_.all()) {
+    w.Histogram("itsuka_command_duration_seconds",
+                "client command latency from parse to reply sent, by command and mode",
+                LabelPair("command", key.first) + "," +
+                    LabelPair("mode", CommandModeName(key.second)),
+                h);
+  }
+  return w.Text();
+}
+
+void Node::LogStateChanges() {
+  // Hint replay, per target: starts when a target holding hints is reachable, finishes
+  // when it holds none (or becomes unreachable again, which stops the replay). Targets
+  // holding hints are remembered while unreachable, so a replay done within one tick
+  // is still logged.
+  const core::NodeCore& core = node_->core();
+  const core::HandoffStats& hs = core.handoff_stats();
+  const std::map<std::string, core::HintUsage> usage = hints_->Usage();
+  for (const auto& [target, u] : usage) {
+    if (u.keys == 0) continue;
+    ReplayLog& r = replay_log_[target];
+    if (r.started) continue;
+    r.pending = std::max<uint64_t>(r.pending, u.keys);
+    if (!core.IsReachable(target)) continue;
+    r = {u.keys, hs.replayed, hs.replay_failed, true};
+    LOG_INFO << "hint replay to " << target << " started: " << u.keys << " hints ("
+             << u.bytes << " bytes) pending";
+  }
+  for (auto it = replay_log_.begin(); it != replay_log_.end();) {
+    auto u = usage.find(it->first);
+    const uint64_t left = u == usage.end() ? 0 : u->second.keys;
+    const bool reachable = core.IsReachable(it->first);
+    ReplayLog& r = it->second;
+    if (left != 0 && (reachable || !r.started)) {
+      ++it;
+      continue;
+    }
+    if (!r.started) {
+      LOG_INFO << "hint replay to " << it->first << " started: " << r.pending << " hints pending";
+    }
+    LOG_INFO << "hint replay to " << it->first << (left == 0 ? " finished" : " stopped (unreachable)")
+             << ": " << r.pending - std::min(left, r.pending) << " of " << r.pending
+             << " hints delivered, " << left << " left (node-wide since the start: "
+             << hs.replayed - r.replayed << " replayed, " << hs.replay_failed - r.failed
+             << " replay failures)";
+    it = replay_log_.erase(it);
+  }
+  // Moves: partitions this node copies in from their old owners.
+  const size_t moving = core.TransfersPending();
+  if (moving > 0 && moves_logged_ == 0) {
+    objects_at_move_start_ = core.transferred_objects();
+    LOG_INFO << "move: copying " << moving << " partition(s) to this node started";
+  } else if (moving == 0 && moves_logged_ > 0) {
+    LOG_INFO << "move: copying partitions to this node finished: "
+             << core.transferred_objects() - objects_at_move_start_ << " objects copied";
+  }
+  moves_logged_ = moving;
+}
+
+void Node::RecordLatency(const PendingReply& reply) {
+  latency_.Record(*reply.command, static_cast<CommandMode>(reply.mode),
+                  MonotonicMicros() - reply.started_us);
 }
 
 // ---- core::Node's effects and time -------------------------------------------------
@@ -467,11 +547,21 @@ int Node::Run() {
   signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGINT, [this] {
     BeginShutdown("SIGINT");
   }));
+  // logrotate: move the file, then SIGHUP; the node continues in a new file.
+  signals_.push_back(std::make_unique<net::SignalWatcher>(loop_, SIGHUP, [] {
+    std::string error;
+    if (ReopenLog(&error)) {
+      LOG_INFO << "SIGHUP: log file reopened";
+    } else {
+      LOG_WARN << "SIGHUP: " << error << "; logging goes on to the old file";
+    }
+  }));
   ::signal(SIGPIPE, SIG_IGN);
   LOG_INFO << "itsuka node " << config_.node_id << " serving on " << config_.bind << ":"
            << port() << (tls_listener_ ? " and TLS port " + std::to_string(tls_port()) : "")
            << " (data " << config_.data_dir << ", durability " << config_.durability
            << ")";
+  LogStateChanges();  // hints kept from before a restart are remembered from the start
   loop_.Run();
   // Anything staged by the last callbacks is committed before RocksDB closes.
   Status st = store_->Commit();
@@ -775,6 +865,8 @@ void Node::OnTick() {
   stats_.instantaneous_ops_per_sec = stats_.commands_processed - commands_at_last_tick_;
   commands_at_last_tick_ = stats_.commands_processed;
   const int64_t now = loop_.NowMs();
+  if (metrics_http_) metrics_http_->Tick(now);
+  LogStateChanges();
   if (shutting_down_) {
     if (now >= shutdown_deadline_ms_) {
       LOG_WARN << "shutdown: closing " << clients_.size() << " client(s) still sending replies";
@@ -862,6 +954,7 @@ void Node::BeginShutdown(const char* why) {
   if (node_) node_->BeginShutdown();
   shutdown_deadline_ms_ = loop_.NowMs() + config_.shutdown_timeout_s * 1000;
   LOG_INFO << why << ": shutting down; " << clients_.size() << " client(s) connected";
+  metrics_http_.reset();
   listener_.reset();
   tls_listener_.reset();
   signals_.clear();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -19,6 +20,8 @@
 #include "server/admin_host.h"
 #include "server/client.h"
 #include "server/gossip_membership.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/peers.h"
 #include "server/commands.h"
 #include "server/stats.h"
@@ -60,6 +63,7 @@ class Node : public ClientHost, public AdminHost {
                   int w, int pw) override;
   size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
                          core::WriteSpec spec) override;
+  void RecordLatency(const PendingReply& reply) override;
 
   // AdminHost (the admin commands, server/admin_commands.cc)
   const core::View& MemberView() const override { return node_->view(); }
@@ -123,6 +127,11 @@ class Node : public ClientHost, public AdminHost {
   // TLS: loads the certificates of tls.port and tls.peers (errors name the file).
   Status OpenTls();
   std::string TlsInfo() const;
+  // The metrics.port page (server/metrics.h): INFO's figures and the latency histograms.
+  std::string Metrics() const;
+  // Once a second: logs at INFO each hint replay's start and finish per target, and the
+  // start and finish of partition copies to this node (each transition once).
+  void LogStateChanges();
   // Peer messages go to core::Node (admission, routing, gossip); a frame whose values
   // the decoder refused (wire::DecodePeerMessage kInvalidArgument) too, as refused.
   void OnPeerMessage(const std::string& from, const core::PeerMessage& msg);
@@ -151,6 +160,17 @@ class Node : public ClientHost, public AdminHost {
   std::shared_ptr<net::TlsContext> client_tls_;  // tls.port's, or null
   std::shared_ptr<net::TlsContext> peer_tls_;    // tls.peers', or null
   std::unique_ptr<net::TcpListener> tls_listener_;
+  CommandLatency latency_;
+  std::unique_ptr<MetricsHttp> metrics_http_;  // metrics.port, or null
+  // LogStateChanges' memory: replays logged as started (target -> hints pending then
+  // and the node-wide replayed/failed counters then), partition copies last seen.
+  struct ReplayLog {
+    uint64_t pending = 0, replayed = 0, failed = 0;
+    bool started = false;  // logged as started (the counters are as of then)
+  };
+  std::map<std::string, ReplayLog> replay_log_;
+  size_t moves_logged_ = 0;
+  uint64_t objects_at_move_start_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::vector<uint64_t> dirty_;
   std::unordered_set<uint64_t> watched_;  // clients polled after each round of I/O

@@ -109,6 +109,14 @@ class RocksEngine : public Engine {
     db_->GetIntProperty(cf(Column::kData), "rocksdb.estimate-live-data-size", &s.live_data_bytes);
     s.writes = writes_;
     s.synced_writes = synced_writes_;
+    db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &s.memtable_bytes);
+    // One block cache is shared by every column family: read it once.
+    db_->GetIntProperty(cf(Column::kData), "rocksdb.block-cache-usage", &s.block_cache_bytes);
+    db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes",
+                                  &s.pending_compaction_bytes);
+    db_->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &s.sst_files_bytes);
+    db_->GetIntProperty("rocksdb.actual-delayed-write-rate", &s.delayed_write_rate);
+    db_->GetIntProperty("rocksdb.is-write-stopped", &s.write_stopped);
     return s;
   }
 

@@ -118,6 +118,17 @@ class HintedHandoff(unittest.TestCase):
         wait_until(lambda: info(n1, "handoff")["hints_stored"] == "0", timeout=60, interval=0.2,
                    what="node1 to replay its hints after its restart")
         self.assertEqual(info(n1, "handoff")["hints_replayed"], "1000")
+
+        # The replay's start and finish are logged once each, with the counts.
+        def log():
+            with open(n1.log_path, errors="replace") as f:
+                return f.read()
+        wait_until(lambda: "hint replay to node3 finished" in log(), timeout=10,
+                   what="the replay finish in node1 log")
+        text = log()
+        self.assertIn("hint replay to node3 started: 1000 hints", text)
+        self.assertIn("hint replay to node3 finished: 1000 of 1000 hints delivered, 0 left", text)
+        self.assertEqual(text.count("hint replay to node3 finished"), 1)
         n1.stop()
         n2.stop()
         replies = pipelined(n3, [("GET", f"r:{i}", "R", "1") for i in range(1000)])
