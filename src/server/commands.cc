@@ -468,6 +468,14 @@ void CommandExecutor::AppendPersistenceInfo(std::string* s) const {
   Line(s, "commits", std::to_string(store_.commits()));
   Line(s, "committed_keys", std::to_string(store_.committed_keys()));
   Line(s, "failed_commits", std::to_string(store_.failed_commits()));
+  // The cache of committed objects (storage.object_cache_mb).
+  const ObjectCache& oc = store_.object_cache();
+  Line(s, "object_cache_bytes", std::to_string(oc.bytes()));
+  Line(s, "object_cache_max_bytes", std::to_string(oc.max_bytes()));
+  Line(s, "object_cache_entries", std::to_string(oc.entries()));
+  Line(s, "object_cache_hits", std::to_string(oc.hits()));
+  Line(s, "object_cache_misses", std::to_string(oc.misses()));
+  Line(s, "object_cache_evictions", std::to_string(oc.evictions()));
   // Corruption (README "Corruption and I/O errors").
   Line(s, "storage_corruptions", std::to_string(store_.corruptions()));
   Line(s, "wal_corruptions", std::to_string(store_.wal_corruptions()));
