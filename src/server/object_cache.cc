@@ -1,8 +1,13 @@
 #include "server/object_cache.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace itsuka::server {
+
+ObjectCache::ObjectCache(size_t max_bytes) : max_bytes_(max_bytes) {
+  map_.reserve(std::min<size_t>(max_bytes / 512, size_t{1} << 20));
+}
 
 const ObjectCache::Entry* ObjectCache::Find(std::string_view key) {
   auto it = map_.find(key);

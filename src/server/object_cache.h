@@ -46,7 +46,9 @@ class ObjectCache {
   // strings' headers): an estimate, so the bound tracks real memory for small objects.
   static constexpr size_t kEntryOverhead = 160;
 
-  explicit ObjectCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // Reserves hash buckets for the entries of small objects that fit (growing the table
+  // entry by entry rehashed it over and over on a fresh node's write path).
+  explicit ObjectCache(size_t max_bytes);
   ObjectCache(const ObjectCache&) = delete;
   ObjectCache& operator=(const ObjectCache&) = delete;
 
