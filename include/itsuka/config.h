@@ -51,6 +51,8 @@ struct Config {
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;
   int64_t write_buffer_mb = 64;
+  // Bound of the cache of committed objects (server/object_cache.h), in MiB; 0: off.
+  int64_t object_cache_mb = 32;
   // 1: start even if the write-ahead log is corrupted before its tail, with what is
   // readable (the node then holds itself not authoritative until repaired).
   int64_t allow_wal_corruption = 0;

@@ -1,5 +1,6 @@
 #include "server/commands.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sys/resource.h>
 
@@ -52,10 +53,22 @@ void ErrWrongArgs(const std::string& name, std::string* out) {
   resp::AppendError(out, "ERR wrong number of arguments for '" + Lower(name) + "' command");
 }
 
-// Heap bytes the allocator has handed out and not got back (glibc: small blocks plus
-// mmapped ones), which is what Redis calls used_memory; RocksDB's memtables and block
-// cache are in it.
+// Heap bytes the allocator has handed out and not got back, which is what Redis calls
+// used_memory; RocksDB's memtables and block cache are in it. With jemalloc (itsukad's
+// allocator, found at run time so that binaries without it still link) its
+// "stats.allocated"; otherwise glibc's small blocks plus mmapped ones.
 int64_t AllocatedBytes() {
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  static const Mallctl mallctl = reinterpret_cast<Mallctl>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl != nullptr) {
+    uint64_t epoch = 1;
+    size_t allocated = 0, len = sizeof(epoch);
+    mallctl("epoch", &epoch, &len, &epoch, sizeof(epoch));  // refreshes the statistics
+    len = sizeof(allocated);
+    if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) == 0) {
+      return static_cast<int64_t>(allocated);
+    }
+  }
   const struct mallinfo2 mi = ::mallinfo2();
   return static_cast<int64_t>(mi.uordblks + mi.hblkhd);
 }
@@ -565,6 +578,14 @@ void CommandExecutor::AppendPersistenceInfo(std::string* s) const {
   Line(s, "commits", std::to_string(store_.commits()));
   Line(s, "committed_keys", std::to_string(store_.committed_keys()));
   Line(s, "failed_commits", std::to_string(store_.failed_commits()));
+  // The cache of committed objects (storage.object_cache_mb).
+  const ObjectCache& oc = store_.object_cache();
+  Line(s, "object_cache_bytes", std::to_string(oc.bytes()));
+  Line(s, "object_cache_max_bytes", std::to_string(oc.max_bytes()));
+  Line(s, "object_cache_entries", std::to_string(oc.entries()));
+  Line(s, "object_cache_hits", std::to_string(oc.hits()));
+  Line(s, "object_cache_misses", std::to_string(oc.misses()));
+  Line(s, "object_cache_evictions", std::to_string(oc.evictions()));
   // Corruption (README "Corruption and I/O errors").
   Line(s, "storage_corruptions", std::to_string(store_.corruptions()));
   Line(s, "wal_corruptions", std::to_string(store_.wal_corruptions()));

@@ -75,6 +75,7 @@ const std::vector<Setting>& Settings() {
       {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
+      {"storage.object_cache_mb", IntSetting{&Config::object_cache_mb, 0, 1LL << 20}},
       // Corruption and I/O errors (README "Corruption and I/O errors").
       {"storage.allow_wal_corruption", IntSetting{&Config::allow_wal_corruption, 0, 1}},
       {"storage.min_free_mb", IntSetting{&Config::min_free_mb, 0, 1LL << 30}},

@@ -216,7 +216,8 @@ Status Node::CheckClusterId(const PeerIdentity& identity) {
 }
 
 Status Node::OpenStore() {
-  store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync");
+  store_ = std::make_unique<Store>(*engine_, config_.durability == "fsync",
+                                   static_cast<size_t>(config_.object_cache_mb) << 20);
   stats_.start_wall_ms = clock_.WallMs();
   stats_.start_mono_ms = clock_.MonotonicMs();
   if (config_.unsafe_ack_before_quorum != 0) {

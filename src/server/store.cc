@@ -122,6 +122,15 @@ Result<core::Object> Store::Read(std::string_view key) {
       return it->second;
     }
   }
+  if (const ObjectCache::Entry* e = cache_.Find(key)) {
+    for (const core::Sibling& s : e->obj.siblings) bytes_read_ += s.value.size();
+    if (partitions_ != 0) {
+      last_read_key_.assign(key);
+      last_read_ = e->index;
+      last_read_valid_ = true;
+    }
+    return e->obj;
+  }
   std::string bytes;
   last_read_valid_ = false;
   Status st = engine_.Get(Column::kData, key, &bytes);
@@ -132,6 +141,7 @@ Result<core::Object> Store::Read(std::string_view key) {
       last_read_ = IndexValue();
       last_read_valid_ = true;
     }
+    cache_.Put(key, core::Object(), IndexValue());
     return core::Object();
   }
   size_t dropped = 0;
@@ -159,10 +169,14 @@ Result<core::Object> Store::Read(std::string_view key) {
     Stage(key, *obj);
     return obj;
   }
-  if (obj.ok() && partitions_ != 0) {
-    last_read_key_.assign(key);
-    last_read_ = Describe(*obj);
-    last_read_valid_ = true;
+  if (obj.ok()) {
+    const IndexValue described = partitions_ != 0 ? Describe(*obj) : IndexValue();
+    if (partitions_ != 0) {
+      last_read_key_.assign(key);
+      last_read_ = described;
+      last_read_valid_ = true;
+    }
+    cache_.Put(key, *obj, described);
   }
   return obj;
 }
@@ -372,11 +386,14 @@ Status Store::Commit() {
     uint64_t hash, old_digest, new_digest;
   };
   std::vector<TreeUpdate> updates;
+  std::vector<IndexValue> described;  // each staged object's index entry, in staged_ order
+  described.reserve(staged_.size());
   WriteBatch batch;
   size_t deletes = 0;
   // Everything staged goes in one batch or not at all: on any failure the staged
   // objects, hints and Paxos state of this round are discarded together.
   auto fail = [&](Status st) {
+    DropFromCache();
     staged_.clear();
     staged_base_.clear();
     staged_paxos_.clear();
@@ -391,13 +408,17 @@ Status Store::Commit() {
     } else {
       batch.Put(Column::kData, key, wire::EncodeObject(obj));
     }
-    if (partitions_ == 0) continue;
+    if (partitions_ == 0) {
+      described.push_back(IndexValue());
+      continue;
+    }
     const uint64_t h = Hash64(key);
     const uint32_t p = PartitionOf(h, partitions_);
     const uint32_t leaf = core::MerkleLeafOf(h, depth_);
     IndexValue old_v;
     if (Status st = PreviousIndexEntry(key, p, leaf, &old_v); !st.ok()) return fail(st);
     const IndexValue new_v = Describe(obj);
+    described.push_back(new_v);
     IndexOps(&batch, p, leaf, key, old_v, new_v);
     updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest});
   }
@@ -417,11 +438,15 @@ Status Store::Commit() {
       if (!trees_[u.partition]) trees_[u.partition] = std::make_unique<core::MerkleTree>(depth_);
       trees_[u.partition]->Update(*u.key, u.hash, u.old_digest, u.new_digest);
     }
+    size_t i = 0;
+    for (auto& [key, obj] : staged_) cache_.Put(key, std::move(obj), described[i++]);
     ++commits_;
     committed_keys_ += n;
     purged_keys_ += deletes;
     suspect_dirty_ = false;
   } else {
+    // Whatever the engine holds now for these keys, the next read takes it from there.
+    DropFromCache();
     ++failed_commits_;
   }
   staged_.clear();
@@ -429,8 +454,13 @@ Status Store::Commit() {
   return st;
 }
 
+void Store::DropFromCache() {
+  for (const auto& [key, obj] : staged_) cache_.Erase(key);
+}
+
 Status Store::EnableMerkle(uint32_t partitions) {
   if (partitions == 0) return Status::InvalidArgument("partitions must be at least 1");
+  cache_.Clear();  // its index entries were described without a ring (and indexing may drop keys)
   partitions_ = partitions;
   depth_ = core::MerkleDepthFor(partitions);
   trees_.clear();

@@ -23,6 +23,13 @@
 // recovered with loss makes every partition suspect (MarkAllSuspect). The suspect set
 // is kept in the meta column ("corrupt/suspect") and reloaded by EnableMerkle.
 //
+// Object cache (server/object_cache.h): Read serves a key's committed object from a
+// bounded in-memory cache when it holds it, so a replica's read-before-write usually
+// needs no RocksDB lookup. Commit fills the cache with what it wrote once the batch is
+// durable and drops the round's keys if the write failed; it never holds staged state.
+// A cached key's stored bytes are not re-read (and so not re-checked) while it stays
+// cached: the copy served is the one committed.
+//
 // Thread-compatible: used from the event-loop thread only.
 #pragma once
 
@@ -42,20 +49,20 @@
 #include "itsuka/engine.h"
 #include "itsuka/status.h"
 #include "server/hint_table.h"
+#include "server/object_cache.h"
 
 namespace itsuka::server {
 
 class Store : public core::NodeStore {
  public:
-  // An anti-entropy index entry: the digest of a key's object and its tombstone facts.
-  struct IndexEntry {
-    uint64_t digest = 0;
-    bool tombstone_only = false;  // tombstones and expiring values only (core::PurgeCandidate)
-    int64_t newest_ms = 0;
-  };
-  Store(Engine& engine, bool sync) : engine_(engine), sync_(sync) {}
+  using IndexEntry = server::IndexEntry;
+  static constexpr size_t kDefaultObjectCacheBytes = 32u << 20;
+  // `object_cache_bytes` bounds the cache of committed objects (0: none).
+  Store(Engine& engine, bool sync, size_t object_cache_bytes = kDefaultObjectCacheBytes)
+      : engine_(engine), sync_(sync), cache_(object_cache_bytes) {}
 
-  // The key's object (empty if absent). kCorruption if the stored bytes do not decode.
+  // The key's object (empty if absent): the staged one, else the cached committed one,
+  // else the engine's. kCorruption if the stored bytes do not decode.
   Result<core::Object> Read(std::string_view key) override;
   // Replaces the key's object at the next Commit.
   void Stage(std::string_view key, core::Object obj) override;
@@ -88,6 +95,7 @@ class Store : public core::NodeStore {
   uint64_t bytes_read() const { return bytes_read_; }
   uint64_t committed_keys() const { return committed_keys_; }
   uint64_t failed_commits() const { return failed_commits_; }
+  const ObjectCache& object_cache() const { return cache_; }
 
   // Turns on the Merkle trees for a ring of `partitions`: builds the index if this
   // data directory has none yet (one scan of the data), then rebuilds the trees from it.
@@ -153,6 +161,7 @@ class Store : public core::NodeStore {
   IndexEntry last_read_;
   bool last_read_valid_ = false;
   std::unordered_map<std::string, IndexEntry> staged_base_;  // key -> entry before this round
+  ObjectCache cache_;  // committed objects (see object_cache.h)
   int64_t index_build_ms_ = 0;
   int64_t rebuild_ms_ = 0;
   uint64_t purged_keys_ = 0;
@@ -168,6 +177,8 @@ class Store : public core::NodeStore {
   // EnableMerkle's steps: drop the anti-entropy index and index every key again (then
   // record `format`); build the trees from the index; load the suspect partitions.
   Status RebuildIndex(const std::string& format);
+  // Drops the staged keys from the object cache (after a failed commit).
+  void DropFromCache();
   Status LoadTrees();
   Status LoadSuspect();
   std::set<uint32_t> suspect_;

@@ -142,7 +142,9 @@ TEST(Store, AChecksumFailureMakesThePartitionSuspectUntilARepairAndSurvivesARest
   BadBlockEngine engine;
   uint32_t p = 0;
   {
-    Store store(engine, false);
+    // No object cache: it would serve the committed copy of "bad" without reading the
+    // block that went bad (see ACachedKeyIsServedFromMemory... below).
+    Store store(engine, false, /*object_cache_bytes=*/0);
     ASSERT_TRUE(store.EnableMerkle(16).ok());
     store.Stage("bad", Obj("1"));
     ASSERT_TRUE(store.Commit().ok());
@@ -193,6 +195,102 @@ TEST(Store, MarkAllSuspectCoversEveryPartitionAndIsSavedAtOnce) {
   ASSERT_TRUE(store.EnableMerkle(8).ok());
   EXPECT_EQ(store.suspect().size(), 8u);
   EXPECT_FALSE(store.Authoritative("anything"));
+}
+
+// Counts data lookups; fails writes while `fail` is set.
+class CountingEngine : public storage::MemEngine {
+ public:
+  Status Get(Column column, std::string_view key, std::string* value) override {
+    if (column == Column::kData) ++data_gets;
+    return MemEngine::Get(column, key, value);
+  }
+  Status Write(const WriteBatch& batch, bool sync) override {
+    if (fail) return Status::IOError("disk on fire");
+    return MemEngine::Write(batch, sync);
+  }
+  int data_gets = 0;
+  bool fail = false;
+};
+
+TEST(Store, ACommittedObjectIsReadBackFromTheCacheWithoutALookup) {
+  CountingEngine engine;
+  Store store(engine, false);
+  ASSERT_TRUE(store.EnableMerkle(16).ok());
+  store.Stage("k", Obj("1"));
+  ASSERT_TRUE(store.Commit().ok());
+  const int gets = engine.data_gets;
+  EXPECT_EQ(store.Read("k")->siblings[0].value, "1");
+  EXPECT_EQ(store.Read("absent-but-read-twice")->siblings.size(), 0u);
+  EXPECT_EQ(store.Read("absent-but-read-twice")->siblings.size(), 0u);  // a cached absence
+  EXPECT_EQ(engine.data_gets, gets + 1);
+  EXPECT_EQ(store.object_cache().hits(), 2u);
+  EXPECT_GT(store.object_cache().bytes(), 0u);
+  EXPECT_LE(store.object_cache().bytes(), store.object_cache().max_bytes());
+}
+
+TEST(Store, AFailedCommitLeavesNoStagedStateInTheCache) {
+  CountingEngine engine;
+  Store store(engine, false);
+  ASSERT_TRUE(store.EnableMerkle(16).ok());
+  store.Stage("k", Obj("old"));
+  ASSERT_TRUE(store.Commit().ok());
+  ASSERT_EQ(store.Read("k")->siblings[0].value, "old");  // cached
+  engine.fail = true;
+  store.Stage("k", Obj("new"));
+  store.Stage("fresh", Obj("x"));
+  EXPECT_FALSE(store.Commit().ok());
+  engine.fail = false;
+  EXPECT_EQ(store.Read("k")->siblings[0].value, "old");  // what the engine holds
+  EXPECT_TRUE(store.Read("fresh")->empty());
+  EXPECT_EQ(store.failed_commits(), 1u);
+}
+
+TEST(Store, TheCacheDoesNotOutliveARestartAndKeepsTheTreeRight) {
+  CountingEngine engine;
+  uint64_t root = 0;
+  {
+    Store store(engine, false);
+    ASSERT_TRUE(store.EnableMerkle(4).ok());
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 50; ++i) {
+        const std::string key = "k" + std::to_string(i);
+        core::Object base = store.Read(key).value();  // from the cache after round 0
+        store.Stage(key, core::ApplyWrite(base, base.clock, "n1",
+                                          core::NewVersion{false, std::to_string(round), 0, 0},
+                                          core::ObjectLimits{})
+                             .value());
+      }
+      ASSERT_TRUE(store.Commit().ok());
+    }
+    root = store.Tree(store.PartitionOfKey("k7"))->root();
+    EXPECT_EQ(store.merkle_keys(), 50u);
+  }
+  // The trees as rebuilt from the index at start match those kept up by the commits
+  // that took their previous index entries from the cache.
+  Store store(engine, false);
+  ASSERT_TRUE(store.EnableMerkle(4).ok());
+  EXPECT_EQ(store.object_cache().entries(), 0u);
+  EXPECT_EQ(store.Tree(store.PartitionOfKey("k7"))->root(), root);
+  EXPECT_EQ(store.merkle_keys(), 50u);
+  EXPECT_EQ(store.Read("k7")->siblings[0].value, "2");
+}
+
+TEST(Store, ACachedKeyIsServedFromMemoryUntilEvictedEvenIfItsBlockGoesBad) {
+  // The documented trade: the committed copy in the cache is served; the bad block is
+  // found when the key is next read from the engine (here: with no cache, as after a
+  // restart or an eviction).
+  BadBlockEngine engine;
+  Store store(engine, false);
+  ASSERT_TRUE(store.EnableMerkle(16).ok());
+  store.Stage("bad", Obj("1"));
+  ASSERT_TRUE(store.Commit().ok());
+  engine.healed = false;
+  EXPECT_EQ(store.Read("bad")->siblings[0].value, "1");
+  EXPECT_EQ(store.corruptions(), 0u);
+  Store restarted(engine, false);
+  ASSERT_TRUE(restarted.EnableMerkle(16).ok());
+  EXPECT_TRUE(restarted.Read("bad")->empty());
+  EXPECT_EQ(restarted.corruptions(), 1u);
 }
 
 }  // namespace
