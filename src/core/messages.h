@@ -101,6 +101,10 @@ struct ReplicaWriteAck {
   friend bool operator==(const ReplicaWriteAck&, const ReplicaWriteAck&) = default;
 };
 
+// Read `key`. digest_only: the coordinator holds a copy whose ObjectDigest
+// (core/merkle.h) is `digest` (0: it holds nothing); a replica whose own copy (with
+// its hints) has that digest answers `same` without the object, any other answers
+// with its object as for a full read (core/reads.h).
 struct ReplicaRead {
   static constexpr MessageType kType = MessageType::kReplicaRead;
   uint64_t req_id = 0;
@@ -108,6 +112,8 @@ struct ReplicaRead {
   // The sender's ownership version (OwnershipVersion of its view) when it sent this;
   // receivers fence stale senders with it (core/peer_checks.h). 0: not stamped.
   uint64_t ring_version = 0;
+  bool digest_only = false;
+  uint64_t digest = 0;
   friend bool operator==(const ReplicaRead&, const ReplicaRead&) = default;
 };
 
@@ -115,11 +121,14 @@ struct ReplicaReadReply {
   static constexpr MessageType kType = MessageType::kReplicaReadReply;
   uint64_t req_id = 0;
   bool ok = false;
-  Object object;  // empty when the replica has nothing for the key
+  Object object;  // empty when the replica has nothing for the key (or `same`)
   std::string error;
   // The answering node's ownership version (a refusal for a stale ring says how far
   // behind the asker is). 0: not stamped.
   uint64_t ring_version = 0;
+  // Answer to a digest_only read: ok, and this replica's copy has the asked digest
+  // (`object` is left empty: it is the coordinator's own).
+  bool same = false;
   friend bool operator==(const ReplicaReadReply&, const ReplicaReadReply&) = default;
 };
 

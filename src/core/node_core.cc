@@ -35,6 +35,8 @@ void NodeCore::StampSends() {
 void NodeCore::SetRings(Ring read, Ring write, uint64_t write_fingerprint) {
   // What the rooms planned on the ring in force is sent with that ring's version.
   StampSends();
+  read.CachePreferenceLists(static_cast<size_t>(std::max(ctx_.options.n, 0)));
+  write.CachePreferenceLists(static_cast<size_t>(std::max(ctx_.options.n, 0)));
   ctx_.ring = std::move(read);
   ctx_.write_ring = std::move(write);
   transfers_.Plan(write_fingerprint);

@@ -159,7 +159,9 @@ Outcome GetCoordinator::OnReply(const std::string& node, bool ok, const Object& 
   if (i < 0) return outcome_;
   if (ok) {
     replies_[i] = obj;
-    merged_ = Merge(merged_, obj);
+    // Merge is idempotent: a reply equal to the merge so far (digest reads, replicas
+    // in sync) leaves it as it is.
+    if (!(obj == merged_)) merged_ = Merge(merged_, obj);
   } else if (!obj.empty()) {
     merged_ = Merge(merged_, obj);  // no vote, but what it holds is not lost
   }
@@ -182,6 +184,14 @@ Outcome GetCoordinator::OnTime(int64_t now_ms) {
     }
   }
   return outcome_;
+}
+
+const Object* GetCoordinator::ReplyOf(const std::string& node) const {
+  const std::vector<Target>& t = quorum_.targets();
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i].node == node && quorum_.state(i) == 1) return &replies_[i];
+  }
+  return nullptr;
 }
 
 std::vector<std::string> GetCoordinator::StaleReplicas() const {

@@ -118,6 +118,9 @@ class GetCoordinator {
   Status ToStatus() const { return OutcomeStatus(outcome_, why_); }
   // The merge of every reply so far.
   const Object& merged() const { return merged_; }
+  // The object `node` answered with and which counted (ok), or nullptr. Stable for
+  // the coordinator's life (it may be passed back to OnReply for another node).
+  const Object* ReplyOf(const std::string& node) const;
   // True once every target replied or the deadline passed: repairs can be computed.
   bool done() const { return timed_out_ || quorum_.AllAnswered(); }
   // Replicas whose reply the merge supersedes (or that had nothing): they should be

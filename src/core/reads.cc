@@ -1,5 +1,7 @@
 #include "core/reads.h"
 
+#include "core/merkle.h"
+
 namespace itsuka::core {
 
 void Reads::Start(uint64_t client_req, const std::string& key, int r, int pr, int64_t now_ms) {
@@ -20,16 +22,24 @@ void Reads::Start(uint64_t client_req, const std::string& key, int r, int pr, in
     Forget(&it);
     return;
   }
+  // This node's own copy first: when it may vote, the other replicas are asked for
+  // their copy only if it differs from this one (digest reads).
+  bool self_target = false;
+  for (const Target& t : g.coord.targets()) self_target = self_target || t.node == ctx_.self;
+  Result<Object> local = self_target ? ctx_.store.Read(key) : Result<Object>(Object());
+  // A copy this node cannot vouch for is merged, but not counted toward R or PR.
+  const bool authoritative = self_target && ctx_.store.Authoritative(key);
+  const bool vote = authoritative && local.ok();
+  g.digest_only = vote;
+  const uint64_t digest = vote ? ObjectDigest(*local) : 0;
   for (const Target& t : g.coord.targets()) {
-    if (t.node != ctx_.self) ctx_.out.sends.emplace_back(t.node, ReplicaRead{req, key});
+    if (t.node != ctx_.self) {
+      ctx_.out.sends.emplace_back(t.node, ReplicaRead{req, key, 0, g.digest_only, digest});
+    }
   }
-  for (const Target& t : g.coord.targets()) {
-    if (t.node != ctx_.self) continue;
-    Result<Object> local = ctx_.store.Read(key);
-    // A copy this node cannot vouch for is merged, but not counted toward R or PR.
-    const bool vote = ctx_.store.Authoritative(key);
-    g.self_not_authoritative = !vote;
-    g.coord.OnReply(ctx_.self, local.ok() && vote, local.ok() ? *local : Object());
+  if (self_target) {
+    g.self_not_authoritative = !authoritative;
+    g.coord.OnReply(ctx_.self, vote, local.ok() ? *local : Object());
   }
   if (g.coord.outcome() != Outcome::kPending) Answer(g);
   MaybeRetire(it);
@@ -98,12 +108,28 @@ void Reads::OnReply(uint64_t req_id, const std::string& from, const ReplicaReadR
   auto it = gets_.find(req_id);
   if (it == gets_.end()) return;
   PendingGet& g = it->second;
-  if (g.coord.OnReply(from, m.ok, m.object) != Outcome::kPending) Answer(g);
+  Outcome outcome;
+  if (m.same) {
+    // The replica holds exactly this node's copy; a `same` to a full read is no answer.
+    const Object* mine = g.digest_only ? g.coord.ReplyOf(ctx_.self) : nullptr;
+    outcome = mine != nullptr && from != ctx_.self ? g.coord.OnReply(from, m.ok, *mine)
+                                                   : g.coord.OnReply(from, false, Object());
+  } else {
+    outcome = g.coord.OnReply(from, m.ok, m.object);
+  }
+  if (outcome != Outcome::kPending) Answer(g);
   MaybeRetire(it);
 }
 
 void Reads::HandleRead(const std::string& from, const ReplicaRead& m) {
   Result<Object> local = handoff_.ReadWithHints(m.key);
+  if (m.digest_only && local.ok() && ObjectDigest(*local) == m.digest &&
+      ctx_.store.Authoritative(m.key)) {
+    ReplicaReadReply same{m.req_id, true, Object(), ""};
+    same.same = true;
+    ctx_.out.sends.emplace_back(from, std::move(same));
+    return;
+  }
   if (local.ok() && !ctx_.store.Authoritative(m.key)) {
     // No vote; the object goes along so that the coordinator can still merge it.
     ctx_.out.sends.emplace_back(from, ReplicaReadReply{m.req_id, false, *local,

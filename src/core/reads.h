@@ -6,6 +6,13 @@
 //    objects, and after every target replied (or the deadline) writes the merge back to
 //    the replicas it supersedes (read repair). A copy this node cannot vouch for
 //    (LocalStore::Authoritative) is merged without a vote, and repaired too.
+//  - Digest reads: when this node is a target and its own copy votes, it reads that
+//    copy first and sends the others digest-only reads carrying the copy's
+//    ObjectDigest. A replica holding the same answers `same` (no object; it counts as
+//    a reply of this node's copy, toward R and PR alike); any other answers with its
+//    object, in the same round trip, so a mismatch is merged and repaired as before.
+//    With R=1 the answer leaves at once; the digests only feed read repair. Otherwise
+//    (no voting local copy) every target is sent a full read.
 //  - Read-your-writes: the answer also merges the object of the writes of the key this
 //    node recently acknowledged to its clients (ctx.recent), which a quorum of
 //    primaries may not hold yet (their acks were a substitute's hints).
@@ -56,6 +63,9 @@ class Reads {
     bool answered = false;
     size_t answered_bytes = 0;  // value bytes of the merged object when answered
     bool self_not_authoritative = false;  // this node's copy was merged without a vote
+    // The other replicas were sent digest reads against this node's voting copy (its
+    // reply in `coord`): a `same` answer stands for that copy.
+    bool digest_only = false;
     // What this node recently acknowledged for the key (core/recent_writes.h): merged
     // into the answer (read-your-writes through one node).
     Object seen;

@@ -41,7 +41,22 @@ uint32_t Ring::PartitionOf(uint64_t key_hash) const {
   return static_cast<uint32_t>((static_cast<unsigned __int128>(key_hash) * owners_.size()) >> 64);
 }
 
+void Ring::CachePreferenceLists(size_t n) {
+  cached_n_ = 0;
+  cached_.clear();
+  // Bounded: a few MiB at most (the default ring has 256 partitions); a larger ring
+  // computes its lists per operation as before.
+  constexpr size_t kMaxCachedPartitions = 16384;
+  if (n == 0 || owners_.size() > kMaxCachedPartitions) return;
+  std::vector<std::vector<std::string>> lists;
+  lists.reserve(owners_.size());
+  for (uint32_t p = 0; p < partitions(); ++p) lists.push_back(PreferenceList(p, n));
+  cached_ = std::move(lists);
+  cached_n_ = n;
+}
+
 std::vector<std::string> Ring::PreferenceList(uint32_t partition, size_t n) const {
+  if (n == cached_n_ && partition < cached_.size()) return cached_[partition];
   std::vector<std::string> out;
   if (members_.empty()) return out;
   n = std::min(n, members_.size());

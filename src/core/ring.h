@@ -37,7 +37,13 @@ class Ring {
   uint32_t PartitionOf(uint64_t key_hash) const;
   const std::string& Owner(uint32_t partition) const { return members_[owners_[partition]]; }
   // Up to n distinct nodes: the owners of `partition` and the partitions after it.
+  // Copied from the cache when CachePreferenceLists(n) was called for this n.
   std::vector<std::string> PreferenceList(uint32_t partition, size_t n) const;
+  // Computes PreferenceList(p, n) of every partition once (a node asks for its
+  // replica count n on every operation); rings of more than 16384 partitions are not
+  // cached. Not thread-safe against readers: call it
+  // before the ring is shared.
+  void CachePreferenceLists(size_t n);
   // Number of partitions each member owns, in members() order.
   std::vector<uint32_t> OwnedCounts() const;
   // The members after PreferenceList(partition, n), in the same ring order: where a
@@ -49,6 +55,8 @@ class Ring {
   std::vector<std::string> members_;  // sorted, unique
   std::vector<uint32_t> owners_;      // partition -> index into members_
   uint64_t version_ = 0;
+  size_t cached_n_ = 0;                           // 0: no cache
+  std::vector<std::vector<std::string>> cached_;  // partition -> PreferenceList(p, cached_n_)
 };
 
 // The claim weight of `member` for `partition` (exposed for tests).

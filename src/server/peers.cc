@@ -707,17 +707,26 @@ void PeerTransport::Enqueue(const std::string& to, const core::PeerMessage& msg)
     ++stats_.messages_dropped;
     return;
   }
-  std::string body = wire::EncodePeerMessage(msg);
-  if (body.size() > MaxFrame()) {
+  // Encoded in place after a header patched once its length is known.
+  std::string& pending = it->second.pending;
+  const size_t start = pending.size();
+  pending.append(4, '\0');
+  wire::AppendPeerMessage(&pending, msg);
+  const size_t n = pending.size() - start - 4;
+  if (n > MaxFrame()) {
     // Siblings merged from both sides of a partition can outgrow the object cap; the
     // peer would refuse the frame and drop the connection with everything queued on it.
+    pending.resize(start);
     ++stats_.messages_oversized;
-    LOG_WARN << "peer " << to << ": not sending a " << body.size() << "-byte message (limit "
+    LOG_WARN << "peer " << to << ": not sending a " << n << "-byte message (limit "
              << MaxFrame() << ")";
     return;
   }
   ++stats_.messages_sent;
-  AppendFrame(&it->second.pending, body);
+  pending[start] = static_cast<char>(n >> 24);
+  pending[start + 1] = static_cast<char>(n >> 16);
+  pending[start + 2] = static_cast<char>(n >> 8);
+  pending[start + 3] = static_cast<char>(n);
 }
 
 void PeerTransport::Flush() {

@@ -10,7 +10,17 @@
 namespace itsuka::wire {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// Messages are packed straight into the caller's string (a transport's send buffer):
+// no intermediate buffer, no copy.
+class StringSink {
+ public:
+  explicit StringSink(std::string* out) : out_(out) {}
+  void write(const char* data, size_t n) { out_->append(data, n); }  // msgpack's name
+
+ private:
+  std::string* out_;
+};
+using Packer = msgpack::packer<StringSink>;
 
 // ---- Field writers, shared by the messages' Pack functions ----
 
@@ -370,6 +380,15 @@ struct Codec<core::ReplicaRead> {
   static bool Unpack(const Fields& f, core::ReplicaRead* m) {
     return f.U64(1, &m->req_id) && f.Str(2, &m->key);
   }
+  // Digest reads (protocol 4), after ring_version.
+  static constexpr uint32_t kExtFields = 2;
+  static void PackExt(Packer& pk, const core::ReplicaRead& m) {
+    pk.pack(m.digest_only);
+    pk.pack(m.digest);
+  }
+  static bool UnpackExt(const Fields& f, size_t at, core::ReplicaRead* m) {
+    return f.Bool(at, &m->digest_only) && f.U64(at + 1, &m->digest);
+  }
 };
 
 template <>
@@ -384,6 +403,13 @@ struct Codec<core::ReplicaReadReply> {
   static bool Unpack(const Fields& f, core::ReplicaReadReply* m) {
     return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Obj(3, &m->object) &&
            f.Str(4, &m->error);
+  }
+  // Digest reads (protocol 4), after ring_version.
+  static constexpr uint32_t kExtFields = 1;
+  static void PackExt(Packer& pk, const core::ReplicaReadReply& m) { pk.pack(m.same); }
+  static bool UnpackExt(const Fields& f, size_t at, core::ReplicaReadReply* m) {
+    return f.Bool(at, &m->same) && f.Check(!m->same || (m->ok && m->object.empty()),
+                                           "a digest match carries no object and is ok");
   }
 };
 
@@ -891,7 +917,7 @@ struct Codec<core::ClockEcho> {
 
 // ---- The table: tag -> decoder, built from the alternatives of core::PeerMessage ----
 
-// A message is [tag, Codec<M> fields..., ring_version?]. The messages the peer path
+// A message is [tag, Codec<M> fields..., ring_version?, ext?]. The messages the peer path
 // fences (core::PeerMessage alternatives with a `ring_version`: replica reads and
 // writes, forwards, Paxos, and their replies) carry the sender's ownership version as a
 // trailing field after Codec<M>'s. A frame without it still decodes, with ring_version
@@ -900,27 +926,42 @@ struct Codec<core::ClockEcho> {
 // a reply without it just triggers no catch-up. (Builds before the fence speak peer
 // protocol 2 and are refused at the handshake already; this covers an unstamped
 // protocol-3 frame.) Issue 14's protocol negotiation will replace this tolerance.
+// Fields a later protocol added to a stamped message come after ring_version
+// (Codec<M>::kExtFields, PackExt, UnpackExt), so that the frames of earlier builds,
+// stamped or not, still decode (with the added fields at their defaults).
 template <typename M>
 constexpr bool kStamped = requires(M m) { m.ring_version; };
+template <typename M>
+constexpr uint32_t ExtFields() {
+  if constexpr (requires { Codec<M>::kExtFields; }) return Codec<M>::kExtFields;
+  return 0;
+}
 
 template <typename M>
 void Encode(Packer& pk, const M& m) {
-  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 : 0));
+  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 + ExtFields<M>() : 0));
   pk.pack(static_cast<uint32_t>(M::kType));
   Codec<M>::Pack(pk, m);
   if constexpr (kStamped<M>) pk.pack(m.ring_version);
+  if constexpr (ExtFields<M>() > 0) Codec<M>::PackExt(pk, m);
 }
 
 template <typename M>
 Result<core::PeerMessage> Decode(const Fields& f) {
   M m;
   bool ok = f.size() == Codec<M>::kFields + 1;
+  bool ext = false;
   if constexpr (kStamped<M>) {
     const size_t at = Codec<M>::kFields + 1;
-    ok = ok || (f.size() == at + 1 && f.U64(at, &m.ring_version) &&
+    ext = ExtFields<M>() > 0 && f.size() == at + 1 + ExtFields<M>();
+    ok = ok || ((f.size() == at + 1 || ext) && f.U64(at, &m.ring_version) &&
                 f.Check(m.ring_version <= kMaxGossipCounter, "ring version over 2^53"));
   }
-  if (!ok || !Codec<M>::Unpack(f, &m)) {
+  ok = ok && Codec<M>::Unpack(f, &m);
+  if constexpr (ExtFields<M>() > 0) {
+    if (ok && ext) ok = Codec<M>::UnpackExt(f, Codec<M>::kFields + 2, &m);
+  }
+  if (!ok) {
     return Status::Corruption("peer message: bad fields for type " +
                               std::to_string(static_cast<uint32_t>(M::kType)));
   }
@@ -959,10 +1000,15 @@ bool MemberStateInBounds(const core::MemberState& m) {
 }
 
 std::string EncodePeerMessage(const core::PeerMessage& msg) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
+  std::string out;
+  AppendPeerMessage(&out, msg);
+  return out;
+}
+
+void AppendPeerMessage(std::string* out, const core::PeerMessage& msg) {
+  StringSink sink(out);
+  Packer pk(sink);
   std::visit([&pk](const auto& m) { Encode(pk, m); }, msg);
-  return std::string(buf.data(), buf.size());
 }
 
 Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal) {

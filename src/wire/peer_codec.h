@@ -36,6 +36,8 @@ struct PeerRefusal {
 bool MemberStateInBounds(const core::MemberState& m);
 
 std::string EncodePeerMessage(const core::PeerMessage& msg);
+// The same encoding, appended to *out (a send buffer holding earlier frames).
+void AppendPeerMessage(std::string* out, const core::PeerMessage& msg);
 Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal = nullptr);
 // For a connection that has not shaken hands: decodes only the handshake messages
 // (AuthHello, AuthProof, AuthResult: types 60-69), reading the type from the first

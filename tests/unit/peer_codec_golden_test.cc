@@ -7,8 +7,10 @@
 // (read-your-writes, samples 5 and 6); and for peer protocol 4, which added
 // read_owners/write_owners to PaxosPrepare and PaxosAccept (joint rounds, DESIGN 5.6:
 // samples 8 and 10, whose kPreFenceHex bytes are the joint format without the trailing
-// ring_version), GossipAck.sender_gated (the membership gate, DESIGN 4.3.1) and the
-// digest-read fields of ReplicaRead/ReplicaReadReply (DESIGN 4.5).
+// ring_version), GossipAck.sender_gated (the membership gate, DESIGN 4.3.1: the GossipAck
+// sample), and ReplicaRead.digest_only/digest and ReplicaReadReply.same after ring_version
+// (digest reads, DESIGN 4.5: samples 3 and 4 grew by those fields at their defaults; 34 and
+// 35 set them; kPreFenceHex 3 and 4 still decode, to the defaults).
 // Regenerate (only for a deliberate format change, with a protocol version bump):
 //   ITSUKA_PRINT_GOLDEN=1 build/bin/unit_tests --gtest_filter='PeerCodecGolden.*'
 #include <gtest/gtest.h>
@@ -95,6 +97,13 @@ std::vector<core::PeerMessage> GoldenSamples() {
       core::AuthResult{core::AuthResult::kDuplicateNode, "node1 is already connected"},
       core::ClockProbe{1700000000123},
       core::ClockEcho{1700000000123, -5},
+      // Digest reads (samples 34 and 35): the fields protocol 4 added after ring_version.
+      core::ReplicaRead{8, "key", 302, true, 0x0123456789abcdefULL},
+      [] {
+        core::ReplicaReadReply r{8, true, core::Object(), "", 303};
+        r.same = true;
+        return core::PeerMessage(r);
+      }(),
   };
 }
 
@@ -103,8 +112,8 @@ const char* const kGoldenHex[] = {
     "9400a6697473756b6101a56e6f646531",
     "96012ac4046b000d0ac42593019292a26e310192a26e32019296a26e310100c403760078000796a26e320101c4000008a56e6f64653311",
     "95022bc2b5544f4f424947206f626a65637420746f6f2062696712",
-    "940307c4036b6579cd012c",
-    "960407c3c41a93019192a26e33019196a26e330100c40374746ccd1388cd0fa0a0cd012d",
+    "960307c4036b6579cd012cc200",
+    "970407c3c41a93019192a26e33019196a26e330100c40374746ccd1388cd0fa0a0cd012dc2",
     "9f0509c402666bc2c40376616ccd04d263c3af6b704b69626a45426b714a754d674502c30201c41a93019192a26e33019196a26e330100c40374746ccd1388cd0fa0ce00011170",
     "97060905bc6e6565642032207265706c696361732c203120726561636861626c65c3c42593019292a26e310192a26e32019296a26e310100c403760078000796a26e320101c4000008ce00011171",
     "9107",
@@ -134,6 +143,8 @@ const char* const kGoldenHex[] = {
     "933e02ba6e6f64653120697320616c726561647920636f6e6e6563746564",
     "9246cf0000018bcfe5687b",
     "9347cf0000018bcfe5687bfb",
+    "960308c4036b6579cd012ec3cf0123456789abcdef",
+    "970408c3c40493019090a0cd012fc3",
 };
 
 // The fenced messages as a build before the ring fence (issue 16) encoded them, without

@@ -162,3 +162,22 @@ TEST(PeerCodecRefusals, FramingErrorsStayCorruption) {
 
 }  // namespace
 }  // namespace itsuka::wire
+
+namespace itsuka::wire {
+namespace {
+
+// A digest match (ReplicaReadReply.same) stands for the asker's own copy: one that
+// carries an object, or says it failed, is a refused value.
+TEST(PeerCodecRefusals, ADigestMatchWithAnObjectOrAFailureIsRefused) {
+  core::ReplicaReadReply r{5, true, SomeObject(), "", 3};
+  r.same = true;
+  EXPECT_EQ(CodeOf(r), Status::Code::kInvalidArgument);
+  r.object = core::Object();
+  r.ok = false;
+  EXPECT_EQ(CodeOf(r), Status::Code::kInvalidArgument);
+  r.ok = true;
+  EXPECT_EQ(CodeOf(r), Status::Code::kOk);
+}
+
+}  // namespace
+}  // namespace itsuka::wire

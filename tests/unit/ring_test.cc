@@ -122,3 +122,26 @@ TEST(Ring, KeysSpreadOverPartitions) {
 
 }  // namespace
 }  // namespace itsuka::core
+
+namespace itsuka::core {
+namespace {
+
+TEST(Ring, CachedPreferenceListsEqualComputedOnes) {
+  const Ring plain = Ring::Create(64, {"a", "b", "c", "d", "e"}, 1).value();
+  Ring cached = plain;
+  cached.CachePreferenceLists(3);
+  for (uint32_t p = 0; p < 64; ++p) {
+    for (size_t n : {size_t{1}, size_t{3}, size_t{5}, size_t{9}}) {
+      EXPECT_EQ(cached.PreferenceList(p, n), plain.PreferenceList(p, n)) << p << " " << n;
+    }
+    EXPECT_EQ(cached.Fallbacks(p, 3), plain.Fallbacks(p, 3));
+  }
+  // Rings too large for the cache answer the same.
+  Ring big = Ring::Create(20000, {"a", "b", "c"}, 1).value();
+  const Ring big_plain = big;
+  big.CachePreferenceLists(3);
+  EXPECT_EQ(big.PreferenceList(19999, 3), big_plain.PreferenceList(19999, 3));
+}
+
+}  // namespace
+}  // namespace itsuka::core
