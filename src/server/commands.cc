@@ -26,7 +26,8 @@
 #define ITSUKA_ASAN_ALLOCATOR 0
 #endif
 #if ITSUKA_ASAN_ALLOCATOR
-#include <sanitizer/allocator_interface.h>
+// Exported by the sanitizer runtime (its allocator interface; gcc 12 ships no header).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace itsuka::server {
