@@ -1,8 +1,12 @@
 #include "server/metrics.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <tuple>
+
+#include "common/lines.h"
 
 namespace itsuka::server {
 
@@ -40,8 +44,18 @@ const char* CommandModeName(CommandMode mode) {
   return "local";
 }
 
-void CommandLatency::Record(const std::string& command, CommandMode mode, int64_t us) {
+void CommandLatency::Record(const std::string* command, CommandMode mode, int64_t us) {
   by_command_[{command, mode}].Record(us);
+}
+
+std::vector<CommandLatency::Entry> CommandLatency::All() const {
+  std::vector<Entry> all;
+  all.reserve(by_command_.size());
+  for (const auto& [key, h] : by_command_) all.push_back({key.first, key.second, &h});
+  std::sort(all.begin(), all.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(*a.command, a.mode) < std::tie(*b.command, b.mode);
+  });
+  return all;
 }
 
 std::string LabelPair(std::string_view key, std::string_view value) {
@@ -158,13 +172,9 @@ void AddListLine(MetricsWriter& w, std::string_view key, std::string_view value)
 }  // namespace
 
 void MetricsWriter::AddInfo(std::string_view info) {
-  size_t pos = 0;
-  while (pos < info.size()) {
-    size_t nl = info.find('\n', pos);
-    if (nl == std::string_view::npos) nl = info.size();
-    std::string_view line = info.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  LineReader lines(info);
+  std::string_view line;
+  while (lines.Next(&line)) {
     if (line.empty() || line[0] == '#') continue;
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;

@@ -18,6 +18,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,13 +58,25 @@ const char* CommandModeName(CommandMode mode);
 // table only (unknown commands are not recorded), so the label set is bounded.
 class CommandLatency {
  public:
-  void Record(const std::string& command, CommandMode mode, int64_t us);
-  const std::map<std::pair<std::string, CommandMode>, LatencyHistogram>& all() const {
-    return by_command_;
-  }
+  // `command` points at the command table's name (it outlives the node), so a reply's
+  // record is a hash of a pointer, not a string comparison per map level.
+  void Record(const std::string* command, CommandMode mode, int64_t us);
+  struct Entry {
+    const std::string* command;
+    CommandMode mode;
+    const LatencyHistogram* histogram;
+  };
+  // Every (command, mode) recorded, ordered by command name then mode.
+  std::vector<Entry> All() const;
 
  private:
-  std::map<std::pair<std::string, CommandMode>, LatencyHistogram> by_command_;
+  struct KeyHash {
+    size_t operator()(const std::pair<const std::string*, CommandMode>& k) const {
+      return std::hash<const void*>()(k.first) * 3 + static_cast<size_t>(k.second);
+    }
+  };
+  std::unordered_map<std::pair<const std::string*, CommandMode>, LatencyHistogram, KeyHash>
+      by_command_;
 };
 
 // Builds exposition text: one HELP/TYPE header per metric name, then its samples.

@@ -391,12 +391,12 @@ std::string Node::Metrics() const {
                LabelPair("cluster_name", config_.cluster_name),
            "1");
   w.AddInfo(executor_->Info("everything"));
-  for (const auto& [key, h] : latency_.all()) {
+  for (const CommandLatency::Entry& e : latency_.All()) {
     w.Histogram("itsuka_command_duration_seconds",
                 "client command latency from parse to reply sent, by command and mode",
-                LabelPair("command", key.first) + "," +
-                    LabelPair("mode", CommandModeName(key.second)),
-                h);
+                LabelPair("command", *e.command) + "," +
+                    LabelPair("mode", CommandModeName(e.mode)),
+                *e.histogram);
   }
   return w.Text();
 }
@@ -453,7 +453,7 @@ void Node::LogStateChanges() {
 }
 
 void Node::RecordLatency(const PendingReply& reply) {
-  latency_.Record(*reply.command, static_cast<CommandMode>(reply.mode),
+  latency_.Record(reply.command, static_cast<CommandMode>(reply.mode),
                   MonotonicMicros() - reply.started_us);
 }
 

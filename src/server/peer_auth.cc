@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/lines.h"
+
 namespace itsuka::server {
 
 bool RandomBytes(size_t n, std::string* out) {
@@ -53,14 +55,10 @@ bool FromHex(std::string_view hex, std::string* out) {
 Result<ClusterSecret> ParseSecretText(std::string_view text, const std::string& origin) {
   ClusterSecret s;
   bool have_id = false;
-  int line_no = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_no;
+  LineReader lines(text);
+  std::string_view line;
+  while (lines.Next(&line)) {
+    const int line_no = lines.number();
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
       line.remove_suffix(1);
     }

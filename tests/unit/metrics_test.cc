@@ -1,8 +1,14 @@
-// The Prometheus text writer and the metrics.port request parser (server/metrics*.h).
+// The Prometheus text writer, the metrics.port request parser (server/metrics*.h) and
+// the line splitter they share with the secret file parser (common/lines.h).
 #include "server/metrics.h"
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/lines.h"
 #include "server/metrics_http.h"
 
 namespace itsuka::server {
@@ -94,3 +100,20 @@ TEST(MetricsHttp, ParsesRequests) {
 
 }  // namespace
 }  // namespace itsuka::server
+
+TEST(LineReader, SplitsOnNewlinesDropsOneCarriageReturnAndCountsLines) {
+  itsuka::LineReader lines("a\r\n\nb c\r\r\nlast");
+  std::string_view line;
+  std::vector<std::pair<int, std::string>> seen;
+  while (lines.Next(&line)) seen.emplace_back(lines.number(), std::string(line));
+  const std::vector<std::pair<int, std::string>> want = {
+      {1, "a"}, {2, ""}, {3, "b c\r"}, {4, "last"}};
+  EXPECT_EQ(seen, want);
+  itsuka::LineReader empty("");
+  EXPECT_FALSE(empty.Next(&line));
+  EXPECT_EQ(empty.number(), 0);
+  itsuka::LineReader trailing("x\n");
+  ASSERT_TRUE(trailing.Next(&line));
+  EXPECT_EQ(line, "x");
+  EXPECT_FALSE(trailing.Next(&line));  // no empty line after a final newline
+}
