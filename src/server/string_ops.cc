@@ -555,7 +555,9 @@ void ApplyStringOp(const StringOp& op, int64_t now_ms, const ParseLimits& limits
       return resp::AppendInteger(reply, s->exists() ? static_cast<int64_t>(op.keys.size()) : 0);
     case Kind::kMGet:
       resp::AppendArrayHeader(reply, op.keys.size());
-      for (size_t i = 0; i < op.keys.size(); ++i) AppendGetReply(*s, reply);
+      for (size_t i = 0; i < op.keys.size() && reply->size() <= limits.max_reply_bytes; ++i) {
+        AppendGetReply(*s, reply);
+      }
       return;
     case Kind::kTtl:
     case Kind::kExpireTime: return ApplyTtl(op, now_ms, *s, reply);

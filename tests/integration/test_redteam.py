@@ -3,7 +3,9 @@ was fixed: the node must answer with a clear error, stay responsive (a PING from
 another client answers promptly) and stay within its memory limits.
 
 - a transaction queueing thousands of SETRANGEs of one 16 MB value stalled the loop
-  thread for 30 s (each copied the value).
+  thread for 30 s (each copied the value);
+- `MGET k k k ...` of one large value inside MULTI built a reply of gigabytes before the
+  output limit was checked.
 """
 import os
 import socket
@@ -117,6 +119,24 @@ class RedTeam(unittest.TestCase):
         self.assertLess(took, 10, "the transaction took too long")
         self.assertLess(pings.worst, 2.0, f"a PING waited {pings.worst:.1f} s")
 
+    def test_mget_of_one_large_value_inside_multi_is_bounded(self):
+        self.large_value("rt:big2")
+        c = self.client()
+        self.assertEqual(c.call("CONFIG", "SET", "limits.max_output_buffer_bytes", 32 << 20), "OK")
+        try:
+            before = peak_rss_mib(self.node.pid)
+            self.assertEqual(c.call("MULTI"), "OK")
+            self.assertEqual(c.call("MGET", *(["rt:big2"] * 100)), "QUEUED")
+            reply = c.call("EXEC")
+            self.assertIsInstance(reply, RespError)
+            self.assertIn("reply would exceed limits.max_output_buffer_bytes", str(reply))
+            grown = peak_rss_mib(self.node.pid) - before
+            # Before: the 1.6 GB reply was built, then refused.
+            if not SANITIZED:
+                self.assertLess(grown, 400, f"peak RSS grew by {grown} MiB")
+            self.assertEqual(c.call("PING"), "PONG")
+        finally:
+            c.call("CONFIG", "SET", "limits.max_output_buffer_bytes", 256 << 20)
 
 
 
