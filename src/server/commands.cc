@@ -366,6 +366,7 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
     i = 2;
   }
   bool authenticated = session.authenticated;
+  const std::string* name = nullptr;
   for (; i < args.size(); ++i) {
     if (IEquals(args[i], "AUTH") && i + 2 < args.size()) {
       if (config_.requirepass.empty()) {
@@ -376,9 +377,14 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
       authenticated = true;
       i += 2;
     } else if (IEquals(args[i], "SETNAME") && i + 1 < args.size()) {
-      session.name = args[++i];
+      // Checked as CLIENT SETNAME checks it; set only once authenticated (below).
+      if (std::string err = ClientNameError(args[++i]); !err.empty()) {
+        return resp::AppendError(out, err);
+      }
+      name = &args[i];
     } else {
-      return resp::AppendError(out, "ERR Syntax error in HELLO option '" + args[i] + "'");
+      return resp::AppendError(out, "ERR Syntax error in HELLO option '" + args[i].substr(0, 128) +
+                                        "'");
     }
   }
   if (!authenticated) {
@@ -388,6 +394,7 @@ void CommandExecutor::Hello(Session& session, std::vector<std::string>& args, st
                                   "protocol version at the same time");
   }
   session.authenticated = true;
+  if (name != nullptr) session.name = *name;
   resp::AppendArrayHeader(out, 14);
   resp::AppendBulk(out, "server");
   resp::AppendBulk(out, "itsuka");

@@ -5,7 +5,9 @@ another client answers promptly) and stay within its memory limits.
 - a transaction queueing thousands of SETRANGEs of one 16 MB value stalled the loop
   thread for 30 s (each copied the value);
 - `MGET k k k ...` of one large value inside MULTI built a reply of gigabytes before the
-  output limit was checked.
+  output limit was checked;
+- client names (CLIENT SETNAME, HELLO SETNAME) were unbounded and not charged to any
+  limit, and HELLO took names with newlines (forged CLIENT LIST lines).
 """
 import os
 import socket
@@ -138,6 +140,24 @@ class RedTeam(unittest.TestCase):
         finally:
             c.call("CONFIG", "SET", "limits.max_output_buffer_bytes", 256 << 20)
 
+    def test_client_names_are_bounded_and_checked(self):
+        c = self.client()
+        self.assertEqual(c.call("CLIENT", "SETNAME", "n" * 1024), "OK")
+        reply = c.call("CLIENT", "SETNAME", "n" * 1025)
+        self.assertIsInstance(reply, RespError)
+        self.assertIn("at most 1024 bytes", str(reply))
+        reply = c.call("HELLO", "2", "SETNAME", "n" * (4 << 20))
+        self.assertIsInstance(reply, RespError)
+        self.assertEqual(c.call("CLIENT", "GETNAME"), b"n" * 1024)
+        # A name with a newline would forge a line of CLIENT LIST.
+        forged = "x\nid=1 addr=10.0.0.1:1 name=admin"
+        reply = c.call("HELLO", "2", "SETNAME", forged)
+        self.assertIsInstance(reply, RespError)
+        self.assertIn("cannot contain spaces", str(reply))
+        self.assertEqual(c.call("CLIENT", "GETNAME"), b"n" * 1024)
+        self.assertNotIn(b"10.0.0.1", c.call("CLIENT", "LIST"))
+        self.assertIsInstance(c.call("HELLO", "2", "SETNAME", "fine"), list)
+        self.assertEqual(c.call("CLIENT", "GETNAME"), b"fine")
 
 
 
