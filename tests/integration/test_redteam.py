@@ -7,7 +7,8 @@ another client answers promptly) and stay within its memory limits.
 - `MGET k k k ...` of one large value inside MULTI built a reply of gigabytes before the
   output limit was checked;
 - client names (CLIENT SETNAME, HELLO SETNAME) were unbounded and not charged to any
-  limit, and HELLO took names with newlines (forged CLIENT LIST lines).
+  limit, and HELLO took names with newlines (forged CLIENT LIST lines);
+- `CONFIG GET "*?*?*?*?*?*?*?*?*?*?Z"` (21 bytes) kept the node busy for 79 s.
 """
 import os
 import socket
@@ -159,6 +160,20 @@ class RedTeam(unittest.TestCase):
         self.assertIsInstance(c.call("HELLO", "2", "SETNAME", "fine"), list)
         self.assertEqual(c.call("CLIENT", "GETNAME"), b"fine")
 
+    def test_config_get_patterns_take_little_time(self):
+        c = self.client()
+        started = time.monotonic()
+        # Before: 79 s with the node unresponsive (exponential backtracking).
+        self.assertEqual(c.call("CONFIG", "GET", "*?" * 10 + "Z"), [])
+        self.assertEqual(c.call("CONFIG", "GET", "*?" * 64), [])  # over 128 bytes: no match
+        self.assertLess(time.monotonic() - started, 2)
+        reply = c.call("CONFIG", "GET", *(["x"] * 129))
+        self.assertIsInstance(reply, RespError)
+        self.assertIn("at most 128 patterns", str(reply))
+        # Matching itself is unchanged.
+        got = c.call("CONFIG", "GET", "limits.max_o*", "*.MAX_CLIENTS", "server.?ort")
+        self.assertEqual(got[0::2], [b"server.port", b"server.max_clients",
+                                     b"limits.max_output_buffer_bytes", b"limits.max_object_bytes"])
 
 
 
