@@ -8,7 +8,9 @@ another client answers promptly) and stay within its memory limits.
   output limit was checked;
 - client names (CLIENT SETNAME, HELLO SETNAME) were unbounded and not charged to any
   limit, and HELLO took names with newlines (forged CLIENT LIST lines);
-- `CONFIG GET "*?*?*?*?*?*?*?*?*?*?Z"` (21 bytes) kept the node busy for 79 s.
+- `CONFIG GET "*?*?*?*?*?*?*?*?*?*?Z"` (21 bytes) kept the node busy for 79 s;
+- sixteen connections each holding half an HTTP request kept every scrape of
+  metrics.port out.
 """
 import os
 import socket
@@ -175,7 +177,28 @@ class RedTeam(unittest.TestCase):
         self.assertEqual(got[0::2], [b"server.port", b"server.max_clients",
                                      b"limits.max_output_buffer_bytes", b"limits.max_object_bytes"])
 
-
+    def test_half_sent_http_requests_do_not_keep_scrapes_out(self):
+        holders = []
+        try:
+            for _ in range(16):  # metrics_http.h kMaxConnections
+                s = socket.create_connection(("127.0.0.1", self.mport), timeout=5)
+                s.sendall(b"GET /metr")
+                holders.append(s)
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", self.mport), timeout=5) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            # Before: the scraper was closed at accept while the 16 holders waited.
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 OK"), got[:80])
+            self.assertIn(b"itsuka_info", got)
+        finally:
+            for s in holders:
+                s.close()
 
 
 if __name__ == "__main__":
