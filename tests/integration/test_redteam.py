@@ -10,7 +10,10 @@ another client answers promptly) and stay within its memory limits.
   limit, and HELLO took names with newlines (forged CLIENT LIST lines);
 - `CONFIG GET "*?*?*?*?*?*?*?*?*?*?Z"` (21 bytes) kept the node busy for 79 s;
 - sixteen connections each holding half an HTTP request kept every scrape of
-  metrics.port out.
+  metrics.port out;
+- client connections up to server.max_clients could use every descriptor the process
+  may open, and RocksDB, unable to open its next log file, failed every write from then
+  on, even after the connections closed (until a restart).
 """
 import os
 import socket
@@ -199,6 +202,56 @@ class RedTeam(unittest.TestCase):
         finally:
             for s in holders:
                 s.close()
+
+
+class LowDescriptorLimit(Node):
+    """A node started under `prlimit --nofile=N:N` (prlimit execs it: same pid)."""
+
+    def __init__(self, nofile, *extra):
+        super().__init__(*extra, port=port_in_range())
+        self.nofile = nofile
+
+    def argv(self):
+        return ["prlimit", f"--nofile={self.nofile}:{self.nofile}"] + super().argv()
+
+
+class Descriptors(unittest.TestCase):
+    def test_clients_cannot_take_the_descriptors_storage_needs(self):
+        # 1000 descriptors less the 944 kept for storage and peers: 56 clients.
+        node = LowDescriptorLimit(1000, "--set", "storage.write_buffer_mb=1").start()
+        conns = []
+        try:
+            keep = Client(node.port, timeout=30)
+            refused = 0
+            for _ in range(1100):
+                c = Client(node.port, timeout=30)
+                conns.append(c)
+            for c in conns:
+                c.send_raw(Client.encode("PING"))
+                try:
+                    reply = c.read()
+                except Exception:  # closed after the error, or reset
+                    refused += 1
+                    continue
+                if isinstance(reply, RespError):
+                    self.assertIn("max number of clients reached", str(reply))
+                    refused += 1
+            # Enough writes to switch RocksDB's memtable and log file several times.
+            value = "v" * (256 << 10)
+            for i in range(40):
+                self.assertEqual(keep.call("SET", f"rt:fd{i}", value), "OK", f"write {i}")
+            self.assertGreater(refused, 1000)
+            for c in conns:
+                c.close()
+            conns = []
+            self.assertEqual(keep.call("SET", "rt:after", "x"), "OK")
+            self.assertEqual(keep.call("GET", "rt:fd39"), value.encode())
+            self.assertIn("does not fit the open-file limit", node.log_tail() + open(node.log_path).read(4000))
+            keep.close()
+        finally:
+            for c in conns:
+                c.close()
+            node.cleanup()
 
 
 if __name__ == "__main__":
