@@ -8,6 +8,7 @@ another client answers promptly) and stay within its memory limits.
   output limit was checked;
 - client names (CLIENT SETNAME, HELLO SETNAME) were unbounded and not charged to any
   limit, and HELLO took names with newlines (forged CLIENT LIST lines);
+- a bulk header reserved up to 1 MiB before any of its bytes arrived, uncharged;
 - `CONFIG GET "*?*?*?*?*?*?*?*?*?*?Z"` (21 bytes) kept the node busy for 79 s;
 - sixteen connections each holding half an HTTP request kept every scrape of
   metrics.port out;
@@ -164,6 +165,27 @@ class RedTeam(unittest.TestCase):
         self.assertNotIn(b"10.0.0.1", c.call("CLIENT", "LIST"))
         self.assertIsInstance(c.call("HELLO", "2", "SETNAME", "fine"), list)
         self.assertEqual(c.call("CLIENT", "GETNAME"), b"fine")
+
+    def test_bulk_headers_reserve_nothing_before_their_bytes_arrive(self):
+        c = self.client()
+
+        def heap():
+            text = c.call("INFO", "memory").decode()
+            return int(text.split("used_memory:")[1].split()[0])
+
+        before = heap()
+        holders = []
+        try:
+            for _ in range(300):
+                h = Client(self.node.port, timeout=10)
+                h.send_raw(b"*3\r\n$3\r\nSET\r\n$5\r\nrt:hd\r\n$16000000\r\n" + b"x" * 100)
+                holders.append(h)
+            self.assertEqual(c.call("PING"), "PONG")
+            # Before: each header reserved 1 MiB, 300 MB of heap for 12 KB charged.
+            self.assertLess(heap() - before, 64 << 20)
+        finally:
+            for h in holders:
+                h.close()
 
     def test_config_get_patterns_take_little_time(self):
         c = self.client()
