@@ -12,11 +12,17 @@ namespace {
 
 namespace resp = wire::resp;
 
-bool ValidName(const std::string& name) {
-  return std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c <= '~'; });
-}
-
 }  // namespace
+
+std::string ClientNameError(const std::string& name) {
+  if (name.size() > kMaxClientNameBytes) {
+    return "ERR Client names are at most " + std::to_string(kMaxClientNameBytes) + " bytes";
+  }
+  if (!std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c <= '~'; })) {
+    return "ERR Client names cannot contain spaces, newlines or special characters.";
+  }
+  return std::string();
+}
 
 // One line of CLIENT LIST / CLIENT INFO, with the fields of Redis's that apply here
 // (flags: N normal, x in MULTI, e no-evict; multi: queued commands, -1 outside MULTI).
@@ -44,9 +50,8 @@ void CommandExecutor::ClientCmd(Session& session, std::vector<std::string>& args
                                 std::string* out) {
   const std::string sub = AsciiLower(args[1]);
   if (sub == "setname" && args.size() == 3) {
-    if (!ValidName(args[2])) {
-      return resp::AppendError(out, "ERR Client names cannot contain spaces, newlines or "
-                                    "special characters.");
+    if (std::string err = ClientNameError(args[2]); !err.empty()) {
+      return resp::AppendError(out, err);
     }
     session.name = args[2];
     return resp::AppendSimple(out, "OK");

@@ -68,6 +68,13 @@ class Dispatcher {
                           core::WriteSpec spec) = 0;
 };
 
+// A connection's name (CLIENT SETNAME, HELLO ... SETNAME): at most kMaxClientNameBytes
+// of printable ASCII without spaces. Bounded because every connection keeps its name
+// outside the limits on its input and output, and CLIENT LIST copies them all.
+inline constexpr size_t kMaxClientNameBytes = 1024;
+// Empty if `name` is acceptable, else the error line's text.
+std::string ClientNameError(const std::string& name);
+
 class CommandExecutor {
  public:
   CommandExecutor(const Config& config, Store& store, Stats& stats, const Clock& clock,

@@ -25,7 +25,15 @@ void MetricsHttp::Close() {
 }
 
 void MetricsHttp::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
-  if (conns_.size() >= kMaxConnections) return;  // conn's destructor closes it
+  if (conns_.size() >= kMaxConnections) {
+    // Full: make room by closing the oldest connection whose request has not arrived
+    // (ids grow with age), so connections that send half a request and wait cannot
+    // keep a scraper out; if every slot is being answered, the newcomer is closed.
+    auto oldest = std::find_if(conns_.begin(), conns_.end(),
+                               [](const auto& entry) { return !entry.second.answered; });
+    if (oldest == conns_.end()) return;  // conn's destructor closes it
+    conns_.erase(oldest);  // destroying it closes it without running its callbacks
+  }
   const uint64_t id = next_id_++;
   Conn& c = conns_[id];
   c.conn = std::move(conn);

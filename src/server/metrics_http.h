@@ -5,8 +5,9 @@
 // so no keep-alive state is kept. A request is read up to kMaxRequestBytes (request
 // line and headers; a body is never read); more closes the connection, and so does
 // kRequestTimeoutMs after it opened, answered or not (a scraper that stops reading its
-// answer does not keep a slot). At most kMaxConnections are open at once
-// (further ones are closed at accept). Not meant as an attack surface: it binds
+// answer does not keep a slot). At most kMaxConnections are open at once: a new one
+// past that closes the oldest whose request has not arrived (a slow or idle client),
+// or, if every one is being answered, is itself closed at accept. Not meant as an attack surface: it binds
 // server.bind like the client port and serves read-only figures.
 //
 // Thread-compatible: used from the loop's thread only.

@@ -3,6 +3,7 @@
 #include "server/peer_auth.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -22,6 +23,29 @@ std::string NewActor(const std::string& node_id) {
   char inc[17];
   std::snprintf(inc, sizeof inc, "%08x%08x", rd(), rd());
   return node_id + "." + inc;
+}
+
+// Descriptors kept for everything but client connections: RocksDB's table files
+// (storage/rocksdb_engine.cc opens at most 512) with its logs and WAL, the listeners,
+// log file and outgoing peer connections (128), and the peer port's own bounds.
+int64_t ReservedDescriptors(const Config& c) {
+  return 512 + 128 + c.max_peer_connections + c.max_handshaking_peers + 16 /* metrics */;
+}
+
+// How many client connections the descriptor limit leaves room for, after raising the
+// soft RLIMIT_NOFILE to the hard one. Clients past it would leave RocksDB unable to
+// open a file: its write error then stays until a restart (every write -IOERR).
+int64_t ClientDescriptorBudget(const Config& c) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return c.max_clients;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  if (lim.rlim_cur == RLIM_INFINITY) return c.max_clients;
+  const int64_t budget = static_cast<int64_t>(lim.rlim_cur) - ReservedDescriptors(c);
+  return std::max<int64_t>(16, budget);
 }
 
 }  // namespace
@@ -54,6 +78,13 @@ Status Node::Open() {
   PeerIdentity identity;
   Status st = LoadPeerIdentity(&identity);
   if (!st.ok()) return st;
+  client_fd_budget_ = ClientDescriptorBudget(config_);
+  if (client_fd_budget_ < config_.max_clients) {
+    LOG_WARN << "server.max_clients " << config_.max_clients << " does not fit the open-file "
+             << "limit (RLIMIT_NOFILE less " << ReservedDescriptors(config_)
+             << " kept for storage and peers): at most " << client_fd_budget_
+             << " clients; raise `ulimit -n` (LimitNOFILE) for more";
+  }
   storage::RocksOpenInfo open_info;
   st = OpenEngine(&open_info);
   if (!st.ok()) return st;
@@ -582,7 +613,7 @@ void Node::OnAccept(std::unique_ptr<net::TcpConnection> conn) {
     conn->Close();
     return;
   }
-  if (clients_.size() >= static_cast<size_t>(config_.max_clients)) {
+  if (clients_.size() >= static_cast<size_t>(std::min(config_.max_clients, client_fd_budget_))) {
     ++stats_.rejected_connections;
     std::string err;
     wire::resp::AppendError(&err, "ERR max number of clients reached");

@@ -176,6 +176,9 @@ class Node : public ClientHost, public AdminHost {
   std::unordered_set<uint64_t> watched_;  // clients polled after each round of I/O
   net::Timer kick_;                       // one more loop round when work is left
   uint64_t next_client_id_ = 1;
+  // Client connections the open-file limit leaves room for (node.cc); the effective
+  // bound is the smaller of this and server.max_clients.
+  int64_t client_fd_budget_ = 1 << 30;
   uint64_t commands_at_last_tick_ = 0;
   net::Timer tick_;
   std::vector<std::unique_ptr<net::SignalWatcher>> signals_;

@@ -407,28 +407,29 @@ void ApplySetRange(const StringOp& op, int64_t now, KeyState* s, std::string* re
   if (patch.empty()) {
     return resp::AppendInteger(reply, s->exists() ? static_cast<int64_t>(s->live[0].value.size()) : 0);
   }
-  std::string v = s->exists() ? s->live[0].value : std::string();
-  const int64_t expire = s->exists() ? s->live[0].expire_at_ms : 0;
+  // Patched in place: a transaction may queue thousands of SETRANGEs of one large
+  // value, and copying it for each would stall the loop thread for seconds.
+  if (!s->exists()) Put(s, std::string(), 0, now);
+  std::string& v = s->live[0].value;
   const size_t offset = static_cast<size_t>(op.start);
   if (v.size() < offset + patch.size()) v.resize(offset + patch.size(), '\0');
   v.replace(offset, patch.size(), patch);
-  const int64_t len = static_cast<int64_t>(v.size());
-  Put(s, std::move(v), expire, now);
-  resp::AppendInteger(reply, len);
+  s->changed = true;
+  resp::AppendInteger(reply, static_cast<int64_t>(v.size()));
 }
 
 void ApplyAppend(const StringOp& op, int64_t now, const ParseLimits& limits, KeyState* s,
                  std::string* reply) {
   if (!Single(*s, reply)) return;
-  std::string v = s->exists() ? s->live[0].value : std::string();
-  const int64_t expire = s->exists() ? s->live[0].expire_at_ms : 0;
-  if (static_cast<int64_t>(v.size() + op.values[0].size()) > limits.max_value_bytes) {
+  const size_t size = s->exists() ? s->live[0].value.size() : 0;
+  if (static_cast<int64_t>(size + op.values[0].size()) > limits.max_value_bytes) {
     return AppendStringTooLong(reply);
   }
+  if (!s->exists()) Put(s, std::string(), 0, now);
+  std::string& v = s->live[0].value;  // in place, as SETRANGE
   v += op.values[0];
-  const int64_t len = static_cast<int64_t>(v.size());
-  Put(s, std::move(v), expire, now);
-  resp::AppendInteger(reply, len);
+  s->changed = true;
+  resp::AppendInteger(reply, static_cast<int64_t>(v.size()));
 }
 
 void ApplyGetEx(const StringOp& op, int64_t now, KeyState* s, std::string* reply) {
@@ -554,7 +555,9 @@ void ApplyStringOp(const StringOp& op, int64_t now_ms, const ParseLimits& limits
       return resp::AppendInteger(reply, s->exists() ? static_cast<int64_t>(op.keys.size()) : 0);
     case Kind::kMGet:
       resp::AppendArrayHeader(reply, op.keys.size());
-      for (size_t i = 0; i < op.keys.size(); ++i) AppendGetReply(*s, reply);
+      for (size_t i = 0; i < op.keys.size() && reply->size() <= limits.max_reply_bytes; ++i) {
+        AppendGetReply(*s, reply);
+      }
       return;
     case Kind::kTtl:
     case Kind::kExpireTime: return ApplyTtl(op, now_ms, *s, reply);

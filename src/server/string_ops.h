@@ -94,6 +94,10 @@ struct StringOp {
 
 struct ParseLimits {
   int64_t max_value_bytes = 32 << 20;  // limits.max_object_bytes
+  // ApplyStringOp stops appending an MGET's values once the reply is past this (the
+  // caller then refuses the reply): `MGET k k k ...` of one large value inside MULTI
+  // would otherwise build a reply of gigabytes before any check saw it.
+  size_t max_reply_bytes = SIZE_MAX;  // limits.max_output_buffer_bytes
 };
 
 // Parses a command the model knows (`args[0]` any case; arity already checked by the

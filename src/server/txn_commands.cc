@@ -338,7 +338,8 @@ void CommandExecutor::ApplyProgram(std::shared_ptr<KeyProgram> p, PendingReply& 
   KeyState state = StateOf(base, now);
   std::string replies;
   if (p->exec) resp::AppendArrayHeader(&replies, p->ops.size());
-  const ParseLimits limits{config_.max_object_bytes};
+  const ParseLimits limits{config_.max_object_bytes,
+                           static_cast<size_t>(config_.max_output_buffer_bytes)};
   for (const StringOp& op : p->ops) {
     ApplyStringOp(op, now, limits, &state, &replies);
     // Bounded as every reply is (client.h): refused before anything is written.

@@ -175,6 +175,30 @@ TEST(StringOps, AppendStrlenRanges) {
   EXPECT_FALSE(big.changed);
 }
 
+TEST(StringOps, SetRangeAndAppendOnAMissingKeyCreateIt) {
+  KeyState s;
+  EXPECT_EQ(Apply(&s, {"APPEND", "k", ""}).reply, Int(0));
+  EXPECT_TRUE(s.exists());
+  EXPECT_TRUE(s.changed);
+  KeyState t;
+  EXPECT_EQ(Apply(&t, {"SETRANGE", "k", "1", "a"}).reply, Int(2));
+  EXPECT_EQ(t.live[0].value, std::string("\0a", 2));
+  EXPECT_EQ(t.live[0].expire_at_ms, 0);
+}
+
+TEST(StringOps, MGetOfOneKeyStopsPastTheReplyBound) {
+  KeyState s = Value(std::string(1000, 'x'));
+  std::vector<std::string> args = {"MGET"};
+  for (int i = 0; i < 100; ++i) args.push_back("k");
+  ParseLimits limits;
+  limits.max_reply_bytes = 5000;
+  const std::string reply = Apply(&s, args, kNow, limits).reply;
+  // Stopped at the first value past the bound (the caller refuses the reply).
+  EXPECT_GT(reply.size(), 5000u);
+  EXPECT_LT(reply.size(), 7000u);
+  EXPECT_EQ(Apply(&s, args).reply.size(), 6u + 100 * (1000 + 9));
+}
+
 TEST(StringOps, GetDelGetEx) {
   KeyState s = Value("v", kNow + 5000);
   EXPECT_EQ(Apply(&s, {"GETEX", "k"}).reply, Bulk("v"));
