@@ -34,12 +34,24 @@ void Loop::Stop() { uv_stop(&impl_->loop); }
 
 int64_t Loop::NowMs() const { return static_cast<int64_t>(uv_now(&impl_->loop)); }
 
+namespace {
+
+void OnCheck(uv_check_t* h) {
+  auto* impl = static_cast<Loop::Impl*>(h->data);
+  if (impl->after_poll) impl->after_poll();
+  if (impl->after_io) impl->after_io();
+}
+
+}  // namespace
+
+void Loop::SetAfterPollHook(std::function<void()> hook) {
+  impl_->after_poll = std::move(hook);
+  uv_check_start(&impl_->check, OnCheck);
+}
+
 void Loop::SetAfterIoHook(std::function<void()> hook) {
   impl_->after_io = std::move(hook);
-  uv_check_start(&impl_->check, [](uv_check_t* h) {
-    auto* impl = static_cast<Impl*>(h->data);
-    if (impl->after_io) impl->after_io();
-  });
+  uv_check_start(&impl_->check, OnCheck);
   uv_prepare_start(&impl_->prepare, [](uv_prepare_t* h) {
     auto* impl = static_cast<Impl*>(h->data);
     if (impl->after_io) impl->after_io();

@@ -14,6 +14,7 @@ struct Loop::Impl {
   uv_check_t check;
   uv_prepare_t prepare;
   std::function<void()> after_io;
+  std::function<void()> after_poll;  // check phase only, before after_io
   char read_buffer[64 * 1024];  // shared by every connection: reads are handled one at a time
   // What one read of a TLS connection decrypts to: at most the read plus the rest of a
   // record an earlier read began (a record is at most 16 KiB of plaintext).
