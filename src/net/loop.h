@@ -30,6 +30,10 @@ class Loop {
   // after-I/O hook), never before the poll: the place to judge deadlines, since what
   // arrived while the loop was busy has been read by then.
   void SetAfterPollHook(std::function<void()> hook);
+  // Makes the next poll return at once (it still reads what is ready), so the
+  // after-poll hook runs without waiting for I/O or another timer: for a timer callback
+  // that leaves its work to the hook.
+  void WantAfterPoll();
 
   // Monotonic milliseconds, cached per iteration.
   int64_t NowMs() const;

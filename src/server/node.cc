@@ -490,9 +490,9 @@ void Node::OnNodeTimer() {
   // Timers run before the loop reads its sockets. After a stall of this loop, replies
   // that came in time may still wait unread, and a tick now would time their requests
   // out (-TIMEOUT): the tick runs right after this iteration's poll instead (the
-  // after-poll hook), and the zero timer keeps that poll from blocking.
+  // after-poll hook), and WantAfterPoll keeps that poll from blocking.
   node_tick_due_ = true;
-  kick_.Start(0, 0);
+  loop_.WantAfterPoll();
 }
 
 void Node::RunNodeTick() {
