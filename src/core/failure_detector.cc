@@ -19,8 +19,8 @@ PhiAccrualDetector::PhiAccrualDetector(int64_t first_interval_ms, int64_t min_st
 }
 
 void PhiAccrualDetector::Heartbeat(int64_t now_ms) {
-  if (last_ms_ >= 0 && now_ms >= last_ms_) {
-    const int64_t interval = now_ms - last_ms_;
+  if (last_beat_ms_ >= 0 && now_ms >= last_beat_ms_) {
+    const int64_t interval = now_ms - last_beat_ms_;
     intervals_.push_back(interval);
     sum_ += static_cast<double>(interval);
     sum_sq_ += static_cast<double>(interval) * static_cast<double>(interval);
@@ -31,13 +31,17 @@ void PhiAccrualDetector::Heartbeat(int64_t now_ms) {
       sum_sq_ -= old * old;
     }
   }
-  last_ms_ = std::max(last_ms_, now_ms);
+  last_beat_ms_ = std::max(last_beat_ms_, now_ms);
+  SignOfLife(now_ms);
 }
 
-double PhiAccrualDetector::Phi(int64_t now_ms) const {
+void PhiAccrualDetector::SignOfLife(int64_t now_ms) { last_ms_ = std::max(last_ms_, now_ms); }
+
+double PhiAccrualDetector::Phi(int64_t now_ms, int64_t extra_pause_ms) const {
   if (last_ms_ < 0) return 0;
   const double n = static_cast<double>(intervals_.size());
-  const double mean = sum_ / n + static_cast<double>(acceptable_pause_ms_);
+  const double pause = static_cast<double>(acceptable_pause_ms_ + std::max<int64_t>(0, extra_pause_ms));
+  const double mean = sum_ / n + pause;
   const double variance = std::max(0.0, sum_sq_ / n - (sum_ / n) * (sum_ / n));
   const double stddev = std::max(std::sqrt(variance), static_cast<double>(min_stddev_ms_));
   const double elapsed = static_cast<double>(std::max<int64_t>(0, now_ms - last_ms_));
@@ -47,6 +51,28 @@ double PhiAccrualDetector::Phi(int64_t now_ms) const {
   const double e = std::exp(-y * (1.5976 + 0.070566 * y * y));
   if (elapsed > mean) return -std::log10(e / (1.0 + e));
   return -std::log10(1.0 - 1.0 / (1.0 + e));
+}
+
+LocalPauseGuard::LocalPauseGuard(int64_t interval_ms, int64_t max_pause_ms, size_t window)
+    : interval_ms_(std::max<int64_t>(1, interval_ms)),
+      max_pause_ms_(std::max<int64_t>(0, max_pause_ms)),
+      window_(std::max<size_t>(1, window)) {}
+
+bool LocalPauseGuard::Tick(int64_t now_ms) {
+  int64_t late = 0;
+  if (last_tick_ms_ >= 0 && now_ms > last_tick_ms_) late = now_ms - last_tick_ms_ - interval_ms_;
+  late = std::max<int64_t>(0, late);
+  last_tick_ms_ = std::max(last_tick_ms_, now_ms);
+  lateness_.push_back(late);
+  if (lateness_.size() > window_) lateness_.pop_front();
+  may_convict_ = late <= interval_ms_;
+  return may_convict_;
+}
+
+int64_t LocalPauseGuard::acceptable_pause_ms() const {
+  int64_t worst = 0;
+  for (int64_t l : lateness_) worst = std::max(worst, l);
+  return std::min(worst, max_pause_ms_);
 }
 
 }  // namespace itsuka::core

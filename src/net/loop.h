@@ -26,6 +26,14 @@ class Loop {
   // Called once per loop iteration after I/O callbacks ran and again before the loop
   // blocks: the place to commit batched writes and flush replies.
   void SetAfterIoHook(std::function<void()> hook);
+  // Called once per loop iteration right after the I/O callbacks of its poll (before the
+  // after-I/O hook), never before the poll: the place to judge deadlines, since what
+  // arrived while the loop was busy has been read by then.
+  void SetAfterPollHook(std::function<void()> hook);
+  // Makes the next poll return at once (it still reads what is ready), so the
+  // after-poll hook runs without waiting for I/O or another timer: for a timer callback
+  // that leaves its work to the hook.
+  void WantAfterPoll();
 
   // Monotonic milliseconds, cached per iteration.
   int64_t NowMs() const;

@@ -518,6 +518,16 @@ void Node::ApplyEffects(core::NodeOutbox& out) {
 }
 
 void Node::OnNodeTimer() {
+  // Timers run before the loop reads its sockets. After a stall of this loop, replies
+  // that came in time may still wait unread, and a tick now would time their requests
+  // out (-TIMEOUT): the tick runs right after this iteration's poll instead (the
+  // after-poll hook), and WantAfterPoll keeps that poll from blocking.
+  node_tick_due_ = true;
+  loop_.WantAfterPoll();
+}
+
+void Node::RunNodeTick() {
+  node_tick_due_ = false;
   node_->Tick(loop_.NowMs(), clock_.WallMs());
   ApplyEffects();
   const int64_t now = loop_.NowMs();
@@ -571,6 +581,9 @@ std::string Node::TlsInfo() const {
 }
 
 int Node::Run() {
+  loop_.SetAfterPollHook([this] {
+    if (node_tick_due_) RunNodeTick();
+  });
   loop_.SetAfterIoHook([this] { AfterIo(); });
   tick_.Start(1000, 1000);
   node_->StartTicks(loop_.NowMs());
@@ -747,6 +760,8 @@ std::string Node::ClusterInfo() const {
   s += "peer_connections_authenticated:" + std::to_string(ps.authenticated) + "\r\n";
   s += "peer_buffer_bytes:" + std::to_string(ps.buffer_bytes) + "\r\n";
   s += "peer_reads_paused:" + std::to_string(ps.reads_paused) + "\r\n";
+  s += "peer_local_pauses:" + std::to_string(ps.local_pauses) + "\r\n";
+  s += "peer_convictions_held:" + std::to_string(ps.convictions_held) + "\r\n";
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";

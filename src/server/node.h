@@ -104,8 +104,10 @@ class Node : public ClientHost, public AdminHost {
     core::NodeOutbox out = node_->TakeEffects();
     ApplyEffects(out);
   }
-  // Ticks the core::Node and sets the timer for its next wakeup.
+  // node_tick_ fired: the tick is due (node_tick_due_).
   void OnNodeTimer();
+  // Ticks the core::Node and sets the timer for its next wakeup.
+  void RunNodeTick();
   void OnAccept(std::unique_ptr<net::TcpConnection> conn);
   void AfterIo();
   bool HasRoundWork() const;
@@ -156,6 +158,10 @@ class Node : public ClientHost, public AdminHost {
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> requests_;
   uint64_t next_request_ = 1;
   net::Timer node_tick_;
+  // The core tick is due: node_tick_ fired and the after-poll hook runs the tick once
+  // this loop iteration's I/O is read (so a reply that arrived is handled before its deadline is
+  // judged, even after a stall of this node's loop).
+  bool node_tick_due_ = false;
   std::unique_ptr<net::TcpListener> listener_;
   std::shared_ptr<net::TlsContext> client_tls_;  // tls.port's, or null
   std::shared_ptr<net::TlsContext> peer_tls_;    // tls.peers', or null

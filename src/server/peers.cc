@@ -120,7 +120,9 @@ PeerTransport::PeerTransport(net::Loop& loop, const Config& config, PeerIdentity
       identity_(std::move(identity)),
       on_message_(std::move(on_message)),
       on_up_(std::move(on_up)),
-      on_fatal_(std::move(on_fatal)) {
+      on_fatal_(std::move(on_fatal)),
+      pause_guard_(config.heartbeat_interval_ms,
+                   std::max<int64_t>(kMaxAcceptedPauseMs, 10 * config.heartbeat_interval_ms)) {
   budget_.limit = static_cast<size_t>(config_.max_peer_buffer_bytes);
 }
 
@@ -191,17 +193,28 @@ bool PeerTransport::AddPeer(const std::string& id, const std::string& host, int 
   return true;
 }
 
+double PeerTransport::PhiOf(const Outgoing& out) const {
+  return out.detector.Phi(loop_.NowMs(), pause_guard_.acceptable_pause_ms());
+}
+
 bool PeerTransport::Suspected(const Outgoing& out) const {
-  return out.detector.Phi(loop_.NowMs()) > static_cast<double>(config_.phi_threshold);
+  return PhiOf(out) > static_cast<double>(config_.phi_threshold);
 }
 
 void PeerTransport::Report(Outgoing& out) {
-  const bool reachable = out.up && !Suspected(out);
+  bool reachable = out.up && !Suspected(out);
+  // Right after a pause of this node's own loop, a peer reported reachable stays so: what
+  // it sent meanwhile may still wait unread (core::LocalPauseGuard).
+  if (out.up && out.reported && !reachable && !pause_guard_.may_convict()) {
+    ++stats_.convictions_held;
+    reachable = true;
+  }
   if (reachable == out.reported) return;
   out.reported = reachable;
   if (out.up && !reachable) {
-    LOG_WARN << "peer " << out.addr.id << " is suspected (phi "
-             << out.detector.Phi(loop_.NowMs()) << "): no heartbeat";
+    LOG_WARN << "peer " << out.addr.id << " is suspected (phi " << PhiOf(out)
+             << ", accepted pause " << pause_guard_.acceptable_pause_ms()
+             << " ms): no message from it";
   } else if (out.up) {
     LOG_INFO << "peer " << out.addr.id << " is reachable";
   }
@@ -209,6 +222,16 @@ void PeerTransport::Report(Outgoing& out) {
 }
 
 void PeerTransport::OnHeartbeatTimer() {
+  const int64_t now = loop_.NowMs();
+  if (!pause_guard_.Tick(now)) {
+    ++stats_.local_pauses;
+    if (pause_logged_ms_ < 0 || now - pause_logged_ms_ >= 10000) {
+      pause_logged_ms_ = now;
+      LOG_WARN << "this node's loop lags (heartbeat timer late; " << stats_.local_pauses
+               << " late tick(s) so far): its peers' silence is not held against them in such "
+                  "a tick (INFO cluster peer_local_pauses)";
+    }
+  }
   for (auto& [id, out] : outgoing_) {
     if (out.up) Send(id, core::Heartbeat{});
     if (out.up && wall_ms_) Send(id, core::ClockProbe{wall_ms_()});
@@ -537,10 +560,15 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     return false;
   }
   ++stats_.messages_received;
-  // Every message from a peer shows it is alive, not just heartbeats.
+  // Every message from a peer shows it is alive, not just heartbeats; only heartbeats
+  // are samples of the detector's model of their spacing (core/failure_detector.h).
+  const bool heartbeat = std::holds_alternative<core::Heartbeat>(*msg);
   auto out = outgoing_.find(in.peer_id);
-  if (out != outgoing_.end()) out->second.detector.Heartbeat(loop_.NowMs());
-  if (std::holds_alternative<core::Heartbeat>(*msg)) return true;
+  if (out != outgoing_.end()) {
+    if (heartbeat) out->second.detector.Heartbeat(loop_.NowMs());
+    else out->second.detector.SignOfLife(loop_.NowMs());
+  }
+  if (heartbeat) return true;
   if (std::holds_alternative<core::Hello>(*msg)) return true;
   if (const auto* probe = std::get_if<core::ClockProbe>(&*msg)) {
     if (wall_ms_) Send(in.peer_id, core::ClockEcho{probe->sent_wall_ms, wall_ms_()});
@@ -746,7 +774,7 @@ std::vector<std::string> PeerTransport::Describe() const {
   std::vector<std::string> out;
   char phi[32];
   for (const auto& [id, o] : outgoing_) {
-    std::snprintf(phi, sizeof phi, "%.1f", o.detector.Phi(loop_.NowMs()));
+    std::snprintf(phi, sizeof phi, "%.1f", PhiOf(o));
     // The state the node acts on (as last reported to it), and phi as of now.
     const char* state = !o.up ? "down" : o.reported ? "up" : "suspect";
     std::string clock;

@@ -32,8 +32,12 @@
 // 5 s). Messages for a peer that is down, or whose send queue is over its bound, are
 // dropped (counted): the coordinator's timeout turns them into -TIMEOUT, never into
 // unbounded memory. Heartbeats go to every peer each cluster.heartbeat_interval_ms; a
-// phi-accrual detector per peer turns their arrival into suspicion. A peer is reported
-// reachable while it is connected and not suspected.
+// phi-accrual detector per peer turns their arrival into suspicion (any message from the
+// peer is a sign of life; heartbeats alone shape the model). A peer is reported
+// reachable while it is connected and not suspected. This node's own loop lag, seen as
+// the lateness of its heartbeat timer, is not blamed on peers (core::LocalPauseGuard):
+// no new suspicion in a tick over one interval late, and the recent worst lateness
+// (capped at kMaxAcceptedPauseMs) is accepted as a pause by every detector.
 //
 // Memory. Until a connection has authenticated, its frames are at most
 // kMaxHandshakeFrame bytes and the handshake must finish within kHandshakeTimeoutMs; at
@@ -93,6 +97,8 @@ struct PeerStats {
   uint64_t buffer_bytes = 0;           // receive buffers charged to the budget now
   uint64_t reads_paused = 0;           // times a connection waited for buffer budget
   uint64_t messages_refused = 0;       // decoded, values refused; connection kept
+  uint64_t local_pauses = 0;      // heartbeat ticks over one interval late (LocalPauseGuard)
+  uint64_t convictions_held = 0;  // suspicions not acted on in such a tick
 };
 
 // What this node proves and checks in the handshake (peer_auth.h).
@@ -107,6 +113,10 @@ class PeerTransport {
  public:
   static constexpr size_t kMaxHandshakeFrame = 4 << 10;
   static constexpr uint64_t kHandshakeTimeoutMs = 3000;
+  // The most local loop lag the detectors accept as a pause (at least 10 heartbeat
+  // intervals if those are longer): bounds how much later a dead peer is suspected
+  // while this node is overloaded.
+  static constexpr int64_t kMaxAcceptedPauseMs = 2000;
 
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
@@ -247,6 +257,8 @@ class PeerTransport {
   size_t MaxFrame() const;
   // The frame limit for a connection: small until its handshake is done.
   size_t FrameLimit(bool handshaken) const { return handshaken ? MaxFrame() : kMaxHandshakeFrame; }
+  // The peer's phi now, with the pause the local loop's recent lag earns it.
+  double PhiOf(const Outgoing& out) const;
   bool Suspected(const Outgoing& out) const;
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
@@ -285,6 +297,8 @@ class PeerTransport {
   std::multimap<int64_t, Delayed> delayed_;  // by due time
   std::mt19937_64 delay_rng_{std::random_device{}()};
   std::unique_ptr<net::Timer> delay_timer_;
+  core::LocalPauseGuard pause_guard_;
+  int64_t pause_logged_ms_ = -1;  // when a local pause was last logged
 };
 
 }  // namespace itsuka::server

@@ -3,7 +3,7 @@ siblings from concurrent writes and their resolution, quorums with a node down, 
 read repair of a restarted node."""
 import unittest
 
-from harness import Cluster, RespError, redis_cli, wait_until
+from harness import Cluster, RespError, info, redis_cli, wait_until
 
 
 class ThreeNodes(unittest.TestCase):
@@ -183,6 +183,37 @@ class NodeDown(unittest.TestCase):
         finally:
             self.n3.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: info().count("state=up") == 2, timeout=10, what="node3 to be trusted again")
+
+    def test_a_node_whose_own_loop_stalled_does_not_suspect_its_peers(self):
+        # node1 itself stops for 1.5 s (a stalled loop, as under overload) while node2 and
+        # node3 keep sending heartbeats. When it resumes, its heartbeat timer runs before it
+        # has read what they sent: their silence is node1's own, and it must not suspect
+        # them (core::LocalPauseGuard). Not timing-sensitive: the stall is seven heartbeat
+        # intervals, far past the old threshold (about 0.7 s), and holding is exact.
+        import signal
+        import time
+        trusted = lambda: sum("state=up" in v for v in info(self.n1, "cluster").values())
+        wait_until(lambda: trusted() == 2, timeout=10, what="node1 to trust both peers")
+        before = int(info(self.n1, "cluster")["peer_local_pauses"])
+        with open(self.n1.log_path, "rb") as f:
+            f.seek(0, 2)
+            offset = f.tell()
+        self.n1.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(1.5)
+        finally:
+            self.n1.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: int(info(self.n1, "cluster")["peer_local_pauses"]) > before, timeout=10,
+                   what="node1 to see its own pause")
+        c = self.n1.client()
+        self.assertEqual(c.call("SET", "lp:k", "v", "W", "all"), "OK")  # both peers count
+        c.close()
+        time.sleep(0.5)  # a few more ticks, judged normally
+        with open(self.n1.log_path, "rb") as f:
+            f.seek(offset)
+            log = f.read().decode(errors="replace")
+        self.assertNotIn("is suspected", log)
+        self.assertEqual(trusted(), 2)
 
     def test_read_repair_updates_a_restarted_node(self):
         self.n3.kill9()
