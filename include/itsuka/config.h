@@ -51,6 +51,11 @@ struct Config {
   std::string durability = "os";  // "os" | "fsync"
   int64_t block_cache_mb = 64;
   int64_t write_buffer_mb = 64;
+  // The on-disk format a NEW data directory is created with (docs/DESIGN.md 4.12): 2 places
+  // keys by Redis Cluster hash slot (cluster.partitions must divide 16384), 1 by XXH3-64
+  // (the placement of builds before formats were versioned). A directory that records a
+  // format keeps it; one that records none is format 1.
+  int64_t data_format = 2;
   // Bound of the cache of committed objects (server/object_cache.h), in MiB; 0: off.
   int64_t object_cache_mb = 32;
   // 1: start even if the write-ahead log is corrupted before its tail, with what is

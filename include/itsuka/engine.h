@@ -16,9 +16,12 @@
 namespace itsuka {
 
 // Column families. kData holds versioned objects by user key; kHints holds writes
-// kept for an unreachable replica; kMeta holds node identity and bookkeeping.
-enum class Column { kData = 0, kHints = 1, kMeta = 2 };
-inline constexpr int kNumColumns = 3;
+// kept for an unreachable replica; kMeta holds node identity and bookkeeping;
+// kElements (data format 2, docs/DESIGN.md 4.12) will hold the elements of collection
+// values (hash fields, set members, list cells, counter shards), one entry each. It is
+// created empty now so that the data model needs no second format change.
+enum class Column { kData = 0, kHints = 1, kMeta = 2, kElements = 3 };
+inline constexpr int kNumColumns = 4;
 
 // A set of puts and deletes applied atomically by Engine::Write.
 class WriteBatch {

@@ -16,7 +16,7 @@
 
 namespace itsuka::core {
 
-inline constexpr uint32_t kPeerProtocolVersion = 4;
+inline constexpr uint32_t kPeerProtocolVersion = 5;
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -475,6 +475,9 @@ struct AuthHello {
   std::string node_id;
   std::string instance_id;
   std::string nonce;
+  // The sender's data format (server/data_format.h), whose key placement every member
+  // must share; a peer of another format is refused. Added in protocol 5.
+  uint32_t data_format = 0;
   friend bool operator==(const AuthHello&, const AuthHello&) = default;
 };
 // The sender's proof that it holds the cluster secret: one HMAC-SHA256 per secret it

@@ -245,8 +245,8 @@ void Node::ApplyView() {
   const bool had_ring = core_.ring().has_value();
   const size_t before = had_ring ? core_.ring()->members().size() : 0;
   const uint64_t before_version = had_ring ? core_.ring()->version() : 0;
-  core_.SetRings(Ring::Create(q, ReadMembers(view), version).value(),
-                 Ring::Create(q, WriteMembers(view), version).value(), fp);
+  core_.SetRings(Ring::Create(q, ReadMembers(view), version, config_.placement).value(),
+                 Ring::Create(q, WriteMembers(view), version, config_.placement).value(), fp);
   // Anti-entropy compares the replicas that hold data now (the read ring), and purges no
   // tombstone of a partition that is moving.
   repair_.SetRing(*core_.ring());

@@ -125,6 +125,8 @@ struct NodeConfig {
   RepairOptions repair;         // the driver's
   RepairLimits repair_limits;   // the replica side's reply bounds
   uint32_t partitions = 64;
+  // How keys map to partitions (the data format's placement, core/ring.h).
+  Placement placement = Placement::kSlots;
   int64_t core_tick_ms = 20;
   int64_t gossip_interval_ms = 1000;
   int64_t housekeeping_ms = 1000;

@@ -110,6 +110,9 @@ class NodeCore {
   // Partitions still being transferred, for INFO.
   size_t TransfersPending() const { return transfers_.pending(); }
   uint64_t transferred_objects() const { return transfers_.transferred_objects(); }
+  // Client writes coordinated here / forwarded to a primary (core/writes.h).
+  uint64_t writes_coordinated() const { return writes_.coordinated(); }
+  uint64_t writes_forwarded() const { return writes_.forwarded(); }
   uint64_t transferred_paxos_states() const { return transfers_.transferred_paxos_states(); }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);

@@ -25,11 +25,12 @@ bool HoldsPartition(const SenderContext& ctx, uint32_t p, const std::string& fro
 }
 
 bool HoldsKey(const SenderContext& ctx, const std::string& key, const std::string& from) {
-  const uint64_t h = Hash64(key);
-  if (ctx.read != nullptr && HoldsPartition(ctx, ctx.read->PartitionOf(h), from, true, false)) {
+  if (ctx.read != nullptr &&
+      HoldsPartition(ctx, ctx.read->PartitionOfKey(key), from, true, false)) {
     return true;
   }
-  return ctx.write != nullptr && HoldsPartition(ctx, ctx.write->PartitionOf(h), from, false, true);
+  return ctx.write != nullptr &&
+         HoldsPartition(ctx, ctx.write->PartitionOfKey(key), from, false, true);
 }
 
 bool ObjectOk(const Object& obj, size_t max) { return obj.siblings.size() <= max; }

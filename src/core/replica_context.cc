@@ -21,7 +21,7 @@ bool ReplicaContext::IsReachable(const std::string& node) const {
 
 std::vector<std::string> ReplicaContext::Replicas(std::string_view key) const {
   if (!ring) return {};
-  return ring->PreferenceList(ring->PartitionOf(Hash64(key)), static_cast<size_t>(options.n));
+  return ring->PreferenceList(ring->PartitionOfKey(key), static_cast<size_t>(options.n));
 }
 
 bool ReplicaContext::IsPrimary(std::string_view key) const { return IsReplica(key, self); }
@@ -43,7 +43,7 @@ uint64_t OwnersFingerprint(std::vector<std::string> nodes) {
 
 std::vector<std::string> ReplicaContext::WriteReplicas(std::string_view key) const {
   if (!write_ring) return Replicas(key);
-  return write_ring->PreferenceList(write_ring->PartitionOf(Hash64(key)),
+  return write_ring->PreferenceList(write_ring->PartitionOfKey(key),
                                     static_cast<size_t>(options.n));
 }
 
@@ -57,7 +57,7 @@ std::vector<std::string> ReplicaContext::PendingReplicas(std::string_view key) c
   std::vector<std::string> out_nodes;
   if (!write_ring || !ring) return out_nodes;
   std::vector<std::string> read = Replicas(key);
-  for (const std::string& n : write_ring->PreferenceList(write_ring->PartitionOf(Hash64(key)),
+  for (const std::string& n : write_ring->PreferenceList(write_ring->PartitionOfKey(key),
                                                          static_cast<size_t>(options.n))) {
     if (std::find(read.begin(), read.end(), n) == read.end()) out_nodes.push_back(n);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/hash.h"
+#include "common/keyslot.h"
 
 namespace itsuka::core {
 
@@ -10,15 +11,37 @@ uint64_t ClaimWeight(uint32_t partition, std::string_view member) {
   return Hash64(member, 0x9E3779B97F4A7C15ull ^ partition);
 }
 
-Result<Ring> Ring::Create(uint32_t partitions, std::vector<std::string> members,
-                          uint64_t version) {
+Status CheckPlacement(uint32_t partitions, Placement placement) {
   if (partitions == 0 || partitions > (1u << 20)) {
     return Status::InvalidArgument("ring partitions must be in [1, 1048576]");
   }
+  if (placement == Placement::kSlots && kClusterSlots % partitions != 0) {
+    return Status::InvalidArgument(
+        "cluster.partitions = " + std::to_string(partitions) +
+        " does not divide the 16384 hash slots; hash-slot placement (data format 2) needs a "
+        "power of two from 1 to 16384");
+  }
+  if (placement != Placement::kHash && placement != Placement::kSlots) {
+    return Status::InvalidArgument("unknown key placement " +
+                                   std::to_string(static_cast<uint32_t>(placement)));
+  }
+  return Status::Ok();
+}
+
+uint32_t PartitionOfKey(std::string_view key, uint32_t partitions, Placement placement) {
+  if (placement == Placement::kSlots) return KeySlot(key) / (kClusterSlots / partitions);
+  return static_cast<uint32_t>((static_cast<unsigned __int128>(Hash64(key)) * partitions) >> 64);
+}
+
+Result<Ring> Ring::Create(uint32_t partitions, std::vector<std::string> members,
+                          uint64_t version, Placement placement) {
+  Status ok = CheckPlacement(partitions, placement);
+  if (!ok.ok()) return ok;
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   Ring r;
   r.version_ = version;
+  r.placement_ = placement;
   r.members_ = std::move(members);
   r.owners_.assign(partitions, 0);
   if (r.members_.empty()) return r;
@@ -40,6 +63,14 @@ Result<Ring> Ring::Create(uint32_t partitions, std::vector<std::string> members,
 uint32_t Ring::PartitionOf(uint64_t key_hash) const {
   return static_cast<uint32_t>((static_cast<unsigned __int128>(key_hash) * owners_.size()) >> 64);
 }
+
+uint32_t Ring::PartitionOfKey(std::string_view key) const {
+  return core::PartitionOfKey(key, partitions(), placement_);
+}
+
+uint32_t Ring::SlotsPerPartition() const { return kClusterSlots / partitions(); }
+
+uint32_t Ring::PartitionOfSlot(uint32_t slot) const { return slot / SlotsPerPartition(); }
 
 void Ring::CachePreferenceLists(size_t n) {
   cached_n_ = 0;

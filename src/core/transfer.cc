@@ -131,7 +131,7 @@ void Transfers::HandleRequest(const std::string& from, const TransferRequest& m)
   }
   std::set<uint32_t> wanted(m.partitions.begin(), m.partitions.end());
   const Ring& ring = *ctx_.ring;
-  auto want = [&](std::string_view key) { return wanted.count(ring.PartitionOf(Hash64(key))) > 0; };
+  auto want = [&](std::string_view key) { return wanted.count(ring.PartitionOfKey(key)) > 0; };
   const size_t max_keys = std::min<uint32_t>(m.max_keys, kBatchKeys);
   Result<LocalStore::ScanBatch> batch =
       ctx_.store.Scan(m.start, max_keys, kBatchExamined, want);
@@ -173,13 +173,13 @@ void Transfers::OnBatch(uint64_t req_id, const std::string& from, const Transfer
 bool Transfers::Merge(const Source& s, const TransferBatch& m) {
   const std::optional<Ring>& ring = ctx_.ring;
   for (const auto& [key, obj] : m.objects) {
-    if (!ring || s.partitions.count(ring->PartitionOf(Hash64(key))) == 0) continue;
+    if (!ring || s.partitions.count(ring->PartitionOfKey(key)) == 0) continue;
     if (!ctx_.MergeLocally(key, obj).ok()) return false;
     ++transferred_objects_;
   }
   // Staged like the objects, so it is durable before the transfer is reported synced.
   for (const KeyPaxosState& st : m.paxos) {
-    if (!ring || s.partitions.count(ring->PartitionOf(Hash64(st.key))) == 0) continue;
+    if (!ring || s.partitions.count(ring->PartitionOfKey(st.key)) == 0) continue;
     Result<AcceptorState> mine = ctx_.store.ReadPaxos(st.key);
     if (!mine.ok()) return false;
     if (AcceptorMerge(*mine, AcceptorState{st.promised, st.accepted, st.value})) {

@@ -66,6 +66,7 @@ void Writes::Start(uint64_t client_req, const std::string& key, WriteSpec spec, 
   Object seen = ctx_.recent.Get(key, now_ms);
   if (!seen.empty()) ctx_.recent.CountMerged();
   if (replica && (ctx_.store.Authoritative(key) || other == replicas.end())) {
+    ++coordinated_;
     Coordinate(Origin{client_req, {}, 0}, key, replicas, std::move(spec), w, pw, std::move(seen),
                now_ms);
     return;
@@ -84,6 +85,7 @@ void Writes::Start(uint64_t client_req, const std::string& key, WriteSpec spec, 
         {client_req, Status::Busy("too many requests in flight"), true, {}});
     return;
   }
+  ++forwarded_;
   const uint64_t req = forwarder_.Open(client_req, *to, now_ms, key);
   ctx_.out.sends.emplace_back(*to, ForwardPut{req, key, std::move(spec), static_cast<uint32_t>(w),
                                               static_cast<uint32_t>(pw), std::move(seen)});
@@ -93,7 +95,7 @@ std::vector<Target> Writes::WriteTargets(const std::string& key,
                                          const std::vector<std::string>& replicas) const {
   if (!handoff_.Sloppy() || !ctx_.ring) return ctx_.ReachableTargets(replicas);
   const std::vector<std::string> fallbacks =
-      ctx_.ring->Fallbacks(ctx_.ring->PartitionOf(Hash64(key)), replicas.size());
+      ctx_.ring->Fallbacks(ctx_.ring->PartitionOfKey(key), replicas.size());
   std::vector<bool> primary_up, fallback_up;
   for (const std::string& n : replicas) primary_up.push_back(ctx_.IsReachable(n));
   for (const std::string& n : fallbacks) fallback_up.push_back(ctx_.IsReachable(n));
@@ -118,7 +120,7 @@ void Writes::Coordinate(Origin origin, const std::string& key,
       if (ctx_.IsReachable(node)) targets.push_back(Target{node, false, {}});
     }
     pw = std::max(pw, w);
-    new_owners = ctx_.write_ring->PreferenceList(ctx_.write_ring->PartitionOf(Hash64(key)),
+    new_owners = ctx_.write_ring->PreferenceList(ctx_.write_ring->PartitionOfKey(key),
                                                  static_cast<size_t>(ctx_.options.n));
     need_new = std::min<int>(w, static_cast<int>(new_owners.size()));
     const auto reachable_new =

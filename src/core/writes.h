@@ -95,6 +95,11 @@ class Writes {
 
   // Writes not yet answered.
   size_t inflight() const { return puts_.size() - answered_; }
+  // Client writes (eventual) this node coordinated itself, and those it forwarded to a
+  // primary because it is none (or not authoritative): how well clients route (INFO
+  // stats client_writes_coordinated / client_writes_forwarded).
+  uint64_t coordinated() const { return coordinated_; }
+  uint64_t forwarded() const { return forwarded_; }
 
  private:
   struct PendingPut {
@@ -167,6 +172,8 @@ class Writes {
   Forwarder& forwarder_;
   std::map<uint64_t, PendingPut> puts_;  // by request id
   size_t answered_ = 0;
+  uint64_t coordinated_ = 0;
+  uint64_t forwarded_ = 0;
 };
 
 }  // namespace itsuka::core

@@ -189,6 +189,9 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"discard", {"transactions", "Drops the queued commands"}},
       {"watch", {"transactions", "EXEC answers nil if the key changes meanwhile"}},
       {"unwatch", {"transactions", "Forgets the WATCHed keys"}},
+      {"cluster", {"cluster", "SLOTS SHARDS NODES INFO KEYSLOT MYID: hash slots mapped onto partitions"}},
+      {"readonly", {"cluster", "Allows reads from replicas (every node serves every key)"}},
+      {"readwrite", {"cluster", "Ends READONLY (a no-op here)"}},
   };
   auto it = docs->find(name);
   if (it != docs->end()) return it->second;
@@ -250,6 +253,9 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"watch", -2, {"fast", "loading"}, 1, -1, 1, true, &CommandExecutor::WatchCmd},
       {"unwatch", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Unwatch},
       {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
+      {"cluster", -2, {"loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ClusterCmd},
+      {"readonly", 1, {"fast", "loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ReadOnlyCmd},
+      {"readwrite", 1, {"fast", "loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ReadOnlyCmd},
       {"itsuka.defaults", -1, {"fast"}, 0, 0, 0, true, &CommandExecutor::Defaults},
       {"itsuka.hints", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Hints},
       {"itsuka.repair", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Repair},

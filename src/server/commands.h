@@ -174,6 +174,19 @@ class CommandExecutor {
   void RunProgram(std::shared_ptr<KeyProgram> p);
   void ApplyProgram(std::shared_ptr<KeyProgram> p, PendingReply& r, const core::Object& base);
   void OnProgramWritten(std::shared_ptr<KeyProgram> p, PendingReply& r);
+  // Redis Cluster commands (server/cluster_commands.cc).
+  void ClusterCmd(Session&, std::vector<std::string>&, std::string*);
+  void ReadOnlyCmd(Session&, std::vector<std::string>&, std::string*);
+  void ClusterSlots(std::string* out);
+  void ClusterShards(std::string* out);
+  void ClusterNodes(std::string* out);
+  // CLUSTER INFO's text (cluster_state, slots assigned, known nodes, epochs).
+  std::string ClusterInfoText() const;
+  // The read ring if keys are placed by hash slot (data format 2); else false with the
+  // "cluster support disabled" error appended.
+  bool SlotRing(const core::Ring** ring, std::string* out) const;
+  // A member's gossiped "host:port" for clients (this node's from its config).
+  std::string ClientAddrOf(const std::string& id) const;
   // Admin commands (server/admin_commands.cc).
   void Members(Session&, std::vector<std::string>&, std::string*);
   void RingCmd(Session&, std::vector<std::string>&, std::string*);

@@ -75,6 +75,7 @@ const std::vector<Setting>& Settings() {
       {"storage.durability", StringSetting{&Config::durability, {"os", "fsync"}}},
       {"storage.block_cache_mb", IntSetting{&Config::block_cache_mb, 1, 1LL << 20}},
       {"storage.write_buffer_mb", IntSetting{&Config::write_buffer_mb, 1, 1LL << 16}},
+      {"storage.data_format", IntSetting{&Config::data_format, 1, 2}},
       {"storage.object_cache_mb", IntSetting{&Config::object_cache_mb, 0, 1LL << 20}},
       // Corruption and I/O errors (README "Corruption and I/O errors").
       {"storage.allow_wal_corruption", IntSetting{&Config::allow_wal_corruption, 0, 1}},
@@ -274,6 +275,13 @@ Status Validate(const Config& c) {
                     inet_pton(AF_INET6, c.bind.c_str(), &a) != 1) {
     return Status::InvalidArgument("setting 'server.bind': '" + c.bind.substr(0, 64) +
                                    "' is not an IPv4 or IPv6 address (host names are not resolved)");
+  }
+  if (c.data_format == 2 && 16384 % c.partitions != 0) {
+    return Status::InvalidArgument(
+        "setting 'cluster.partitions' = " + std::to_string(c.partitions) +
+        " does not divide the 16384 Redis Cluster hash slots, which data format 2 places keys "
+        "by: use a power of two up to 16384 (e.g. 256), or storage.data_format = 1 (XXH3 "
+        "placement, no CLUSTER SLOTS)");
   }
   if (c.max_query_buffer_bytes < c.max_bulk_bytes) {
     return Status::InvalidArgument(

@@ -1,6 +1,7 @@
 #include "server/node.h"
 
 #include "server/peer_auth.h"
+#include "server/data_format.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -91,9 +92,12 @@ Status Node::Open() {
   std::string actor;
   st = CheckDataOwner(open_info.wal_corruption_tolerated, &actor);
   if (!st.ok()) return st;
+  st = CheckDataFormat();
+  if (!st.ok()) return st;
   st = CheckClusterId(identity);
   if (!st.ok()) return st;
   identity.instance_id = actor;
+  identity.data_format = data_format_;
   if (identity.insecure) {
     LOG_WARN << "*** cluster.insecure_no_auth is set: peers are NOT authenticated. Anyone who "
                 "can reach the peer port can read and write every key and change the "
@@ -199,6 +203,8 @@ Status Node::CheckDataOwner(bool wal_loss, std::string* actor) {
     WriteBatch b;
     b.Put(Column::kMeta, "node_id", config_.node_id);
     b.Put(Column::kMeta, "actor", *actor);
+    // A new directory's format, with its identity (docs/DESIGN.md 4.12).
+    b.Put(Column::kMeta, kDataFormatKey, std::to_string(config_.data_format));
     st = engine_->Write(b, /*sync=*/true);
   } else if (st.ok()) {
     st = engine_->Get(Column::kMeta, "actor", actor);
@@ -213,6 +219,40 @@ Status Node::CheckDataOwner(bool wal_loss, std::string* actor) {
     }
   }
   if (!st.ok()) return Status::IOError("reading node identity from node.data_dir: " + st.ToString());
+  return Status::Ok();
+}
+
+Status Node::CheckDataFormat() {
+  std::string stored;
+  Status st = engine_->Get(Column::kMeta, kDataFormatKey, &stored);
+  if (!st.ok() && !st.IsNotFound()) {
+    return Status::IOError("reading the data format from node.data_dir: " + st.ToString());
+  }
+  Result<uint32_t> format = ParseDataFormat(st.IsNotFound() ? std::nullopt
+                                                             : std::optional<std::string>(stored));
+  if (!format.ok()) {
+    return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "': " +
+                                   format.status().message());
+  }
+  data_format_ = *format;
+  if (st.IsNotFound()) {
+    // A directory from before formats were versioned: format 1, recorded so.
+    WriteBatch b;
+    b.Put(Column::kMeta, kDataFormatKey, "1");
+    st = engine_->Write(b, /*sync=*/true);
+    if (!st.ok()) return Status::IOError("recording the data format: " + st.ToString());
+  }
+  const core::Placement placement = PlacementOfFormat(data_format_);
+  st = core::CheckPlacement(static_cast<uint32_t>(config_.partitions), placement);
+  if (!st.ok()) return Status::InvalidArgument("node.data_dir '" + config_.data_dir + "': " + st.message());
+  LOG_INFO << "data format " << data_format_ << " ("
+           << (placement == core::Placement::kSlots ? "Redis Cluster hash-slot" : "XXH3-64")
+           << " key placement)";
+  if (data_format_ != static_cast<uint32_t>(config_.data_format)) {
+    LOG_WARN << "node.data_dir '" << config_.data_dir << "' has data format " << data_format_
+             << "; storage.data_format = " << config_.data_format
+             << " applies to new data directories only";
+  }
   return Status::Ok();
 }
 
@@ -296,6 +336,7 @@ core::NodeConfig Node::MakeNodeConfig(const std::string& actor) const {
   c.repair.tombstone_grace_ms = config_.repair_tombstone_grace_s * 1000;
   c.repair_min_grace_ms = config_.repair_tombstone_grace_s * 1000;
   c.partitions = static_cast<uint32_t>(config_.partitions);
+  c.placement = PlacementOfFormat(data_format_);
   c.core_tick_ms = 20;
   c.gossip_interval_ms = config_.gossip_interval_ms;
   c.housekeeping_ms = 1000;
@@ -327,7 +368,8 @@ Status Node::OpenNode(const std::string& actor) {
 
 Status Node::BuildRepairTrees(const storage::RocksOpenInfo& info) {
   const int64_t t0 = clock_.MonotonicMs();
-  Status st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions));
+  Status st = store_->EnableMerkle(static_cast<uint32_t>(config_.partitions),
+                                    PlacementOfFormat(data_format_));
   if (!st.ok()) return Status::IOError("building the anti-entropy trees: " + st.ToString());
   if (info.wal_corruption_tolerated) {
     store_->NoteWalCorruption(info.wal_error);
@@ -734,8 +776,13 @@ Status Node::CommitAndRelease() {
 }
 
 std::string Node::ClusterInfo() const {
-  std::string s = "cluster_name:" + config_.cluster_name + "\r\n";
+  // cluster_enabled first: redis-py's RedisCluster reads it (1 only with hash slots).
+  std::string s = std::string("cluster_enabled:") + (data_format_ >= 2 ? "1" : "0") + "\r\n";
+  s += "data_format:" + std::to_string(data_format_) + "\r\n";
+  s += "cluster_name:" + config_.cluster_name + "\r\n";
   const core::NodeCore& core = node_->core();
+  s += "client_writes_coordinated:" + std::to_string(core.writes_coordinated()) + "\r\n";
+  s += "client_writes_forwarded:" + std::to_string(core.writes_forwarded()) + "\r\n";
   s += "members:" + std::to_string(core.ring()->members().size()) + "\r\n";
   s += "n:" + std::to_string(config_.n) + "\r\n";
   s += "partitions:" + std::to_string(config_.partitions) + "\r\n";

@@ -90,6 +90,9 @@ class Node : public ClientHost, public AdminHost {
   // The node id the data directory belongs to, and its actor (*actor; a new
   // incarnation for a new directory or after a write-ahead log loss).
   Status CheckDataOwner(bool wal_loss, std::string* actor);
+  // Reads (or, for a new directory, has CheckDataOwner record) the data format; refuses
+  // one this build does not know. Sets data_format_.
+  Status CheckDataFormat();
   Status CheckClusterId(const PeerIdentity& identity);
   Status OpenStore();
   core::NodeConfig MakeNodeConfig(const std::string& actor) const;
@@ -191,6 +194,7 @@ class Node : public ClientHost, public AdminHost {
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   int exit_code_ = 0;
+  uint32_t data_format_ = 0;  // the data directory's (CheckDataFormat)
 };
 
 }  // namespace itsuka::server

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "server/peer_auth.h"
+#include "server/data_format.h"
 #include "wire/peer_codec.h"
 
 namespace itsuka::server {
@@ -241,8 +242,9 @@ void PeerTransport::OnHeartbeatTimer() {
 }
 
 core::AuthHello PeerTransport::MakeHello(const std::string& nonce) const {
-  return core::AuthHello{config_.cluster_name, identity_.cluster_id, core::kPeerProtocolVersion,
-                         config_.node_id,      identity_.instance_id, nonce};
+  return core::AuthHello{config_.cluster_name,  identity_.cluster_id, core::kPeerProtocolVersion,
+                         config_.node_id,       identity_.instance_id, nonce,
+                         identity_.data_format};
 }
 
 void PeerTransport::OnClockEcho(const std::string& from, const core::ClockEcho& echo) {
@@ -435,6 +437,12 @@ bool PeerTransport::AcceptHello(const core::AuthHello& hello, std::string* why) 
   } else if (!identity_.cluster_id.empty() && hello.cluster_id != identity_.cluster_id) {
     *why = "cluster id " + (hello.cluster_id.empty() ? std::string("(none)") : ToHex(hello.cluster_id)) +
            ", this node is in cluster " + ToHex(identity_.cluster_id);
+  } else if (hello.data_format != identity_.data_format) {
+    // Members of other placements would disagree on every key's owners.
+    *why = "data " + DescribeDataFormat(hello.data_format) + ", this node's data directory is " +
+           DescribeDataFormat(identity_.data_format) +
+           ": one cluster places every key the same way (a new node joins with the cluster's "
+           "format: storage.data_format)";
   } else if (hello.node_id.empty() || hello.node_id.size() > 64 || hello.node_id == config_.node_id) {
     *why = "node id '" + hello.node_id + "' is this node's own, empty or too long";
   } else if (hello.nonce.size() != kNonceBytes || hello.instance_id.empty()) {

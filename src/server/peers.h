@@ -107,6 +107,9 @@ struct PeerIdentity {
   std::string cluster_id;            // raw bytes; empty only in insecure mode
   std::vector<std::string> secrets;  // raw bytes; empty only in insecure mode
   std::string instance_id;           // this data directory's
+  // The data directory's format (docs/DESIGN.md 4.12): its key placement is part of the
+  // cluster's identity, so a peer of another format is refused in the handshake.
+  uint32_t data_format = 2;
 };
 
 class PeerTransport {

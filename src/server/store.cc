@@ -1,5 +1,7 @@
 #include "server/store.h"
 
+#include "core/ring.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -20,7 +22,8 @@ namespace {
 //   "ae/l" p:4 leaf:2 key -> digest:8 purge-candidate:1 died-at-ms:8
 //   "ae/t" p:4 key        -> digest:8 died-at-ms:8   (purge candidates only: tombstones
 //                                                     and expiring values, core::PurgeCandidate)
-//   "ae/format"           -> "3 <partitions>" once the index covers every key
+//   "ae/format"           -> "3 <partitions>" (format-1 placement) or "3 <partitions> slots"
+//                            (format 2) once the index covers every key
 constexpr std::string_view kLeafPrefix = "ae/l";
 constexpr std::string_view kTombPrefix = "ae/t";
 constexpr std::string_view kFormatKey = "ae/format";
@@ -40,10 +43,6 @@ uint64_t GetBE(std::string_view s, size_t at, int bytes) {
   uint64_t v = 0;
   for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
   return v;
-}
-
-uint32_t PartitionOf(uint64_t h, uint32_t partitions) {
-  return static_cast<uint32_t>((static_cast<unsigned __int128>(h) * partitions) >> 64);
 }
 
 std::string LeafPrefix(uint32_t p, uint32_t leaf) {
@@ -182,7 +181,7 @@ Result<core::Object> Store::Read(std::string_view key) {
 }
 
 uint32_t Store::PartitionOfKey(std::string_view key) const {
-  return partitions_ == 0 ? 0 : PartitionOf(Hash64(key), partitions_);
+  return partitions_ == 0 ? 0 : core::PartitionOfKey(key, partitions_, placement_);
 }
 
 void Store::OnCorruption(std::string_view key, const char* what, const Status& st) {
@@ -413,7 +412,7 @@ Status Store::Commit() {
       continue;
     }
     const uint64_t h = Hash64(key);
-    const uint32_t p = PartitionOf(h, partitions_);
+    const uint32_t p = core::PartitionOfKey(key, partitions_, placement_);
     const uint32_t leaf = core::MerkleLeafOf(h, depth_);
     IndexValue old_v;
     if (Status st = PreviousIndexEntry(key, p, leaf, &old_v); !st.ok()) return fail(st);
@@ -458,8 +457,9 @@ void Store::DropFromCache() {
   for (const auto& [key, obj] : staged_) cache_.Erase(key);
 }
 
-Status Store::EnableMerkle(uint32_t partitions) {
-  if (partitions == 0) return Status::InvalidArgument("partitions must be at least 1");
+Status Store::EnableMerkle(uint32_t partitions, core::Placement placement) {
+  if (Status ok = core::CheckPlacement(partitions, placement); !ok.ok()) return ok;
+  placement_ = placement;
   cache_.Clear();  // its index entries were described without a ring (and indexing may drop keys)
   partitions_ = partitions;
   depth_ = core::MerkleDepthFor(partitions);
@@ -467,7 +467,10 @@ Status Store::EnableMerkle(uint32_t partitions) {
   trees_.resize(partitions);
   std::string format;
   Status st = engine_.Get(Column::kMeta, kFormatKey, &format);
-  std::string want = "3 " + std::to_string(partitions);
+  // Format-2 (slot-placed) directories say so: an index built for the other placement
+  // (never expected: a directory keeps its format) would be rebuilt, not trusted.
+  std::string want = "3 " + std::to_string(partitions) +
+                     (placement == core::Placement::kSlots ? " slots" : "");
   if (!st.ok() && !st.IsNotFound()) return st;
   if (st.IsNotFound() || format != want) {
     // No index yet (a data directory from before anti-entropy), or one for another
@@ -502,7 +505,8 @@ Status Store::RebuildIndex(const std::string& format) {
       continue;
     }
     const uint64_t h = Hash64(it->key());
-    IndexOps(&batch, PartitionOf(h, partitions_), core::MerkleLeafOf(h, depth_), it->key(),
+    IndexOps(&batch, core::PartitionOfKey(it->key(), partitions_, placement_),
+             core::MerkleLeafOf(h, depth_), it->key(),
              IndexValue(), Describe(*obj));
     if (batch.size() >= 10000) {
       Status st = engine_.Write(batch, false);

@@ -100,7 +100,8 @@ class Store : public core::NodeStore {
   // Turns on the Merkle trees for a ring of `partitions`: builds the index if this
   // data directory has none yet (one scan of the data), then rebuilds the trees from it.
   // REQUIRES: nothing staged.
-  Status EnableMerkle(uint32_t partitions);
+  // `placement` says which partition a key is in (the data format's, core/ring.h).
+  Status EnableMerkle(uint32_t partitions, core::Placement placement = core::Placement::kSlots);
   bool merkle_enabled() const { return partitions_ != 0; }
   int64_t merkle_index_build_ms() const { return index_build_ms_; }
   int64_t merkle_rebuild_ms() const { return rebuild_ms_; }
@@ -152,6 +153,7 @@ class Store : public core::NodeStore {
   uint64_t committed_keys_ = 0;
   uint64_t failed_commits_ = 0;
   uint32_t partitions_ = 0;  // 0: no Merkle trees
+  core::Placement placement_ = core::Placement::kSlots;
   uint32_t depth_ = 0;
   std::vector<std::unique_ptr<core::MerkleTree>> trees_;
   // What the index holds for the key this store last read from the engine. NodeCore

@@ -19,7 +19,7 @@ namespace itsuka::storage {
 namespace {
 
 // Indexed by Column; "default" is RocksDB's own name for the first column family.
-const char* const kColumnNames[kNumColumns] = {"default", "hints", "meta"};
+const char* const kColumnNames[kNumColumns] = {"default", "hints", "meta", "elements"};
 
 Status FromRocks(const rocksdb::Status& s) {
   if (s.ok()) return Status::Ok();

@@ -845,7 +845,7 @@ struct Codec<core::TransferBatch> {
 
 template <>
 struct Codec<core::AuthHello> {
-  static constexpr uint32_t kFields = 6;
+  static constexpr uint32_t kFields = 7;
   static void Pack(Packer& pk, const core::AuthHello& m) {
     pk.pack(m.cluster);
     PackBin(pk, m.cluster_id);
@@ -853,10 +853,12 @@ struct Codec<core::AuthHello> {
     pk.pack(m.node_id);
     pk.pack(m.instance_id);
     PackBin(pk, m.nonce);
+    pk.pack(m.data_format);
   }
   static bool Unpack(const Fields& f, core::AuthHello* m) {
     return f.Str(1, &m->cluster) && f.Str(2, &m->cluster_id) && f.U32(3, &m->protocol_version) &&
            f.Str(4, &m->node_id) && f.Str(5, &m->instance_id) && f.Str(6, &m->nonce) &&
+           f.U32(7, &m->data_format) &&
            m->cluster.size() <= kMaxHandshakeField && m->cluster_id.size() <= kMaxHandshakeField &&
            m->node_id.size() <= kMaxHandshakeField &&
            m->instance_id.size() <= kMaxHandshakeField && m->nonce.size() <= kMaxHandshakeField;

@@ -307,8 +307,8 @@ void Cluster::DebugRings(const std::string& id, SimNode& n, uint64_t fp) {
   const Ring r = Ring::Create(options_.partitions, ReadMembers(v), 0).value();
   const Ring w = Ring::Create(options_.partitions, WriteMembers(v), 0).value();
   std::string rs, ws;
-  for (const auto& x : r.PreferenceList(r.PartitionOf(Hash64(key)), 3)) rs += x + ",";
-  for (const auto& x : w.PreferenceList(w.PartitionOf(Hash64(key)), 3)) ws += x + ",";
+  for (const auto& x : r.PreferenceList(r.PartitionOfKey(key), 3)) rs += x + ",";
+  for (const auto& x : w.PreferenceList(w.PartitionOfKey(key), 3)) ws += x + ",";
   std::fprintf(stderr, "t=%ld %s read[%s] write[%s] reachable:", static_cast<long>(now_), id.c_str(),
                rs.c_str(), ws.c_str());
   for (const auto& [o, on] : nodes_) std::fprintf(stderr, " %s=%d", o.c_str(), n.node->core().IsReachable(o) ? 1 : 0);

@@ -1,6 +1,7 @@
 #include "sim_store.h"
 
 #include "common/hash.h"
+#include "core/ring.h"
 
 namespace itsuka::core::sim {
 namespace {
@@ -101,7 +102,8 @@ void SimStore::Commit() {
 
 void SimStore::CommitIndexed(const std::string& key, Object obj) {
   const uint64_t h = Hash64(key);
-  const uint32_t p = static_cast<uint32_t>((static_cast<unsigned __int128>(h) * partitions_) >> 64);
+  // The placement of the nodes' rings (NodeConfig's default: hash slots, format 2).
+  const uint32_t p = PartitionOfKey(key, partitions_, Placement::kSlots);
   const uint32_t leaf = MerkleLeafOf(h, depth_);
   auto old = durable_.find(key);
   const uint64_t old_d = old == durable_.end() ? 0 : ObjectDigest(old->second);

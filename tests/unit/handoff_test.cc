@@ -234,7 +234,7 @@ TEST(SloppyQuorum, UnreachablePrimaryIsReplacedByTheNextReachableNodeWhichStores
   std::vector<std::string> pref = t.core.Replicas(key);
   std::string down = pref[0] == "a" ? pref[1] : pref[0];
   std::vector<std::string> fb =
-      t.core.ring()->Fallbacks(t.core.ring()->PartitionOf(Hash64(key)), 3);
+      t.core.ring()->Fallbacks(t.core.ring()->PartitionOfKey(key), 3);
   t.core.SetReachable(down, false);
   t.core.SetReachable(fb[0], false);  // the first fallback is down too: the next one stands in
   t.core.StartPut(1, key, Blind("v"), 3, 0, 0);

@@ -135,8 +135,7 @@ TEST(NodeTest, ARepairRequestToItselfWaitsForTheCommitOfWhatIsStaged) {
   (void)f.node->TakeEffects();
   ASSERT_EQ(f.node->core().ring()->members(), (std::vector<std::string>{"n1", "n2"}));
   const std::string key = "staged";
-  const uint32_t p = static_cast<uint32_t>(
-      (static_cast<unsigned __int128>(Hash64(key)) * kPartitions) >> 64);
+  const uint32_t p = f.store.PartitionOfKey(key);
   f.store.Stage(key, ApplyWrite(Object(), {}, "n1", NewVersion{false, "v", 0, 1}, {}).value());
 
   RepairProgress progress;

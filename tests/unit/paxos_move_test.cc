@@ -199,8 +199,8 @@ struct Cluster {
 std::string KeyLedBy(const Cluster& c, const std::string& leader) {
   for (int i = 0; i < 100000; ++i) {
     const std::string k = "key" + std::to_string(i);
-    if (c.old_ring.PreferenceList(c.old_ring.PartitionOf(Hash64(k)), 3)[0] == leader &&
-        c.new_ring.PreferenceList(c.new_ring.PartitionOf(Hash64(k)), 3)[0] == leader) {
+    if (c.old_ring.PreferenceList(c.old_ring.PartitionOfKey(k), 3)[0] == leader &&
+        c.new_ring.PreferenceList(c.new_ring.PartitionOfKey(k), 3)[0] == leader) {
       return k;
     }
   }

@@ -38,7 +38,7 @@ struct Cluster {
   void Split(std::string* key, std::string* holder, std::string* other) const {
     for (int i = 0;; ++i) {
       *key = "key" + std::to_string(i);
-      std::vector<std::string> pl = ring.PreferenceList(ring.PartitionOf(Hash64(*key)), 3);
+      std::vector<std::string> pl = ring.PreferenceList(ring.PartitionOfKey(*key), 3);
       for (const std::string& m : ring.members()) {
         if (std::find(pl.begin(), pl.end(), m) == pl.end()) {
           *holder = pl[0];
@@ -73,7 +73,7 @@ TEST(MembersOnly, PartitionCopiesOnlyToMembersThatGainThePartition) {
   Cluster c;
   std::string key, holder, other;
   c.Split(&key, &holder, &other);
-  const uint32_t p = c.ring.PartitionOf(Hash64(key));
+  const uint32_t p = c.ring.PartitionOfKey(key);
   TransferRequest request{1, 16, {p}, "", 100};
   EXPECT_TRUE(CheckSender(holder, request, c.ctx).ok());
   EXPECT_FALSE(CheckSender(other, request, c.ctx).ok());  // a member of other partitions

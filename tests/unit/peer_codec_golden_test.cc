@@ -92,7 +92,8 @@ std::vector<core::PeerMessage> GoldenSamples() {
       core::TransferRequest{52, 64, {1, 2, 63}, "s", 500},
       core::TransferBatch{53, true, "", {{"k1", GoldenObject()}, {"k2", GoldenExpiringObject()}},
                           "k3", false, {{"k1", b1, b2, GoldenObject()}, {"k9", b2, {}, {}}}},
-      core::AuthHello{"itsuka", std::string(16, '\x07'), 2, "node1", "inst-1", std::string(32, 'n')},
+      // data_format (last, protocol 5): the sender's data format (server/data_format.h).
+      core::AuthHello{"itsuka", std::string(16, '\x07'), 2, "node1", "inst-1", std::string(32, 'n'), 2},
       core::AuthProof{{std::string(32, 'm'), std::string(32, '\xff')}},
       core::AuthResult{core::AuthResult::kDuplicateNode, "node1 is already connected"},
       core::ClockProbe{1700000000123},
@@ -138,7 +139,7 @@ const char* const kGoldenHex[] = {
     "93339299a16103cd03e8ae3132372e302e302e313a37303031ae3132372e302e302e313a383030314d05014e99a1620102a3683a31a3683a3200000300c3",
     "963434409301023fc40173cd01f4",
     "983535c3a09292c4026b31c42593019292a26e310192a26e32019296a26e310100c403760078000796a26e320101c400000892c4026b32c41a93019192a26e33019196a26e330100c40374746ccd1388cd0fa0c4026b33c29292c4026b31c43196010ca26e3109a26e32c42593019292a26e310192a26e32019296a26e310100c403760078000796a26e320101c400000892c4026b39c40e960109a26e3200a0c40493019090",
-    "973ca6697473756b61c4100707070707070707070707070707070702a56e6f646531a6696e73742d31c4206e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e",
+    "983ca6697473756b61c4100707070707070707070707070707070702a56e6f646531a6696e73742d31c4206e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e02",
     "923d92c4206d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6dc420ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
     "933e02ba6e6f64653120697320616c726561647920636f6e6e6563746564",
     "9246cf0000018bcfe5687b",

@@ -256,7 +256,7 @@ TEST_F(RepairTest, TombstonesArePurgedOnlyWhenEveryReplicaHoldsThemAndAfterTheGr
   // The replica side refuses to confirm a tombstone whose digest it does not hold.
   const uint64_t d_partial = core::ObjectDigest(S("n1").Read("partial").value());
   core::PeerMessage check = core::TombstoneRequest{
-      9, static_cast<uint32_t>((static_cast<unsigned __int128>(Hash64("partial")) * kPartitions) >> 64),
+      9, S("n1").PartitionOfKey("partial"),
       core::TombstoneRequest::Mode::kCheck, 0, {{"partial", d_partial}}, ""};
   auto reply = std::get<core::TombstoneReply>(
       core::AnswerRepairRequest(check, S("n3"), S("n3"), limits_, wall_, 0));

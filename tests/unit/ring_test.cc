@@ -10,7 +10,7 @@ namespace itsuka::core {
 namespace {
 
 Ring Make(uint32_t q, std::vector<std::string> members) {
-  return Ring::Create(q, std::move(members), 1).value();
+  return Ring::Create(q, std::move(members), 1, Placement::kHash).value();
 }
 
 TEST(Ring, PartitionOfSplitsHashSpaceIntoEqualRanges) {
@@ -137,7 +137,7 @@ TEST(Ring, CachedPreferenceListsEqualComputedOnes) {
     EXPECT_EQ(cached.Fallbacks(p, 3), plain.Fallbacks(p, 3));
   }
   // Rings too large for the cache answer the same.
-  Ring big = Ring::Create(20000, {"a", "b", "c"}, 1).value();
+  Ring big = Ring::Create(20000, {"a", "b", "c"}, 1, Placement::kHash).value();
   const Ring big_plain = big;
   big.CachePreferenceLists(3);
   EXPECT_EQ(big.PreferenceList(19999, 3), big_plain.PreferenceList(19999, 3));

@@ -179,7 +179,7 @@ Roles RolesFor(ScriptedCluster& c) {
     Roles r;
     r.key = "x0-" + std::to_string(i);
     r.p = c.core("a").Replicas(r.key);
-    r.f = c.core("a").ring()->Fallbacks(c.core("a").ring()->PartitionOf(Hash64(r.key)), 3);
+    r.f = c.core("a").ring()->Fallbacks(c.core("a").ring()->PartitionOfKey(r.key), 3);
     if (r.f.size() != 2) continue;
     // The client talks to the second fallback, so that the first can be the
     // substitute that takes the write.

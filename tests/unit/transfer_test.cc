@@ -90,7 +90,7 @@ TEST(Transfer, JoiningNodeCopiesEveryObjectOfItsNewPartitions) {
   size_t moved = 0;
   for (int i = 0; i < 1000; ++i) {
     const std::string k = "key" + std::to_string(i);
-    const bool mine = new_ring.Owner(new_ring.PartitionOf(Hash64(k))) == "b";
+    const bool mine = new_ring.Owner(new_ring.PartitionOfKey(k)) == "b";
     core::Object got = sb.Read(k).value();
     if (mine) {
       ++moved;
@@ -167,7 +167,7 @@ TEST(Transfer, WritesDuringAMoveNeedJointQuorums) {
   std::string key;
   for (int i = 0; key.empty(); ++i) {
     const std::string k = "k" + std::to_string(i);
-    std::vector<std::string> w = a.write_ring()->PreferenceList(a.write_ring()->PartitionOf(Hash64(k)), 2);
+    std::vector<std::string> w = a.write_ring()->PreferenceList(a.write_ring()->PartitionOfKey(k), 2);
     if (std::find(w.begin(), w.end(), "c") != w.end()) key = k;
   }
   a.TakeOutbox();
