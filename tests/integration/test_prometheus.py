@@ -93,7 +93,7 @@ class PrometheusScrape(unittest.TestCase):
             self.assertEqual(set(q), set(targets))
             for v in q.values():
                 self.assertGreater(v, 0)
-            hints = by_instance(query(web, "itsuka_hints_written_total"))
+            hints = by_instance(query(web, "itsuka_hints_written"))
             self.assertEqual(set(hints), set(targets))
             # A node away: the others keep hints for it, and prometheus sees them grow.
             cluster.nodes[2].stop()
@@ -101,7 +101,7 @@ class PrometheusScrape(unittest.TestCase):
             for i in range(20):
                 c.call("SET", f"h:{i}", "v", "W", "1")
             c.close()
-            wait_until(lambda: by_instance(query(web, "itsuka_hints_written_total")).get(targets[0], 0) > 0,
+            wait_until(lambda: by_instance(query(web, "itsuka_hints_written")).get(targets[0], 0) > 0,
                        timeout=30, interval=0.5, what="node1's hint counter above 0 at prometheus")
         finally:
             if prom is not None:

@@ -507,7 +507,8 @@ int Repair(const std::function<bool(Connection&, std::string*)>& connect,
   }
   if (tty) std::printf("\n");
   PrintRepairReport(st, json);
-  return Num(st, "partitions_failed") > 0 ? 1 : 0;
+  // A partition synced without a skipped replica is not fully repaired either.
+  return Num(st, "partitions_failed") > 0 || Num(st, "replicas_skipped") > 0 ? 1 : 0;
 }
 
 // Calls a command; prints the error and returns nullopt if it failed.
