@@ -774,8 +774,8 @@ void PeerTransport::Enqueue(const std::string& to, const core::PeerMessage& msg)
   }
   if (wire::MessageSince(msg) > it->second.version) {
     // The peer's build could not read it: refused here, with a reason in the log.
-    ++stats_.messages_unsupported;
-    if (AllowStrangerLog()) {
+    const uint64_t n = ++stats_.messages_unsupported;
+    if ((n & (n - 1)) == 0) {  // the 1st, 2nd, 4th, 8th, ...: bounded, never silent
       LOG_WARN << "peer " << to << ": not sending a message of type "
                << static_cast<unsigned>(std::visit([](const auto& m) { return m.kType; }, msg))
                << ": it needs peer protocol " << wire::MessageSince(msg)

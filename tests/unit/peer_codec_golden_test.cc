@@ -267,7 +267,8 @@ TEST(PeerCodecGolden, EncodingAtProtocol4IsWhatProtocol4BuildsRead) {
       EXPECT_GT(MessageSince(samples[i]), 4u) << "sample " << i;
       ASSERT_FALSE(back.ok()) << "sample " << i;
       EXPECT_EQ(back.status().code(), Status::Code::kInvalidArgument) << "sample " << i;
-      EXPECT_NE(back.status().message().find("unknown type"), std::string::npos);
+      EXPECT_NE(back.status().message().find("unknown message type"), std::string::npos)
+          << back.status().message();
     }
   }
 }

@@ -449,45 +449,6 @@ TEST_F(RepairTest, TombstoneListsArePagedUntilEveryPurgeableOneIsGone) {
   EXPECT_EQ(d.progress().totals.tombstones_purged, 40u);
   for (const char* n : {"n1", "n2", "n3"}) EXPECT_EQ(S(n).merkle_keys(), 0u) << n;
 }
-}  // namespace
-}  // namespace itsuka
-
-namespace itsuka {
-namespace {
-TEST_F(RepairTest, ExpiredValuesArePurgedByTheSameRuleAsTombstones) {
-  auto write_ttl = [&](const std::string& key, int64_t expire_at) {
-    Object cur = S("n1").Read(key).value();
-    Object next = core::ApplyWrite(cur, cur.clock, "n1", core::NewVersion{false, "v", expire_at, 10},
-                                   core::ObjectLimits{})
-                      .value();
-    S("n1").Stage(key, next);
-    ASSERT_TRUE(S("n1").Commit().ok());
-    Copy("n1", "n2", key);
-    Copy("n1", "n3", key);
-  };
-  write_ttl("expired", wall_ - 5000);   // expired 5 s ago
-  write_ttl("recent", wall_ - 500);     // expired, but within the 1 s grace
-  write_ttl("future", wall_ + 60000);   // still live
-  Write("n1", "plain", "v");            // no expiry: never a candidate
-  Copy("n1", "n2", "plain");
-  Copy("n1", "n3", "plain");
-  core::RepairOptions o;
-  o.tombstone_grace_ms = 1000;
-  grace_ms_ = 1000;
-  core::RepairDriver d = MakeDriver(o);
-  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
-  Run(d);
-  EXPECT_EQ(d.progress().totals.tombstones_purged, 1u);
-  for (const char* n : {"n1", "n2", "n3"}) {
-    EXPECT_TRUE(S(n).Read("expired").value().empty()) << n;
-    EXPECT_FALSE(S(n).Read("recent").value().empty()) << n;
-    EXPECT_FALSE(S(n).Read("future").value().empty()) << n;
-    EXPECT_FALSE(S(n).Read("plain").value().empty()) << n;
-  }
-}
-}  // namespace
-}  // namespace itsuka
-
 // Issue 14: a replica the failure detector suspects is skipped, not waited for; the
 // others are synced and the skip is reported (and kept across a resume).
 TEST_F(RepairTest, SuspectedReplicaIsSkippedAndReportedAndNothingIsPurgedWithoutIt) {
@@ -547,3 +508,42 @@ TEST_F(RepairTest, ReplicaSuspectedWhileARequestIsOutIsSkippedAtOnce) {
   EXPECT_EQ(d.progress().totals.partitions_failed, 0u);
   EXPECT_EQ(d.progress().skipped_replicas.count("n3"), 1u);
 }
+
+}  // namespace
+}  // namespace itsuka
+
+namespace itsuka {
+namespace {
+TEST_F(RepairTest, ExpiredValuesArePurgedByTheSameRuleAsTombstones) {
+  auto write_ttl = [&](const std::string& key, int64_t expire_at) {
+    Object cur = S("n1").Read(key).value();
+    Object next = core::ApplyWrite(cur, cur.clock, "n1", core::NewVersion{false, "v", expire_at, 10},
+                                   core::ObjectLimits{})
+                      .value();
+    S("n1").Stage(key, next);
+    ASSERT_TRUE(S("n1").Commit().ok());
+    Copy("n1", "n2", key);
+    Copy("n1", "n3", key);
+  };
+  write_ttl("expired", wall_ - 5000);   // expired 5 s ago
+  write_ttl("recent", wall_ - 500);     // expired, but within the 1 s grace
+  write_ttl("future", wall_ + 60000);   // still live
+  Write("n1", "plain", "v");            // no expiry: never a candidate
+  Copy("n1", "n2", "plain");
+  Copy("n1", "n3", "plain");
+  core::RepairOptions o;
+  o.tombstone_grace_ms = 1000;
+  grace_ms_ = 1000;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  Run(d);
+  EXPECT_EQ(d.progress().totals.tombstones_purged, 1u);
+  for (const char* n : {"n1", "n2", "n3"}) {
+    EXPECT_TRUE(S(n).Read("expired").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("recent").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("future").value().empty()) << n;
+    EXPECT_FALSE(S(n).Read("plain").value().empty()) << n;
+  }
+}
+}  // namespace
+}  // namespace itsuka
