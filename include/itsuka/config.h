@@ -92,6 +92,9 @@ struct Config {
   std::string cluster_id;             // insecure mode only: 32 hex digits ("" = none)
   int64_t max_peer_buffer_bytes = 256 << 20;  // all peer connections' receive buffers
   int64_t max_handshaking_peers = 32;  // accepted connections not yet authenticated
+  // Newest peer protocol version this node offers (0: the build's newest). Set to the
+  // old build's version while a rolling upgrade may still be rolled back (docs/DESIGN.md 3).
+  int64_t max_protocol_version = 0;
   // [tls] (names follow redis: tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file,
   // tls-auth-clients; tls.peers is redis's tls-cluster)
   int64_t tls_port = 0;                 // 0: no TLS client port

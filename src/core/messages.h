@@ -16,7 +16,25 @@
 
 namespace itsuka::core {
 
+// Peer protocol versions (docs/DESIGN.md section 3, "Versions"). A node speaks every
+// version from kMinPeerProtocolVersion to kPeerProtocolVersion (or to
+// cluster.max_protocol_version, if lower); two peers use the highest both speak,
+// agreed in the handshake (server/peers.h). A message or field a version added names
+// that version (kSince on the struct, kExtSince in its codec): it is never sent on a
+// connection of an older version. Adding a version: raise kPeerProtocolVersion, and
+// mark what it adds with kSince / kExtSince.
+inline constexpr uint32_t kMinPeerProtocolVersion = 4;
 inline constexpr uint32_t kPeerProtocolVersion = 5;
+// The last version whose builds require an exact match (no negotiation: they refuse
+// any other version, with the reason "protocol version X, expected 4"). A node capped
+// at it behaves like such a build.
+inline constexpr uint32_t kLastExactPeerProtocolVersion = 4;
+// The version that added message M (M::kSince), kMinPeerProtocolVersion if it names none.
+template <typename M>
+constexpr uint32_t MessageSince() {
+  if constexpr (requires { M::kSince; }) return M::kSince;
+  return kMinPeerProtocolVersion;
+}
 
 // The wire tag of every peer message: the first field of its encoding
 // (wire/peer_codec.h). Each message struct names its own as `kType`; the variant
@@ -63,6 +81,8 @@ enum class MessageType : uint8_t {
   // Clock offsets (70-79).
   kClockProbe = 70,
   kClockEcho = 71,
+  // Transport information (72; protocol 5).
+  kPeerInfo = 72,
 };
 
 // Protocol version 1's first message. Version 2 peers refuse it (a version-1 Hello
@@ -512,6 +532,18 @@ struct ClockEcho {
   friend bool operator==(const ClockEcho&, const ClockEcho&) = default;
 };
 
+// Protocol 5: what the dialler tells an acceptor once its handshake is done (sent only
+// on a connection of version 5 or later): the range of protocol versions the sender
+// speaks and its build. Shown in INFO peers; never reaches NodeCore.
+struct PeerInfo {
+  static constexpr MessageType kType = MessageType::kPeerInfo;
+  static constexpr uint32_t kSince = 5;
+  uint32_t min_version = 0;
+  uint32_t max_version = 0;
+  std::string build;  // e.g. "itsuka 0.1.0"; at most 256 bytes
+  friend bool operator==(const PeerInfo&, const PeerInfo&) = default;
+};
+
 using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRead,
                                  ReplicaReadReply, ForwardPut, ForwardResult, Heartbeat,
                                  PaxosPrepare, PaxosPromise, PaxosAccept, PaxosAccepted,
@@ -520,7 +552,8 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  FetchReply, PushRequest, PushReply, TombstoneRequest,
                                  TombstoneReply,
                                  GossipSyn, GossipAck, TransferRequest, TransferBatch,
-                                 AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho>;
+                                 AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho,
+                                 PeerInfo>;
 
 // Whether the alternatives of `Variant` carry pairwise distinct tags (kType).
 template <typename Variant>

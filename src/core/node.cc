@@ -564,7 +564,18 @@ void Node::NoteRepairFinished(int64_t now_ms) {
           std::to_string(t.partitions_done) + " partitions synced, " +
           std::to_string(t.partitions_failed) + " failed, " + std::to_string(t.keys_differing) +
           " keys differing, " + std::to_string(t.keys_moved) + " keys moved, " +
-          std::to_string(t.tombstones_purged) + " tombstones purged");
+          std::to_string(t.tombstones_purged) + " tombstones purged" + SkippedText());
+}
+
+std::string Node::SkippedText() const {
+  std::string text;
+  for (const auto& [node, parts] : repair_.progress().skipped_replicas) {
+    text += (text.empty() ? "; skipped (suspected by the failure detector; run repair --node "
+                            "ID again to cover them): "
+                          : ", ") +
+            node + " in " + std::to_string(parts.size()) + " partition(s)";
+  }
+  return text;
 }
 
 void Node::SaveRepairProgress() {
@@ -604,8 +615,11 @@ void Node::ClearRepairedSuspects() {
   if (repair_covers_suspect_.empty()) return;
   const RepairProgress& p = repair_.progress();
   std::set<uint32_t> covered;
+  std::set<uint32_t> partial;  // synced without a replica the detector suspected
+  for (const auto& [node, parts] : p.skipped_replicas) partial.insert(parts.begin(), parts.end());
   for (uint32_t q : repair_covers_suspect_) {
-    if (p.finished.count(q) && std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
+    if (p.finished.count(q) && partial.count(q) == 0 &&
+        std::find(p.failed.begin(), p.failed.end(), q) == p.failed.end()) {
       covered.insert(q);
     }
   }

@@ -346,6 +346,8 @@ class Node {
   RepairRuns runs_;
   uint64_t repair_saved_ = 0;  // progress_version last emitted
   bool repair_was_running_ = false;
+  // "; skipped ...: node in N partition(s), ..." for the finish line, or "".
+  std::string SkippedText() const;
   std::set<uint32_t> repair_covers_suspect_;  // suspect partitions the running job may clear
   int64_t suspect_repair_next_ms_ = 0;
   // The membership gate.

@@ -98,7 +98,7 @@ Status CheckMembership(const std::string& from, const PeerMessage& msg, const Se
                                std::is_same_v<T, LeafReply> || std::is_same_v<T, FetchReply> ||
                                std::is_same_v<T, PushReply> || std::is_same_v<T, TombstoneReply> ||
                                std::is_same_v<T, TransferBatch> || std::is_same_v<T, ClockProbe> ||
-                               std::is_same_v<T, ClockEcho>;
+                               std::is_same_v<T, ClockEcho> || std::is_same_v<T, PeerInfo>;
         if constexpr (kFree) {
           return Status::Ok();
         } else {

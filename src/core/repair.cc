@@ -238,16 +238,40 @@ bool ParseList(const std::string& text, std::vector<uint32_t>* out) {
   return true;
 }
 
+bool ParseSkipped(const std::string& text, std::map<std::string, std::vector<uint32_t>>* out) {
+  out->clear();
+  if (text == "-") return true;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    const size_t eq = item.find('=');
+    std::string node;
+    std::vector<uint32_t> parts;
+    if (eq == std::string::npos || !Unhex(item.substr(0, eq), &node) || node.empty() ||
+        !ParseList(item.substr(eq + 1), &parts)) {
+      return false;
+    }
+    (*out)[node] = std::move(parts);
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string EncodeRepairProgress(const RepairProgress& p) {
   const RepairTotals& t = p.totals;
   std::ostringstream o;
-  o << "itsuka-repair-1 " << p.job.id << ' ' << (p.job.dry_run ? 1 : 0) << ' ' << Hex(p.job.node)
+  o << "itsuka-repair-2 " << p.job.id << ' ' << (p.job.dry_run ? 1 : 0) << ' ' << Hex(p.job.node)
     << ' ' << List(p.job.partitions) << ' ' << List(p.finished) << ' ' << List(p.failed) << ' '
     << t.partitions_done << ' ' << t.partitions_failed << ' ' << t.partitions_skipped << ' '
     << t.leaves_differing << ' ' << t.keys_differing << ' ' << t.keys_moved << ' '
     << t.bytes_moved << ' ' << t.tombstones_purged << ' ' << p.elapsed_ms;
+  // Record version 2 adds the skipped replicas: "hex(node)=p,p;hex(node)=p" or "-".
+  std::string skipped;
+  for (const auto& [node, parts] : p.skipped_replicas) {
+    skipped += (skipped.empty() ? "" : ";") + Hex(node) + "=" + List(parts);
+  }
+  o << ' ' << (skipped.empty() ? "-" : skipped);
   return o.str();
 }
 
@@ -261,7 +285,13 @@ Result<RepairProgress> DecodeRepairProgress(std::string_view text) {
       t.partitions_failed >> t.partitions_skipped >> t.leaves_differing >> t.keys_differing >>
       t.keys_moved >> t.bytes_moved >> t.tombstones_purged >> p.elapsed_ms;
   std::vector<uint32_t> fin;
-  if (in.fail() || magic != "itsuka-repair-1" || (dry != 0 && dry != 1) || !Unhex(node, &p.job.node) ||
+  // Version 1 (before skipped replicas were recorded) reads as having none.
+  std::string skipped = "-";
+  if (magic == "itsuka-repair-2") in >> skipped;
+  if (!in.fail() && !ParseSkipped(skipped, &p.skipped_replicas)) {
+    return Status::Corruption("repair progress record: malformed skipped replicas");
+  }
+  if (in.fail() || (magic != "itsuka-repair-1" && magic != "itsuka-repair-2") || (dry != 0 && dry != 1) || !Unhex(node, &p.job.node) ||
       !ParseList(parts, &p.job.partitions) || !ParseList(finished, &fin) ||
       !ParseList(failed, &p.failed)) {
     return Status::Corruption("repair progress record is malformed");
@@ -345,18 +375,29 @@ void RepairDriver::StartNextPartition(int64_t now_ms) {
       }
       std::rotate(replicas.begin(), it, it + 1);  // the named node first
     }
-    if (replicas.size() < 2) {
+    partition_ = p;
+    partial_ = false;
+    // Suspected replicas are left out (recorded), not waited for. With the named node
+    // away, every pair would involve it: the partition is skipped.
+    std::vector<std::string> kept;
+    for (const std::string& r : replicas) {
+      if (Away(r)) NoteSkipped(r);
+      else kept.push_back(r);
+    }
+    if (!progress_.job.node.empty() && Away(progress_.job.node)) kept.clear();
+    if (kept.size() < 2) {
+      partition_.reset();
       progress_.finished.insert(p);
       ++progress_.totals.partitions_skipped;
+      ++progress_version_;
       continue;
     }
-    replicas_ = std::move(replicas);
+    replicas_ = std::move(kept);
     pairs_.clear();
     for (size_t i = 1; i < replicas_.size(); ++i) pairs_.emplace_back(0, static_cast<int>(i));
     // After the first pass replica 0 holds the merge of all; the second pass brings it
     // to the replicas synced before the last one.
     for (size_t i = 1; i + 1 < replicas_.size(); ++i) pairs_.emplace_back(0, static_cast<int>(i));
-    partition_ = p;
     counted_keys_.clear();
     counted_leaves_.clear();
     pair_ = 0;
@@ -370,7 +411,23 @@ void RepairDriver::StartNextPartition(int64_t now_ms) {
   ++progress_version_;
 }
 
+void RepairDriver::NoteSkipped(const std::string& node) {
+  partial_ = true;
+  std::vector<uint32_t>& parts = progress_.skipped_replicas[node];
+  if (parts.empty() || parts.back() != *partition_) parts.push_back(*partition_);
+}
+
 void RepairDriver::StartPair(int64_t now_ms) {
+  // Pairs with a replica the detector suspects are skipped (recorded), not waited for.
+  while (pair_ < pairs_.size() && (Away(replicas_[pairs_[pair_].first]) ||
+                                   Away(replicas_[pairs_[pair_].second]))) {
+    for (int i : {pairs_[pair_].first, pairs_[pair_].second}) {
+      if (Away(replicas_[i])) NoteSkipped(replicas_[i]);
+    }
+    ++pair_;
+    attempts_ = 0;
+  }
+  if (pair_ >= pairs_.size()) return AllPairsDone(now_ms);
   waiting_.clear();
   diff_.clear();
   diff_next_ = 0;
@@ -542,8 +599,13 @@ void RepairDriver::OnFetched(int64_t now_ms) {
 void RepairDriver::PairDone(int64_t now_ms) {
   ++pair_;
   attempts_ = 0;
-  if (pair_ < pairs_.size()) return StartPair(now_ms);
+  StartPair(now_ms);
+}
+
+void RepairDriver::AllPairsDone(int64_t now_ms) {
   if (progress_.job.dry_run) return FinishPartition(true, now_ms);
+  // A skipped replica may hold a value a tombstone here superseded: no purge.
+  if (partial_) return FinishPartition(true, now_ms);
   // A partition moving to new owners has replicas this run did not sync (the new ones):
   // one of them may still hold a value a tombstone here superseded. Purge after the move.
   if (moving_.count(*partition_)) return FinishPartition(true, now_ms);
@@ -586,7 +648,7 @@ void RepairDriver::FinishPartition(bool ok, int64_t now_ms) {
   progress_.finished.insert(p);
   if (ok) {
     ++progress_.totals.partitions_done;
-    last_repaired_[p] = now_ms;
+    if (!partial_) last_repaired_[p] = now_ms;  // not with a replica left out
   } else {
     ++progress_.totals.partitions_failed;
     progress_.failed.push_back(p);
@@ -634,6 +696,16 @@ void RepairDriver::Tick(int64_t now_ms) {
     return;
   }
   if (!waiting_.empty()) {
+    const bool pair_phase = phase_ == Phase::kTree || phase_ == Phase::kLeaves ||
+                            phase_ == Phase::kFetch || phase_ == Phase::kPush;
+    if (pair_phase && (Away(sides_[0].node) || Away(sides_[1].node))) {
+      // Suspected while a request was out: skip it now rather than at the timeout
+      // (StartPair leaves the pair out).
+      attempts_ = 0;
+      return Fail("replica " + (Away(sides_[0].node) ? sides_[0].node : sides_[1].node) +
+                      " is suspected by the failure detector; skipped",
+                  now_ms);
+    }
     if (now_ms >= deadline_ms_) Fail("no answer within the request timeout", now_ms);
     return;
   }

@@ -20,6 +20,13 @@
 // must exceed the longest time an older version can still travel (hint age, a read
 // repair in flight, clock skew between coordinators' written_at stamps).
 //
+// A replica the failure detector suspects (SetReachable false) is skipped, not waited
+// for: the partition is synced among the others and the skip is recorded
+// (RepairProgress::skipped_replicas); one that becomes suspected while a request to it
+// is in flight is skipped at once too. So a run with a node away takes about as long
+// as one without it, plus at most one request timeout per node that goes away before
+// the detector notices.
+//
 // Transfers are throttled by a token bucket in keys/s and bytes/s. A request that
 // gets no answer within the timeout restarts its pair (up to max_attempts); then the
 // partition is reported failed and the run goes on. Progress (finished partitions and
@@ -124,6 +131,10 @@ struct RepairProgress {
   std::vector<uint32_t> failed;
   RepairTotals totals;
   int64_t elapsed_ms = 0;       // of earlier incarnations (before a resume)
+  // Replicas left out because the failure detector suspected them (or the peer was
+  // down) when their turn came: the partitions synced without each. A later run
+  // (repair --node ID) covers them. No tombstone is purged in such a partition.
+  std::map<std::string, std::vector<uint32_t>> skipped_replicas;
   friend bool operator==(const RepairProgress&, const RepairProgress&) = default;
 };
 std::string EncodeRepairProgress(const RepairProgress& p);
@@ -207,6 +218,11 @@ class RepairDriver {
   void CompareLeaves(int64_t now_ms);
   void PumpTransfer(int64_t now_ms);
   void PairDone(int64_t now_ms);
+  // Every pair of the partition was synced or skipped: purge tombstones, or finish.
+  void AllPairsDone(int64_t now_ms);
+  bool Away(const std::string& node) const { return unreachable_.count(node) != 0; }
+  // Records that `node` was left out of the current partition.
+  void NoteSkipped(const std::string& node);
   void BeginTombstones(int64_t now_ms);
   void TombstonesDone(int64_t now_ms);
   // Sends `node` a tombstone request of `mode` (no side): kList lists after tomb_after_,
@@ -254,6 +270,7 @@ class RepairDriver {
   std::vector<std::pair<int, int>> pairs_;  // indices into replicas_
   size_t pair_ = 0;
   int attempts_ = 0;
+  bool partial_ = false;  // a replica of the partition was skipped
   Phase phase_ = Phase::kWait;
   Side sides_[2];
   uint32_t level_ = 0;

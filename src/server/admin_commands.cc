@@ -224,6 +224,21 @@ std::string CommandExecutor::RepairStatus() const {
   for (uint32_t q : p.failed) failed += (failed.empty() ? "" : ",") + std::to_string(q);
   s.Add("failed_partitions", failed.empty() ? "-" : failed);
   s.Add("last_error", driver.last_error().empty() ? "-" : driver.last_error());
+  // Replicas left out because the failure detector suspected them, each with the
+  // partitions synced without it: "node:p,p;node:p", or "-".
+  std::string skipped;
+  size_t partial = 0;
+  std::set<uint32_t> partial_set;
+  for (const auto& [node, parts] : p.skipped_replicas) {
+    std::string list;
+    for (uint32_t q : parts) list += (list.empty() ? "" : ",") + std::to_string(q);
+    skipped += (skipped.empty() ? "" : ";") + node + ":" + list;
+    partial_set.insert(parts.begin(), parts.end());
+  }
+  partial = partial_set.size();
+  s.Add("replicas_skipped", std::to_string(p.skipped_replicas.size()));
+  s.Add("partitions_partial", std::to_string(partial));
+  s.Add("skipped_replicas", skipped.empty() ? "-" : skipped);
   return s.Take();
 }
 

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <variant>
 
+#include "core/messages.h"
+
 namespace itsuka {
 namespace {
 
@@ -102,6 +104,7 @@ const std::vector<Setting>& Settings() {
       {"cluster.id", StringSetting{&Config::cluster_id, {}}},
       {"cluster.max_peer_buffer_bytes", IntSetting{&Config::max_peer_buffer_bytes, 1 << 20, 1LL << 40}},
       {"cluster.max_handshaking_peers", IntSetting{&Config::max_handshaking_peers, 1, 4096}},
+      {"cluster.max_protocol_version", IntSetting{&Config::max_protocol_version, 0, 1 << 16}},
       {"tls.port", IntSetting{&Config::tls_port, 0, 65535}},
       {"tls.cert_file", StringSetting{&Config::tls_cert_file, {}}},
       {"tls.key_file", StringSetting{&Config::tls_key_file, {}}},
@@ -319,6 +322,15 @@ Status Validate(const Config& c) {
       return Status::InvalidArgument("setting 'cluster." + std::string(name) + "': '" + v +
                                      "' must be one, quorum, all or 1..cluster.n");
     }
+  }
+  if (c.max_protocol_version != 0 &&
+      (c.max_protocol_version < core::kMinPeerProtocolVersion ||
+       c.max_protocol_version > core::kPeerProtocolVersion)) {
+    return Status::InvalidArgument(
+        "setting 'cluster.max_protocol_version' (" + std::to_string(c.max_protocol_version) +
+        "): this build speaks peer protocol versions " +
+        std::to_string(core::kMinPeerProtocolVersion) + " to " +
+        std::to_string(core::kPeerProtocolVersion) + " (0: the newest)");
   }
   if (!c.secret_file.empty() && c.insecure_no_auth != 0) {
     return Status::InvalidArgument(

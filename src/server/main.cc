@@ -1,11 +1,70 @@
 // itsukad: one itsuka node.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <string>
 
 #include "common/log.h"
 #include "itsuka/config.h"
 #include "server/node.h"
 #include "server/peer_auth.h"
+
+namespace {
+
+// --check-config's checks of the paths a node will open (LoadConfig checks the values
+// alone): the data directory (or, if it does not exist yet, its nearest existing parent)
+// and the log file's directory must be writable directories; the TLS files readable;
+// the secret file what the node would load. "" if all pass, else the first problem.
+std::string CheckPaths(const itsuka::Config& c) {
+  namespace fs = std::filesystem;
+  auto writable_dir = [](const std::string& setting, const std::string& path) -> std::string {
+    fs::path p = fs::absolute(path);
+    std::error_code ec;
+    while (!fs::exists(p, ec) && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+    if (!fs::is_directory(p, ec)) {
+      return "setting '" + setting + "': '" + p.string() + "' is not a directory";
+    }
+    if (::access(p.c_str(), W_OK | X_OK) != 0) {
+      return "setting '" + setting + "': cannot create or write in '" + p.string() +
+             "': " + std::strerror(errno);
+    }
+    return "";
+  };
+  if (std::string why = writable_dir("node.data_dir", c.data_dir); !why.empty()) return why;
+  if (!c.log_file.empty()) {
+    const fs::path parent = fs::absolute(c.log_file).parent_path();
+    std::error_code ec;
+    if (!fs::is_directory(parent, ec)) {
+      return "setting 'log.file': directory '" + parent.string() + "' does not exist";
+    }
+    if (std::string why = writable_dir("log.file", parent.string()); !why.empty()) return why;
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {"tls.cert_file", &c.tls_cert_file},
+      {"tls.key_file", &c.tls_key_file},
+      {"tls.ca_cert_file", &c.tls_ca_cert_file}};
+  for (const auto& [setting, path] : files) {
+    if (path->empty()) continue;
+    std::error_code ec;
+    if (!fs::is_regular_file(*path, ec)) {
+      return std::string("setting '") + setting + "': '" + *path + "' is not a file";
+    }
+    if (::access(path->c_str(), R_OK) != 0) {
+      return std::string("setting '") + setting + "': cannot read '" + *path + "': " +
+             std::strerror(errno);
+    }
+  }
+  if (!c.secret_file.empty()) {
+    itsuka::Result<itsuka::server::ClusterSecret> s = itsuka::server::LoadSecretFile(c.secret_file);
+    if (!s.ok()) return s.status().message();
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace itsuka;
@@ -49,6 +108,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cl->check_config) {
+    if (std::string why = CheckPaths(*config); !why.empty()) {
+      std::fprintf(stderr, "itsukad: bad configuration: %s\n", why.c_str());
+      return 2;
+    }
     std::printf("configuration OK\n");
     return 0;
   }

@@ -795,6 +795,10 @@ std::string Node::ClusterInfo() const {
   s += "peer_messages_received:" + std::to_string(ps.messages_received) + "\r\n";
   s += "peer_messages_dropped:" + std::to_string(ps.messages_dropped) + "\r\n";
   s += "peer_messages_oversized:" + std::to_string(ps.messages_oversized) + "\r\n";
+  s += "peer_messages_unsupported:" + std::to_string(ps.messages_unsupported) + "\r\n";
+  s += "peer_protocol:" + std::to_string(core::kMinPeerProtocolVersion) + "-" +
+       std::to_string(config_.max_protocol_version != 0 ? config_.max_protocol_version
+                                                        : core::kPeerProtocolVersion) + "\r\n";
   s += "peer_connections_refused:" + std::to_string(ps.connections_refused) + "\r\n";
   s += "peer_handshakes_timed_out:" + std::to_string(ps.handshakes_timed_out) + "\r\n";
   s += std::string("peer_auth:") +

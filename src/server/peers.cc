@@ -241,9 +241,9 @@ void PeerTransport::OnHeartbeatTimer() {
   Flush();
 }
 
-core::AuthHello PeerTransport::MakeHello(const std::string& nonce) const {
-  return core::AuthHello{config_.cluster_name,  identity_.cluster_id, core::kPeerProtocolVersion,
-                         config_.node_id,       identity_.instance_id, nonce,
+core::AuthHello PeerTransport::MakeHello(const std::string& nonce, uint32_t version) const {
+  return core::AuthHello{config_.cluster_name, identity_.cluster_id, version,
+                         config_.node_id,      identity_.instance_id, nonce,
                          identity_.data_format};
 }
 
@@ -282,6 +282,8 @@ void PeerTransport::Connect(Outgoing& out) {
   out.frames.budget = &budget_;
   out.handshake = Handshake::kHelloSent;
   out.peer_nonce.clear();
+  if (out.offer == 0) out.offer = MaxVersion();
+  out.version = 0;
   if (!RandomBytes(kNonceBytes, &out.nonce)) {
     LOG_ERROR << "peer " << id << ": the random number generator failed; not connecting";
     out.retry->Start(out.backoff_ms, 0);
@@ -293,7 +295,7 @@ void PeerTransport::Connect(Outgoing& out) {
       LOG_DEBUG << "peer " << id << ": " << st.message();
       return;  // on_closed follows and schedules the retry
     }
-    WriteFrame(*o.conn, MakeHello(o.nonce));
+    WriteFrame(*o.conn, MakeHello(o.nonce, o.offer));
   }, tls_);
   out.frames.Reset(out.conn.get());
   out.handshake_deadline = std::make_unique<net::Timer>(loop_, [this, id] {
@@ -321,6 +323,7 @@ void PeerTransport::Connect(Outgoing& out) {
 void PeerTransport::OnOutgoingClosed(Outgoing& out) {
   if (out.up) {
     out.up = false;
+    out.offer = 0;  // the peer may come back as a newer build: offer the newest again
     LOG_WARN << "peer " << out.addr.id << " (" << out.addr.host << ":" << out.addr.port
              << ") is unreachable; retrying";
     Report(out);
@@ -361,11 +364,22 @@ bool PeerTransport::OnOutgoingResult(Outgoing& out, const core::AuthResult& r,
     out.detector.Heartbeat(loop_.NowMs());
     out.clock.Clear();
     LOG_INFO << who << " is up (authenticated" << (identity_.insecure ? ": NO, insecure mode" : "")
-             << ")";
+             << "; protocol " << out.version << ")";
     Report(out);
+    if (out.version >= core::MessageSince<core::PeerInfo>()) {
+      Send(out.addr.id, core::PeerInfo{core::kMinPeerProtocolVersion, MaxVersion(), kBuildName});
+    }
     return true;
   }
   ++stats_.handshakes_refused;
+  if (const uint32_t fallback = FallbackVersion(out, r.reason); fallback != 0) {
+    // A build that does not negotiate (protocol 4) named the version it speaks; this
+    // node speaks it too: the next attempt offers it (after the usual short backoff).
+    LOG_INFO << who << " speaks only peer protocol " << fallback << " (this node offered "
+             << out.offer << "); offering " << fallback;
+    out.offer = fallback;
+    return false;
+  }
   // A duplicate-node verdict stops this node only from an acceptor that proved it holds
   // the secret (kProofSent: its proof verified). From anyone else -- whoever squats a
   // stopped member's port, or answers a gossiped address -- or in insecure mode, where
@@ -389,8 +403,9 @@ bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& 
   if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
     if (out.handshake != Handshake::kHelloSent) why = "a second AuthHello";
     else if (hello->node_id != out.addr.id) why = "answers as '" + hello->node_id + "'";
-    else AcceptHello(*hello, &why);
+    else if (AcceptHello(*hello, &why)) CheckAnswer(out, hello->protocol_version, &why);
     if (why.empty()) {
+      out.version = hello->protocol_version;
       out.peer_nonce = hello->nonce;
       out.instance_id = hello->instance_id;
       out.handshake = Handshake::kGotHello;
@@ -428,11 +443,56 @@ bool PeerTransport::OnOutgoingHandshake(Outgoing& out, const core::PeerMessage& 
   return false;
 }
 
+uint32_t PeerTransport::MaxVersion() const {
+  return config_.max_protocol_version != 0 ? static_cast<uint32_t>(config_.max_protocol_version)
+                                           : core::kPeerProtocolVersion;
+}
+
+bool PeerTransport::Negotiate(uint32_t offered, uint32_t* version, std::string* why) const {
+  if (MaxVersion() == core::kLastExactPeerProtocolVersion) {
+    // Capped at the last exact-match version: behave as its builds did, word for word
+    // (a newer dialler reads the reason and offers this version instead).
+    if (offered == MaxVersion()) *version = offered;
+    else *why = "protocol version " + std::to_string(offered) + ", expected " + std::to_string(MaxVersion());
+  } else if (offered < core::kMinPeerProtocolVersion) {
+    *why = "protocol version " + std::to_string(offered) + "; this node speaks " +
+           std::to_string(core::kMinPeerProtocolVersion) + " to " + std::to_string(MaxVersion());
+  } else {
+    *version = std::min(offered, MaxVersion());
+  }
+  return why->empty();
+}
+
+uint32_t PeerTransport::FallbackVersion(const Outgoing& out, const std::string& reason) const {
+  // The reason of an exact-match acceptor (Negotiate's first branch, or a build of
+  // protocol 4): "protocol version X, expected N".
+  const std::string head = "protocol version " + std::to_string(out.offer) + ", expected ";
+  if (reason.rfind(head, 0) != 0) return 0;
+  const std::string rest = reason.substr(head.size());
+  uint32_t n = 0;
+  for (char c : rest) {
+    if (c < '0' || c > '9' || n > 1000000) return 0;
+    n = n * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (rest.empty() || n < core::kMinPeerProtocolVersion || n >= out.offer) return 0;
+  return n;
+}
+
+bool PeerTransport::CheckAnswer(const Outgoing& out, uint32_t answered, std::string* why) const {
+  // The acceptor answers with the version of this connection: at most what was offered.
+  // An exact-match build answers with its own, which must then be the one offered.
+  if (answered < core::kMinPeerProtocolVersion || answered > out.offer ||
+      (MaxVersion() == core::kLastExactPeerProtocolVersion && answered != out.offer)) {
+    *why = "protocol version " + std::to_string(answered) + ", expected " +
+           (answered > out.offer || MaxVersion() == core::kLastExactPeerProtocolVersion
+                ? std::to_string(out.offer)
+                : std::to_string(core::kMinPeerProtocolVersion) + " to " + std::to_string(out.offer));
+  }
+  return why->empty();
+}
+
 bool PeerTransport::AcceptHello(const core::AuthHello& hello, std::string* why) const {
-  if (hello.protocol_version != core::kPeerProtocolVersion) {
-    *why = "protocol version " + std::to_string(hello.protocol_version) + ", expected " +
-           std::to_string(core::kPeerProtocolVersion);
-  } else if (hello.cluster != config_.cluster_name) {
+  if (hello.cluster != config_.cluster_name) {
     *why = "cluster '" + hello.cluster + "', expected '" + config_.cluster_name + "'";
   } else if (!identity_.cluster_id.empty() && hello.cluster_id != identity_.cluster_id) {
     *why = "cluster id " + (hello.cluster_id.empty() ? std::string("(none)") : ToHex(hello.cluster_id)) +
@@ -551,7 +611,7 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
     return OnIncomingHandshake(id, in, *msg);
   }
   wire::PeerRefusal refusal;
-  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame, &refusal);
+  Result<core::PeerMessage> msg = wire::DecodePeerMessage(frame, &refusal, in.version);
   if (!msg.ok() && msg.status().code() == Status::Code::kInvalidArgument) {
     // One bad value is not a broken stream: refuse that message, keep the connection.
     ++stats_.messages_refused;
@@ -584,6 +644,10 @@ bool PeerTransport::OnIncomingFrame(uint64_t id, std::string_view frame) {
   }
   if (const auto* echo = std::get_if<core::ClockEcho>(&*msg)) {
     OnClockEcho(in.peer_id, *echo);
+    return true;
+  }
+  if (const auto* info = std::get_if<core::PeerInfo>(&*msg)) {
+    peer_info_[in.peer_id] = *info;
     return true;
   }
   on_message_(in.peer_id, *msg);
@@ -626,7 +690,7 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
   if (const auto* hello = std::get_if<core::AuthHello>(&msg)) {
     if (!in.hello.node_id.empty()) {
       why = "a second AuthHello";
-    } else if (AcceptHello(*hello, &why)) {
+    } else if (AcceptHello(*hello, &why) && Negotiate(hello->protocol_version, &in.version, &why)) {
       if (!RandomBytes(kNonceBytes, &in.nonce)) {
         why = "the random number generator failed";
       } else {
@@ -637,7 +701,7 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
         if (!identity_.insecure) {
           proof.macs = ComputeProofs(identity_.secrets, ProofRole::kAcceptor, pin);
         }
-        WriteFrame(*in.conn, MakeHello(in.nonce));
+        WriteFrame(*in.conn, MakeHello(in.nonce, in.version));
         WriteFrame(*in.conn, proof);
         return true;
       }
@@ -650,7 +714,8 @@ bool PeerTransport::OnIncomingHandshake(uint64_t id, Incoming& in, const core::P
       NoteInstance(in.peer_id, in.hello.instance_id);
       WriteFrame(*in.conn, core::AuthResult{core::AuthResult::kOk, ""});
       LOG_INFO << "peer connection from " << from << " authenticated as " << in.peer_id
-               << (identity_.insecure ? " (NOT checked: insecure mode)" : "");
+               << (identity_.insecure ? " (NOT checked: insecure mode)" : "") << ", protocol "
+               << in.version;
       return true;
     }
   } else {
@@ -743,11 +808,22 @@ void PeerTransport::Enqueue(const std::string& to, const core::PeerMessage& msg)
     ++stats_.messages_dropped;
     return;
   }
+  if (wire::MessageSince(msg) > it->second.version) {
+    // The peer's build could not read it: refused here, with a reason in the log.
+    const uint64_t n = ++stats_.messages_unsupported;
+    if ((n & (n - 1)) == 0) {  // the 1st, 2nd, 4th, 8th, ...: bounded, never silent
+      LOG_WARN << "peer " << to << ": not sending a message of type "
+               << static_cast<unsigned>(std::visit([](const auto& m) { return m.kType; }, msg))
+               << ": it needs peer protocol " << wire::MessageSince(msg)
+               << " and this connection speaks " << it->second.version;
+    }
+    return;
+  }
   // Encoded in place after a header patched once its length is known.
   std::string& pending = it->second.pending;
   const size_t start = pending.size();
   pending.append(4, '\0');
-  wire::AppendPeerMessage(&pending, msg);
+  wire::AppendPeerMessage(&pending, msg, it->second.version);
   const size_t n = pending.size() - start - 4;
   if (n > MaxFrame()) {
     // Siblings merged from both sides of a partition can outgrow the object cap; the
@@ -791,8 +867,15 @@ std::vector<std::string> PeerTransport::Describe() const {
       clock = ",offset_ms=" + std::to_string(s.offset_ms) +
               ",offset_uncertainty_ms=" + std::to_string(s.uncertainty_ms);
     }
+    std::string version;
+    if (o.up) version = ",protocol=" + std::to_string(o.version);
+    auto info = peer_info_.find(id);
+    if (info != peer_info_.end()) {
+      version += ",speaks=" + std::to_string(info->second.min_version) + "-" +
+                 std::to_string(info->second.max_version) + ",build=" + info->second.build;
+    }
     out.push_back("id=" + id + ",addr=" + o.addr.host + ":" + std::to_string(o.addr.port) +
-                  ",state=" + state + ",phi=" + phi + clock);
+                  ",state=" + state + ",phi=" + phi + clock + version);
   }
   return out;
 }

@@ -4,7 +4,21 @@
 // It sends on its outgoing connection and receives on the accepted ones. Frames are a
 // 4-byte big-endian length and an encoded core::PeerMessage.
 //
-// Authentication (protocol version 2). Each connection starts with a mutual
+// Versions (core/messages.h). The dialler's AuthHello offers the newest protocol version
+// it speaks (MaxVersion: cluster.max_protocol_version, or the build's newest); the
+// acceptor answers in its own AuthHello with the version of the connection, the lower
+// of the offer and its own newest, or refuses an offer below the oldest it speaks. A
+// node capped at the last exact-match version (4) behaves as builds of that version
+// did: it offers 4, accepts only 4 and refuses anything else with "protocol version X,
+// expected 4"; a dialler refused so offers that version on its next attempt
+// (FallbackVersion), and offers its newest again after a connection that was up drops
+// (the peer may have been upgraded). Each connection then carries its version: what is
+// sent on it is encoded for it (fields added later left out) and a message type added
+// later is not sent but counted (messages_unsupported, logged); what arrives on it is
+// decoded as that version's builds decode. Connections carry data one way, so a pair
+// of peers agrees on a version per direction; both come out the same.
+//
+// Authentication (protocol version 2 on). Each connection starts with a mutual
 // challenge-response over the cluster secret (peer_auth.h):
 //   dialler  -> AuthHello (cluster name and id, version, node id, instance id, nonce)
 //   acceptor -> AuthHello (its own, fresh nonce), AuthProof (role "acceptor")
@@ -99,6 +113,7 @@ struct PeerStats {
   uint64_t messages_refused = 0;       // decoded, values refused; connection kept
   uint64_t local_pauses = 0;      // heartbeat ticks over one interval late (LocalPauseGuard)
   uint64_t convictions_held = 0;  // suspicions not acted on in such a tick
+  uint64_t messages_unsupported = 0;   // newer than the peer's protocol version: not sent
 };
 
 // What this node proves and checks in the handshake (peer_auth.h).
@@ -120,6 +135,7 @@ class PeerTransport {
   // intervals if those are longer): bounds how much later a dead peer is suspected
   // while this node is overloaded.
   static constexpr int64_t kMaxAcceptedPauseMs = 2000;
+  static constexpr const char* kBuildName = "itsuka 0.1.0";  // PeerInfo.build
 
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
@@ -208,6 +224,8 @@ class PeerTransport {
     std::string nonce;        // ours, this connection's
     std::string peer_nonce;   // the acceptor's
     std::string instance_id;  // the acceptor's instance, from its AuthHello
+    uint32_t offer = 0;       // protocol version the next hello offers (0: MaxVersion())
+    uint32_t version = 0;     // this connection's, agreed in the handshake
     bool up = false;         // connected and authenticated
     bool reported = false;   // what on_up_ was last told
     uint64_t backoff_ms = 100;
@@ -221,6 +239,7 @@ class PeerTransport {
     FrameBuffer frames;
     std::string peer_id;  // set once authenticated
     core::AuthHello hello;  // the dialler's, once received
+    uint32_t version = 0;   // this connection's, agreed in the handshake
     std::string nonce;      // ours
     bool refused = false;   // a refusal is being written; the connection then closes
     std::unique_ptr<net::Timer> handshake_deadline;
@@ -243,7 +262,18 @@ class PeerTransport {
   bool OnOutgoingResult(Outgoing& out, const core::AuthResult& r, const std::string& who);
   // Checks an AuthHello; on refusal returns false with *why.
   bool AcceptHello(const core::AuthHello& hello, std::string* why) const;
-  core::AuthHello MakeHello(const std::string& nonce) const;
+  core::AuthHello MakeHello(const std::string& nonce, uint32_t version) const;
+  // The newest protocol version this node speaks (cluster.max_protocol_version).
+  uint32_t MaxVersion() const;
+  // The acceptor's choice for a dialler offering `offered`: the lower of that and
+  // MaxVersion() (exactly MaxVersion() when capped at the last exact-match version);
+  // false with *why if this node speaks none of it.
+  bool Negotiate(uint32_t offered, uint32_t* version, std::string* why) const;
+  // The dialler's check of the version the acceptor answered with.
+  bool CheckAnswer(const Outgoing& out, uint32_t answered, std::string* why) const;
+  // An exact-match acceptor's refusal names the version it speaks; if this node speaks
+  // it too (and it is below what was offered), that version; else 0.
+  uint32_t FallbackVersion(const Outgoing& out, const std::string& reason) const;
   // Another live, authenticated instance of member `id` than `instance`: describes it
   // in *where and returns true. `except` is an incoming connection not to count.
   bool OtherInstanceLive(const std::string& id, const std::string& instance, uint64_t except,
@@ -282,6 +312,7 @@ class PeerTransport {
   uint64_t stranger_log_dropped_ = 0;
   BufferBudget budget_;
   std::map<std::string, std::string> instances_;  // member -> last authenticated instance
+  std::map<std::string, core::PeerInfo> peer_info_;  // member -> what its dialler said
   RefusedFn on_refused_;
   std::function<int64_t()> wall_ms_;
   std::unique_ptr<net::TcpListener> listener_;

@@ -845,7 +845,7 @@ struct Codec<core::TransferBatch> {
 
 template <>
 struct Codec<core::AuthHello> {
-  static constexpr uint32_t kFields = 7;
+  static constexpr uint32_t kFields = 6;
   static void Pack(Packer& pk, const core::AuthHello& m) {
     pk.pack(m.cluster);
     PackBin(pk, m.cluster_id);
@@ -853,15 +853,26 @@ struct Codec<core::AuthHello> {
     pk.pack(m.node_id);
     pk.pack(m.instance_id);
     PackBin(pk, m.nonce);
-    pk.pack(m.data_format);
   }
   static bool Unpack(const Fields& f, core::AuthHello* m) {
+    m->data_format = 1;  // a hello without the field: every build before formats is format 1
     return f.Str(1, &m->cluster) && f.Str(2, &m->cluster_id) && f.U32(3, &m->protocol_version) &&
            f.Str(4, &m->node_id) && f.Str(5, &m->instance_id) && f.Str(6, &m->nonce) &&
-           f.U32(7, &m->data_format) &&
            m->cluster.size() <= kMaxHandshakeField && m->cluster_id.size() <= kMaxHandshakeField &&
            m->node_id.size() <= kMaxHandshakeField &&
            m->instance_id.size() <= kMaxHandshakeField && m->nonce.size() <= kMaxHandshakeField;
+  }
+  // The data format (server/data_format.h) follows only when it is not 1, whatever
+  // version is offered: a format-1 node's hello is byte for byte what protocol-4 builds
+  // read (so they can answer "protocol version X, expected 4" and the dialler falls
+  // back), and a format-2 node's hello is one they refuse, as they must (other key
+  // placement).
+  static constexpr uint32_t kExtFields = 1;
+  static bool WantsExt(const core::AuthHello& m) { return m.data_format != 1; }
+  static void PackExt(Packer& pk, const core::AuthHello& m) { pk.pack(m.data_format); }
+  static bool UnpackExt(const Fields& f, size_t at, core::AuthHello* m) {
+    return f.U32(at, &m->data_format) &&
+           f.Check(m->data_format != 1, "a data format of 1 is sent by leaving it out");
   }
 };
 
@@ -917,6 +928,22 @@ struct Codec<core::ClockEcho> {
   }
 };
 
+// Transport information (72; protocol 5).
+template <>
+struct Codec<core::PeerInfo> {
+  static constexpr uint32_t kFields = 3;
+  static void Pack(Packer& pk, const core::PeerInfo& m) {
+    pk.pack(m.min_version);
+    pk.pack(m.max_version);
+    pk.pack(m.build);
+  }
+  static bool Unpack(const Fields& f, core::PeerInfo* m) {
+    return f.U32(1, &m->min_version) && f.U32(2, &m->max_version) && f.Str(3, &m->build) &&
+           f.Check(m->build.size() <= kMaxHandshakeField && m->min_version <= m->max_version,
+                   "bad peer info (build over 256 bytes, or min version over max)");
+  }
+};
+
 // ---- The table: tag -> decoder, built from the alternatives of core::PeerMessage ----
 
 // A message is [tag, Codec<M> fields..., ring_version?, ext?]. The messages the peer path
@@ -927,10 +954,13 @@ struct Codec<core::ClockEcho> {
 // (core/peer_checks.h), rather than closing the connection or leaving it to time out;
 // a reply without it just triggers no catch-up. (Builds before the fence speak peer
 // protocol 2 and are refused at the handshake already; this covers an unstamped
-// protocol-3 frame.) Issue 14's protocol negotiation will replace this tolerance.
+// protocol-3 frame.) Versions are negotiated now (core/messages.h); the tolerance stays
+// so that the earliest version still spoken (4) reads as it always did.
 // Fields a later protocol added to a stamped message come after ring_version
 // (Codec<M>::kExtFields, PackExt, UnpackExt), so that the frames of earlier builds,
-// stamped or not, still decode (with the added fields at their defaults).
+// stamped or not, still decode (with the added fields at their defaults). A codec with
+// WantsExt(m) sends its ext fields only for values that need them (AuthHello's data
+// format).
 template <typename M>
 constexpr bool kStamped = requires(M m) { m.ring_version; };
 template <typename M>
@@ -939,29 +969,53 @@ constexpr uint32_t ExtFields() {
   return 0;
 }
 
+// The protocol version that added Codec<M>'s ext fields (kExtSince; by default the
+// oldest version this build speaks). On a connection of an older version they are left
+// out (the receiver reads their defaults), and a frame carrying them is not one that
+// version's decoder accepts. An unstamped message's ext fields follow its own.
 template <typename M>
-void Encode(Packer& pk, const M& m) {
-  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 + ExtFields<M>() : 0));
-  pk.pack(static_cast<uint32_t>(M::kType));
-  Codec<M>::Pack(pk, m);
-  if constexpr (kStamped<M>) pk.pack(m.ring_version);
-  if constexpr (ExtFields<M>() > 0) Codec<M>::PackExt(pk, m);
+constexpr uint32_t ExtSince() {
+  if constexpr (requires { Codec<M>::kExtSince; }) return Codec<M>::kExtSince;
+  return core::kMinPeerProtocolVersion;
 }
 
 template <typename M>
-Result<core::PeerMessage> Decode(const Fields& f) {
+void Encode(Packer& pk, const M& m, uint32_t version) {
+  bool ext = ExtFields<M>() > 0 && version >= ExtSince<M>();
+  if constexpr (requires { Codec<M>::WantsExt(m); }) ext = ext && Codec<M>::WantsExt(m);
+  pk.pack_array(Codec<M>::kFields + 1 + (kStamped<M> ? 1 : 0) + (ext ? ExtFields<M>() : 0));
+  pk.pack(static_cast<uint32_t>(M::kType));
+  Codec<M>::Pack(pk, m);
+  if constexpr (kStamped<M>) pk.pack(m.ring_version);
+  if constexpr (ExtFields<M>() > 0) {
+    if (ext) Codec<M>::PackExt(pk, m);
+  }
+}
+
+template <typename M>
+Result<core::PeerMessage> Decode(const Fields& f, uint32_t version) {
   M m;
-  bool ok = f.size() == Codec<M>::kFields + 1;
+  if (version < core::MessageSince<M>()) {
+    // What a build of that version does with a type it does not know.
+    f.Check(false, "unknown message type");
+    return Status::InvalidArgument("peer message: unknown type " +
+                                   std::to_string(static_cast<uint32_t>(M::kType)));
+  }
+  const size_t base = Codec<M>::kFields + 1;
+  const bool ext_known = ExtFields<M>() > 0 && version >= ExtSince<M>();
+  bool ok = f.size() == base;
   bool ext = false;
   if constexpr (kStamped<M>) {
-    const size_t at = Codec<M>::kFields + 1;
-    ext = ExtFields<M>() > 0 && f.size() == at + 1 + ExtFields<M>();
-    ok = ok || ((f.size() == at + 1 || ext) && f.U64(at, &m.ring_version) &&
+    ext = ext_known && f.size() == base + 1 + ExtFields<M>();
+    ok = ok || ((f.size() == base + 1 || ext) && f.U64(base, &m.ring_version) &&
                 f.Check(m.ring_version <= kMaxGossipCounter, "ring version over 2^53"));
+  } else {
+    ext = ext_known && f.size() == base + ExtFields<M>();
+    ok = ok || ext;
   }
   ok = ok && Codec<M>::Unpack(f, &m);
   if constexpr (ExtFields<M>() > 0) {
-    if (ok && ext) ok = Codec<M>::UnpackExt(f, Codec<M>::kFields + 2, &m);
+    if (ok && ext) ok = Codec<M>::UnpackExt(f, base + (kStamped<M> ? 1 : 0), &m);
   }
   if (!ok) {
     return Status::Corruption("peer message: bad fields for type " +
@@ -970,7 +1024,7 @@ Result<core::PeerMessage> Decode(const Fields& f) {
   return core::PeerMessage(std::move(m));
 }
 
-using Decoder = Result<core::PeerMessage> (*)(const Fields&);
+using Decoder = Result<core::PeerMessage> (*)(const Fields&, uint32_t);
 using DecoderTable = std::array<Decoder, 256>;  // by tag; null: no such message
 
 template <size_t... I>
@@ -985,8 +1039,8 @@ constexpr DecoderTable MakeDecoderTable(std::index_sequence<I...>) {
 constexpr DecoderTable kDecoders =
     MakeDecoderTable(std::make_index_sequence<std::variant_size_v<core::PeerMessage>>{});
 
-Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type) {
-  if (type < kDecoders.size() && kDecoders[type] != nullptr) return kDecoders[type](f);
+Result<core::PeerMessage> FromFields(const Fields& f, uint64_t type, uint32_t version) {
+  if (type < kDecoders.size() && kDecoders[type] != nullptr) return kDecoders[type](f, version);
   f.Check(false, "unknown message type");
   return Status::InvalidArgument("peer message: unknown type " + std::to_string(type));
 }
@@ -1001,19 +1055,25 @@ bool MemberStateInBounds(const core::MemberState& m) {
          m.heartbeat <= kMaxGossipCounter && m.version <= kMaxGossipCounter;
 }
 
-std::string EncodePeerMessage(const core::PeerMessage& msg) {
+uint32_t MessageSince(const core::PeerMessage& msg) {
+  return std::visit([](const auto& m) { return core::MessageSince<std::decay_t<decltype(m)>>(); },
+                    msg);
+}
+
+std::string EncodePeerMessage(const core::PeerMessage& msg, uint32_t version) {
   std::string out;
-  AppendPeerMessage(&out, msg);
+  AppendPeerMessage(&out, msg, version);
   return out;
 }
 
-void AppendPeerMessage(std::string* out, const core::PeerMessage& msg) {
+void AppendPeerMessage(std::string* out, const core::PeerMessage& msg, uint32_t version) {
   StringSink sink(out);
   Packer pk(sink);
-  std::visit([&pk](const auto& m) { Encode(pk, m); }, msg);
+  std::visit([&pk, version](const auto& m) { Encode(pk, m, version); }, msg);
 }
 
-Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal) {
+Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal,
+                                            uint32_t version) {
   try {
     const size_t n = bytes.size();
     size_t offset = 0;
@@ -1027,7 +1087,7 @@ Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal*
     }
     const uint64_t type = root.via.array.ptr[0].via.u64;
     Fields fields(root);
-    Result<core::PeerMessage> msg = FromFields(fields, type);
+    Result<core::PeerMessage> msg = FromFields(fields, type, version);
     if (!msg.ok() && msg.status().code() != Status::Code::kInvalidArgument) return msg;  // not the message it claims
     if (fields.refused().empty()) return msg;
     if (refusal != nullptr) {

@@ -35,10 +35,20 @@ struct PeerRefusal {
 // most 2^53, id 1-64 bytes, addresses at most 1 KiB, a known status).
 bool MemberStateInBounds(const core::MemberState& m);
 
-std::string EncodePeerMessage(const core::PeerMessage& msg);
+// Versions (core/messages.h): `version` is the protocol version of the connection. The
+// encoder leaves out the fields added after it (the receiver reads their defaults); a
+// message type added after it must not be encoded for it (the transport checks
+// MessageSince first and refuses to send it). The decoder accepts what a build of that
+// version accepts: a type added later is an unknown type (kInvalidArgument), fields
+// added later a wrong field count (kCorruption).
+uint32_t MessageSince(const core::PeerMessage& msg);  // the version that added its type
+std::string EncodePeerMessage(const core::PeerMessage& msg,
+                              uint32_t version = core::kPeerProtocolVersion);
 // The same encoding, appended to *out (a send buffer holding earlier frames).
-void AppendPeerMessage(std::string* out, const core::PeerMessage& msg);
-Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal = nullptr);
+void AppendPeerMessage(std::string* out, const core::PeerMessage& msg,
+                       uint32_t version = core::kPeerProtocolVersion);
+Result<core::PeerMessage> DecodePeerMessage(std::string_view bytes, PeerRefusal* refusal = nullptr,
+                                            uint32_t version = core::kPeerProtocolVersion);
 // For a connection that has not shaken hands: decodes only the handshake messages
 // (AuthHello, AuthProof, AuthResult: types 60-69), reading the type from the first
 // bytes; anything else is refused without being unpacked.

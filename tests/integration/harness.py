@@ -93,10 +93,11 @@ class Node:
         self.proc = None
         self.log_path = os.path.join(self.tmp or os.path.dirname(data_dir), "itsukad.log")
         self.env = None  # environment of the process (None: this one's), e.g. for libfaketime
+        self.exe = None  # another itsukad binary (None: ITSUKAD), e.g. an older build
 
     def argv(self):
         auth = ["--set", f"cluster.secret_file={self.secret_file}"] if self.secret_file else []
-        return [ITSUKAD, "--port", str(self.port), "--data-dir", self.data_dir,
+        return [self.exe or ITSUKAD, "--port", str(self.port), "--data-dir", self.data_dir,
                 "--node-id", self.node_id] + auth + self.extra
 
     def start(self):

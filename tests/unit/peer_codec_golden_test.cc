@@ -10,7 +10,10 @@
 // ring_version), GossipAck.sender_gated (the membership gate, DESIGN 4.3.1: the GossipAck
 // sample), and ReplicaRead.digest_only/digest and ReplicaReadReply.same after ring_version
 // (digest reads, DESIGN 4.5: samples 3 and 4 grew by those fields at their defaults; 34 and
-// 35 set them; kPreFenceHex 3 and 4 still decode, to the defaults).
+// 35 set them; kPreFenceHex 3 and 4 still decode, to the defaults). Protocol 5 (version
+// negotiation, issue 14) added one sample, PeerInfo (36); the bytes of the others did not
+// change, and at version 4 they must stay those of protocol-4 builds
+// (EncodingAtProtocol4IsWhatProtocol4BuildsRead).
 // Regenerate (only for a deliberate format change, with a protocol version bump):
 //   ITSUKA_PRINT_GOLDEN=1 build/bin/unit_tests --gtest_filter='PeerCodecGolden.*'
 #include <gtest/gtest.h>
@@ -105,8 +108,14 @@ std::vector<core::PeerMessage> GoldenSamples() {
         r.same = true;
         return core::PeerMessage(r);
       }(),
+      // Protocol 5 (sample 36): PeerInfo, the first message a version added since
+      // negotiation; never sent on a protocol-4 connection.
+      core::PeerInfo{4, 5, "itsuka 0.1.0"},
   };
 }
+
+// Samples 0-35 are the messages of protocol 4, as its builds encode them.
+constexpr size_t kProtocol4Samples = 36;
 
 // Index in GoldenSamples() -> hex of EncodePeerMessage, from the codec before the refactor.
 const char* const kGoldenHex[] = {
@@ -146,6 +155,7 @@ const char* const kGoldenHex[] = {
     "9347cf0000018bcfe5687bfb",
     "960308c4036b6579cd012ec3cf0123456789abcdef",
     "970408c3c40493019090a0cd012fc3",
+    "94480405ac697473756b6120302e312e30",
 };
 
 // The fenced messages as a build before the ring fence (issue 16) encoded them, without
@@ -235,6 +245,32 @@ TEST(PeerCodecGolden, AFencedMessageWithoutItsRingVersionDecodesWithZero) {
     }, want);
     EXPECT_EQ(*back, want) << "sample " << i;
     EXPECT_NE(samples[i], want) << "sample " << i << " should carry a ring version";
+  }
+}
+
+// What a protocol-4 build (main before negotiation) reads: every message of protocol 4,
+// encoded for a version-4 connection, has the bytes protocol-4 builds send and decodes
+// as they decode; a later message is an unknown type to such a decoder. When a later
+// version adds a field to one of samples 0-35, its version-4 bytes must stay these
+// (keep them in a list of their own then).
+TEST(PeerCodecGolden, EncodingAtProtocol4IsWhatProtocol4BuildsRead) {
+  const std::vector<core::PeerMessage> samples = GoldenSamples();
+  ASSERT_EQ(core::kMinPeerProtocolVersion, 4u);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const std::string bytes = EncodePeerMessage(samples[i], 4);
+    Result<core::PeerMessage> back = DecodePeerMessage(bytes, nullptr, 4);
+    if (i < kProtocol4Samples) {
+      EXPECT_EQ(MessageSince(samples[i]), 4u) << "sample " << i;
+      EXPECT_EQ(Hex(bytes), kGoldenHex[i]) << "sample " << i;
+      ASSERT_TRUE(back.ok()) << "sample " << i << ": " << back.status().ToString();
+      EXPECT_EQ(*back, samples[i]) << "sample " << i;
+    } else {
+      EXPECT_GT(MessageSince(samples[i]), 4u) << "sample " << i;
+      ASSERT_FALSE(back.ok()) << "sample " << i;
+      EXPECT_EQ(back.status().code(), Status::Code::kInvalidArgument) << "sample " << i;
+      EXPECT_NE(back.status().message().find("unknown message type"), std::string::npos)
+          << back.status().message();
+    }
   }
 }
 

@@ -449,6 +449,66 @@ TEST_F(RepairTest, TombstoneListsArePagedUntilEveryPurgeableOneIsGone) {
   EXPECT_EQ(d.progress().totals.tombstones_purged, 40u);
   for (const char* n : {"n1", "n2", "n3"}) EXPECT_EQ(S(n).merkle_keys(), 0u) << n;
 }
+// Issue 14: a replica the failure detector suspects is skipped, not waited for; the
+// others are synced and the skip is reported (and kept across a resume).
+TEST_F(RepairTest, SuspectedReplicaIsSkippedAndReportedAndNothingIsPurgedWithoutIt) {
+  for (int i = 0; i < 50; ++i) Write("n1", "k" + std::to_string(i), "v");
+  Write("n1", "dead", "", /*tombstone=*/true, /*at_ms=*/1);
+  Copy("n1", "n3", "dead");
+  core::RepairOptions o;
+  o.request_timeout_ms = 100000;  // far beyond the run: nothing may wait for it
+  core::RepairDriver d = MakeDriver(o);
+  d.SetReachable("n3", false);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  const int64_t start = now_;
+  Run(d, /*drop=*/"n3");
+  EXPECT_LT(now_ - start, 20000) << "the run waited for the suspected replica";
+  const core::RepairProgress& p = d.progress();
+  EXPECT_EQ(p.totals.partitions_failed, 0u);
+  EXPECT_EQ(p.totals.partitions_done, kPartitions);
+  ASSERT_EQ(p.skipped_replicas.count("n3"), 1u);
+  EXPECT_EQ(p.skipped_replicas.at("n3").size(), kPartitions);
+  EXPECT_EQ(p.totals.tombstones_purged, 0u);  // n3 was not compared: no purge
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(S("n2").Read("k" + std::to_string(i)).value(), S("n1").Read("k" + std::to_string(i)).value());
+  }
+  EXPECT_TRUE(d.last_repaired().empty());  // a partial sync is not a repair of the partition
+  auto back = core::DecodeRepairProgress(core::EncodeRepairProgress(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, p);
+  // A version 1 record (before skips were recorded) still reads, with none.
+  auto v1 = core::DecodeRepairProgress("itsuka-repair-1 1 0 - 0,1 0 - 1 0 0 0 0 0 0 0 5");
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_TRUE(v1->skipped_replicas.empty());
+  EXPECT_FALSE(core::DecodeRepairProgress(
+                   "itsuka-repair-2 1 0 - 0,1 0 - 1 0 0 0 0 0 0 0 5 zz=1").ok());
+}
+
+TEST_F(RepairTest, ReplicaSuspectedWhileARequestIsOutIsSkippedAtOnce) {
+  for (int i = 0; i < 50; ++i) Write("n1", "k" + std::to_string(i), "v");
+  core::RepairOptions o;
+  o.request_timeout_ms = 100000;
+  core::RepairDriver d = MakeDriver(o);
+  ASSERT_TRUE(d.Start(AllPartitions(), now_).ok());
+  const int64_t start = now_;
+  // n3 stops answering; the detector notices a little later.
+  for (int round = 0; round < 200000 && d.running(); ++round) {
+    now_ += 10;
+    if (now_ - start == 500) d.SetReachable("n3", false);
+    for (auto& [to, msg] : d.TakeSends()) {
+      if (to == "n3") continue;
+      core::PeerMessage reply = core::AnswerRepairRequest(msg, S(to), S(to), limits_, wall_, grace_ms_);
+      ASSERT_TRUE(S(to).Commit().ok());
+      d.OnReply(to, reply, now_);
+    }
+    d.Tick(now_);
+  }
+  ASSERT_FALSE(d.running());
+  EXPECT_LT(now_ - start, 20000);
+  EXPECT_EQ(d.progress().totals.partitions_failed, 0u);
+  EXPECT_EQ(d.progress().skipped_replicas.count("n3"), 1u);
+}
+
 }  // namespace
 }  // namespace itsuka
 

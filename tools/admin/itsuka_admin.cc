@@ -367,6 +367,12 @@ void PrintRepairReport(const std::map<std::string, std::string>& st, bool json) 
   std::printf("  keys moved           %lld\n", Num(st, "keys_moved"));
   std::printf("  bytes moved          %lld\n", Num(st, "bytes_moved"));
   std::printf("  tombstones purged    %lld\n", Num(st, "tombstones_purged"));
+  if (Num(st, "replicas_skipped") > 0) {
+    // Suspected by the failure detector when their turn came: synced without them.
+    std::printf("  replicas skipped     %s (suspected; %lld partition(s) synced without them: "
+                "run 'repair --node ID' once they are back)\n",
+                Get(st, "skipped_replicas").c_str(), Num(st, "partitions_partial"));
+  }
   if (Num(st, "partitions_failed") > 0) {
     std::printf("  failed partitions    %s\n", Get(st, "failed_partitions").c_str());
     std::printf("  last error           %s\n", Get(st, "last_error").c_str());
@@ -501,7 +507,8 @@ int Repair(const std::function<bool(Connection&, std::string*)>& connect,
   }
   if (tty) std::printf("\n");
   PrintRepairReport(st, json);
-  return Num(st, "partitions_failed") > 0 ? 1 : 0;
+  // A partition synced without a skipped replica is not fully repaired either.
+  return Num(st, "partitions_failed") > 0 || Num(st, "replicas_skipped") > 0 ? 1 : 0;
 }
 
 // Calls a command; prints the error and returns nullopt if it failed.

@@ -690,10 +690,13 @@ def repair_heal(cluster, itsukad):
         if not out[label]:
             out[label] = {"error": r.stderr.decode()[-500:]}
     rep, chk = out["repair"], out["check"]
-    return {"valid": rep.get("partitions_failed") == 0 and chk.get("keys_differing") == 0,
+    # A replica still suspected is skipped (and reported), not compared: not healed.
+    return {"valid": rep.get("partitions_failed") == 0 and chk.get("keys_differing") == 0 and
+                     rep.get("replicas_skipped", 0) == 0 and chk.get("replicas_skipped", 0) == 0,
             "seconds": round(time.monotonic() - start, 3),
             "keys_differing": rep.get("keys_differing"), "keys_moved": rep.get("keys_moved"),
             "partitions_failed": rep.get("partitions_failed"),
+            "replicas_skipped": rep.get("skipped_replicas"),
             "tombstones_purged": rep.get("tombstones_purged"),
             "differing_after": chk.get("keys_differing"),
             "error": rep.get("error") or chk.get("error") or ""}
