@@ -104,6 +104,11 @@ std::vector<core::PeerMessage> GoldenSamples() {
         r.same = true;
         return core::PeerMessage(r);
       }(),
+      // The keyspace family (samples 36-39): protocol 5's new messages.
+      core::ScanRequest{40, 17, 12, 300, 100, "user:*"},
+      core::ScanReply{41, true, "", {"a", std::string("b\0", 2)}, {12, 13}, 14},
+      core::KeyCountRequest{42},
+      core::KeyCountReply{43, true, "", {0, 5, uint64_t{1} << 40}},
   };
 }
 
