@@ -16,7 +16,10 @@ def scan_all(client, **opts):
         args = ["SCAN", cursor]
         for k, v in opts.items():
             args += [k.upper(), str(v)]
-        cursor, keys = client.call(*args)
+        reply = client.call(*args)
+        if isinstance(reply, RespError):
+            raise AssertionError(f"SCAN {cursor!r}: {reply}")
+        cursor, keys = reply
         seen += [k.decode() for k in keys]
         calls += 1
         if cursor == b"0":
@@ -170,8 +173,17 @@ class ScanDuringJoin(unittest.TestCase):
         # Afterwards, through the new node too.
         wait_until(lambda: self.cluster.peers_up(n4) >= 3, timeout=30, what="node4 connected")
         c4 = n4.client()
-        got, _ = scan_all(c4, count=500)
-        self.assertEqual(keys - set(got), set())
+        # node4 may still see a peer as unreachable for a moment (then -UNAVAILABLE).
+        result = []
+
+        def scanned():
+            try:
+                result[:] = scan_all(c4, count=500)[0]
+                return True
+            except AssertionError:
+                return False
+        wait_until(scanned, timeout=30, what="a full SCAN through node4")
+        self.assertEqual(keys - set(result), set())
         c.close()
         c2.close()
         c4.close()

@@ -150,6 +150,10 @@ const char* const kGoldenHex[] = {
     "9347cf0000018bcfe5687bfb",
     "960308c4036b6579cd012ec3cf0123456789abcdef",
     "970408c3c40493019090a0cd012fc3",
+    "972828110ccd012c64c406757365723a2a",
+    "972929c3a092c40161c4026200920c0d0e",
+    "922a2a",
+    "952b2bc3a0930005cf0000010000000000",
 };
 
 // The fenced messages as a build before the ring fence (issue 16) encoded them, without
