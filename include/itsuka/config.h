@@ -124,6 +124,8 @@ struct Config {
   // [log] (issue 14)
   int64_t log_max_bytes = 0;     // log.file past this size is renamed to <file>.1; 0: no cap
   std::string log_format = "text";  // "text" | "json" (one JSON object a line)
+  // [cluster] keyspace (issue 13): KEYS is refused when the cluster holds more keys.
+  int64_t keys_max = 100000;
 
   // Not settings: where the values came from.
   std::string config_file;

@@ -69,6 +69,11 @@ enum class MessageType : uint8_t {
   kPushReply = 37,
   kTombstoneRequest = 38,
   kTombstoneReply = 39,
+  // Keyspace: cluster-wide SCAN/KEYS and DBSIZE (40-49; protocol version 5).
+  kScanRequest = 40,
+  kScanReply = 41,
+  kKeyCountRequest = 42,
+  kKeyCountReply = 43,
   // Membership: gossip and partition transfer (50-59).
   kGossipSyn = 50,
   kGossipAck = 51,
@@ -429,6 +434,54 @@ struct TombstoneReply {
   friend bool operator==(const TombstoneReply&, const TombstoneReply&) = default;
 };
 
+// Keyspace (server/keyspace.h, core/keyspace.h). The live keys (a value sibling, not
+// expired at the answering node's wall clock) of partition `partition` held in the
+// anti-entropy index leaves [leaf_begin, leaf_end), matching `pattern` (Redis glob;
+// empty: all). Whole leaves only: the reply covers [leaf_begin, next_leaf) completely and
+// stops at a leaf boundary once it holds about `max_keys` keys (the answering node caps
+// max_keys, core::kScanMaxKeys).
+struct ScanRequest {
+  static constexpr MessageType kType = MessageType::kScanRequest;
+  static constexpr uint32_t kSince = 5;
+  uint64_t req_id = 0;
+  uint32_t partition = 0;
+  uint32_t leaf_begin = 0;
+  uint32_t leaf_end = 0;
+  uint32_t max_keys = 0;
+  std::string pattern;
+  friend bool operator==(const ScanRequest&, const ScanRequest&) = default;
+};
+
+struct ScanReply {
+  static constexpr MessageType kType = MessageType::kScanReply;
+  static constexpr uint32_t kSince = 5;
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<std::string> keys;     // in (leaf, key) order
+  std::vector<uint32_t> key_leaves;  // the leaf of each key (same length as keys)
+  uint32_t next_leaf = 0;            // every leaf below this one is covered
+  friend bool operator==(const ScanReply&, const ScanReply&) = default;
+};
+
+// The answering node's exact count of live keys per partition (index = partition).
+struct KeyCountRequest {
+  static constexpr MessageType kType = MessageType::kKeyCountRequest;
+  static constexpr uint32_t kSince = 5;
+  uint64_t req_id = 0;
+  friend bool operator==(const KeyCountRequest&, const KeyCountRequest&) = default;
+};
+
+struct KeyCountReply {
+  static constexpr MessageType kType = MessageType::kKeyCountReply;
+  static constexpr uint32_t kSince = 5;
+  uint64_t req_id = 0;
+  bool ok = false;
+  std::string error;
+  std::vector<uint64_t> counts;
+  friend bool operator==(const KeyCountReply&, const KeyCountReply&) = default;
+};
+
 // Gossip push-pull (core/gossip.h): the sender's whole view; the receiver merges it and
 // answers with a GossipAck carrying its merged view. Handled by the membership shell.
 struct GossipSyn {
@@ -553,7 +606,8 @@ using PeerMessage = std::variant<Hello, ReplicaWrite, ReplicaWriteAck, ReplicaRe
                                  TombstoneReply,
                                  GossipSyn, GossipAck, TransferRequest, TransferBatch,
                                  AuthHello, AuthProof, AuthResult, ClockProbe, ClockEcho,
-                                 PeerInfo>;
+                                 PeerInfo, ScanRequest, ScanReply, KeyCountRequest,
+                                 KeyCountReply>;
 
 // Whether the alternatives of `Variant` carry pairwise distinct tags (kType).
 template <typename Variant>

@@ -452,6 +452,10 @@ void Node::OnPeerMessage(const std::string& from, const PeerMessage& msg, int64_
     repair_out_.emplace_back(from, AnswerRepair(msg, wall_ms));
   } else if (IsRepairReply(msg)) {
     repair_.OnReply(from, msg, now_ms);
+  } else if (std::holds_alternative<ScanRequest>(msg) || std::holds_alternative<ScanReply>(msg) ||
+             std::holds_alternative<KeyCountRequest>(msg) ||
+             std::holds_alternative<KeyCountReply>(msg)) {
+    out_.keyspace.emplace_back(from, msg);
   } else {
     core_.OnMessage(from, msg, now_ms);
   }

@@ -30,6 +30,7 @@
 //               view_changed    persist view() if it differs from what is stored
 //               repair_progress write it (EncodeRepairProgress) as the saved progress
 //               direct          send (gossip, refusal answers); flush if flush_direct
+//               keyspace        hand to the keyspace coordinator (SCAN, DBSIZE)
 //   A simulator may simply call TakeOutbox after every input, commit its store, then
 //   deliver everything; the daemon handles TakeEffects after each event and
 //   TakeOutbox once per loop round (server::Node::CommitAndRelease).
@@ -174,6 +175,9 @@ struct NodeOutbox {
   bool view_changed = false;
   std::optional<std::string> repair_progress;
   std::vector<LogLine> logs;
+  // Admitted keyspace messages (ScanRequest/Reply, KeyCountRequest/Reply): the shell's
+  // keyspace coordinator (server/keyspace.h) answers and collects them; at once.
+  std::vector<std::pair<std::string, PeerMessage>> keyspace;
 };
 
 // Counters for INFO cluster.

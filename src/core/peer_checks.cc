@@ -98,7 +98,8 @@ Status CheckMembership(const std::string& from, const PeerMessage& msg, const Se
                                std::is_same_v<T, LeafReply> || std::is_same_v<T, FetchReply> ||
                                std::is_same_v<T, PushReply> || std::is_same_v<T, TombstoneReply> ||
                                std::is_same_v<T, TransferBatch> || std::is_same_v<T, ClockProbe> ||
-                               std::is_same_v<T, ClockEcho> || std::is_same_v<T, PeerInfo>;
+                               std::is_same_v<T, ClockEcho> || std::is_same_v<T, PeerInfo> ||
+                               std::is_same_v<T, ScanReply> || std::is_same_v<T, KeyCountReply>;
         if constexpr (kFree) {
           return Status::Ok();
         } else {
@@ -236,6 +237,16 @@ std::optional<PeerMessage> RefusalReply(const PeerMessage& request, const std::s
           r.req_id = m.req_id;
           r.error = error;
           return r;
+        } else if constexpr (std::is_same_v<T, ScanRequest>) {
+          ScanReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
+        } else if constexpr (std::is_same_v<T, KeyCountRequest>) {
+          KeyCountReply r;
+          r.req_id = m.req_id;
+          r.error = error;
+          return r;
         } else if constexpr (std::is_same_v<T, TransferRequest>) {
           TransferBatch r;
           r.req_id = m.req_id;
@@ -274,7 +285,8 @@ std::optional<PeerMessage> FailedReply(const PeerMessage& reply, const std::stri
           return r;
         } else if constexpr (std::is_same_v<T, TreeReply> || std::is_same_v<T, LeafReply> ||
                              std::is_same_v<T, FetchReply> || std::is_same_v<T, TombstoneReply> ||
-                             std::is_same_v<T, TransferBatch>) {
+                             std::is_same_v<T, TransferBatch> || std::is_same_v<T, ScanReply> ||
+                             std::is_same_v<T, KeyCountReply>) {
           T r;
           r.req_id = m.req_id;
           r.error = error;

@@ -130,6 +130,11 @@ struct ClientResult {
   //   kUnknown     a CONSISTENT result: acceptors elsewhere may hold its proposal.
   enum class OnCommitFailure { kStands, kNotApplied, kUnknown };
   OnCommitFailure on_commit_failure = OnCommitFailure::kStands;
+  // Keyspace results (server/keyspace.h): SCAN/KEYS's keys and SCAN's next cursor,
+  // DBSIZE's count.
+  std::vector<std::string> keys;
+  uint64_t cursor = 0;
+  uint64_t count = 0;
 };
 
 // A write this node coordinated (for the simulator's invariants and for tracing).

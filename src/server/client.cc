@@ -179,6 +179,13 @@ void Client::Consistent(PendingReply& reply, size_t index, const std::string& ke
   Enqueue(Queued{Queued::Kind::kConsistent, reply.seq, index, key, 0, 0, read, std::move(spec), 0});
 }
 
+void Client::Keyspace(PendingReply& reply, size_t index, KeyspaceQuery q) {
+  reply.mode = std::max(reply.mode, static_cast<uint8_t>(CommandMode::kEventual));
+  Queued item{Queued::Kind::kKeyspace, reply.seq, index, {}, 0, 0, true, {}, 0};
+  item.keyspace = std::make_shared<KeyspaceQuery>(std::move(q));
+  Enqueue(std::move(item));
+}
+
 bool Client::AllRepliesReady() const {
   return std::all_of(replies_.begin(), replies_.end(),
                      [](const PendingReply& r) { return r.ready(); });
@@ -225,6 +232,9 @@ void Client::Pump() {
           break;
         case Queued::Kind::kConsistent:
           local = host_.StartConsistent(session_.id, tag, q.key, q.read, std::move(q.spec));
+          break;
+        case Queued::Kind::kKeyspace:
+          host_.StartKeyspace(session_.id, tag, std::move(*q.keyspace));
           break;
       }
       // A read is charged what it just read locally (the value now sits in the result

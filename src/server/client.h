@@ -65,6 +65,8 @@ class ClientHost {
                           core::WriteSpec spec, int w, int pw) = 0;
   virtual size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key,
                                  bool read, core::WriteSpec spec) = 0;
+  // A cluster-wide keyspace query (server/keyspace.h).
+  virtual void StartKeyspace(uint64_t client_id, uint64_t tag, KeyspaceQuery q) = 0;
   // A reply of a known command is handed to the socket: its latency (metrics.port).
   virtual void RecordLatency(const PendingReply& reply) { (void)reply; }
 };
@@ -111,7 +113,7 @@ class Client : private Dispatcher {
 
   // A replicated request waiting for its turn to start.
   struct Queued {
-    enum class Kind { kGet, kPut, kConsistent } kind;
+    enum class Kind { kGet, kPut, kConsistent, kKeyspace } kind;
     uint64_t seq;
     size_t index;
     std::string key;
@@ -119,6 +121,7 @@ class Client : private Dispatcher {
     bool read = false;
     core::WriteSpec spec;
     size_t bytes = 0;
+    std::shared_ptr<KeyspaceQuery> keyspace;  // kKeyspace
   };
 
   void OnRead(std::string_view data);
@@ -161,6 +164,7 @@ class Client : private Dispatcher {
            int w, int pw) override;
   void Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
                   core::WriteSpec spec) override;
+  void Keyspace(PendingReply& reply, size_t index, KeyspaceQuery q) override;
   uint64_t Seq() const { return first_seq_ + replies_.size() - 1; }
 
   ClientHost& host_;

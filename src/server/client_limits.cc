@@ -25,6 +25,7 @@ size_t ResultBytes(const core::ClientResult& result) {
     n += sizeof(core::Sibling) + wire::RespParser::StringHeapBytes(s.value.size()) +
          wire::RespParser::StringHeapBytes(s.dot.node.size());
   }
+  for (const std::string& k : result.keys) n += wire::RespParser::StringHeapBytes(k.size());
   return n;
 }
 

@@ -156,7 +156,6 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"command", {"server", "Describes the commands: COUNT LIST INFO DOCS"}},
       {"info", {"server", "Server information and statistics by section"}},
       {"config", {"server", "CONFIG GET pattern; CONFIG SET of the settings safe to change live"}},
-      {"dbsize", {"server", "This node's estimate of its key count"}},
       {"get", {"string", "Value of a key (siblings as an array) [R n] [PR n] [CONSISTENT]"}},
       {"vget", {"string", "Context token and every sibling of a key"}},
       {"set", {"string", "Sets a key [EX|PX|EXAT|PXAT|KEEPTTL] [NX|XX] [GET] [CTX t] [W n] [PW n] [CONSISTENT]"}},
@@ -195,6 +194,8 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
   };
   auto it = docs->find(name);
   if (it != docs->end()) return it->second;
+  std::pair<std::string, std::string> doc;
+  if (KeyspaceCommandDoc(name, &doc)) return doc;
   return {"itsuka", "itsuka command (README)"};
 }
 
@@ -252,7 +253,6 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"discard", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Discard},
       {"watch", -2, {"fast", "loading"}, 1, -1, 1, true, &CommandExecutor::WatchCmd},
       {"unwatch", 1, {"fast", "loading"}, 0, 0, 0, true, &CommandExecutor::Unwatch},
-      {"dbsize", 1, {"readonly", "fast"}, 0, 0, 0, true, &CommandExecutor::DbSize},
       {"cluster", -2, {"loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ClusterCmd},
       {"readonly", 1, {"fast", "loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ReadOnlyCmd},
       {"readwrite", 1, {"fast", "loading", "stale"}, 0, 0, 0, true, &CommandExecutor::ReadOnlyCmd},
@@ -265,6 +265,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.gate", -1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Gate},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
+  for (const Command& c : KeyspaceCommands()) commands_.emplace(c.name, c);
 }
 
 void CommandExecutor::Execute(Session& session, std::vector<std::string>& args,
@@ -571,8 +572,9 @@ std::string CommandExecutor::Info(std::string_view section) const {
   if (add("cpu")) AppendCpuInfo(&s);
   if (add("cluster") && cluster_info_) s += cluster_info_();
   if (add("keyspace")) {
-    uint64_t keys = store_.engine().Stats().estimated_keys;
-    // RocksDB's estimate counts tombstoned keys too until they are purged.
+    // This node's exact count of the keys it stores holding a value (Store's
+    // value_keys; DBSIZE is the cluster's).
+    const uint64_t keys = store_.value_keys();
     if (keys > 0) Line(&s, "db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
   }
   if (add("handoff") && handoff_info_) s += handoff_info_();
@@ -888,11 +890,6 @@ void CommandExecutor::MSet(Session& session, std::vector<std::string>& args, std
     spec.version = core::NewVersion{false, args[i + 1], 0, now};
     StartPut(index++, args[i], std::move(spec), q);
   }
-}
-
-void CommandExecutor::DbSize(Session&, std::vector<std::string>&, std::string* out) {
-  // This node's estimate from RocksDB (includes keys whose latest version is a tombstone).
-  resp::AppendInteger(out, static_cast<int64_t>(store_.engine().Stats().estimated_keys));
 }
 
 void CommandExecutor::Defaults(Session& session, std::vector<std::string>& args,

@@ -17,6 +17,7 @@
 #include "itsuka/config.h"
 #include "server/admin_host.h"
 #include "server/client_limits.h"
+#include "server/keyspace.h"
 #include "server/session.h"
 #include "server/stats.h"
 #include "server/store.h"
@@ -66,6 +67,8 @@ class Dispatcher {
   // A CONSISTENT read (`read`) or write of `key` (core NodeCore::StartConsistent).
   virtual void Consistent(PendingReply& reply, size_t index, const std::string& key, bool read,
                           core::WriteSpec spec) = 0;
+  // A cluster-wide keyspace query (SCAN, KEYS, DBSIZE; server/keyspace.h).
+  virtual void Keyspace(PendingReply& reply, size_t index, KeyspaceQuery q) = 0;
 };
 
 // A connection's name (CLIENT SETNAME, HELLO ... SETNAME): at most kMaxClientNameBytes
@@ -74,6 +77,9 @@ class Dispatcher {
 inline constexpr size_t kMaxClientNameBytes = 1024;
 // Empty if `name` is acceptable, else the error line's text.
 std::string ClientNameError(const std::string& name);
+// COMMAND DOCS of the keyspace commands (server/keyspace_commands.cc): false if `name`
+// is not one.
+bool KeyspaceCommandDoc(const std::string& name, std::pair<std::string, std::string>* doc);
 
 class CommandExecutor {
  public:
@@ -151,6 +157,13 @@ class CommandExecutor {
   void MSet(Session&, std::vector<std::string>&, std::string*);
 
   void DbSize(Session&, std::vector<std::string>&, std::string*);
+  // The keyspace commands (server/keyspace_commands.cc): their table rows, and SCAN,
+  // KEYS, TYPE and RANDOMKEY (DBSIZE above; TOUCH is EXISTS, UNLINK is DEL).
+  static std::vector<Command> KeyspaceCommands();
+  void Scan(Session&, std::vector<std::string>&, std::string*);
+  void Keys(Session&, std::vector<std::string>&, std::string*);
+  void Type(Session&, std::vector<std::string>&, std::string*);
+  void RandomKey(Session&, std::vector<std::string>&, std::string*);
   void Defaults(Session&, std::vector<std::string>&, std::string*);
   void Hints(Session&, std::vector<std::string>&, std::string*);
   // Transactions and the string commands of the one-key model (server/txn_commands.cc).

@@ -65,6 +65,7 @@ const std::vector<Setting>& Settings() {
       {"cluster.seeds", ListSetting{&Config::seeds}},
       {"cluster.n", IntSetting{&Config::n, 1, 9}},
       {"cluster.partitions", IntSetting{&Config::partitions, 1, 65536}},
+      {"cluster.keys_max", IntSetting{&Config::keys_max, 0, 100000000}},
       {"cluster.read_quorum", StringSetting{&Config::read_quorum, {}}},
       {"cluster.write_quorum", StringSetting{&Config::write_quorum, {}}},
       {"cluster.request_timeout_ms", IntSetting{&Config::request_timeout_ms, 10, 600000}},
@@ -387,7 +388,7 @@ const std::vector<std::string>& LiveSettings() {
       "cluster.read_quorum",           "cluster.write_quorum",
       "limits.max_output_buffer_bytes", "limits.output_soft_limit_bytes",
       "limits.max_query_buffer_bytes",  "server.max_memory_bytes",
-      "server.max_clients"};
+      "server.max_clients",            "cluster.keys_max"};
   return names;
 }
 

@@ -398,6 +398,12 @@ Status Node::OpenPeers(PeerIdentity identity) {
         BeginShutdown("duplicate node id");
       });
   peers_->SetTls(peer_tls_);
+  keyspace_ = std::make_unique<KeyspaceCoordinator>(
+      config_.node_id, *store_, node_->core(), config_.request_timeout_ms,
+      [this](const std::string& to, const core::PeerMessage& msg) {
+        peers_->Send(to, msg);
+        peers_->Flush();
+      });
   peers_->SetWallClock([this] { return clock_.WallMs(); });
   executor_->SetTtlGuard([this] { return ClockCheck(); });
   peers_->SetRefusedHandler(
@@ -557,6 +563,9 @@ void Node::ApplyEffects(core::NodeOutbox& out) {
   }
   for (auto& [to, msg] : out.direct) peers_->Send(to, msg);
   if (out.flush_direct) peers_->Flush();
+  for (auto& [from, msg] : out.keyspace) {
+    if (keyspace_) keyspace_->OnMessage(from, msg, loop_.NowMs(), clock_.WallMs());
+  }
 }
 
 void Node::OnNodeTimer() {
@@ -571,6 +580,7 @@ void Node::OnNodeTimer() {
 void Node::RunNodeTick() {
   node_tick_due_ = false;
   node_->Tick(loop_.NowMs(), clock_.WallMs());
+  if (keyspace_) keyspace_->Tick(loop_.NowMs(), clock_.WallMs());
   ApplyEffects();
   const int64_t now = loop_.NowMs();
   node_tick_.Start(static_cast<uint64_t>(std::max<int64_t>(0, node_->NextWakeup() - now)), 0);
@@ -715,11 +725,30 @@ size_t Node::StartConsistent(uint64_t client_id, uint64_t tag, const std::string
   return static_cast<size_t>(store_->bytes_read() - before);
 }
 
+void Node::StartKeyspace(uint64_t client_id, uint64_t tag, KeyspaceQuery q) {
+  const uint64_t req = next_request_++;
+  requests_.emplace(req, std::make_pair(client_id, tag));
+  if (!keyspace_) {
+    core::ClientResult r;
+    r.client_req = req;
+    r.status = Status::Unavailable("the keyspace coordinator is not running");
+    keyspace_pending_.push_back(std::move(r));
+    return;
+  }
+  keyspace_->Start(req, std::move(q), loop_.NowMs(), clock_.WallMs());
+}
+
 Status Node::CommitAndRelease() {
   // core::Node answers the repair driver's requests to this node (staging what they
   // merge) and hands over the round; what goes at once is handled before the commit.
   core::NodeOutbox out = node_->TakeOutbox(loop_.NowMs(), clock_.WallMs());
   ApplyEffects(out);
+  // Keyspace results depend on nothing staged (kStands).
+  if (keyspace_) {
+    for (core::ClientResult& r : keyspace_->TakeResults()) out.results.push_back(std::move(r));
+  }
+  for (core::ClientResult& r : keyspace_pending_) out.results.push_back(std::move(r));
+  keyspace_pending_.clear();
   Status st = store_->Commit();
   std::vector<uint64_t> dirty;
   dirty.swap(dirty_);
@@ -927,7 +956,8 @@ Status Node::OpenGate() {
 }
 
 bool Node::HasRoundWork() const {
-  return !dirty_.empty() || store_->HasStaged() || node_->HasOutput();
+  return !dirty_.empty() || store_->HasStaged() || node_->HasOutput() ||
+         !keyspace_pending_.empty() || (keyspace_ && keyspace_->HasResults());
 }
 
 void Node::PollClients() {

@@ -63,6 +63,7 @@ class Node : public ClientHost, public AdminHost {
                   int w, int pw) override;
   size_t StartConsistent(uint64_t client_id, uint64_t tag, const std::string& key, bool read,
                          core::WriteSpec spec) override;
+  void StartKeyspace(uint64_t client_id, uint64_t tag, KeyspaceQuery q) override;
   void RecordLatency(const PendingReply& reply) override;
 
   // AdminHost (the admin commands, server/admin_commands.cc)
@@ -156,6 +157,8 @@ class Node : public ClientHost, public AdminHost {
   std::set<std::string> peers_added_;  // members AddPeer was called for
   std::unique_ptr<core::Node> node_;
   std::unique_ptr<PeerTransport> peers_;
+  std::unique_ptr<KeyspaceCoordinator> keyspace_;  // SCAN, KEYS, DBSIZE (server/keyspace.h)
+  std::vector<core::ClientResult> keyspace_pending_;  // refusals before it runs
   std::unique_ptr<CommandExecutor> executor_;
   // Core request id -> (client id, client tag) of the replicated requests in flight.
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> requests_;

@@ -32,6 +32,9 @@ struct IndexEntry {
   uint64_t digest = 0;
   bool tombstone_only = false;  // tombstones and expiring values only (core::PurgeCandidate)
   int64_t newest_ms = 0;
+  // Whether the object holds a value sibling (core::HoldsValue): the exact key count's
+  // fact. In memory only (the stored index entry has no such field; Store resolves it).
+  bool has_value = false;
 };
 
 class ObjectCache {

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "core/keyspace.h"
 #include "wire/object_codec.h"
 #include "wire/paxos_codec.h"
 
@@ -64,6 +65,7 @@ IndexValue Describe(const core::Object& obj) {
   IndexValue v;
   v.digest = core::ObjectDigest(obj);
   v.tombstone_only = core::PurgeCandidate(obj, &v.newest_ms);
+  v.has_value = core::HoldsValue(obj);
   return v;
 }
 
@@ -80,6 +82,7 @@ bool DecodeIndex(std::string_view s, IndexValue* v) {
   v->digest = GetBE(s, 0, 8);
   v->tombstone_only = s[8] != 0;
   v->newest_ms = static_cast<int64_t>(GetBE(s, 9, 8));
+  v->has_value = v->digest != 0 && !v->tombstone_only;  // a candidate: Store resolves it
   return true;
 }
 
@@ -364,6 +367,7 @@ Status Store::PreviousIndexEntry(const std::string& key, uint32_t p, uint32_t le
     *out = base->second;
   } else if (st = engine_.Get(Column::kMeta, lk, &old_bytes); st.ok()) {
     if (!DecodeIndex(old_bytes, out)) st = Status::Corruption("anti-entropy index entry");
+    if (st.ok() && out->tombstone_only) out->has_value = CommittedHasValue(key, *out);
   } else if (st.IsNotFound()) {
     st = Status::Ok();
   }
@@ -383,6 +387,7 @@ Status Store::Commit() {
     uint32_t partition;
     const std::string* key;
     uint64_t hash, old_digest, new_digest;
+    int delta;  // the change of the partition's count of keys holding a value
   };
   std::vector<TreeUpdate> updates;
   std::vector<IndexValue> described;  // each staged object's index entry, in staged_ order
@@ -419,7 +424,8 @@ Status Store::Commit() {
     const IndexValue new_v = Describe(obj);
     described.push_back(new_v);
     IndexOps(&batch, p, leaf, key, old_v, new_v);
-    updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest});
+    updates.push_back(TreeUpdate{p, &key, h, old_v.digest, new_v.digest,
+                                 int{new_v.has_value} - int{old_v.has_value}});
   }
   if (hints_) hints_->AppendStaged(&batch);
   // Promises and accepts go in the same atomic batch as the objects, before any reply.
@@ -436,6 +442,13 @@ Status Store::Commit() {
     for (const TreeUpdate& u : updates) {
       if (!trees_[u.partition]) trees_[u.partition] = std::make_unique<core::MerkleTree>(depth_);
       trees_[u.partition]->Update(*u.key, u.hash, u.old_digest, u.new_digest);
+      if (u.delta != 0 && u.partition < value_counts_.size()) {
+        uint64_t& c = value_counts_[u.partition];
+        if (u.delta > 0 || c > 0) {  // never below 0, whatever an old entry claimed
+          c += static_cast<uint64_t>(static_cast<int64_t>(u.delta));
+          value_keys_ += static_cast<uint64_t>(static_cast<int64_t>(u.delta));
+        }
+      }
     }
     size_t i = 0;
     for (auto& [key, obj] : staged_) cache_.Put(key, std::move(obj), described[i++]);
@@ -526,6 +539,8 @@ Status Store::RebuildIndex(const std::string& format) {
 
 Status Store::LoadTrees() {
   const int64_t t0 = SteadyMs();
+  value_counts_.assign(partitions_, 0);
+  value_keys_ = 0;
   std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
   const size_t head = kLeafPrefix.size() + 6;
   for (it->Seek(kLeafPrefix); it->Valid() && it->key().substr(0, 4) == kLeafPrefix; it->Next()) {
@@ -539,6 +554,10 @@ Status Store::LoadTrees() {
     std::string_view key = k.substr(head);
     if (!trees_[p]) trees_[p] = std::make_unique<core::MerkleTree>(depth_);
     trees_[p]->Update(key, Hash64(key), 0, v.digest);
+    if (v.tombstone_only ? CommittedHasValue(key, v) : v.digest != 0) {
+      ++value_counts_[p];
+      ++value_keys_;
+    }
   }
   if (!it->status().ok()) return it->status();
   rebuild_ms_ = SteadyMs() - t0;
@@ -563,6 +582,77 @@ Status Store::LoadSuspect() {
     suspect_dirty_ = true;
   }
   return Status::Ok();
+}
+
+bool Store::CommittedHasValue(std::string_view key, const IndexEntry& v) {
+  if (v.digest == 0) return false;
+  if (!v.tombstone_only) return true;
+  std::string bytes;
+  if (!engine_.Get(Column::kData, key, &bytes).ok()) return false;
+  Result<core::Object> obj = wire::DecodeObjectLayout(bytes);
+  return obj.ok() && core::HoldsValue(*obj);
+}
+
+uint32_t Store::LeavesPerPartition() const {
+  return partitions_ == 0 ? 0 : uint32_t{1} << (4 * depth_);
+}
+
+core::ScanReply Store::ScanLeaves(const core::ScanRequest& req, int64_t now_wall_ms) {
+  core::ScanReply r;
+  r.req_id = req.req_id;
+  const uint32_t leaves = LeavesPerPartition();
+  if (req.partition >= partitions_ || req.leaf_begin > req.leaf_end || req.leaf_end > leaves) {
+    r.error = "SCAN of partition " + std::to_string(req.partition) + " leaves [" +
+              std::to_string(req.leaf_begin) + ", " + std::to_string(req.leaf_end) +
+              "): no such range here (" + std::to_string(partitions_) + " partitions of " +
+              std::to_string(leaves) + " leaves)";
+    return r;
+  }
+  const size_t max_keys = std::clamp<uint32_t>(req.max_keys, 1, core::kScanMaxKeys);
+  const bool all = req.pattern.empty() || req.pattern == "*";
+  std::string prefix(kLeafPrefix);  // the partition's leaves
+  PutBE(&prefix, req.partition, 4);
+  std::unique_ptr<EngineIterator> it = engine_.NewIterator(Column::kMeta);
+  const size_t head = kLeafPrefix.size() + 6;
+  size_t examined = 0;
+  uint32_t cur_leaf = UINT32_MAX;
+  r.next_leaf = req.leaf_end;
+  for (it->Seek(LeafPrefix(req.partition, req.leaf_begin));
+       it->Valid() && it->key().substr(0, prefix.size()) == prefix; it->Next()) {
+    std::string_view k = it->key();
+    if (k.size() < head) continue;
+    const uint32_t leaf = static_cast<uint32_t>(GetBE(k, 8, 2));
+    if (leaf >= req.leaf_end) break;
+    if ((r.keys.size() >= max_keys || examined >= core::kScanMaxExamined) && leaf != cur_leaf) {
+      r.next_leaf = leaf;  // a leaf boundary: every leaf below is complete
+      break;
+    }
+    cur_leaf = leaf;
+    ++examined;
+    IndexValue v;
+    if (!DecodeIndex(it->value(), &v)) continue;
+    std::string_view key = k.substr(head);
+    if (!all && !core::GlobMatch(req.pattern, key)) continue;
+    bool live = v.digest != 0 && !v.tombstone_only;
+    if (v.tombstone_only) {
+      std::string bytes;
+      Result<core::Object> obj = engine_.Get(Column::kData, key, &bytes).ok()
+                                     ? wire::DecodeObjectLayout(bytes)
+                                     : Result<core::Object>(Status::NotFound("absent"));
+      live = obj.ok() && core::HoldsLiveValue(*obj, now_wall_ms);
+    }
+    if (!live) continue;
+    r.keys.emplace_back(key);
+    r.key_leaves.push_back(leaf);
+  }
+  if (!it->status().ok()) {
+    r = core::ScanReply{};
+    r.req_id = req.req_id;
+    r.error = "SCAN: reading the index failed: " + it->status().message();
+    return r;
+  }
+  r.ok = true;
+  return r;
 }
 
 uint64_t Store::merkle_keys() const {

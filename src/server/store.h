@@ -30,6 +30,14 @@
 // A cached key's stored bytes are not re-read (and so not re-checked) while it stays
 // cached: the copy served is the one committed.
 //
+// Exact key counts (docs/DESIGN.md 4.17): with the Merkle trees on, the store keeps, per
+// partition, the number of keys whose committed object holds a value sibling
+// (core::HoldsValue; a value past its expiry counts until it is reclaimed). Commit
+// moves the counts after the batch is durable; EnableMerkle rebuilds them from the
+// index (reading the objects of the purge candidates only, the entries that do not say
+// by themselves whether a value is held). INFO db0:keys and the DBSIZE peer answers
+// (KeyCountReply) read them; ScanLeaves answers SCAN's ScanRequest from the index.
+//
 // Thread-compatible: used from the event-loop thread only.
 #pragma once
 
@@ -132,6 +140,19 @@ class Store : public core::NodeStore {
   const std::string& last_corruption() const { return last_corruption_; }
   uint32_t PartitionOfKey(std::string_view key) const;
 
+  // ---- Keyspace (see the top of this file) ----
+  // Keys holding a value, per partition (empty without Merkle trees), and their sum.
+  const std::vector<uint64_t>& value_counts() const { return value_counts_; }
+  uint64_t value_keys() const { return value_keys_; }
+  // Leaves per partition of the anti-entropy trees (0 without them).
+  uint32_t LeavesPerPartition() const;
+  // Answers a ScanRequest from the committed index: the keys of `partition`'s leaves
+  // [leaf_begin, leaf_end) whose object holds a value live at `now_wall_ms` and that
+  // match `pattern` (empty: all), whole leaves only, stopping at a leaf boundary once
+  // max_keys keys (capped at core::kScanMaxKeys) or core::kScanMaxExamined entries
+  // were taken. A bad range is answered with ok = false.
+  core::ScanReply ScanLeaves(const core::ScanRequest& req, int64_t now_wall_ms);
+
   // core::MerkleSource
   uint32_t MerkleDepth() const override { return depth_; }
   uint32_t Partitions() const override { return partitions_; }
@@ -188,6 +209,11 @@ class Store : public core::NodeStore {
   uint64_t corruptions_ = 0;
   uint64_t wal_corruptions_ = 0;
   std::string last_corruption_;
+  std::vector<uint64_t> value_counts_;  // per partition (see the top of this file)
+  uint64_t value_keys_ = 0;
+  // Whether the committed object behind index entry `v` of `key` holds a value: the
+  // entry says so unless it is a purge candidate, whose object is read.
+  bool CommittedHasValue(std::string_view key, const IndexEntry& v);
 };
 
 }  // namespace itsuka::server

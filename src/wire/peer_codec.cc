@@ -95,6 +95,8 @@ constexpr uint32_t kMaxListItems = 65536;
 // Largest W a coordinator may be asked for (a preference list is at most cluster.n,
 // and a cluster is at most kMaxViewMembers members).
 constexpr uint32_t kMaxQuorum = 4096;
+// A SCAN/KEYS MATCH pattern a peer may send (the client side refuses longer ones).
+constexpr size_t kMaxScanPatternBytes = 4096;
 
 // Two kinds of failure: a typed read returns false when the field has the wrong type
 // (the frame is not the message it claims to be); a value check records why the value
@@ -941,6 +943,68 @@ struct Codec<core::PeerInfo> {
     return f.U32(1, &m->min_version) && f.U32(2, &m->max_version) && f.Str(3, &m->build) &&
            f.Check(m->build.size() <= kMaxHandshakeField && m->min_version <= m->max_version,
                    "bad peer info (build over 256 bytes, or min version over max)");
+  }
+};
+
+// Keyspace (40-49).
+
+template <>
+struct Codec<core::ScanRequest> {
+  static constexpr uint32_t kFields = 6;
+  static void Pack(Packer& pk, const core::ScanRequest& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.partition);
+    pk.pack(m.leaf_begin);
+    pk.pack(m.leaf_end);
+    pk.pack(m.max_keys);
+    PackBin(pk, m.pattern);
+  }
+  static bool Unpack(const Fields& f, core::ScanRequest* m) {
+    return f.U64(1, &m->req_id) && f.U32(2, &m->partition) && f.U32(3, &m->leaf_begin) &&
+           f.U32(4, &m->leaf_end) && f.U32(5, &m->max_keys) && f.Str(6, &m->pattern) &&
+           f.Check(m->pattern.size() <= kMaxScanPatternBytes, "SCAN pattern too long");
+  }
+};
+
+template <>
+struct Codec<core::ScanReply> {
+  static constexpr uint32_t kFields = 6;
+  static void Pack(Packer& pk, const core::ScanReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack_array(static_cast<uint32_t>(m.keys.size()));
+    for (const std::string& k : m.keys) PackBin(pk, k);
+    PackU32s(pk, m.key_leaves);
+    pk.pack(m.next_leaf);
+  }
+  static bool Unpack(const Fields& f, core::ScanReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.Strs(4, &m->keys) && f.U32s(5, &m->key_leaves) && f.U32(6, &m->next_leaf) &&
+           f.Check(m->keys.size() == m->key_leaves.size(), "SCAN reply: keys and leaves differ in length");
+  }
+};
+
+template <>
+struct Codec<core::KeyCountRequest> {
+  static constexpr uint32_t kFields = 1;
+  static void Pack(Packer& pk, const core::KeyCountRequest& m) { pk.pack(m.req_id); }
+  static bool Unpack(const Fields& f, core::KeyCountRequest* m) { return f.U64(1, &m->req_id); }
+};
+
+template <>
+struct Codec<core::KeyCountReply> {
+  static constexpr uint32_t kFields = 4;
+  static void Pack(Packer& pk, const core::KeyCountReply& m) {
+    pk.pack(m.req_id);
+    pk.pack(m.ok);
+    pk.pack(m.error);
+    pk.pack_array(static_cast<uint32_t>(m.counts.size()));
+    for (uint64_t c : m.counts) pk.pack(c);
+  }
+  static bool Unpack(const Fields& f, core::KeyCountReply* m) {
+    return f.U64(1, &m->req_id) && f.Bool(2, &m->ok) && f.Str(3, &m->error) &&
+           f.U64s(4, &m->counts);
   }
 };
 

@@ -111,6 +111,11 @@ std::vector<core::PeerMessage> GoldenSamples() {
       // Protocol 5 (sample 36): PeerInfo, the first message a version added since
       // negotiation; never sent on a protocol-4 connection.
       core::PeerInfo{4, 5, "itsuka 0.1.0"},
+      // The keyspace family (samples 37-40): protocol 5's new messages.
+      core::ScanRequest{40, 17, 12, 300, 100, "user:*"},
+      core::ScanReply{41, true, "", {"a", std::string("b\0", 2)}, {12, 13}, 14},
+      core::KeyCountRequest{42},
+      core::KeyCountReply{43, true, "", {0, 5, uint64_t{1} << 40}},
   };
 }
 
@@ -156,6 +161,10 @@ const char* const kGoldenHex[] = {
     "960308c4036b6579cd012ec3cf0123456789abcdef",
     "970408c3c40493019090a0cd012fc3",
     "94480405ac697473756b6120302e312e30",
+    "972828110ccd012c64c406757365723a2a",
+    "972929c3a092c40161c4026200920c0d0e",
+    "922a2a",
+    "952b2bc3a0930005cf0000010000000000",
 };
 
 // The fenced messages as a build before the ring fence (issue 16) encoded them, without
