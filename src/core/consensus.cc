@@ -7,6 +7,9 @@
 namespace itsuka::core {
 
 namespace {
+constexpr const char* kMoving =
+    "the key's partition is moving to new replicas; retry when the move is done";
+
 std::string Shortfall(int majority, size_t primaries, size_t reachable) {
   return "need " + std::to_string(majority) + " of the key's " + std::to_string(primaries) +
          " primaries, " + std::to_string(reachable) + " reachable";
@@ -61,13 +64,11 @@ void Consensus::Reply(const Origin& origin, const Status& status, bool applied,
 
 void Consensus::Coordinate(Origin origin, const std::string& key, StrongOp op, int64_t now_ms) {
   if (ctx_.at_capacity()) return Reply(origin, Status::Busy("too many requests in flight"), true, {});
-  if (!ctx_.PendingReplicas(key).empty()) {
+  if (Moving(key)) {
     // The key's primaries are changing (a join or a decommission is transferring its
     // partition). Paxos has no reconfiguration here, so a majority of the old owners and
     // one of the new ones need not intersect: refuse rather than risk a stale answer.
-    return Reply(origin,
-                 Status::Unavailable("the key's partition is moving to new replicas; retry when the move is done"),
-                 true, {});
+    return Reply(origin, Status::Unavailable(kMoving), true, {});
   }
   std::vector<std::string> replicas = ctx_.Replicas(key);
   const int majority = static_cast<int>(replicas.size()) / 2 + 1;
@@ -94,9 +95,15 @@ void Consensus::EndRound(PendingConsistent& p) {
   ctx_.requests.Close(p.round_req);
 }
 
+bool Consensus::Moving(const std::string& key) const { return !ctx_.PendingReplicas(key).empty(); }
+
 void Consensus::StartRound(OpIt it, int64_t now_ms) {
   PendingConsistent& p = it->second;
   EndRound(p);
+  // Checked again for every round (a retry, the next operation queued on the key): an
+  // operation admitted before this node learned of a move starts no round after it,
+  // since the transfer may already have copied the acceptor states (DESIGN 5.6 step 1).
+  if (Moving(p.key)) return Fail(it, kMoving, now_ms);
   std::vector<std::string> replicas = ctx_.Replicas(p.key);
   const int majority = static_cast<int>(replicas.size()) / 2 + 1;
   std::vector<std::string> acceptors;
@@ -144,6 +151,8 @@ void Consensus::StartRound(OpIt it, int64_t now_ms) {
 
 void Consensus::SendAccept(OpIt it, int64_t now_ms) {
   PendingConsistent& p = it->second;
+  // This node learned of a move while the prepares were out: nothing is accepted yet.
+  if (Moving(p.key)) return Finish(it, Status::Unavailable(kMoving), true, {}, now_ms);
   Result<StrongProposal> proposal = ProposeNext(p.round->base(), p.op, ctx_.options.limits);
   if (!proposal.ok()) {
     // Nothing of this operation was proposed: not applied.
@@ -294,6 +303,9 @@ void Consensus::HandlePrepare(const std::string& from, const PaxosPrepare& m) {
   if (!ctx_.store.Authoritative(m.key)) {
     return refuse("not authoritative for the key's partition (lost data; repair pending)");
   }
+  // No promise or accept while this node knows the key is moving: a transfer copies
+  // this state only once this node saw the move, so the copy stays current (5.6).
+  if (Moving(m.key)) return refuse(kMoving);
   reply.ok = AcceptorPrepare(*state, m.ballot);
   reply.promised = state->promised;
   if (reply.ok) {
@@ -318,6 +330,7 @@ void Consensus::HandleAccept(const std::string& from, const PaxosAccept& m) {
   if (!ctx_.store.Authoritative(m.key)) {
     return refuse("not authoritative for the key's partition (lost data; repair pending)");
   }
+  if (Moving(m.key)) return refuse(kMoving);
   reply.ok = AcceptorAccept(*state, m.ballot, m.object);
   reply.promised = state->promised;  // on success: the ballot accepted, which the proposer checks
   if (reply.ok) ctx_.store.StagePaxos(m.key, std::move(state).value());

@@ -8,7 +8,10 @@
 //    A round that is refused backs off and retries, unless its write may already have
 //    been accepted somewhere (then the outcome is unknown: kTimeout). While a key's
 //    partition is moving, operations are refused (kUnavailable): there is no Paxos
-//    reconfiguration here.
+//    reconfiguration here. The move is checked when an operation is admitted, again
+//    before each round and before its accepts, and by the acceptor: an operation
+//    admitted before the move was known starts nothing once it is, and an acceptor that
+//    knows of it answers no prepare or accept for the key (its copy may have been taken).
 //  - Acceptor: a primary with an authoritative copy answers prepares and accepts from
 //    its durable AcceptorState (staged before the reply leaves) and merges commits.
 //  - CONSISTENT across moves: a transfer carries acceptor states with the data
@@ -85,6 +88,9 @@ class Consensus {
   using OpIt = std::map<uint64_t, PendingConsistent>::iterator;
 
   void Coordinate(Origin origin, const std::string& key, StrongOp op, int64_t now_ms);
+  // The key's partition is moving to new replicas in this node's view (neither rounds
+  // nor acceptor answers for it then).
+  bool Moving(const std::string& key) const;
   void StartRound(OpIt it, int64_t now_ms);
   void SendAccept(OpIt it, int64_t now_ms);
   void OnRoundFailed(OpIt it, int64_t now_ms);

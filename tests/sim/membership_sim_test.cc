@@ -37,6 +37,7 @@
 // GlueBugIsCaught: the checkers' self-test. With core::Node's glue broken on purpose
 // (NodeConfig::unsafe_synced_before_transfer) they must report a lost acknowledged
 // write or a stale CONSISTENT read for at least one of a fixed set of seeds.
+#include <cstdlib>
 #include <functional>
 
 #include <gtest/gtest.h>
@@ -147,10 +148,22 @@ TEST(MembershipSimulation, ConsistentOperationsStayLinearizableAcrossMoves) {
 // (NodeConfig::unsafe_synced_before_transfer: a node publishes `synced` for a new ring
 // before its transfers finished, so the others read from it too early) the checkers
 // report a stale CONSISTENT read or a lost acknowledged write for at least one of these
-// fixed seeds (10 of seeds 1001..1400 catch it); the correct glue passes them.
+// fixed seeds (6 of seeds 1001..1400 catch it with CONSISTENT rounds re-checking moves:
+// 1088, 1094, 1133, 1305, 1385, 1387); the correct glue passes them.
+// ITSUKA_SIM_GLUE_SEARCH=K: runs seeds 1001..1000+K with the broken glue and prints
+// those that catch it (to re-pick the seeds when the load's timing changed).
 TEST(MembershipSimulation, GlueBugIsCaught) {
+  if (const char* k = std::getenv("ITSUKA_SIM_GLUE_SEARCH")) {
+    for (uint64_t seed = 1001; seed <= 1000 + std::strtoull(k, nullptr, 10); ++seed) {
+      const std::string f = RunSeed(seed, true, nullptr, ChurnOptions(/*broken_glue=*/true)).failure;
+      if (f.rfind("acknowledged write lost", 0) == 0 || f.rfind("key s", 0) == 0) {
+        std::printf("seed %llu catches the broken glue\n", static_cast<unsigned long long>(seed));
+      }
+    }
+    return;
+  }
   int caught = 0;
-  for (uint64_t seed : {1030, 1238, 1300}) {
+  for (uint64_t seed : {1088, 1094, 1133}) {
     const SeedOutcome good = RunSeed(seed, true, nullptr, ChurnOptions());
     ASSERT_EQ(good.failure, "") << "seed " << seed;
     const SeedOutcome bad =
@@ -241,7 +254,11 @@ TEST(MembershipSimulation, MovesFinishUnderAnIntermittentNemesis) {
     c.Start("n3", {"n0"});
     ASSERT_EQ(MoveUnderNemesis(c, client, "the join of n3",
                                [&] { return StatusIs(c, "n3", MemberStatus::kUp); }), "");
-    ASSERT_TRUE(c.Decommission("n0", "n1"));
+    // n0 may have been restarted by the nemesis: its gate refuses membership changes
+    // until it heard from a majority.
+    bool left = false;
+    for (int i = 0; i < 100 && !(left = c.Decommission("n0", "n1")); ++i) c.Run(100);
+    ASSERT_TRUE(left);
     ASSERT_EQ(MoveUnderNemesis(c, client, "the decommission of n1",
                                [&] { return StatusIs(c, "n1", MemberStatus::kLeft); }), "");
     c.Heal();

@@ -271,5 +271,119 @@ TEST(PaxosMove, StatesArePagedLikeObjects) {
   EXPECT_EQ(Only(c.stores["d"]->Read("k5").value()), "data");
 }
 
+// A key whose old preference list starts with `leader` (it coordinates the key's rounds
+// before the move) and whose new one leaves c out (every key's, here).
+std::string KeyLedInOldRingBy(const Cluster& c, const std::string& leader) {
+  for (int i = 0; i < 100000; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    if (c.old_ring.PreferenceList(c.old_ring.PartitionOf(Hash64(k)), 3)[0] == leader) return k;
+  }
+  ADD_FAILURE() << "no key led by " << leader;
+  return "";
+}
+
+WriteSpec Value(const std::string& v, int64_t now) {
+  WriteSpec spec;
+  spec.version = NewVersion{false, v, 0, now};
+  return spec;
+}
+
+// Ticks and delivers until `via` answered client request `req` (3 s at most).
+ClientResult AwaitResult(Cluster& c, uint64_t req, int64_t now,
+                         const std::function<bool(const std::string&, const std::string&,
+                                                  const PeerMessage&)>& drop) {
+  for (int64_t t = now; t < now + 3000; t += 10) {
+    for (auto& [id, core] : c.cores) core->Tick(t);
+    c.Pump(t, drop);
+    for (const ClientResult& r : c.results) {
+      if (r.client_req == req) return r;
+    }
+  }
+  ADD_FAILURE() << "request " << req << " was never answered";
+  return ClientResult{};
+}
+
+// Stale-view simulator seed 11 (with late messages) in miniature: a round planned
+// before a move reaches an old primary after the new one copied that primary's state.
+// The key's old primaries are {c, a, b}, its new ones {a, b, d}; b is unreachable. c
+// admits a CONSISTENT write of v2 and sends its prepare; the move becomes visible; d
+// copies from c and a; only then does the prepare reach a. Were it answered, v2 would
+// be chosen by {c, a} behind the copy, and after the switch a round over {b, d} (a
+// cut off) would read v1: an acknowledged CONSISTENT write lost. a knows the move, so
+// it answers no prepare for the key and the write fails, not applied.
+TEST(PaxosMove, AnAcceptorThatKnowsOfAMoveAnswersNoRoundForTheKey) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  auto dropped = [&](const std::string& from, const std::string& to, const PeerMessage&) {
+    return c.Dropped(from, to);
+  };
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["c"].TakeOutbox();  // the prepare to a, late
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  for (auto& [id, core] : c.cores) core->SetRings(c.old_ring, c.new_ring, 42);
+  c["d"].AllowTransfers(true);
+  c["d"].Tick(2005);  // within the write's deadline
+  c.Pump(2005, dropped);
+  ASSERT_EQ(c["d"].Synced(), 42u) << "d did not finish its copy";
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);
+  }
+  const ClientResult w = AwaitResult(c, 7, 2010, dropped);
+  EXPECT_EQ(w.status.code(), Status::Code::kUnavailable) << w.status.ToString();
+
+  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
+  c.Isolate("b", false);
+  c.Isolate("a", true);
+  c.isolated = {"a"};
+  const ClientResult r = c.Consistent("b", key, true, "", 13000);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  if (w.status.ok()) {
+    EXPECT_EQ(Only(r.object), "v2") << "an acknowledged CONSISTENT write was lost in the move";
+  } else {
+    EXPECT_EQ(Only(r.object), "v1");
+  }
+}
+
+// The coordinator's side of the same rule: c learns of the move while its prepare is
+// out (a has not yet); a's promise comes back. c sends no accept, and the write queued
+// behind it starts no round: neither changes an acceptor state after the move was known
+// to c, and both fail, not applied.
+TEST(PaxosMove, ACoordinatorThatLearnsOfAMoveStartsNothingMoreForTheKey) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  c["c"].StartConsistent(8, key, false, Value("v3", 2000), 2000);  // queued behind 7
+  Outbox held = c["c"].TakeOutbox();
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  c["c"].SetRings(c.old_ring, c.new_ring, 42);
+  const AcceptorState before = c.stores["c"]->ReadPaxos(key).value();
+  int rounds_after = 0;
+  auto watch = [&](const std::string& from, const std::string& to, const PeerMessage& m) {
+    if (from == "c" && (std::holds_alternative<PaxosPrepare>(m) ||
+                        std::holds_alternative<PaxosAccept>(m))) {
+      ++rounds_after;
+    }
+    return c.Dropped(from, to);
+  };
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);
+  }
+  const ClientResult first = AwaitResult(c, 7, 2010, watch);
+  const ClientResult second = AwaitResult(c, 8, 2010, watch);
+  EXPECT_EQ(first.status.code(), Status::Code::kUnavailable) << first.status.ToString();
+  EXPECT_EQ(second.status.code(), Status::Code::kUnavailable) << second.status.ToString();
+  EXPECT_EQ(rounds_after, 0) << "c sent prepares or accepts for a key it knows is moving";
+  EXPECT_EQ(c.stores["c"]->ReadPaxos(key).value(), before);
+  EXPECT_EQ(Only(c.stores["a"]->ReadPaxos(key).value().value), "v1");
+}
+
 }  // namespace
 }  // namespace itsuka::core
