@@ -78,6 +78,12 @@ bool Consensus::CountsMe(const std::string& key, uint64_t read_owners,
          OwnersFingerprint(ctx_.WriteReplicas(key)) == write_owners;
 }
 
+bool Consensus::IsOwnerNode(const std::string& key, const std::string& node) const {
+  const std::vector<std::string> read = ctx_.Replicas(key), write = ctx_.WriteReplicas(key);
+  return std::find(read.begin(), read.end(), node) != read.end() ||
+         std::find(write.begin(), write.end(), node) != write.end();
+}
+
 // ---- Coordination -----------------------------------------------------------------
 
 void Consensus::Start(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
@@ -421,9 +427,12 @@ void Consensus::OnPromise(uint64_t req_id, const std::string& from, const PaxosP
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   const PaxosRound::Phase before = round.phase();
-  // Only a current primary of the key (in this node's view, now) votes: a round planned
-  // before the ring moved counts no vote of a node that no longer holds the key.
-  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  // Only a current owner of the key (read-ring or write-ring list, in this node's view,
+  // now) votes: a round planned before the ring moved counts no vote of a node that no
+  // longer holds the key, and a joint round counts its receivers' votes (they are in the
+  // new owners' group only; counting read-ring primaries alone left a joint round with
+  // an old owner down unable to reach a majority of the new owners).
+  const bool votes = m.ok && m.error.empty() && IsOwnerNode((*it)->second.key, from);
   PaxosRound::Phase phase = round.OnPromise(from, votes, m.promised, m.accepted, m.value, m.data);
   if (before == PaxosRound::Phase::kPrepare && phase == PaxosRound::Phase::kAccept) {
     return SendAccept(*it, now_ms);
@@ -437,7 +446,7 @@ void Consensus::OnAccepted(uint64_t req_id, const std::string& from, const Paxos
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   if (round.phase() != PaxosRound::Phase::kAccept) return;
-  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  const bool votes = m.ok && m.error.empty() && IsOwnerNode((*it)->second.key, from);
   PaxosRound::Phase phase = round.OnAccepted(from, votes, m.promised);
   if (phase == PaxosRound::Phase::kChosen) return OnChosen(*it, now_ms);
   if (phase == PaxosRound::Phase::kFailed) OnRoundFailed(*it, now_ms);

@@ -27,6 +27,8 @@ class PhiAccrualDetector {
   // 0 before the first heartbeat (nothing to suspect yet).
   double Phi(int64_t now_ms) const;
   bool has_heartbeat() const { return last_ms_ >= 0; }
+  // When the last heartbeat arrived (-1 before the first).
+  int64_t last_heartbeat_ms() const { return last_ms_; }
 
  private:
   int64_t min_stddev_ms_, acceptable_pause_ms_;

@@ -109,6 +109,8 @@ class NodeCore {
   uint64_t Synced() const { return transfers_.synced(); }
   // Partitions still being transferred, for INFO.
   size_t TransfersPending() const { return transfers_.pending(); }
+  // The move's progress here (core/transfer.h TransferProgress), for INFO.
+  TransferProgress transfer_progress() const { return transfers_.progress(); }
   uint64_t transferred_objects() const { return transfers_.transferred_objects(); }
   uint64_t transferred_paxos_states() const { return transfers_.transferred_paxos_states(); }
   // Whether messages to `node` can be delivered now (the node itself always can).
