@@ -15,6 +15,21 @@
 #include "wire/object_codec.h"
 #include "wire/resp.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ITSUKA_ASAN_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ITSUKA_ASAN_ALLOCATOR 1
+#endif
+#endif
+#ifndef ITSUKA_ASAN_ALLOCATOR
+#define ITSUKA_ASAN_ALLOCATOR 0
+#endif
+#if ITSUKA_ASAN_ALLOCATOR
+// Exported by the sanitizer runtime (its allocator interface; gcc 12 ships no header).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
+#endif
+
 namespace itsuka::server {
 namespace {
 
@@ -69,8 +84,13 @@ int64_t AllocatedBytes() {
       return static_cast<int64_t>(allocated);
     }
   }
+#if ITSUKA_ASAN_ALLOCATOR
+  // The sanitizer's allocator replaces glibc's, whose mallinfo2 then reports nothing.
+  return static_cast<int64_t>(__sanitizer_get_current_allocated_bytes());
+#else
   const struct mallinfo2 mi = ::mallinfo2();
   return static_cast<int64_t>(mi.uordblks + mi.hblkhd);
+#endif
 }
 
 // Resident set size from /proc/self/statm (0 where that is not available).

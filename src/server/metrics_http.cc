@@ -92,7 +92,7 @@ void MetricsHttp::Respond(Conn& c, int code, const char* reason, const std::stri
 
 void MetricsHttp::Tick(int64_t now_ms) {
   for (auto& [id, c] : conns_) {
-    if (!c.answered && now_ms - c.opened_ms > kRequestTimeoutMs && !c.conn->closing()) {
+    if (now_ms - c.opened_ms > kRequestTimeoutMs && !c.conn->closing()) {
       c.answered = true;
       c.conn->Close();
     }

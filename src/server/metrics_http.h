@@ -3,8 +3,9 @@
 // (text/plain; version=0.0.4), any other path 404, anything that is not a well-formed
 // GET/HEAD request line 400; every response closes the connection (Connection: close),
 // so no keep-alive state is kept. A request is read up to kMaxRequestBytes (request
-// line and headers; a body is never read); more, or no complete request within
-// kRequestTimeoutMs, closes the connection. At most kMaxConnections are open at once
+// line and headers; a body is never read); more closes the connection, and so does
+// kRequestTimeoutMs after it opened, answered or not (a scraper that stops reading its
+// answer does not keep a slot). At most kMaxConnections are open at once
 // (further ones are closed at accept). Not meant as an attack surface: it binds
 // server.bind like the client port and serves read-only figures.
 //
@@ -36,8 +37,8 @@ class MetricsHttp {
                                                      int port, RenderFn render);
   ~MetricsHttp();
   int port() const { return listener_ ? listener_->port() : 0; }
-  // Closes connections whose request has not arrived within kRequestTimeoutMs (the
-  // node's once-a-second timer calls it).
+  // Closes connections open for more than kRequestTimeoutMs, whether their request has
+  // not arrived or their answer is not yet read (the node's once-a-second timer calls it).
   void Tick(int64_t now_ms);
   // Stops listening and closes every connection (shutdown).
   void Close();

@@ -415,8 +415,10 @@ void Node::LogStateChanges() {
     if (r.started) continue;
     r.pending = std::max<uint64_t>(r.pending, u.keys);
     if (!core.IsReachable(target)) continue;
-    r = {u.keys, hs.replayed, hs.replay_failed, true};
-    LOG_INFO << "hint replay to " << target << " started: " << u.keys << " hints ("
+    // r.pending, not u.keys: the replay may have begun before this tick saw the target
+    // reachable, and the hints counted while it was down are the ones to report.
+    r = {r.pending, hs.replayed, hs.replay_failed, true};
+    LOG_INFO << "hint replay to " << target << " started: " << r.pending << " hints ("
              << u.bytes << " bytes) pending";
   }
   for (auto it = replay_log_.begin(); it != replay_log_.end();) {

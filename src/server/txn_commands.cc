@@ -16,6 +16,8 @@
 #include <cctype>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "server/commands.h"
 #include "server/string_ops.h"
@@ -157,13 +159,24 @@ void CommandExecutor::ClearWatches(Session& session) {
 
 // ---- WATCH ---------------------------------------------------------------------------
 
+namespace {
+void TooManyWatches(std::string* out) {
+  resp::AppendError(out, "ERR too many WATCHed keys (at most " +
+                             std::to_string(kMaxWatchedKeys) +
+                             " per connection, and limits.max_query_buffer_bytes)");
+}
+}  // namespace
+
 void CommandExecutor::WatchCmd(Session& session, std::vector<std::string>& args,
                                std::string* out) {
   if (session.in_multi) return resp::AppendError(out, "ERR WATCH inside MULTI is not allowed");
+  // The cap is checked on the argument count first: deduplicating a huge argument list
+  // on the loop thread would stall the node before the cap could refuse it.
+  if (args.size() - 1 > kMaxWatchedKeys) return TooManyWatches(out);
   std::vector<std::string> fresh;
+  std::unordered_set<std::string_view> seen;
   for (size_t i = 1; i < args.size(); ++i) {
-    if (session.watched.count(args[i]) == 0 &&
-        std::find(fresh.begin(), fresh.end(), args[i]) == fresh.end()) {
+    if (session.watched.count(args[i]) == 0 && seen.insert(args[i]).second) {
       fresh.push_back(args[i]);
     }
   }
@@ -172,9 +185,7 @@ void CommandExecutor::WatchCmd(Session& session, std::vector<std::string>& args,
   for (const std::string& key : fresh) bytes += ArgsBytes({key}) + sizeof(Session::Watch);
   if (session.watched.size() + fresh.size() > kMaxWatchedKeys ||
       session.watch_bytes + bytes > static_cast<size_t>(config_.max_query_buffer_bytes)) {
-    return resp::AppendError(out, "ERR too many WATCHed keys (at most " +
-                                      std::to_string(kMaxWatchedKeys) +
-                                      " per connection, and limits.max_query_buffer_bytes)");
+    return TooManyWatches(out);
   }
   // A key watched already keeps the version of its first WATCH, as in Redis.
   for (const std::string& key : fresh) session.watched[key] = Session::Watch{};

@@ -17,6 +17,9 @@ import tempfile
 import time
 
 ITSUKAD = os.environ.get("ITSUKAD", "build/bin/itsukad")
+# True when the suite runs against the sanitizer build (tools/test sets ASAN_OPTIONS):
+# figures such as RSS then include the sanitizer's own memory.
+SANITIZED = "ASAN_OPTIONS" in os.environ
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "fault"))
 from resp import Client, Closed, RespError  # noqa: E402,F401  (shared with the fault harness)

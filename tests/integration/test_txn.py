@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import unittest
 
 from harness import Client, Closed, Cluster, Node, RespError, redis_py_interpreter
@@ -140,6 +141,21 @@ class Transactions(unittest.TestCase):
         self.assertEqual(c.call("MULTI"), "OK")
         self.assertEqual(c.call("GET", "w:k"), "QUEUED")
         self.assertEqual(c.call("EXEC"), [b"again"])
+
+    def test_a_huge_watch_is_refused_at_once(self):
+        # Past the 1,024-key cap by argument count: refused before any work on the
+        # arguments (deduplicating 200,000 keys on the loop thread used to stall the node).
+        c, other = self.client(self.n1), self.client(self.n1)
+        keys = [f"hw:{i}" for i in range(200000)]
+        started = time.monotonic()
+        reply = c.call("WATCH", *keys)
+        self.assertIn("too many WATCHed keys", error(reply))
+        self.assertEqual(other.call("PING"), "PONG")
+        self.assertLess(time.monotonic() - started, 10.0)
+        # Nothing was watched: a transaction on one key still commits.
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertEqual(c.call("SET", "hw:0", "v"), "QUEUED")
+        self.assertEqual(c.call("EXEC"), ["OK"])
 
     def test_pipelined_watch_multi_exec(self):
         # Commands after a WATCH wait for its read, and EXEC for everything before it: the
