@@ -638,5 +638,78 @@ TEST(PaxosMove, ACoordinatorThatLearnsOfAMoveMidRoundRunsItsNextRoundsOverTheJoi
   EXPECT_EQ(Only(r.object), "v3");
 }
 
+// The coordinator's own vote comes first: c prepared a round over the old owners
+// {c, a, b} (b cut off), then learned of the move before a's promise came back. Its own
+// acceptor now refuses that round (R2), so the round cannot be chosen as planned. c used
+// to send its accept to a anyway: a accepted v2 over the old owners, the round failed on
+// c's refusal, and the write ended in -TIMEOUT (outcome unknown), with v2 left in a's
+// acceptor state. Now c sends no accept once its own vote is refused: nothing was
+// proposed anywhere, so it retries over the joint owners and the write is acknowledged.
+TEST(PaxosMove, ACoordinatorWhoseOwnAcceptIsRefusedSendsNoAcceptsAndRetries) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  const uint64_t o = OwnersFingerprint({"c", "a", "b"});
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["c"].TakeOutbox();  // the prepare over {c, a, b}
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  for (const char* id : {"c", "d"}) c[id].SetRings(c.old_ring, c.new_ring, 42);
+  int stale_accepts = 0;
+  auto watch = [&](const std::string& from, const std::string& to, const PeerMessage& m) {
+    if (const auto* acc = std::get_if<PaxosAccept>(&m); acc && from == "c") {
+      stale_accepts += acc->read_owners == o && acc->write_owners == o;
+    }
+    return c.Dropped(from, to);
+  };
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);  // a promises (old view)
+  }
+  c.Pump(2010, watch);  // a's promise reaches c, which knows the move now
+  EXPECT_EQ(stale_accepts, 0) << "c sent accepts for a round its own acceptor refused";
+  EXPECT_NE(Only(c.stores["a"]->ReadPaxos(key).value().value), "v2");
+  c["a"].SetRings(c.old_ring, c.new_ring, 42);  // gossip reaches a
+  const ClientResult r = AwaitResult(c, 7, 2020, watch);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(stale_accepts, 0);
+  EXPECT_GE(c["c"].consistent_stats().retries, 1u);
+  EXPECT_EQ(Only(c.stores["d"]->ReadPaxos(key).value().value), "v2");  // a joint round chose it
+}
+
+// The same rule when the coordinator's own acceptor promised a higher ballot between
+// its prepare and its accept (a competing proposer): no accept leaves, the round backs
+// off above that ballot and the write is acknowledged, not -TIMEOUT.
+TEST(PaxosMove, ACoordinatorOutbidAtItsOwnAcceptorRetriesAboveTheHigherBallot) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  ASSERT_TRUE(c.Consistent("b", key, false, "v1", 1000).status.ok());
+  c.results.clear();
+  c["b"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["b"].TakeOutbox();  // prepares to a and c
+  ASSERT_TRUE(c.stores["b"]->Commit().ok());
+  const Ballot mine = c.stores["b"]->ReadPaxos(key).value().promised;
+  // A competitor's prepare, above b's ballot, reaches b's acceptor only.
+  const uint64_t o = OwnersFingerprint({"a", "b", "c"});
+  c["b"].OnMessage("a", PaxosPrepare{999, key, Ballot{mine.counter + 5, "a"}, o, o}, 2005);
+  (void)c["b"].TakeOutbox();  // the promise to the competitor: not delivered
+  ASSERT_TRUE(c.stores["b"]->Commit().ok());
+  int first_round_accepts = 0;
+  auto watch = [&](const std::string& from, const std::string&, const PeerMessage& m) {
+    if (const auto* acc = std::get_if<PaxosAccept>(&m); acc && from == "b") {
+      first_round_accepts += acc->ballot == mine;
+    }
+    return false;
+  };
+  for (auto& [to, msg] : held.sends) c[to].OnMessage("b", msg, 2010);
+  const ClientResult r = AwaitResult(c, 7, 2010, watch);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(first_round_accepts, 0) << "b sent accepts for a ballot its own acceptor refused";
+  EXPECT_GT(c.stores["b"]->ReadPaxos(key).value().accepted.counter, mine.counter + 5);
+}
+
 }  // namespace
 }  // namespace itsuka::core
