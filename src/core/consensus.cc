@@ -78,6 +78,12 @@ bool Consensus::CountsMe(const std::string& key, uint64_t read_owners,
          OwnersFingerprint(ctx_.WriteReplicas(key)) == write_owners;
 }
 
+bool Consensus::IsOwnerNode(const std::string& key, const std::string& node) const {
+  const std::vector<std::string> read = ctx_.Replicas(key), write = ctx_.WriteReplicas(key);
+  return std::find(read.begin(), read.end(), node) != read.end() ||
+         std::find(write.begin(), write.end(), node) != write.end();
+}
+
 // ---- Coordination -----------------------------------------------------------------
 
 void Consensus::Start(uint64_t client_req, const std::string& key, bool read, WriteSpec spec,
@@ -213,28 +219,39 @@ void Consensus::SendAccept(OpIt it, int64_t now_ms) {
     return Finish(it, proposal.status(), true, {}, now_ms);
   }
   p.proposal = std::move(proposal).value();
-  if (p.proposal.applied) p.accept_sent = true;
   const Ballot& ballot = p.round->ballot();
-  for (const std::string& node : p.round->acceptors()) {
+  // This node's own vote first, before any accept leaves: if its acceptor refuses (its
+  // owners of the key changed since the prepare, R2, or it promised a higher ballot
+  // since), the proposal is nowhere yet, so the round is retried (owners looked up
+  // again, a ballot above the one seen) instead of being sent to the others and ending
+  // in "outcome unknown". A node that is no acceptor of the round (not authoritative)
+  // has no vote here.
+  const std::vector<std::string>& acceptors = p.round->acceptors();
+  const bool votes = std::find(acceptors.begin(), acceptors.end(), ctx_.self) != acceptors.end();
+  if (votes) {
+    Result<AcceptorState> state = ctx_.store.ReadPaxos(p.key);
+    // The acceptor rule applies to this node's own vote too: its owners may have
+    // changed since the prepare.
+    const bool owners_ok = state.ok() && CountsMe(p.key, p.read_owners, p.write_owners);
+    if (!owners_ok || !AcceptorAccept(*state, ballot, p.proposal.next)) {
+      if (state.ok() && !owners_ok) ++stats_.refused_owners;
+      p.round->OnAccepted(ctx_.self, false, owners_ok ? state->promised : Ballot{});
+      p.round->Fail();
+      return OnRoundFailed(it, now_ms);
+    }
+    ctx_.store.StagePaxos(p.key, *state);  // durable before the accepts leave
+  }
+  if (p.proposal.applied) p.accept_sent = true;
+  for (const std::string& node : acceptors) {
     if (node != ctx_.self) {
       ctx_.out.sends.emplace_back(node, PaxosAccept{p.round_req, p.key, ballot, p.proposal.next,
                                                     p.read_owners, p.write_owners});
     }
   }
-  Result<AcceptorState> state = ctx_.store.ReadPaxos(p.key);
-  PaxosRound::Phase phase;
-  if (!state.ok() || !CountsMe(p.key, p.read_owners, p.write_owners)) {
-    // The acceptor rule applies to this node's own vote too: its owners may have
-    // changed since the prepare.
-    phase = p.round->OnAccepted(ctx_.self, false, Ballot{});
-  } else if (AcceptorAccept(*state, ballot, p.proposal.next)) {
-    ctx_.store.StagePaxos(p.key, *state);
-    phase = p.round->OnAccepted(ctx_.self, true, ballot);
-  } else {
-    phase = p.round->OnAccepted(ctx_.self, false, state->promised);
+  if (!votes) return;
+  if (p.round->OnAccepted(ctx_.self, true, ballot) == PaxosRound::Phase::kChosen) {
+    return OnChosen(it, now_ms);
   }
-  if (phase == PaxosRound::Phase::kChosen) return OnChosen(it, now_ms);
-  if (phase == PaxosRound::Phase::kFailed) return OnRoundFailed(it, now_ms);
 }
 
 void Consensus::OnRoundFailed(OpIt it, int64_t now_ms) {
@@ -421,9 +438,12 @@ void Consensus::OnPromise(uint64_t req_id, const std::string& from, const PaxosP
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   const PaxosRound::Phase before = round.phase();
-  // Only a current primary of the key (in this node's view, now) votes: a round planned
-  // before the ring moved counts no vote of a node that no longer holds the key.
-  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  // Only a current owner of the key (read-ring or write-ring list, in this node's view,
+  // now) votes: a round planned before the ring moved counts no vote of a node that no
+  // longer holds the key, and a joint round counts its receivers' votes (they are in the
+  // new owners' group only; counting read-ring primaries alone left a joint round with
+  // an old owner down unable to reach a majority of the new owners).
+  const bool votes = m.ok && m.error.empty() && IsOwnerNode((*it)->second.key, from);
   PaxosRound::Phase phase = round.OnPromise(from, votes, m.promised, m.accepted, m.value, m.data);
   if (before == PaxosRound::Phase::kPrepare && phase == PaxosRound::Phase::kAccept) {
     return SendAccept(*it, now_ms);
@@ -437,7 +457,7 @@ void Consensus::OnAccepted(uint64_t req_id, const std::string& from, const Paxos
   if (!it) return;
   PaxosRound& round = *(*it)->second.round;
   if (round.phase() != PaxosRound::Phase::kAccept) return;
-  const bool votes = m.ok && m.error.empty() && ctx_.IsReplica((*it)->second.key, from);
+  const bool votes = m.ok && m.error.empty() && IsOwnerNode((*it)->second.key, from);
   PaxosRound::Phase phase = round.OnAccepted(from, votes, m.promised);
   if (phase == PaxosRound::Phase::kChosen) return OnChosen(*it, now_ms);
   if (phase == PaxosRound::Phase::kFailed) OnRoundFailed(*it, now_ms);

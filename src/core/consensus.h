@@ -107,6 +107,9 @@ class Consensus {
   using OpIt = std::map<uint64_t, PendingConsistent>::iterator;
 
   void Coordinate(Origin origin, const std::string& key, StrongOp op, int64_t now_ms);
+  // `node` is in the key's read-ring or write-ring list in this node's view (whose
+  // promises and accepts count).
+  bool IsOwnerNode(const std::string& key, const std::string& node) const;
   void StartRound(OpIt it, int64_t now_ms);
   void SendAccept(OpIt it, int64_t now_ms);
   void OnRoundFailed(OpIt it, int64_t now_ms);

@@ -46,6 +46,8 @@ class PhiAccrualDetector {
   // accepted on top of the configured pause (LocalPauseGuard::acceptable_pause_ms).
   double Phi(int64_t now_ms, int64_t extra_pause_ms = 0) const;
   bool has_heartbeat() const { return last_ms_ >= 0; }
+  // When the last heartbeat arrived (-1 before the first).
+  int64_t last_heartbeat_ms() const { return last_ms_; }
 
  private:
   int64_t min_stddev_ms_, acceptable_pause_ms_;

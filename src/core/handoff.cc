@@ -76,8 +76,9 @@ void Handoff::Replay(int64_t now_ms, int64_t wall_ms) {
 bool Handoff::ReplayTo(const std::string& target, int64_t now_ms, int64_t wall_ms) {
   size_t inflight = 0;
   for (const auto& [t, k] : replaying_) inflight += t == target ? 1 : 0;
-  if (inflight >= options_.max_inflight_per_target) return true;
-  const size_t want = options_.max_inflight_per_target - inflight;
+  const size_t window = probing_.count(target) ? 1 : options_.max_inflight_per_target;
+  if (inflight >= window) return true;
+  const size_t want = window - inflight;
   const size_t granted = limiter_.Take(now_ms, want);
   if (granted == 0) return false;
   std::string& cursor = replay_cursor_[target];
@@ -113,6 +114,7 @@ void Handoff::OnAck(uint64_t req_id, const std::string& from, const ReplicaWrite
   auto it = replays_.find(req_id);
   if (it == replays_.end() || it->second.target != from) return;
   PendingReplay& r = it->second;
+  probing_.erase(from);  // it answers: its full window again
   if (!m.ok) {
     ++stats_.replay_failed;
   } else {
@@ -132,6 +134,8 @@ void Handoff::Tick(int64_t now_ms) {
     auto next = std::next(it);
     if (now_ms >= it->second.deadline_ms) {
       ++stats_.replay_failed;
+      ++stats_.replay_timeouts;
+      probing_.insert(it->second.target);
       Forget(it);
     }
     it = next;

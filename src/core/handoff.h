@@ -7,6 +7,12 @@
 //    target's ReplicaWriteAck to a replayed hint, routed here by the request-id
 //    registry), Tick (this room's timeout rule: a replay unanswered by its deadline
 //    counts as failed and may be sent again).
+//  - Pacing per target: up to max_inflight_per_target replays await an ack at once,
+//    within the node-wide rate. A replay that times out says the target is not really
+//    reachable (the failure detector lags behind a partition, or the connection is
+//    still stuck): the target is then sent one replay at a time (a probe) until it
+//    answers anything, so an unreachable target costs one failed replay per timeout,
+//    not a full window of them, and gets its full window back the moment it answers.
 //  - Effects: ReplicaWrites of hints to their targets (ids opened as Room::kHandoff),
 //    hints staged in and removed from the HintStore.
 //  - ReadWithHints is the replica read side's view: the local copy merged with every
@@ -76,6 +82,7 @@ class Handoff {
   std::map<uint64_t, PendingReplay> replays_;                // by request id
   std::set<std::pair<std::string, std::string>> replaying_;  // (target, key) in replays_
   std::map<std::string, std::string> replay_cursor_;         // per target: next key to scan
+  std::set<std::string> probing_;  // targets whose last replay timed out: one at a time
   int64_t wall_ms_ = 0;  // wall clock as of the last Replay (hints are stamped with it)
   std::map<std::string, std::string> expire_cursor_;
   std::map<std::string, int64_t> expire_next_ms_;

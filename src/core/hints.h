@@ -102,6 +102,7 @@ struct HandoffStats {
   uint64_t replayed = 0;       // hints the target acknowledged and that were deleted
   uint64_t dropped = 0;        // hints older than max_hint_age_ms, deleted unsent
   uint64_t replay_failed = 0;  // replays the target refused or did not answer in time
+  uint64_t replay_timeouts = 0;  // ... of which not answered in time
 };
 
 // A token bucket: `rate` tokens per second, holding at most one second's worth.

@@ -109,6 +109,8 @@ class NodeCore {
   uint64_t Synced() const { return transfers_.synced(); }
   // Partitions still being transferred, for INFO.
   size_t TransfersPending() const { return transfers_.pending(); }
+  // The move's progress here (core/transfer.h TransferProgress), for INFO.
+  TransferProgress transfer_progress() const { return transfers_.progress(); }
   uint64_t transferred_objects() const { return transfers_.transferred_objects(); }
   // Client writes coordinated here / forwarded to a primary (core/writes.h).
   uint64_t writes_coordinated() const { return writes_.coordinated(); }

@@ -14,6 +14,9 @@ bool InList(const std::vector<std::string>& list, const std::string& node) {
   return std::find(list.begin(), list.end(), node) != list.end();
 }
 constexpr uint32_t kBatchKeys = 256;
+// After an error reply (a store error, a ring the source does not have yet), the same
+// batch is asked for again this much later.
+constexpr int64_t kErrorRetryMs = 200;
 constexpr size_t kBatchExamined = 20000;
 // Bytes of values per batch (at least one object), well under the peer frame limit.
 constexpr size_t kBatchBytes = 4 << 20;
@@ -66,6 +69,7 @@ void Transfers::Plan(uint64_t write_fingerprint) {
   // that are still useful are simply repeated (merging is idempotent).
   plan_fingerprint_ = write_fingerprint;
   Clear();
+  plan_objects_ = plan_batches_ = plan_batches_failed_ = 0;
   const Ring& read = *ctx_.ring;
   const Ring& write = *ctx_.write_ring;
   const size_t n = static_cast<size_t>(ctx_.options.n);
@@ -162,8 +166,14 @@ void Transfers::OnBatch(uint64_t req_id, const std::string& from, const Transfer
   Source& s = it->second;
   ctx_.requests.Close(s.req_id);
   s.req_id = 0;
-  if (!m.ok) return;            // retried after the timeout
-  if (!Merge(s, m)) return;     // retried from the same cursor
+  if (!m.ok || !Merge(s, m)) {
+    // Retried from the same cursor after the pacing interval (not the whole timeout:
+    // the source answered, so it is reachable).
+    ++plan_batches_failed_;
+    s.next_ms = now_ms + std::max<int64_t>(ctx_.options.transfer_interval_ms, kErrorRetryMs);
+    return;
+  }
+  ++plan_batches_;
   s.cursor = m.next;
   s.done = m.done;
   s.next_ms = now_ms + ctx_.options.transfer_interval_ms;
@@ -176,6 +186,7 @@ bool Transfers::Merge(const Source& s, const TransferBatch& m) {
     if (!ring || s.partitions.count(ring->PartitionOfKey(key)) == 0) continue;
     if (!ctx_.MergeLocally(key, obj).ok()) return false;
     ++transferred_objects_;
+    ++plan_objects_;
   }
   // Staged like the objects, so it is durable before the transfer is reported synced.
   for (const KeyPaxosState& st : m.paxos) {
@@ -196,7 +207,10 @@ void Transfers::Tick(int64_t now_ms) {
     if (!allowed_ || s.done || !ctx_.IsReachable(source)) continue;
     if (s.req_id != 0 && now_ms - s.sent_ms < ctx_.options.request_timeout_ms) continue;
     if (s.req_id == 0 && now_ms < s.next_ms) continue;
-    if (s.req_id != 0) ctx_.requests.Close(s.req_id);  // timed out: a late batch is dropped
+    if (s.req_id != 0) {
+      ctx_.requests.Close(s.req_id);  // timed out: a late batch is dropped
+      ++plan_batches_failed_;
+    }
     s.req_id = ctx_.requests.Open(Room::kTransfer);
     s.sent_ms = now_ms;
     ctx_.out.sends.emplace_back(
@@ -208,9 +222,25 @@ void Transfers::Tick(int64_t now_ms) {
 }
 
 bool Transfers::Complete() const {
-  // Complete when every partition was transferred from all its read-ring replicas, or
-  // from all but one that is unreachable: a write acknowledged by W >= 2 of them is on
-  // at least one of the others.
+  size_t total = 0;
+  return PartitionsDone(&total) == total;
+}
+
+TransferProgress Transfers::progress() const {
+  TransferProgress p;
+  if (sources_.empty() || synced_ == plan_fingerprint_) return p;
+  p.partitions_done = PartitionsDone(&p.partitions_total);
+  p.sources_total = sources_.size();
+  for (const auto& [src, s] : sources_) p.sources_done += s.done ? 1 : 0;
+  p.keys_copied = plan_objects_;
+  p.batches = plan_batches_;
+  p.batches_failed = plan_batches_failed_;
+  return p;
+}
+
+size_t Transfers::PartitionsDone(size_t* total_partitions) const {
+  // Done when transferred from all its read-ring replicas, or from all but one that is
+  // unreachable: a write acknowledged by W >= 2 of them is on at least one of the others.
   std::map<uint32_t, std::pair<int, int>> per_partition;  // done, total
   std::set<uint32_t> missing_unreachable;
   for (const auto& [source, s] : sources_) {
@@ -221,13 +251,15 @@ bool Transfers::Complete() const {
       else if (!ctx_.IsReachable(source)) missing_unreachable.insert(p);
     }
   }
+  size_t complete = 0;
   for (const auto& [p, counts] : per_partition) {
     const auto [done, total] = counts;
-    if (done == total) continue;
-    if (done >= std::max(1, total - 1) && missing_unreachable.count(p)) continue;
-    return false;
+    if (done == total || (done >= std::max(1, total - 1) && missing_unreachable.count(p))) {
+      ++complete;
+    }
   }
-  return true;
+  *total_partitions = per_partition.size();
+  return complete;
 }
 
 }  // namespace itsuka::core

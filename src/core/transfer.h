@@ -14,6 +14,14 @@
 //  - Server side (HandleRequest): answers a TransferRequest with a TransferBatch of the wanted
 //    partitions' objects and acceptor states, one key's object and state together,
 //    bounded in keys, keys examined and bytes.
+//  - Progress (progress(), INFO "move_*", itsuka-admin members): the plan's partitions
+//    and how many are done (transferred from enough of their sources, the rule of
+//    Complete), its sources and how many are done, the keys copied for it, and the
+//    batches that failed or timed out. A source's cursor survives every retry, a timeout,
+//    an error reply, the source or this node being unreachable for a while: a transfer
+//    resumes at the first key it has not merged, it is never restarted from the start
+//    of its partitions unless the plan itself changes (a new write ring) or this node
+//    restarts.
 //  - Transfers start only while Allow(true) (every member knows the write ring).
 //  - CONSISTENT across moves: a transfer carries each key's acceptor state with its data,
 //    which is what keeps CONSISTENT reads linearizable across a move; see
@@ -31,6 +39,18 @@
 #include "core/replica_context.h"
 
 namespace itsuka::core {
+
+// What a move's transfers to this node have done so far (all zero when nothing moves
+// here).
+struct TransferProgress {
+  size_t partitions_total = 0;
+  size_t partitions_done = 0;
+  size_t sources_total = 0;
+  size_t sources_done = 0;
+  uint64_t keys_copied = 0;       // objects merged for this plan
+  uint64_t batches = 0;           // batches merged for this plan
+  uint64_t batches_failed = 0;    // error replies and timeouts (each retried from its cursor)
+};
 
 class Transfers {
  public:
@@ -51,6 +71,7 @@ class Transfers {
   uint64_t synced() const { return synced_; }
   // Partitions still to be transferred.
   size_t pending() const;
+  TransferProgress progress() const;
   uint64_t transferred_objects() const { return transferred_objects_; }
   uint64_t transferred_paxos_states() const { return transferred_paxos_states_; }
 
@@ -66,6 +87,9 @@ class Transfers {
   };
   // Whether every partition was transferred from enough of its sources.
   bool Complete() const;
+  // Partitions of the plan transferred from enough of their sources (Complete's rule),
+  // and how many partitions the plan has.
+  size_t PartitionsDone(size_t* total) const;
   // The plan is complete: report its ring synced and hold its partitions.
   void MarkSynced();
   // Forgets every source (closing their requests in flight).
@@ -84,6 +108,9 @@ class Transfers {
   std::map<std::string, Source> sources_;  // source -> what this node transfers from it
   uint64_t transferred_objects_ = 0;
   uint64_t transferred_paxos_states_ = 0;
+  uint64_t plan_objects_ = 0;
+  uint64_t plan_batches_ = 0;
+  uint64_t plan_batches_failed_ = 0;
   bool allowed_ = true;
 };
 

@@ -842,6 +842,7 @@ std::string Node::ClusterInfo() const {
   s += "peer_reads_paused:" + std::to_string(ps.reads_paused) + "\r\n";
   s += "peer_local_pauses:" + std::to_string(ps.local_pauses) + "\r\n";
   s += "peer_convictions_held:" + std::to_string(ps.convictions_held) + "\r\n";
+  s += "peer_silent_reconnects:" + std::to_string(ps.silent_reconnects) + "\r\n";
   const core::NodeStats& ns = node_->stats();
   s += "peer_messages_refused:" + std::to_string(ns.peer_messages_refused) + "\r\n";
   s += "peer_senders_refused:" + std::to_string(ns.peer_senders_refused) + "\r\n";
@@ -876,6 +877,14 @@ std::string Node::ClusterInfo() const {
   }
   s += "partitions_copying_here:" + std::to_string(core.TransfersPending()) + "\r\n";
   s += "objects_copied_here:" + std::to_string(core.transferred_objects()) + "\r\n";
+  const core::TransferProgress tp = core.transfer_progress();
+  s += "move_partitions_total:" + std::to_string(tp.partitions_total) + "\r\n";
+  s += "move_partitions_done:" + std::to_string(tp.partitions_done) + "\r\n";
+  s += "move_sources_total:" + std::to_string(tp.sources_total) + "\r\n";
+  s += "move_sources_done:" + std::to_string(tp.sources_done) + "\r\n";
+  s += "move_keys_copied:" + std::to_string(tp.keys_copied) + "\r\n";
+  s += "move_batches:" + std::to_string(tp.batches) + "\r\n";
+  s += "move_batches_failed:" + std::to_string(tp.batches_failed) + "\r\n";
   return s;
 }
 
@@ -899,6 +908,7 @@ std::string Node::HandoffInfo() const {
   kv("hints_replayed", std::to_string(hs.replayed));
   kv("hints_dropped", std::to_string(hs.dropped));
   kv("hints_replay_failed", std::to_string(hs.replay_failed));
+  kv("hints_replay_timeouts", std::to_string(hs.replay_timeouts));
   kv("hints_replaying", std::to_string(core.replays_in_flight()));
   kv("hints_corrupt", std::to_string(hints_->corrupt()));
   // Read-your-writes through this node: the writes it acknowledged lately, per key.

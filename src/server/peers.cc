@@ -222,6 +222,26 @@ void PeerTransport::Report(Outgoing& out) {
   on_up_(out.addr.id, reachable);
 }
 
+int64_t PeerTransport::SilenceLimitMs() const {
+  return std::max<int64_t>(kSilenceReconnectMs, 10 * config_.heartbeat_interval_ms);
+}
+
+void PeerTransport::DropSilent(const std::string& id, Outgoing& out) {
+  ++stats_.silent_reconnects;
+  LOG_WARN << "peer " << id << ": nothing heard for "
+           << loop_.NowMs() - out.detector.last_heartbeat_ms()
+           << " ms; dropping its connections and dialling again";
+  // The connection it dials here (incoming) is the silent one: closing it tells the
+  // peer, if it can still hear this node, to dial again. Closed asynchronously, so
+  // iterating is safe.
+  for (auto& [key, in] : incoming_) {
+    if (in.peer_id != id || in.conn->closing()) continue;
+    in.frames.Reset(nullptr);
+    in.conn->Close();
+  }
+  if (out.conn) out.conn->Close();  // OnOutgoingClosed reports it down and redials
+}
+
 void PeerTransport::OnHeartbeatTimer() {
   const int64_t now = loop_.NowMs();
   if (!pause_guard_.Tick(now)) {
@@ -234,6 +254,11 @@ void PeerTransport::OnHeartbeatTimer() {
     }
   }
   for (auto& [id, out] : outgoing_) {
+    if (out.up && out.conn && !out.conn->closing() && out.detector.has_heartbeat() &&
+        loop_.NowMs() - out.detector.last_heartbeat_ms() > SilenceLimitMs()) {
+      DropSilent(id, out);
+      continue;
+    }
     if (out.up) Send(id, core::Heartbeat{});
     if (out.up && wall_ms_) Send(id, core::ClockProbe{wall_ms_()});
     Report(out);
@@ -332,7 +357,7 @@ void PeerTransport::OnOutgoingClosed(Outgoing& out) {
   out.handshake_deadline.reset();
   out.conn.reset();
   out.retry->Start(out.backoff_ms, 0);
-  out.backoff_ms = std::min<uint64_t>(out.backoff_ms * 2, 5000);
+  out.backoff_ms = std::min<uint64_t>(out.backoff_ms * 2, kMaxBackoffMs);
 }
 
 bool PeerTransport::OnOutgoingFrame(Outgoing& out, std::string_view frame) {

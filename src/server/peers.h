@@ -43,7 +43,14 @@
 // unknown until its first gossip message), and AddPeer opens the outgoing connection to
 // them. A peer is "up" while the outgoing connection to it has completed its handshake;
 // when it drops, the transport reconnects with exponential backoff (100 ms doubling to
-// 5 s). Messages for a peer that is down, or whose send queue is over its bound, are
+// 1 s; a failed dial costs nothing, and a healed peer is redialled within about a
+// second). A peer nothing was heard from for kSilenceReconnectMs (at least ten
+// heartbeat intervals) has its connections dropped, both the outgoing one and those it
+// dialled here, and is dialled again: a connection that carried nothing through a
+// partition (iptables DROP, a cable) stays open, but TCP's retransmission backoff can
+// keep it silent for as long again after the partition heals (tens of seconds), while
+// a fresh connection works at once -- and a peer that still hears this node learns from
+// the closed connection that it must dial again too. Messages for a peer that is down, or whose send queue is over its bound, are
 // dropped (counted): the coordinator's timeout turns them into -TIMEOUT, never into
 // unbounded memory. Heartbeats go to every peer each cluster.heartbeat_interval_ms; a
 // phi-accrual detector per peer turns their arrival into suspicion (any message from the
@@ -114,6 +121,7 @@ struct PeerStats {
   uint64_t local_pauses = 0;      // heartbeat ticks over one interval late (LocalPauseGuard)
   uint64_t convictions_held = 0;  // suspicions not acted on in such a tick
   uint64_t messages_unsupported = 0;   // newer than the peer's protocol version: not sent
+  uint64_t silent_reconnects = 0;      // connections dropped after kSilenceReconnectMs of silence
 };
 
 // What this node proves and checks in the handshake (peer_auth.h).
@@ -136,6 +144,9 @@ class PeerTransport {
   // while this node is overloaded.
   static constexpr int64_t kMaxAcceptedPauseMs = 2000;
   static constexpr const char* kBuildName = "itsuka 0.1.0";  // PeerInfo.build
+  // Silence after which a connected peer's connections are replaced (see above).
+  static constexpr int64_t kSilenceReconnectMs = 3000;
+  static constexpr uint64_t kMaxBackoffMs = 1000;
 
   using MessageFn = std::function<void(const std::string& from, const core::PeerMessage&)>;
   using UpFn = std::function<void(const std::string& node, bool up)>;
@@ -296,6 +307,9 @@ class PeerTransport {
   // Tells on_up_ if the peer's reachability (connected and not suspected) changed.
   void Report(Outgoing& out);
   void OnHeartbeatTimer();
+  int64_t SilenceLimitMs() const;
+  // Closes the connections of peer `id`, silent past SilenceLimitMs(), to dial it anew.
+  void DropSilent(const std::string& id, Outgoing& out);
   void OnClockEcho(const std::string& from, const core::ClockEcho& echo);
   // Queues for the next Flush (Send without the test-only delay).
   void Enqueue(const std::string& to, const core::PeerMessage& msg);

@@ -277,8 +277,78 @@ void Cluster::Tick() {
   }
 }
 
+namespace {
+std::string BallotText(const Ballot& b) {
+  return b.IsZero() ? "-" : std::to_string(b.counter) + "." + b.node;
+}
+std::string ObjectText(const Object& o) {
+  std::string s = "{";
+  for (const Sibling& sib : o.siblings) {
+    s += (sib.tombstone ? std::string("~") : sib.value) + "@" + sib.dot.node + ":" +
+         std::to_string(sib.dot.counter) + " ";
+  }
+  return s + "}";
+}
+// ITSUKA_SIM_DEBUG_KEY=k: the Paxos messages of key k (and every reply to a round of
+// it), transfer batches carrying k's object or acceptor state, as sent and delivered.
+std::string DebugText(const PeerMessage& msg, const std::string& key, std::set<uint64_t>& rounds) {
+  if (const auto* m = std::get_if<PaxosPrepare>(&msg); m && m->key == key) {
+    rounds.insert(m->req_id);
+    return "prepare r" + std::to_string(m->req_id) + " b" + BallotText(m->ballot);
+  }
+  if (const auto* m = std::get_if<PaxosAccept>(&msg); m && m->key == key) {
+    rounds.insert(m->req_id);
+    return "accept r" + std::to_string(m->req_id) + " b" + BallotText(m->ballot) + " " +
+           ObjectText(m->object);
+  }
+  if (const auto* m = std::get_if<PaxosCommit>(&msg); m && m->key == key) {
+    return "commit b" + BallotText(m->ballot) + " " + ObjectText(m->object);
+  }
+  if (const auto* m = std::get_if<TransferRequest>(&msg)) {
+    return "transfer-request r" + std::to_string(m->req_id) + " from '" + m->start + "'";
+  }
+  if (const auto* m = std::get_if<PaxosPromise>(&msg); m && rounds.count(m->req_id)) {
+    return "promise r" + std::to_string(m->req_id) + (m->ok ? " ok" : " NO " + m->error) +
+           " promised " + BallotText(m->promised) + " accepted " + BallotText(m->accepted) +
+           " " + ObjectText(m->value) + " data " + ObjectText(m->data);
+  }
+  if (const auto* m = std::get_if<PaxosAccepted>(&msg); m && rounds.count(m->req_id)) {
+    return "accepted r" + std::to_string(m->req_id) + (m->ok ? " ok" : " NO " + m->error) +
+           " promised " + BallotText(m->promised);
+  }
+  if (const auto* m = std::get_if<TransferBatch>(&msg)) {
+    std::string s;
+    if (!m->ok) s += " error " + m->error;
+    for (const auto& [k, o] : m->objects) {
+      if (k == key) s += " object " + ObjectText(o);
+    }
+    for (const KeyPaxosState& st : m->paxos) {
+      if (st.key == key) {
+        s += " state promised " + BallotText(st.promised) + " accepted " +
+             BallotText(st.accepted) + " " + ObjectText(st.value);
+      }
+    }
+    if (!s.empty()) return "batch r" + std::to_string(m->req_id) + s;
+  }
+  return "";
+}
+}  // namespace
+
+void Cluster::DebugMessage(const char* what, const std::string& from, const std::string& to,
+                           const PeerMessage& msg) {
+  static const char* key = std::getenv("ITSUKA_SIM_DEBUG_KEY");
+  if (key == nullptr) return;
+  const std::string text = DebugText(msg, key, debug_rounds_);
+  if (!text.empty()) {
+    std::fprintf(stderr, "t=%ld %s %s->%s %s\n", static_cast<long>(now_), what, from.c_str(),
+                 to.c_str(), text.c_str());
+  }
+}
+
 void Cluster::Deliver(const Message& m) {
   auto it = nodes_.find(m.to);
+  DebugMessage(it == nodes_.end() || !it->second.up || !net_.Linked(m.from, m.to) ? "lost" : "recv",
+               m.from, m.to, m.msg);
   if (it == nodes_.end() || !it->second.up || !net_.Linked(m.from, m.to)) return;
   SimNode& n = it->second;
   trace_ += "d" + std::to_string(m.seq) + ";";
@@ -287,6 +357,7 @@ void Cluster::Deliver(const Message& m) {
 }
 
 void Cluster::Send(const std::string& from, const std::string& to, PeerMessage msg) {
+  DebugMessage("send", from, to, msg);
   net_.Send(from, to, std::move(msg), now_);
 }
 

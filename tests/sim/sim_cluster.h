@@ -162,6 +162,8 @@ class Cluster {
   Outbox TakeOutbox(const std::string& id, SimNode& n);
   const View& ViewOfNode(const SimNode& n) const;
   void DebugRings(const std::string& id, SimNode& n, uint64_t fp);
+  void DebugMessage(const char* what, const std::string& from, const std::string& to,
+                    const PeerMessage& msg);
 
   const ClusterOptions options_;
   std::mt19937_64 rng_;
@@ -174,6 +176,7 @@ class Cluster {
   uint64_t next_client_req_ = 1;
   uint64_t boots_ = 0;
   std::string trace_;
+  std::set<uint64_t> debug_rounds_;  // ITSUKA_SIM_DEBUG_KEY: the key's round ids
 };
 
 }  // namespace itsuka::core::sim

@@ -602,6 +602,27 @@ TEST(StaleViewSimulation, AckBeforeQuorumIsCaught) {
   EXPECT_GT(caught, 0) << "no seed caught writes acknowledged before W replicas answered";
 }
 
+// The correct code over AckBeforeQuorumIsCaught's network (1 in 5 messages 300 ms
+// late) at every step of a move, on more seeds than that self-test runs:
+// ITSUKA_SIM_LATE_SEEDS=K runs seeds 1..K (the default, 24, are the self-test's).
+TEST(StaleViewSimulation, KillAtEveryStepOfAMoveWithLateMessages) {
+  ClusterOptions late = StaleOptions();
+  late.network.long_delay_one_in = 5;
+  late.network.long_delay_ms = 300;
+  const std::vector<uint64_t> seeds = Seeds(kSanitized ? 6 : 24, 1, "ITSUKA_SIM_LATE_SEEDS");
+  Figures f;
+  int failed = 0;
+  for (uint64_t seed : seeds) {
+    const std::string failure = RunMoveSeed(seed, &f, late).failure;
+    if (!failure.empty()) {
+      ++failed;
+      ADD_FAILURE() << "seed " << seed << " (replay: ITSUKA_SIM_SEED=" << seed << "): " << failure;
+    }
+  }
+  EXPECT_EQ(failed, 0);
+  Report("move step, late messages", seeds.size(), f);
+}
+
 // ISSUE 16: a node removed (decommissioned) while it was down and restarted from its
 // stale saved view. Passes with branches `fence` (ring fencing on the peer path) and
 // `gate` (a restarted node neither coordinates nor votes before it gossiped with a

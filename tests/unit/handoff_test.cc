@@ -445,6 +445,38 @@ TEST(Handoff, ReplaysToAReachableTargetAndDeletesOnlyAfterItsAck) {
   EXPECT_EQ(t.core.handoff_stats().replayed, 6u);
 }
 
+// A target that looks reachable but does not answer (the failure detector has not
+// caught up with a partition, or its connection is stuck) is sent one replay at a time
+// after a timeout, not a full window per timeout; the first answer restores the window.
+TEST(Handoff, AfterATimeoutATargetIsProbedWithOneReplayUntilItAnswers) {
+  SloppyNode t({"a", "b", "c"});
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(t.hints.Add("c", "k" + std::to_string(i), ObjectWith("a", 1, "v")).ok());
+  }
+  t.Take();
+  t.core.ReplayHints(0, 1000);
+  ASSERT_EQ(t.Take().sends.size(), 4u);  // the full window (max_inflight_per_target)
+  t.core.Tick(100000);                   // none answered
+  EXPECT_EQ(t.core.handoff_stats().replay_failed, 4u);
+  EXPECT_EQ(t.core.handoff_stats().replay_timeouts, 4u);
+  t.core.ReplayHints(100010, 1000);
+  Outbox probe = t.Take();
+  ASSERT_EQ(probe.sends.size(), 1u);  // one probe
+  t.core.ReplayHints(100020, 1000);
+  EXPECT_TRUE(t.Take().sends.empty());  // still one at a time while it is unanswered
+  t.core.Tick(200000);                  // the probe times out too: one more failure, not four
+  EXPECT_EQ(t.core.handoff_stats().replay_failed, 5u);
+  t.core.ReplayHints(200010, 1000);
+  probe = t.Take();
+  ASSERT_EQ(probe.sends.size(), 1u);
+  const auto& w = std::get<ReplicaWrite>(probe.sends[0].second);
+  t.core.OnMessage("c", ReplicaWriteAck{w.req_id, true, ""}, 200020);
+  t.Take();
+  EXPECT_EQ(t.core.handoff_stats().replayed, 1u);
+  t.core.ReplayHints(200030, 1000);
+  EXPECT_EQ(t.Take().sends.size(), 4u);  // answered: the full window again
+}
+
 TEST(Handoff, RateLimitAndExpiry) {
   SloppyNode t({"a", "b", "c"}, true, /*rate=*/20);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(t.hints.Add("b", "k" + std::to_string(i), ObjectWith("a", 1, "v")).ok());

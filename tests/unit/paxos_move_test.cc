@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 
 #include "common/hash.h"
 #include "core/node_core.h"
@@ -493,6 +494,221 @@ TEST(PaxosMove, TheCopyNeverLowersWhatTheReceiverAcceptedItself) {
   r = c.Consistent("d", key, true, "", 13000);  // a and d: the new majority
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(Only(r.object), "v2");
+}
+
+// A key whose old preference list starts with `leader` (it coordinates the key's rounds
+// before the move) and whose new one leaves c out (every key's, here).
+std::string KeyLedInOldRingBy(const Cluster& c, const std::string& leader) {
+  for (int i = 0; i < 100000; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    if (c.old_ring.PreferenceList(c.old_ring.PartitionOf(Hash64(k)), 3)[0] == leader) return k;
+  }
+  ADD_FAILURE() << "no key led by " << leader;
+  return "";
+}
+
+WriteSpec Value(const std::string& v, int64_t now) {
+  WriteSpec spec;
+  spec.version = NewVersion{false, v, 0, now};
+  return spec;
+}
+
+// Ticks and delivers until `via` answered client request `req` (3 s at most).
+ClientResult AwaitResult(Cluster& c, uint64_t req, int64_t now,
+                         const std::function<bool(const std::string&, const std::string&,
+                                                  const PeerMessage&)>& drop) {
+  for (int64_t t = now; t < now + 3000; t += 10) {
+    for (auto& [id, core] : c.cores) core->Tick(t);
+    c.Pump(t, drop);
+    for (const ClientResult& r : c.results) {
+      if (r.client_req == req) return r;
+    }
+  }
+  ADD_FAILURE() << "request " << req << " was never answered";
+  return ClientResult{};
+}
+
+// Everyone switches to the new ring; b comes back and a is cut off: a CONSISTENT read
+// through b over the new owners {b, d} (a majority of them without a).
+ClientResult ReadOverBAndDAfterTheSwitch(Cluster& c, const std::string& key) {
+  for (auto& [id, core] : c.cores) core->SetRing(c.new_ring);
+  c.Isolate("b", false);
+  c.Isolate("a", true);
+  c.isolated = {"a"};
+  return c.Consistent("b", key, true, "", 13000);
+}
+
+// Stale-view simulator seed 11 (with late messages) in miniature: a round planned
+// before a move reaches an old primary after the new one copied that primary's state.
+// The key's old primaries are {c, a, b}, its new ones {a, b, d}; b is unreachable. c
+// admits a CONSISTENT write of v2 and sends its prepare; the move becomes visible; d
+// copies from c and a; only then does the prepare reach a. Were it answered, v2 would
+// be chosen by {c, a} behind the copy, and after the switch a round over {b, d} (a
+// cut off) would read v1: an acknowledged CONSISTENT write lost. Under joint rounds a
+// knows the move and refuses the prepare over the old owners alone (R2); c, which knows
+// it too, retries over the joint owners {c, a, b} + {a, b, d}, so if the write is
+// acknowledged d accepted v2 directly and the read after the switch finds it.
+TEST(PaxosMove, AnAcceptorThatKnowsOfAMoveAnswersNoRoundForTheKey) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  auto dropped = [&](const std::string& from, const std::string& to, const PeerMessage&) {
+    return c.Dropped(from, to);
+  };
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["c"].TakeOutbox();  // the prepare to a, late
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  for (auto& [id, core] : c.cores) core->SetRings(c.old_ring, c.new_ring, 42);
+  c["d"].AllowTransfers(true);
+  c["d"].Tick(2005);  // within the write's deadline
+  c.Pump(2005, dropped);
+  ASSERT_EQ(c["d"].Synced(), 42u) << "d did not finish its copy";
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);
+  }
+  const ClientResult w = AwaitResult(c, 7, 2010, dropped);
+  EXPECT_GE(c["a"].consistent_stats().refused_owners, 1u) << "a answered the stale prepare";
+  if (!w.status.ok()) {
+    EXPECT_EQ(w.status.code(), Status::Code::kUnavailable) << w.status.ToString();
+  }
+
+  const ClientResult r = ReadOverBAndDAfterTheSwitch(c, key);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  if (w.status.ok()) {
+    EXPECT_EQ(Only(r.object), "v2") << "an acknowledged CONSISTENT write was lost in the move";
+  } else {
+    EXPECT_EQ(Only(r.object), "v1");
+  }
+}
+
+// The coordinator's side: c learns of the move while its prepare over the old owners is
+// out (a has not yet; d has). That round's accept goes out over the old owners (a round
+// keeps the owners it was prepared with) but c's own vote is refused by the acceptor
+// rule, so it is not chosen by {c, a}; every prepare c sends after it learned of the move
+// -- the retry and the write queued behind it -- is over the joint owners, and once a
+// catches up the queued write is chosen by joint majorities and read back after the
+// switch by the new owners alone.
+TEST(PaxosMove, ACoordinatorThatLearnsOfAMoveMidRoundRunsItsNextRoundsOverTheJointOwners) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  const uint64_t o = OwnersFingerprint({"c", "a", "b"}), p = OwnersFingerprint({"a", "b", "d"});
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  c["c"].StartConsistent(8, key, false, Value("v3", 2000), 2000);  // queued behind 7
+  Outbox held = c["c"].TakeOutbox();
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  c["c"].SetRings(c.old_ring, c.new_ring, 42);
+  c["d"].SetRings(c.old_ring, c.new_ring, 42);
+  int stale_prepares = 0, joint_prepares = 0;
+  auto watch = [&](const std::string& from, const std::string& to, const PeerMessage& m) {
+    if (const auto* pr = std::get_if<PaxosPrepare>(&m); pr && from == "c") {
+      if (pr->read_owners == o && pr->write_owners == p) {
+        ++joint_prepares;
+      } else {
+        ++stale_prepares;
+      }
+    }
+    return c.Dropped(from, to);
+  };
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);
+  }
+  std::map<uint64_t, ClientResult> done;
+  for (int64_t t = 2010; t < 6000 && done.size() < 2; t += 10) {
+    if (t == 2100) c["a"].SetRings(c.old_ring, c.new_ring, 42);  // gossip reaches a
+    for (auto& [id, core] : c.cores) core->Tick(t);
+    c.Pump(t, watch);
+    for (const ClientResult& r : c.results) done.emplace(r.client_req, r);
+  }
+  ASSERT_EQ(done.size(), 2u);
+  ASSERT_TRUE(done[8].status.ok()) << done[8].status.ToString();
+  EXPECT_EQ(stale_prepares, 0) << "c prepared a round over the old owners after it knew the move";
+  EXPECT_GT(joint_prepares, 0);
+  EXPECT_GT(c["c"].consistent_stats().joint_rounds, 0u);
+  EXPECT_EQ(Only(c.stores["d"]->ReadPaxos(key).value().value), "v3");  // accepted directly
+
+  const ClientResult r = ReadOverBAndDAfterTheSwitch(c, key);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(Only(r.object), "v3");
+}
+
+// The coordinator's own vote comes first: c prepared a round over the old owners
+// {c, a, b} (b cut off), then learned of the move before a's promise came back. Its own
+// acceptor now refuses that round (R2), so the round cannot be chosen as planned. c used
+// to send its accept to a anyway: a accepted v2 over the old owners, the round failed on
+// c's refusal, and the write ended in -TIMEOUT (outcome unknown), with v2 left in a's
+// acceptor state. Now c sends no accept once its own vote is refused: nothing was
+// proposed anywhere, so it retries over the joint owners and the write is acknowledged.
+TEST(PaxosMove, ACoordinatorWhoseOwnAcceptIsRefusedSendsNoAcceptsAndRetries) {
+  Cluster c;
+  const std::string key = KeyLedInOldRingBy(c, "c");
+  const uint64_t o = OwnersFingerprint({"c", "a", "b"});
+  ASSERT_TRUE(c.Consistent("c", key, false, "v1", 1000).status.ok());
+  c.Isolate("b", true);
+  c.isolated = {"b"};
+  c.results.clear();
+  c["c"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["c"].TakeOutbox();  // the prepare over {c, a, b}
+  ASSERT_TRUE(c.stores["c"]->Commit().ok());
+  for (const char* id : {"c", "d"}) c[id].SetRings(c.old_ring, c.new_ring, 42);
+  int stale_accepts = 0;
+  auto watch = [&](const std::string& from, const std::string& to, const PeerMessage& m) {
+    if (const auto* acc = std::get_if<PaxosAccept>(&m); acc && from == "c") {
+      stale_accepts += acc->read_owners == o && acc->write_owners == o;
+    }
+    return c.Dropped(from, to);
+  };
+  for (auto& [to, msg] : held.sends) {
+    if (!c.Dropped("c", to)) c[to].OnMessage("c", msg, 2010);  // a promises (old view)
+  }
+  c.Pump(2010, watch);  // a's promise reaches c, which knows the move now
+  EXPECT_EQ(stale_accepts, 0) << "c sent accepts for a round its own acceptor refused";
+  EXPECT_NE(Only(c.stores["a"]->ReadPaxos(key).value().value), "v2");
+  c["a"].SetRings(c.old_ring, c.new_ring, 42);  // gossip reaches a
+  const ClientResult r = AwaitResult(c, 7, 2020, watch);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(stale_accepts, 0);
+  EXPECT_GE(c["c"].consistent_stats().retries, 1u);
+  EXPECT_EQ(Only(c.stores["d"]->ReadPaxos(key).value().value), "v2");  // a joint round chose it
+}
+
+// The same rule when the coordinator's own acceptor promised a higher ballot between
+// its prepare and its accept (a competing proposer): no accept leaves, the round backs
+// off above that ballot and the write is acknowledged, not -TIMEOUT.
+TEST(PaxosMove, ACoordinatorOutbidAtItsOwnAcceptorRetriesAboveTheHigherBallot) {
+  Cluster c;
+  const std::string key = KeyLedBy(c, "b");
+  ASSERT_TRUE(c.Consistent("b", key, false, "v1", 1000).status.ok());
+  c.results.clear();
+  c["b"].StartConsistent(7, key, false, Value("v2", 2000), 2000);
+  Outbox held = c["b"].TakeOutbox();  // prepares to a and c
+  ASSERT_TRUE(c.stores["b"]->Commit().ok());
+  const Ballot mine = c.stores["b"]->ReadPaxos(key).value().promised;
+  // A competitor's prepare, above b's ballot, reaches b's acceptor only.
+  const uint64_t o = OwnersFingerprint({"a", "b", "c"});
+  c["b"].OnMessage("a", PaxosPrepare{999, key, Ballot{mine.counter + 5, "a"}, o, o}, 2005);
+  (void)c["b"].TakeOutbox();  // the promise to the competitor: not delivered
+  ASSERT_TRUE(c.stores["b"]->Commit().ok());
+  int first_round_accepts = 0;
+  auto watch = [&](const std::string& from, const std::string&, const PeerMessage& m) {
+    if (const auto* acc = std::get_if<PaxosAccept>(&m); acc && from == "b") {
+      first_round_accepts += acc->ballot == mine;
+    }
+    return false;
+  };
+  for (auto& [to, msg] : held.sends) c[to].OnMessage("b", msg, 2010);
+  const ClientResult r = AwaitResult(c, 7, 2010, watch);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(first_round_accepts, 0) << "b sent accepts for a ballot its own acceptor refused";
+  EXPECT_GT(c.stores["b"]->ReadPaxos(key).value().accepted.counter, mine.counter + 5);
 }
 
 }  // namespace

@@ -139,6 +139,87 @@ TEST(Transfer, BatchesArePaced) {
   EXPECT_EQ(requests(b.TakeOutbox()).size(), 1u);
 }
 
+// A move under intermittent faults: lost batches, an error reply and a source that is
+// unreachable for a while never send the transfer back to the start of its partitions
+// (every request starts at or after the last one's cursor), and progress is reported
+// throughout (partitions done of total, keys copied, failed batches).
+TEST(Transfer, AMoveResumesFromItsCursorAfterLostBatchesAndReportsProgress) {
+  storage::MemEngine ea, eb;
+  server::Store sa(ea, false), sb(eb, false);
+  core::NodeOptions o;
+  o.n = 1;
+  o.request_timeout_ms = 1000;
+  core::NodeCore a("a", sa, o), b("b", sb, o);
+  for (int i = 0; i < 3000; ++i) sa.Stage("key" + std::to_string(i), Value("v"));
+  ASSERT_TRUE(sa.Commit().ok());
+  core::Ring old_ring = core::Ring::Create(16, {"a"}, 1).value();
+  core::Ring new_ring = core::Ring::Create(16, {"a", "b"}, 2).value();
+  a.SetRings(old_ring, new_ring, 5);
+  b.SetRings(old_ring, new_ring, 5);
+  const core::TransferProgress start = b.transfer_progress();
+  EXPECT_EQ(start.sources_total, 1u);
+  EXPECT_EQ(start.sources_done, 0u);
+  EXPECT_GT(start.partitions_total, 0u);
+  EXPECT_EQ(start.partitions_done, 0u);
+  int64_t now = 0;
+  std::string last_start;
+  int requests = 0, lost = 0, refused = 0;
+  uint64_t keys = 0;
+  bool saw_partial = false;
+  for (int step = 0; step < 500 && b.Synced() != 5u; ++step) {
+    b.SetReachable("a", step % 7 != 3);  // unreachable now and then
+    b.Tick(now);
+    core::Outbox out = b.TakeOutbox();
+    ASSERT_TRUE(sb.Commit().ok());
+    bool waited = false;
+    for (auto& [to, msg] : out.sends) {
+      const auto* req = std::get_if<core::TransferRequest>(&msg);
+      ASSERT_NE(req, nullptr);
+      ++requests;
+      EXPECT_GE(req->start, last_start) << "request " << requests << " went back";
+      last_start = req->start;
+      if (requests % 3 == 2) {  // lost on the way: retried after the timeout
+        ++lost;
+        waited = true;
+        continue;
+      }
+      if (requests % 11 == 7) {  // an error reply: asked again shortly, same cursor
+        ++refused;
+        core::TransferBatch err;
+        err.req_id = req->req_id;
+        err.error = "busy";
+        b.OnMessage("a", err, now);
+        continue;
+      }
+      a.OnMessage("b", msg, now);
+      for (auto& [to2, reply] : a.TakeOutbox().sends) b.OnMessage("a", reply, now);
+    }
+    ASSERT_TRUE(sb.Commit().ok());
+    const core::TransferProgress p = b.transfer_progress();
+    if (b.Synced() != 5u) {
+      EXPECT_GE(p.keys_copied, keys);
+      keys = p.keys_copied;
+      saw_partial = saw_partial || (p.keys_copied > 0 && p.partitions_done < p.partitions_total);
+      EXPECT_GE(p.batches_failed, static_cast<uint64_t>(refused));
+    }
+    now += waited ? o.request_timeout_ms : 250;
+  }
+  EXPECT_EQ(b.Synced(), 5u);
+  EXPECT_GT(lost, 3);
+  EXPECT_GT(refused, 0);
+  EXPECT_TRUE(saw_partial);
+  const core::TransferProgress end = b.transfer_progress();
+  EXPECT_EQ(end.partitions_total, 0u);  // nothing moves here any more
+  size_t owned = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    if (new_ring.Owner(new_ring.PartitionOf(Hash64(k))) != "b") continue;
+    ++owned;
+    EXPECT_EQ(Only(sb.Read(k).value()), "v") << k;
+  }
+  EXPECT_EQ(b.transferred_objects(), owned);  // each key copied once: nothing restarted
+}
+
 TEST(Transfer, TransferFromARingOfAnotherSizeIsRefused) {
   storage::MemEngine ea;
   server::Store sa(ea, false);

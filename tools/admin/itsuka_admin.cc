@@ -550,6 +550,31 @@ std::string Get(const std::vector<std::pair<std::string, std::string>>& kv, cons
   return "";
 }
 
+// The INFO cluster field `name` of an INFO text ("" if absent).
+std::string InfoField(const std::string& info, const std::string& name) {
+  const std::string tag = "\n" + name + ":";
+  const size_t p = ("\n" + info).find(tag);
+  if (p == std::string::npos) return "";
+  const size_t from = p + tag.size() - 1;
+  return info.substr(from, info.find("\r\n", from) - from);
+}
+
+// One line on what the node this tool talks to is copying for a move, if anything.
+void PrintMoveProgress(Connection& conn) {
+  std::string err;
+  std::optional<Reply> info = conn.Call({"INFO", "cluster"}, &err);
+  if (!info || info->type == '-') return;
+  const std::string total = InfoField(info->str, "move_partitions_total");
+  if (total.empty() || total == "0") return;
+  std::printf("this node is copying a move's partitions: %s of %s partition(s) done, %s of %s source(s) "
+              "done, %s key(s) copied, %s batch(es) retried\n",
+              InfoField(info->str, "move_partitions_done").c_str(), total.c_str(),
+              InfoField(info->str, "move_sources_done").c_str(),
+              InfoField(info->str, "move_sources_total").c_str(),
+              InfoField(info->str, "move_keys_copied").c_str(),
+              InfoField(info->str, "move_batches_failed").c_str());
+}
+
 int Members(Connection& conn, bool json) {
   std::optional<Reply> r = CallOrFail(conn, {"ITSUKA.MEMBERS"});
   if (!r) return 1;
@@ -573,6 +598,7 @@ int Members(Connection& conn, bool json) {
                 Get(kv, "reachable").c_str(), Get(kv, "client_addr").c_str(), Get(kv, "peer_addr").c_str(),
                 Get(kv, "incarnation").c_str(), Get(kv, "synced").c_str());
   }
+  PrintMoveProgress(conn);
   return 0;
 }
 
