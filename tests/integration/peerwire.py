@@ -1,6 +1,6 @@
 """Speaking the peer protocol from a test: frames are a 4-byte big-endian length and
 msgpack ([type, fields...], src/wire/peer_codec.h); the handshake is the mutual HMAC
-challenge-response of src/server/peers.h (protocol version 4), proofs as in
+challenge-response of src/server/peers.h (protocol version 5), proofs as in
 src/server/peer_auth.h. Shared by the tests that speak as a stranger (test_peer_auth)
 and as an authenticated peer (test_peer_checks)."""
 import hashlib
@@ -146,7 +146,7 @@ class PeerSocket:
     def handshake(self, node_id, cluster_id, secret, acceptor_id, instance="stranger.1"):
         """Runs the dialler's side; returns (acceptor proof verified, AuthResult or None)."""
         n_i = os.urandom(32)
-        self.send([60, "itsuka", cluster_id, 4, node_id, instance, n_i])
+        self.send([60, "itsuka", cluster_id, 5, node_id, instance, n_i])
         hello = self.recv()
         if hello is None or hello[0] != 60:
             return False, hello

@@ -92,11 +92,11 @@ class StrangersOnThePeerPort(unittest.TestCase):
         port = peer_port_of(n1)
         refused_before = int(info(n1)["peer_handshakes_refused"])
         # Version 1: a Hello naming a real member, then a forwarded write (the attack of
-        # issue 11). Then the current version (4) without a proof: an AuthHello and the same write.
+        # issue 11). Then the current version (5) without a proof: an AuthHello and the same write.
         attempts = [
             [old_hello("node2"), forward_put("stranger:a", "pwned")],
             [old_hello("node9"), forward_put("stranger:b", "pwned")],
-            [[60, "itsuka", self.cluster_id, 4, "node9", "x.1", os.urandom(32)],
+            [[60, "itsuka", self.cluster_id, 5, "node9", "x.1", os.urandom(32)],
              forward_put("stranger:c", "pwned")],
         ]
         for msgs in attempts:
@@ -129,7 +129,7 @@ class StrangersOnThePeerPort(unittest.TestCase):
         # The wrong secret, with gossip pipelined right after the proof.
         s = PeerSocket(port)
         n_i = os.urandom(32)
-        s.send([60, "itsuka", self.cluster_id, 4, "evil", "evil.1", n_i])
+        s.send([60, "itsuka", self.cluster_id, 5, "evil", "evil.1", n_i])
         hello, their_proof = s.recv(), s.recv()
         self.assertEqual(hello[0], 60)
         self.assertEqual(their_proof[0], 61)
@@ -145,14 +145,14 @@ class StrangersOnThePeerPort(unittest.TestCase):
         # A replayed proof (the acceptor's own, reflected) fails too.
         s = PeerSocket(port)
         n_i = os.urandom(32)
-        s.send([60, "itsuka", self.cluster_id, 4, "evil", "evil.1", n_i])
+        s.send([60, "itsuka", self.cluster_id, 5, "evil", "evil.1", n_i])
         hello, their_proof = s.recv(), s.recv()
         s.send([61, their_proof[1]], gossip_syn("evil", 1))
         self.assertEqual(s.recv()[1], 1)
         s.close()
         # Another cluster id is refused before any proof.
         s = PeerSocket(port)
-        s.send([60, "itsuka", os.urandom(16), 4, "evil", "evil.1", os.urandom(32)])
+        s.send([60, "itsuka", os.urandom(16), 5, "evil", "evil.1", os.urandom(32)])
         result = s.recv()
         self.assertEqual(result[0], 62)
         self.assertIn("cluster id", result[2])
@@ -180,7 +180,7 @@ class StrangersOnThePeerPort(unittest.TestCase):
             s.sock = conn
             hello = s.recv()
             got.append(hello)
-            s.send([60, "itsuka", hello[2], 4, "node1", "fake.1", os.urandom(32)],
+            s.send([60, "itsuka", hello[2], 5, "node1", "fake.1", os.urandom(32)],
                    [61, [os.urandom(32)]])
             while True:
                 m = s.recv()
