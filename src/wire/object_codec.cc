@@ -254,10 +254,10 @@ Result<core::Object> DecodeStoredObject(std::string_view bytes, size_t* dropped)
 
 Result<core::Object> DecodeObjectLayout(std::string_view bytes) {
   core::Object obj;
+  uint64_t format = 0;
   try {
     msgpack::object_handle oh = Unpack(bytes);
     const msgpack::object& root = oh.get();
-    uint64_t format = 0;
     if (root.type != msgpack::type::ARRAY || root.via.array.size != 3 ||
         !AsU64(root.via.array.ptr[0], &format)) {
       return Status::Corruption("object: not a versioned object");
@@ -278,6 +278,10 @@ Result<core::Object> DecodeObjectLayout(std::string_view bytes) {
     }
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("object: undecodable msgpack: ") + e.what());
+  }
+  // One encoding per object (digests compare bytes): format 2 only with a counter state.
+  if (format == kFormatCounters && !core::HasCounter(obj)) {
+    return Status::Corruption("object: format 2 without a counter state");
   }
   return obj;
 }

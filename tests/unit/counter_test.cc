@@ -93,7 +93,9 @@ void CheckAgainstModel(const Object& obj, const std::set<int>& known, const Mode
     ASSERT_TRUE(m.events[w].base);
     // The winner is a maximal base: no known base saw it.
     for (int e : known) {
-      if (m.events[e].base) ASSERT_FALSE(m.events[e].past.count(w)) << "base " << w << " by " << e;
+      if (m.events[e].base) {
+        ASSERT_FALSE(m.events[e].past.count(w)) << "base " << w << " by " << e;
+      }
     }
     if (m.events[w].kind == Event::kSet) expect = m.events[w].amount;
   }
