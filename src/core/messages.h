@@ -159,7 +159,10 @@ struct ReplicaReadReply {
 
 // How a write builds its new version from the coordinator's current object.
 struct WriteSpec {
-  enum class Cond : uint8_t { kNone = 0, kNx = 1, kXx = 2, kIfLive = 3 };
+  // kIncrement (protocol 5) is no condition but a counter increment (core/counter.h):
+  // version.value holds the signed decimal delta, and the coordinator builds the new
+  // version from its copy (ApplyWrite's `increment`). Only eventual writes take it.
+  enum class Cond : uint8_t { kNone = 0, kNx = 1, kXx = 2, kIfLive = 3, kIncrement = 4 };
   NewVersion version;
   bool has_context = false;  // false: supersede what the coordinator has seen
   VClock context;

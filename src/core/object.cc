@@ -16,7 +16,8 @@ bool HasDot(const Object& obj, const Dot& dot) {
 }  // namespace
 
 Result<Object> ApplyWrite(const Object& current, const VClock& context, std::string_view node,
-                          NewVersion version, const ObjectLimits& limits) {
+                          NewVersion version, const ObjectLimits& limits,
+                          const int64_t* increment) {
   if (version.expire_at_ms < 0 || version.written_at_ms < 0) {
     return Status::InvalidArgument("negative expiry or write time");
   }
@@ -31,10 +32,22 @@ Result<Object> ApplyWrite(const Object& current, const VClock& context, std::str
   if (dot.counter > kMaxClockCounter) {
     return Status::InvalidArgument("vector clock counter would pass 2^53");
   }
+  std::optional<CounterState> counter;
+  if (increment != nullptr) {
+    Result<Increment> inc = BuildIncrement(current, context, dot, *increment, version.written_at_ms);
+    if (!inc.ok()) return inc.status();
+    version.tombstone = false;
+    version.value = std::to_string(inc->value);
+    version.expire_at_ms = inc->expire_at_ms;
+    counter = std::move(inc->state);
+  } else {
+    counter = ResetState(current, context, dot, version.tombstone, version.value);
+  }
   out.clock.Raise(node, dot.counter);
   Sibling added{std::move(dot), version.tombstone,
                 version.tombstone ? std::string() : std::move(version.value),
-                version.tombstone ? 0 : version.expire_at_ms, version.written_at_ms};
+                version.tombstone ? 0 : version.expire_at_ms, version.written_at_ms,
+                std::move(counter)};
   out.siblings.insert(std::upper_bound(out.siblings.begin(), out.siblings.end(), added, DotLess),
                       std::move(added));
   if (out.siblings.size() > limits.max_siblings) {
@@ -81,6 +94,7 @@ bool IsWellFormed(const Object& obj) {
     if (i > 0 && !(obj.siblings[i - 1].dot < s.dot)) return false;
     if (s.tombstone && !s.value.empty()) return false;
     if (s.expire_at_ms < 0 || s.written_at_ms < 0) return false;
+    if (s.counter && !IsWellFormed(*s.counter)) return false;
   }
   return true;
 }
@@ -101,7 +115,7 @@ Object Salvage(const Object& raw, size_t* dropped) {
   for (Sibling& s : sibs) {
     const bool ok = s.dot.counter != 0 && out.clock.Covers(s.dot) &&
                     !(s.tombstone && !s.value.empty()) && s.expire_at_ms >= 0 &&
-                    s.written_at_ms >= 0 &&
+                    s.written_at_ms >= 0 && (!s.counter || IsWellFormed(*s.counter)) &&
                     (out.siblings.empty() || out.siblings.back().dot < s.dot);
     if (ok) {
       out.siblings.push_back(std::move(s));
@@ -112,10 +126,21 @@ Object Salvage(const Object& raw, size_t* dropped) {
   return out;
 }
 
+bool HasCounter(const Object& obj) {
+  return std::any_of(obj.siblings.begin(), obj.siblings.end(),
+                     [](const Sibling& s) { return s.counter.has_value(); });
+}
+
 size_t ApproxBytes(const Object& obj) {
   size_t n = 8;
   for (const auto& [node, counter] : obj.clock.entries()) n += node.size() + 10;
-  for (const Sibling& s : obj.siblings) n += s.value.size() + s.dot.node.size() + 32;
+  for (const Sibling& s : obj.siblings) {
+    n += s.value.size() + s.dot.node.size() + 32;
+    if (!s.counter) continue;
+    n += s.counter->base_id.node.size() + 32;
+    for (const CounterShard& c : s.counter->floor) n += c.actor.size() + 20;
+    for (const CounterShard& c : s.counter->shards) n += c.actor.size() + 20;
+  }
   return n;
 }
 

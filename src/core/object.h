@@ -12,10 +12,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/counter.h"
 #include "core/version.h"
 #include "itsuka/status.h"
 
@@ -27,6 +29,10 @@ struct Sibling {
   std::string value;          // empty for a tombstone
   int64_t expire_at_ms = 0;   // wall-clock ms since the epoch; 0 = never expires
   int64_t written_at_ms = 0;  // coordinator's wall clock at write time (informational)
+  // A counter's state (core/counter.h): set on a version an increment wrote (`value` is
+  // then its decimal total) and on a SET/DEL that superseded a counter version (the
+  // reset that wipes what it saw). Empty on every plain string.
+  std::optional<CounterState> counter;
 
   // True if this sibling holds a value that a reader at `now_ms` should see.
   bool IsLive(int64_t now_ms) const {
@@ -64,8 +70,13 @@ struct NewVersion {
 // or a dot past kMaxClockCounter.
 // REQUIRES: `current` is this node's stored object for the key (so that node's clock
 // entry is at least every dot it ever issued for the key).
+// A version that supersedes counter versions carries a reset (core::ResetState).
+// With `increment`, the version is a counter increment by *increment: its value and
+// state come from core::BuildIncrement (and its errors from there), `version.value`
+// and `version.expire_at_ms` are ignored.
 Result<Object> ApplyWrite(const Object& current, const VClock& context, std::string_view node,
-                          NewVersion version, const ObjectLimits& limits);
+                          NewVersion version, const ObjectLimits& limits,
+                          const int64_t* increment = nullptr);
 
 // Merges two replicas' objects of the same key (commutative, associative, idempotent).
 Object Merge(const Object& a, const Object& b);
@@ -75,8 +86,8 @@ std::vector<const Sibling*> LiveSiblings(const Object& obj, int64_t now_ms);
 
 // Checks the invariants listed on Object (used when decoding untrusted bytes): a
 // well-formed clock (VClock::IsWellFormed), siblings sorted by unique dots with
-// counters >= 1 that the clock covers, tombstones without a value, and expiry and
-// write times >= 0.
+// counters >= 1 that the clock covers, tombstones without a value, expiry and
+// write times >= 0, and counter states that pass their own checks.
 bool IsWellFormed(const Object& obj);
 
 // What can be saved of an object that fails IsWellFormed (one stored before the
@@ -85,6 +96,9 @@ bool IsWellFormed(const Object& obj);
 // (clock entries and siblings). The result is well formed. For an object that is
 // already well formed it returns the object unchanged with *dropped == 0.
 Object Salvage(const Object& raw, size_t* dropped);
+
+// True if some sibling of `obj` carries a counter state.
+bool HasCounter(const Object& obj);
 
 // Approximate encoded size, for the object size cap.
 size_t ApproxBytes(const Object& obj);

@@ -52,7 +52,14 @@ Result<StrongProposal> ProposeNext(const Object& base, StrongOp op, const Object
   if (spec.has_context && !spec.context.Descends(base.clock)) return p;
   if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
   const VClock context = spec.has_context ? spec.context : base.clock;
-  Result<Object> next = ApplyWrite(base, context, kStrongActor, std::move(spec.version), limits);
+  // A CONSISTENT increment: the shard of kStrongActor, whose dots are unique (DESIGN 5.5).
+  int64_t delta = 0;
+  const bool increment = spec.cond == Cond::kIncrement;
+  if (increment && !ParseCounterDelta(spec.version.value, &delta)) {
+    return Status::InvalidArgument("bad counter increment");
+  }
+  Result<Object> next = ApplyWrite(base, context, kStrongActor, std::move(spec.version), limits,
+                                   increment ? &delta : nullptr);
   if (!next.ok()) return next.status();
   p.next = std::move(next).value();
   p.applied = true;

@@ -26,7 +26,7 @@ void Forwarder::OnResult(uint64_t req_id, const std::string& from, const Status&
     // An eventual write: the object is the coordinator's, durable there and at W
     // targets; the client hears only the status.
     if (status.ok() && applied) ctx_.recent.Record(*f.record_key, object, f.opened_ms, ctx_.round);
-    ctx_.out.results.push_back({f.client_req, status, applied, {}});
+    ctx_.out.results.push_back({f.client_req, status, applied, HasCounter(object) ? object : Object()});
     ctx_.requests.Close(req_id);
     forwards_.erase(it);
     return;
@@ -211,8 +211,13 @@ void Writes::Apply(PutIt it) {
   }
   if (spec.keep_ttl && live.size() == 1) spec.version.expire_at_ms = live[0]->expire_at_ms;
   const VClock context = spec.has_context ? spec.context : local->clock;
-  Result<Object> next =
-      ApplyWrite(*local, context, ctx_.actor, std::move(spec.version), ctx_.options.limits);
+  int64_t delta = 0;
+  const bool increment = spec.cond == Cond::kIncrement;
+  if (increment && !ParseCounterDelta(spec.version.value, &delta)) {
+    return fail(Status::InvalidArgument("bad counter increment"), true);
+  }
+  Result<Object> next = ApplyWrite(*local, context, ctx_.actor, std::move(spec.version),
+                                   ctx_.options.limits, increment ? &delta : nullptr);
   if (!next.ok()) return fail(next.status(), true);
   if (ctx_.options.record_writes) {
     const Dot dot{ctx_.actor, next->clock.Get(ctx_.actor)};
@@ -290,8 +295,10 @@ void Writes::FinishPut(PutIt it) {
     Finish(p.origin, p.coord.ToStatus(), true,
            p.staged && p.staged_round == ctx_.round ? ClientResult::OnCommitFailure::kNotApplied
                                                     : ClientResult::OnCommitFailure::kStands,
-           ok && ApproxBytes(p.sent) <= ctx_.options.recent_writes.max_entry_bytes ? p.sent
-                                                                                 : Object());
+           ok && (p.spec.cond == WriteSpec::Cond::kIncrement ||
+                  ApproxBytes(p.sent) <= ctx_.options.recent_writes.max_entry_bytes)
+               ? p.sent
+               : Object());
   }
   if (!p.applied) {
     Forget(it);
@@ -332,7 +339,9 @@ Writes::PutIt Writes::Forget(PutIt it) {
 void Writes::Finish(const Origin& origin, const Status& status, bool applied,
                     ClientResult::OnCommitFailure on_failure, const Object& written) {
   if (origin.node.empty()) {
-    ctx_.out.results.push_back({origin.client_req, status, applied, {}, on_failure});
+    // An increment's client hears the value it made (ReadCounter of the written object).
+    ctx_.out.results.push_back(
+        {origin.client_req, status, applied, HasCounter(written) ? written : Object(), on_failure});
   } else {
     ctx_.out.sends.emplace_back(origin.node,
                                 ForwardResult{origin.remote_req, static_cast<uint32_t>(status.code()),

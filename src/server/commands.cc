@@ -169,6 +169,11 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"strlen", {"string", "Length of a key's value"}},
       {"getrange", {"string", "Substring of a key's value"}},
       {"setrange", {"string", "Overwrites part of a key's value (CONSISTENT read-modify-write)"}},
+      {"incr", {"string", "Adds 1 to a convergent counter [W n] [PW n] [CONSISTENT]"}},
+      {"incrby", {"string", "Adds an integer to a convergent counter [W n] [PW n] [CONSISTENT]"}},
+      {"decr", {"string", "Subtracts 1 from a convergent counter [W n] [PW n] [CONSISTENT]"}},
+      {"decrby", {"string", "Subtracts an integer from a convergent counter [W n] [PW n] [CONSISTENT]"}},
+      {"incrbyfloat", {"string", "Adds a float to a key's value (CONSISTENT read-modify-write)"}},
       {"mget", {"string", "Values of several keys"}},
       {"mset", {"string", "Sets several keys (atomic per key only)"}},
       {"msetnx", {"string", "Sets a key if it does not exist (one key only)"}},
@@ -225,6 +230,10 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"vget", -2, {"readonly", "fast"}, 1, 1, 1, true, &CommandExecutor::VGet},
       {"set", -3, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"del", -2, {"write"}, 1, -1, 1, true, &CommandExecutor::Del},
+      {"incr", -2, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::Incr},
+      {"incrby", -3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::Incr},
+      {"decr", -2, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::Incr},
+      {"decrby", -3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::Incr},
       {"exists", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::Exists},
       {"mget", -2, {"readonly", "fast"}, 1, -1, 1, true, &CommandExecutor::MGet},
       {"mset", -3, {"write", "denyoom"}, 1, -1, 2, true, &CommandExecutor::MSet},
@@ -242,6 +251,7 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"getset", 3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"getdel", 2, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"append", 3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
+      {"incrbyfloat", 3, {"write", "denyoom", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"setrange", 4, {"write", "denyoom"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"expire", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
       {"pexpire", -3, {"write", "fast"}, 1, 1, 1, true, &CommandExecutor::StringCmd},
@@ -779,6 +789,14 @@ void CommandExecutor::StartPut(size_t index, const std::string& key, core::Write
 }
 
 void CommandExecutor::AppendValues(const core::Object& obj, std::string* out) {
+  if (core::HasCounter(obj)) {
+    // A counter's siblings read as one value (core/counter.h).
+    if (std::optional<core::CounterView> v = core::ReadCounter(obj, clock_.WallMs())) {
+      ++(v->exists ? stats_.keyspace_hits : stats_.keyspace_misses);
+      if (!v->exists) return resp::AppendNull(out);
+      return resp::AppendBulk(out, std::to_string(v->value));
+    }
+  }
   std::vector<const core::Sibling*> live = core::LiveSiblings(obj, clock_.WallMs());
   if (live.empty()) {
     ++stats_.keyspace_misses;

@@ -175,6 +175,8 @@ class CommandExecutor {
   // SET and the string commands of server/string_ops.h outside MULTI: reads with R/PR,
   // blind writes with W/PW, read-modify-writes as a one-key program.
   void StringCmd(Session&, std::vector<std::string>&, std::string*);
+  // INCR, INCRBY, DECR, DECRBY: convergent counters (server/counter_commands.cc).
+  void Incr(Session&, std::vector<std::string>&, std::string*);
   // Between MULTI and EXEC: whether `name` is queued, and queueing it (or refusing it,
   // which makes EXEC abort).
   bool QueuesInMulti(const Session& session, const std::string& name) const;

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "wire/object_codec.h"
@@ -298,6 +302,17 @@ bool ParseByName(const std::string& name, const std::vector<std::string>& args,
   if (name == "getex") return ParseGetEx(args, op, repl, err);
   if (name == "getrange") return ParseRange(args, op, repl, err);
   if (name == "setrange") return ParseSetRange(args, limits, op, err);
+  if (name == "incrbyfloat") {
+    long double ignored = 0;
+    if (!ParseFloat(args[2], &ignored)) {
+      err->append("-ERR value is not a valid float\r\n");
+      return false;
+    }
+    op->kind = Kind::kIncrByFloat;
+    op->keys = {args[1]};
+    op->values = {args[2]};
+    return true;
+  }
   if (name == "append") {
     op->kind = Kind::kAppend;
     op->keys = {args[1]};
@@ -418,6 +433,32 @@ void ApplySetRange(const StringOp& op, int64_t now, KeyState* s, std::string* re
   resp::AppendInteger(reply, static_cast<int64_t>(v.size()));
 }
 
+// INCRBYFLOAT: Redis's rule (the value and the increment parse as long doubles, the
+// result must be finite) and Redis's rendering (%.17Lg, so 10.5 + 0.1 is 10.6).
+void ApplyIncrByFloat(const StringOp& op, int64_t now, KeyState* s, std::string* reply) {
+  if (!Single(*s, reply)) return;
+  long double v = 0, by = 0;
+  if (s->exists() && !ParseFloat(s->live[0].value, &v)) {
+    return resp::AppendError(reply, "ERR value is not a valid float");
+  }
+  ParseFloat(op.values[0], &by);
+  const long double sum = v + by;
+  if (std::isnan(sum) || std::isinf(sum)) {
+    return resp::AppendError(reply, "ERR increment would produce NaN or Infinity");
+  }
+  char buf[5200];
+  const int n = std::snprintf(buf, sizeof(buf), "%.17Lf", sum);
+  std::string text(buf, n > 0 ? std::min(static_cast<size_t>(n), sizeof(buf) - 1) : 0);
+  if (text.find('.') != std::string::npos) {
+    while (!text.empty() && text.back() == '0') text.pop_back();
+    if (!text.empty() && text.back() == '.') text.pop_back();
+  }
+  if (text == "-0") text = "0";
+  const int64_t expire = s->exists() ? s->live[0].expire_at_ms : 0;
+  resp::AppendBulk(reply, text);
+  Put(s, std::move(text), expire, now);
+}
+
 void ApplyAppend(const StringOp& op, int64_t now, const ParseLimits& limits, KeyState* s,
                  std::string* reply) {
   if (!Single(*s, reply)) return;
@@ -482,6 +523,16 @@ std::string AsciiLower(std::string_view s) {
   return out;
 }
 
+// A whole-string finite long double, as Redis's string2ld (no spaces, no NaN).
+bool ParseFloat(std::string_view s, long double* out) {
+  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  std::string text(s);
+  char* end = nullptr;
+  errno = 0;
+  *out = std::strtold(text.c_str(), &end);
+  return errno != ERANGE && end == text.c_str() + text.size() && !std::isnan(*out);
+}
+
 bool ParseInt64(std::string_view s, int64_t* out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
@@ -489,6 +540,13 @@ bool ParseInt64(std::string_view s, int64_t* out) {
 
 KeyState StateOf(const core::Object& obj, int64_t now_ms) {
   KeyState s;
+  if (core::HasCounter(obj)) {
+    // A counter's siblings are one value (core/counter.h).
+    if (std::optional<core::CounterView> v = core::ReadCounter(obj, now_ms)) {
+      if (v->exists) s.live.push_back({std::to_string(v->value), v->expire_at_ms});
+      return s;
+    }
+  }
   for (const core::Sibling* sib : core::LiveSiblings(obj, now_ms)) {
     s.live.push_back({sib->value, sib->expire_at_ms});
   }
@@ -501,6 +559,7 @@ bool StringOp::ReadModifyWrite() const {
     case Kind::kGetEx: return expiry.kind != Expiry::Kind::kNone;
     case Kind::kSetRange:
     case Kind::kAppend:
+    case Kind::kIncrByFloat:
     case Kind::kGetDel:
     case Kind::kExpire:
     case Kind::kPersist: return true;
@@ -515,7 +574,7 @@ bool StringOp::Writes() const {
 bool IsStringOpCommand(const std::string& name) {
   static const char* const kNames[] = {
       "get", "strlen", "set", "setnx", "setex", "psetex", "getset", "getex", "getrange",
-      "setrange", "append", "mset", "msetnx", "expire", "pexpire", "expireat", "pexpireat",
+      "setrange", "append", "incrbyfloat", "mset", "msetnx", "expire", "pexpire", "expireat", "pexpireat",
       "ping", "echo", "unwatch"};
   for (const char* n : kNames) {
     if (name == n) return true;
@@ -567,6 +626,7 @@ void ApplyStringOp(const StringOp& op, int64_t now_ms, const ParseLimits& limits
     case Kind::kGetRange: return ApplyGetRange(op, *s, reply);
     case Kind::kSetRange: return ApplySetRange(op, now_ms, s, reply);
     case Kind::kAppend: return ApplyAppend(op, now_ms, limits, s, reply);
+    case Kind::kIncrByFloat: return ApplyIncrByFloat(op, now_ms, s, reply);
     case Kind::kGetDel:
       AppendGetReply(*s, reply);
       if (s->exists()) Delete(s);

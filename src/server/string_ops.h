@@ -7,7 +7,7 @@
 //  - blind writes (SET without GET, SETNX, SETEX, PSETEX, MSET, DEL) become one
 //    replicated write each (SetSpec), as SET always did;
 //  - read-modify-writes (APPEND, SETRANGE, GETSET, GETDEL, GETEX with options, SET ...
-//    GET, EXPIRE and friends, PERSIST) and the commands of a MULTI/EXEC transaction on
+//    GET, EXPIRE and friends, PERSIST, INCRBYFLOAT) and the commands of a MULTI/EXEC transaction on
 //    one key apply, in order, to the state a CONSISTENT read agreed on; a changed state
 //    is written back as one version by a CONSISTENT compare-and-set (Writeback).
 //
@@ -32,6 +32,8 @@ namespace itsuka::server {
 // Helpers shared by the command files: ASCII lower case, and a whole-string int64.
 std::string AsciiLower(std::string_view s);
 bool ParseInt64(std::string_view s, int64_t* out);
+// A whole-string finite long double (Redis's string2ld: no leading space, no NaN).
+bool ParseFloat(std::string_view s, long double* out);
 
 // A key's live versions at one instant.
 struct KeyState {
@@ -68,6 +70,7 @@ struct StringOp {
   enum class Kind {
     kGet, kSet, kDel, kExists, kMGet, kMSet, kTtl, kExpireTime, kStrlen, kGetRange,
     kSetRange, kAppend, kGetDel, kGetEx, kExpire, kPersist, kPing, kEcho, kUnwatch,
+    kIncrByFloat,
   };
   // How kSet answers: SET (OK, or nil when NX/XX did not hold), SETNX / MSETNX (1 or
   // 0), SET ... GET and GETSET (the old value).

@@ -2,12 +2,17 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace itsuka::wire {
 namespace {
 
+// Format 1: plain strings only. Format 2: an object with at least one counter state
+// (each sibling has a seventh field, its state or nil); a build that knows only format
+// 1 refuses it as "unknown format 2" instead of reading a counter as a string.
 constexpr uint64_t kFormat = 1;
+constexpr uint64_t kFormatCounters = 2;
 constexpr uint64_t kFlagTombstone = 1;
 // Longest node id the layout reads; core::VClock::IsWellFormed refuses any over
 // kMaxClockNodeBytes, as a bad value rather than a broken encoding.
@@ -82,8 +87,62 @@ bool ReadClock(const msgpack::object& o, core::VClock* out, bool strict = true) 
   return true;
 }
 
-bool ReadSibling(const msgpack::object& o, core::Sibling* s) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return false;
+void PackShards(msgpack::packer<msgpack::sbuffer>& pk, const std::vector<core::CounterShard>& v) {
+  pk.pack_array(static_cast<uint32_t>(v.size()));
+  for (const core::CounterShard& s : v) {
+    pk.pack_array(3);
+    pk.pack(s.actor);
+    pk.pack(s.seq);
+    pk.pack(s.value);
+  }
+}
+
+// A counter state: [epoch, explicit, base_node, base_counter, base_kind, base, floor,
+// shards], each shard [actor, seq, value].
+void PackCounter(msgpack::packer<msgpack::sbuffer>& pk, const core::CounterState& c) {
+  pk.pack_array(8);
+  pk.pack(c.epoch);
+  pk.pack(c.explicit_base);
+  pk.pack(c.base_id.node);
+  pk.pack(c.base_id.counter);
+  pk.pack(static_cast<uint64_t>(c.base_kind));
+  pk.pack(c.base);
+  PackShards(pk, c.floor);
+  PackShards(pk, c.shards);
+}
+
+bool ReadShards(const msgpack::object& o, std::vector<core::CounterShard>* out) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  out->resize(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const msgpack::object& e = o.via.array.ptr[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) return false;
+    core::CounterShard& s = (*out)[i];
+    if (!AsString(e.via.array.ptr[0], &s.actor, kMaxNodeIdBytes) ||
+        !AsU64(e.via.array.ptr[1], &s.seq) || !AsI64(e.via.array.ptr[2], &s.value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ReadCounter(const msgpack::object& o, core::CounterState* c) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 8) return false;
+  const msgpack::object* f = o.via.array.ptr;
+  uint64_t kind = 0;
+  if (!AsU64(f[0], &c->epoch) || f[1].type != msgpack::type::BOOLEAN ||
+      !AsString(f[2], &c->base_id.node, kMaxNodeIdBytes) || !AsU64(f[3], &c->base_id.counter) ||
+      !AsU64(f[4], &kind) || kind > static_cast<uint64_t>(core::CounterState::Base::kText) ||
+      !AsI64(f[5], &c->base) || !ReadShards(f[6], &c->floor) || !ReadShards(f[7], &c->shards)) {
+    return false;
+  }
+  c->explicit_base = f[1].via.boolean;
+  c->base_kind = static_cast<core::CounterState::Base>(kind);
+  return true;
+}
+
+bool ReadSibling(const msgpack::object& o, core::Sibling* s, bool counters) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != (counters ? 7u : 6u)) return false;
   const msgpack::object* f = o.via.array.ptr;
   uint64_t flags = 0;
   if (!AsString(f[0], &s->dot.node, kMaxNodeIdBytes) || !AsU64(f[1], &s->dot.counter) ||
@@ -93,7 +152,9 @@ bool ReadSibling(const msgpack::object& o, core::Sibling* s) {
     return false;
   }
   s->tombstone = (flags & kFlagTombstone) != 0;
-  return true;
+  if (!counters || f[6].type == msgpack::type::NIL) return true;
+  s->counter.emplace();
+  return ReadCounter(f[6], &*s->counter);
 }
 
 // Untrusted input declares container sizes up front; cap them by the input size (every
@@ -151,12 +212,14 @@ bool FromBase64Url(std::string_view in, std::string* out) {
 std::string EncodeObject(const core::Object& obj) {
   msgpack::sbuffer buf(64 + core::ApproxBytes(obj));
   msgpack::packer<msgpack::sbuffer> pk(buf);
+  const bool counters = std::any_of(obj.siblings.begin(), obj.siblings.end(),
+                                    [](const core::Sibling& s) { return s.counter.has_value(); });
   pk.pack_array(3);
-  pk.pack(kFormat);
+  pk.pack(counters ? kFormatCounters : kFormat);
   PackClock(pk, obj.clock);
   pk.pack_array(static_cast<uint32_t>(obj.siblings.size()));
   for (const core::Sibling& s : obj.siblings) {
-    pk.pack_array(6);
+    pk.pack_array(counters ? 7 : 6);
     pk.pack(s.dot.node);
     pk.pack(s.dot.counter);
     pk.pack(s.tombstone ? kFlagTombstone : uint64_t{0});
@@ -164,6 +227,12 @@ std::string EncodeObject(const core::Object& obj) {
     pk.pack_bin_body(s.value.data(), static_cast<uint32_t>(s.value.size()));
     pk.pack(s.expire_at_ms);
     pk.pack(s.written_at_ms);
+    if (!counters) continue;
+    if (s.counter) {
+      PackCounter(pk, *s.counter);
+    } else {
+      pk.pack_nil();
+    }
   }
   return std::string(buf.data(), buf.size());
 }
@@ -185,15 +254,15 @@ Result<core::Object> DecodeStoredObject(std::string_view bytes, size_t* dropped)
 
 Result<core::Object> DecodeObjectLayout(std::string_view bytes) {
   core::Object obj;
+  uint64_t format = 0;
   try {
     msgpack::object_handle oh = Unpack(bytes);
     const msgpack::object& root = oh.get();
-    uint64_t format = 0;
     if (root.type != msgpack::type::ARRAY || root.via.array.size != 3 ||
         !AsU64(root.via.array.ptr[0], &format)) {
       return Status::Corruption("object: not a versioned object");
     }
-    if (format != kFormat) {
+    if (format != kFormat && format != kFormatCounters) {
       return Status::Corruption("object: unknown format " + std::to_string(format));
     }
     if (!ReadClock(root.via.array.ptr[1], &obj.clock, /*strict=*/false)) {
@@ -203,12 +272,16 @@ Result<core::Object> DecodeObjectLayout(std::string_view bytes) {
     if (sibs.type != msgpack::type::ARRAY) return Status::Corruption("object: bad siblings");
     obj.siblings.resize(sibs.via.array.size);
     for (uint32_t i = 0; i < sibs.via.array.size; ++i) {
-      if (!ReadSibling(sibs.via.array.ptr[i], &obj.siblings[i])) {
+      if (!ReadSibling(sibs.via.array.ptr[i], &obj.siblings[i], format == kFormatCounters)) {
         return Status::Corruption("object: bad sibling " + std::to_string(i));
       }
     }
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("object: undecodable msgpack: ") + e.what());
+  }
+  // One encoding per object (digests compare bytes): format 2 only with a counter state.
+  if (format == kFormatCounters && !core::HasCounter(obj)) {
+    return Status::Corruption("object: format 2 without a counter state");
   }
   return obj;
 }

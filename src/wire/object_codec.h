@@ -2,7 +2,10 @@
 //
 // Layout (msgpack array), format 1:
 //   [1, [[node, counter], ...], [[node, counter, flags, value(bin), expire_at_ms, written_at_ms], ...]]
-// flags bit 0 = tombstone. Decoding validates every field and the Object invariants,
+// flags bit 0 = tombstone. Format 2 (an object in which some sibling carries a counter
+// state, core/counter.h): the same with a seventh sibling field, nil or
+//   [epoch, explicit, base_node, base_counter, base_kind, base, [[actor, seq, value], ...] floor, [...] shards]
+// An object without counter states is always written as format 1. Decoding validates every field and the Object invariants,
 // so bytes from disk or a peer can never produce a malformed Object.
 // Thread-safe (stateless functions).
 #pragma once

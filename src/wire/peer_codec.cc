@@ -303,7 +303,7 @@ bool ReadSpec(const Fields& f, size_t i, core::WriteSpec* spec) {
       !f.I64(i + 2, &spec->version.expire_at_ms) || !f.I64(i + 3, &spec->version.written_at_ms) ||
       !f.Bool(i + 4, &spec->has_context) || !f.Clock(i + 5, &spec->context) ||
       !f.U32(i + 6, &cond) || !f.Bool(i + 7, &spec->keep_ttl) ||
-      !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIfLive), "bad condition") ||
+      !f.Check(cond <= static_cast<uint32_t>(core::WriteSpec::Cond::kIncrement), "bad condition") ||
       !f.VersionOk(spec->version)) {
     return false;
   }

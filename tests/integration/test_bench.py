@@ -16,12 +16,13 @@ BENCH = os.path.join(ROOT, "tools", "bench")
 
 FIGURE_ROWS = ["SET", "SET -P16", "GET", "GET -P16", "GET R=quorum (vs redis GET)",
                "GET R=quorum -P16 (vs redis GET -P16)", "CONSISTENT SET (vs redis SET)",
-               "CONSISTENT GET (vs redis GET)", "fsync: SET", "fsync: CONSISTENT SET (vs redis SET)",
+               "CONSISTENT GET (vs redis GET)", "INCR", "fsync: SET", "fsync: CONSISTENT SET (vs redis SET)",
                "1 node: SET", "1 node: GET"]
 TARGETS = ["SET cpu-µs/op <= 2.5x redis", "SET ops/s >= 0.5x redis", "SET -P16 cpu-µs/op <= 10x redis",
            "GET cpu-µs/op <= 1.2x redis", "GET -P16 ops/s >= 0.3x redis",
            "GET R=quorum cpu-µs/op <= 2x redis", "SET p99 <= 2 ms (50 clients)",
            "CONSISTENT SET >= 25k ops/s", "CONSISTENT GET >= 25k ops/s",
+           "INCR cpu-µs/op <= 1.3x itsuka SET",
            "fsync CONSISTENT SET >= 15k ops/s", "fsync SET >= 20k ops/s",
            "1 node: SET ops/s >= 0.8x redis", "1 node: GET ops/s >= 0.8x redis"]
 NUMBER = re.compile(r"^[\d,]+(\.\d+)?$")

@@ -43,7 +43,8 @@ TEST(ObjectCodec, RejectsGarbageWithoutCrashing) {
   const std::vector<std::string> bad = {
       "",
       "\xc1",                                  // never-used msgpack byte
-      "\x93\x02\x90\x90",                      // unknown format 2
+      "\x93\x02\x90\x90",                      // format 2 without a counter state
+      "\x93\x03\x90\x90",                      // unknown format 3
       "\x93\x01\x91\x92\xa1\x61\x00\x90",      // clock counter 0
       "\x92\x01\x90",                          // wrong arity
       "\xdd\xff\xff\xff\xff",                  // array of 4 billion elements, 5 bytes
