@@ -110,6 +110,7 @@ class NodeCore {
   // Partitions still being transferred, for INFO.
   size_t TransfersPending() const { return transfers_.pending(); }
   uint64_t transferred_objects() const { return transfers_.transferred_objects(); }
+  std::vector<TransferProgress> TransfersInProgress() const { return transfers_.Progress(); }
   uint64_t transferred_paxos_states() const { return transfers_.transferred_paxos_states(); }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);

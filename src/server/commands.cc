@@ -175,6 +175,8 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"discard", {"transactions", "Drops the queued commands"}},
       {"watch", {"transactions", "EXEC answers nil if the key changes meanwhile"}},
       {"unwatch", {"transactions", "Forgets the WATCHed keys"}},
+      {"itsuka.transfers", {"itsuka", "Partition transfers this node runs for a move, per source"}},
+      {"itsuka.snapshot", {"itsuka", "CREATE <id>: a RocksDB checkpoint with a manifest; LIST"}},
   };
   auto it = docs->find(name);
   if (it != docs->end()) return it->second;
@@ -243,6 +245,8 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::RingCmd},
       {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Decommission},
       {"itsuka.gate", -1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Gate},
+      {"itsuka.transfers", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Transfers},
+      {"itsuka.snapshot", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Snapshot},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
 }

@@ -177,6 +177,9 @@ class CommandExecutor {
   // ITSUKA.REPAIR STATUS's text (needs admin_) and INFO's repair section ("" without).
   std::string RepairStatus() const;
   std::string RepairInfo() const;
+  // Operator commands (server/ops_commands.cc): ITSUKA.TRANSFERS, ITSUKA.SNAPSHOT.
+  void Transfers(Session&, std::vector<std::string>&, std::string*);
+  void Snapshot(Session&, std::vector<std::string>&, std::string*);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
