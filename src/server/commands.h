@@ -68,6 +68,13 @@ class Dispatcher {
                           core::WriteSpec spec) = 0;
 };
 
+// A snapshot's checkpoint running on its own thread (server/ops_commands.cc); deleting
+// one waits for its thread.
+struct SnapshotJob;
+struct SnapshotJobDeleter {
+  void operator()(SnapshotJob* job) const;
+};
+
 class CommandExecutor {
  public:
   CommandExecutor(const Config& config, Store& store, Stats& stats, const Clock& clock,
@@ -180,6 +187,8 @@ class CommandExecutor {
   // Operator commands (server/ops_commands.cc): ITSUKA.TRANSFERS, ITSUKA.SNAPSHOT.
   void Transfers(Session&, std::vector<std::string>&, std::string*);
   void Snapshot(Session&, std::vector<std::string>&, std::string*);
+  void SnapshotCreate(const std::string& id, std::string* out);
+  void SnapshotStatus(const std::string& id, std::string* out);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -230,6 +239,8 @@ class CommandExecutor {
   std::function<bool(uint64_t)> client_kill_;
   ConfigSetter config_setter_;
   AuthLimiter auth_limiter_;
+  // The last snapshot started, if any (the store's engine outlives the executor).
+  std::unique_ptr<SnapshotJob, SnapshotJobDeleter> snapshot_job_;
 };
 
 }  // namespace itsuka::server

@@ -336,24 +336,44 @@ std::string DefaultSnapshotId() {
   return b;
 }
 
-json SnapshotOne(const Options& o, const Member& m, const std::string& id) {
+// Starts the snapshot on one member (ITSUKA.SNAPSHOT CREATE); the connection is kept
+// in *conn for the STATUS polls. A row with ok=false and the error if it failed.
+json SnapshotStart(const Options& o, const Member& m, const std::string& id, std::unique_ptr<Conn>* conn) {
   json row = {{"node_id", m.id}, {"ok", false}};
   std::optional<Endpoint> e = ClientEndpoint(m);
   std::string err = "no client address";
-  std::unique_ptr<Conn> c = e ? Conn::Open(*e, o.password, 60000, &err) : nullptr;
-  ReplyPtr r = c ? c->CallOk({"ITSUKA.SNAPSHOT", "CREATE", id}, &err) : nullptr;
-  if (!r || r->type != REDIS_REPLY_ARRAY) {
-    row["error"] = r ? "unexpected reply to ITSUKA.SNAPSHOT" : err;
-    return row;
+  *conn = e ? Conn::Open(*e, o.password, kTimeoutMs, &err) : nullptr;
+  ReplyPtr r = *conn ? (*conn)->CallOk({"ITSUKA.SNAPSHOT", "CREATE", id}, &err) : nullptr;
+  if (!r) {
+    row["error"] = err;
+    conn->reset();
   }
-  auto kv = Pairs(r.get());
-  row["ok"] = true;
-  row["path"] = Field(kv, "path");
-  row["files"] = std::atoll(Field(kv, "files").c_str());
-  row["bytes"] = std::atoll(Field(kv, "bytes").c_str());
-  row["ring_version"] = std::atoll(Field(kv, "ring_version").c_str());
-  row["checkpoint_ms"] = std::atof(Field(kv, "checkpoint_ms").c_str());
   return row;
+}
+
+// Polls ITSUKA.SNAPSHOT STATUS until the member's checkpoint thread is done (bounded);
+// fills the row.
+void SnapshotWait(Conn& conn, const std::string& id, json* row) {
+  std::string err;
+  for (int i = 0; i < 6000; ++i) {  // 10 minutes
+    ReplyPtr r = conn.CallOk({"ITSUKA.SNAPSHOT", "STATUS", id}, &err);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+      (*row)["error"] = r ? "unexpected reply to ITSUKA.SNAPSHOT STATUS" : err;
+      return;
+    }
+    auto kv = Pairs(r.get());
+    if (Field(kv, "state") == "done") {
+      (*row)["ok"] = true;
+      (*row)["path"] = Field(kv, "path");
+      (*row)["files"] = std::atoll(Field(kv, "files").c_str());
+      (*row)["bytes"] = std::atoll(Field(kv, "bytes").c_str());
+      (*row)["ring_version"] = std::atoll(Field(kv, "ring_version").c_str());
+      (*row)["checkpoint_ms"] = std::atof(Field(kv, "checkpoint_ms").c_str());
+      return;
+    }
+    SleepMs(100);
+  }
+  (*row)["error"] = "the checkpoint did not finish within 10 minutes";
 }
 
 int SnapshotList(const Options& o, const ClusterView& v) {
@@ -563,11 +583,19 @@ int SnapshotCmd(const Options& o) {
   if (o.args.size() == 1 && o.args[0][0] == '-') return 2;
   const std::string id = o.args.empty() ? DefaultSnapshotId() : o.args[0];
   json out = {{"snapshot_id", id}, {"complete", true}, {"nodes", json::array()}};
+  // Every member starts its checkpoint first (so they are taken close together), then
+  // each is waited for.
+  std::vector<std::unique_ptr<Conn>> conns;
+  std::vector<json> rows;
   for (const Member& m : v.members) {
     if (m.status == "left") continue;
-    json row = SnapshotOne(o, m, id);
-    if (!row["ok"].get<bool>()) out["complete"] = false;
-    out["nodes"].push_back(row);
+    conns.emplace_back();
+    rows.push_back(SnapshotStart(o, m, id, &conns.back()));
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (conns[i]) SnapshotWait(*conns[i], id, &rows[i]);
+    if (!rows[i]["ok"].get<bool>()) out["complete"] = false;
+    out["nodes"].push_back(rows[i]);
   }
   if (o.json) {
     std::printf("%s\n", out.dump().c_str());
