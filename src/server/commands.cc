@@ -176,7 +176,7 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"watch", {"transactions", "EXEC answers nil if the key changes meanwhile"}},
       {"unwatch", {"transactions", "Forgets the WATCHed keys"}},
       {"itsuka.transfers", {"itsuka", "Partition transfers this node runs for a move, per source"}},
-      {"itsuka.snapshot", {"itsuka", "CREATE <id>: a RocksDB checkpoint with a manifest; LIST"}},
+      {"itsuka.snapshot", {"itsuka", "CREATE <id>: a RocksDB checkpoint with a manifest (off the loop); STATUS <id>; LIST"}},
   };
   auto it = docs->find(name);
   if (it != docs->end()) return it->second;
