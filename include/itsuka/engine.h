@@ -84,6 +84,15 @@ class Engine {
   virtual Status Write(const WriteBatch& batch, bool sync) = 0;
   virtual std::unique_ptr<EngineIterator> NewIterator(Column column) = 0;
   virtual EngineStats Stats() = 0;
+  // Writes a consistent copy of every column family, as of now, into directory `dir`
+  // (which must not exist; its parent must). The RocksDB engine makes a checkpoint:
+  // hard links to its SST files (on the same file system) and copies of the rest, the
+  // live WAL included (tens of MiB with a full memtable), and may be called on another
+  // thread while the engine is in use (RocksDB is thread-safe; server/ops_commands.cc).
+  // InvalidArgument for engines that keep nothing on disk.
+  virtual Status Checkpoint(const std::string& dir) {
+    return Status::InvalidArgument("this storage engine cannot make a checkpoint");
+  }
 };
 
 }  // namespace itsuka

@@ -115,6 +115,7 @@ class NodeCore {
   // Client writes coordinated here / forwarded to a primary (core/writes.h).
   uint64_t writes_coordinated() const { return writes_.coordinated(); }
   uint64_t writes_forwarded() const { return writes_.forwarded(); }
+  std::vector<SourceTransferProgress> TransfersInProgress() const { return transfers_.Progress(); }
   uint64_t transferred_paxos_states() const { return transfers_.transferred_paxos_states(); }
   // Whether messages to `node` can be delivered now (the node itself always can).
   void SetReachable(const std::string& node, bool up);

@@ -120,6 +120,17 @@ size_t Transfers::pending() const {
   return n;
 }
 
+std::vector<SourceTransferProgress> Transfers::Progress() const {
+  std::vector<SourceTransferProgress> out;
+  if (synced_ == plan_fingerprint_) return out;
+  for (const auto& [source, s] : sources_) {
+    out.push_back(SourceTransferProgress{source, std::vector<uint32_t>(s.partitions.begin(), s.partitions.end()),
+                                   s.done, ctx_.IsReachable(source), s.keys, s.bytes, s.batches,
+                                   s.started_ms, s.last_batch_ms});
+  }
+  return out;
+}
+
 // ---- Server side ------------------------------------------------------------------
 
 void Transfers::HandleRequest(const std::string& from, const TransferRequest& m) {
@@ -176,18 +187,26 @@ void Transfers::OnBatch(uint64_t req_id, const std::string& from, const Transfer
   ++plan_batches_;
   s.cursor = m.next;
   s.done = m.done;
+  s.last_batch_ms = now_ms;
   s.next_ms = now_ms + ctx_.options.transfer_interval_ms;
   Tick(now_ms);
 }
 
-bool Transfers::Merge(const Source& s, const TransferBatch& m) {
+bool Transfers::Merge(Source& s, const TransferBatch& m) {
   const std::optional<Ring>& ring = ctx_.ring;
+  uint64_t keys = 0, bytes = 0;
   for (const auto& [key, obj] : m.objects) {
     if (!ring || s.partitions.count(ring->PartitionOfKey(key)) == 0) continue;
     if (!ctx_.MergeLocally(key, obj).ok()) return false;
     ++transferred_objects_;
     ++plan_objects_;
+    ++keys;
+    bytes += key.size() + ValueBytes(obj);
   }
+  // Counted once the objects are staged: a batch asked for again is not counted twice.
+  s.keys += keys;
+  s.bytes += bytes;
+  ++s.batches;
   // Staged like the objects, so it is durable before the transfer is reported synced.
   for (const KeyPaxosState& st : m.paxos) {
     if (!ring || s.partitions.count(ring->PartitionOfKey(st.key)) == 0) continue;
@@ -213,6 +232,7 @@ void Transfers::Tick(int64_t now_ms) {
     }
     s.req_id = ctx_.requests.Open(Room::kTransfer);
     s.sent_ms = now_ms;
+    if (s.started_ms == 0) s.started_ms = now_ms;
     ctx_.out.sends.emplace_back(
         source, TransferRequest{s.req_id, ctx_.ring->partitions(),
                             std::vector<uint32_t>(s.partitions.begin(), s.partitions.end()),

@@ -35,6 +35,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/replica_context.h"
 
@@ -50,6 +51,20 @@ struct TransferProgress {
   uint64_t keys_copied = 0;       // objects merged for this plan
   uint64_t batches = 0;           // batches merged for this plan
   uint64_t batches_failed = 0;    // error replies and timeouts (each retried from its cursor)
+};
+
+// One source's transfer of the current plan, as the operator sees it (ITSUKA.TRANSFERS):
+// the partitions wanted from it, what has been merged so far, and when.
+struct SourceTransferProgress {
+  std::string source;
+  std::vector<uint32_t> partitions;
+  bool done = false;
+  bool reachable = true;
+  uint64_t keys = 0;      // objects merged from this source for the current plan
+  uint64_t bytes = 0;     // their key and value bytes
+  uint64_t batches = 0;   // batches merged
+  int64_t started_ms = 0;     // loop time of the first request (0: none sent yet)
+  int64_t last_batch_ms = 0;  // loop time of the last merged batch (0: none yet)
 };
 
 class Transfers {
@@ -74,6 +89,10 @@ class Transfers {
   TransferProgress progress() const;
   uint64_t transferred_objects() const { return transferred_objects_; }
   uint64_t transferred_paxos_states() const { return transferred_paxos_states_; }
+  // The current plan's sources and their progress (empty once the plan is synced).
+  std::vector<SourceTransferProgress> Progress() const;
+  // The write-ring fingerprint of the current plan (0: none yet).
+  uint64_t plan_fingerprint() const { return plan_fingerprint_; }
 
  private:
   // What this node transfers from one source.
@@ -84,6 +103,8 @@ class Transfers {
     uint64_t req_id = 0;  // the request in flight (0: none)
     int64_t sent_ms = 0;
     int64_t next_ms = 0;  // no request before this (pacing)
+    uint64_t keys = 0, bytes = 0, batches = 0;  // merged so far (SourceTransferProgress)
+    int64_t started_ms = 0, last_batch_ms = 0;
   };
   // Whether every partition was transferred from enough of its sources.
   bool Complete() const;
@@ -96,7 +117,7 @@ class Transfers {
   void Clear();
   // Merges a batch's objects and acceptor states; false if the store failed (the batch
   // is then asked for again from the same cursor).
-  bool Merge(const Source& s, const TransferBatch& m);
+  bool Merge(Source& s, const TransferBatch& m);
 
   ReplicaContext& ctx_;
   uint64_t plan_fingerprint_ = 0;

@@ -196,6 +196,8 @@ std::pair<std::string, std::string> CommandDoc(const std::string& name) {
       {"cluster", {"cluster", "SLOTS SHARDS NODES INFO KEYSLOT MYID: hash slots mapped onto partitions"}},
       {"readonly", {"cluster", "Allows reads from replicas (every node serves every key)"}},
       {"readwrite", {"cluster", "Ends READONLY (a no-op here)"}},
+      {"itsuka.transfers", {"itsuka", "Partition transfers this node runs for a move, per source"}},
+      {"itsuka.snapshot", {"itsuka", "CREATE <id>: a RocksDB checkpoint with a manifest (off the loop); STATUS <id>; LIST"}},
   };
   auto it = docs->find(name);
   if (it != docs->end()) return it->second;
@@ -273,6 +275,8 @@ CommandExecutor::CommandExecutor(const Config& config, Store& store, Stats& stat
       {"itsuka.ring", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::RingCmd},
       {"itsuka.decommission", 2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Decommission},
       {"itsuka.gate", -1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Gate},
+      {"itsuka.transfers", 1, {"admin"}, 0, 0, 0, true, &CommandExecutor::Transfers},
+      {"itsuka.snapshot", -2, {"admin"}, 0, 0, 0, true, &CommandExecutor::Snapshot},
   };
   for (const Command& c : table) commands_.emplace(c.name, c);
   for (const Command& c : KeyspaceCommands()) commands_.emplace(c.name, c);

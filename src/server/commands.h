@@ -80,6 +80,12 @@ std::string ClientNameError(const std::string& name);
 // COMMAND DOCS of the keyspace commands (server/keyspace_commands.cc): false if `name`
 // is not one.
 bool KeyspaceCommandDoc(const std::string& name, std::pair<std::string, std::string>* doc);
+// A snapshot's checkpoint running on its own thread (server/ops_commands.cc); deleting
+// one waits for its thread.
+struct SnapshotJob;
+struct SnapshotJobDeleter {
+  void operator()(SnapshotJob* job) const;
+};
 
 class CommandExecutor {
  public:
@@ -212,6 +218,11 @@ class CommandExecutor {
   // ITSUKA.REPAIR STATUS's text (needs admin_) and INFO's repair section ("" without).
   std::string RepairStatus() const;
   std::string RepairInfo() const;
+  // Operator commands (server/ops_commands.cc): ITSUKA.TRANSFERS, ITSUKA.SNAPSHOT.
+  void Transfers(Session&, std::vector<std::string>&, std::string*);
+  void Snapshot(Session&, std::vector<std::string>&, std::string*);
+  void SnapshotCreate(const std::string& id, std::string* out);
+  void SnapshotStatus(const std::string& id, std::string* out);
 
   // Quorum options after the fixed arguments: R/PR (reads), W/PW (writes).
   struct Quorums {
@@ -262,6 +273,8 @@ class CommandExecutor {
   std::function<bool(uint64_t)> client_kill_;
   ConfigSetter config_setter_;
   AuthLimiter auth_limiter_;
+  // The last snapshot started, if any (the store's engine outlives the executor).
+  std::unique_ptr<SnapshotJob, SnapshotJobDeleter> snapshot_job_;
 };
 
 }  // namespace itsuka::server

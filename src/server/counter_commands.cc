@@ -1,4 +1,4 @@
-// INCR, INCRBY, DECR, DECRBY: convergent counters (core/counter.h; DESIGN 4.17). Each is
+// INCR, INCRBY, DECR, DECRBY: convergent counters (core/counter.h; DESIGN 4.18). Each is
 // one eventual write whose new version the coordinating primary builds from its copy
 // (WriteSpec::Cond::kIncrement), so it stays writable under a sloppy quorum and
 // concurrent increments through any nodes all count. The reply is the value the

@@ -345,20 +345,30 @@ class IdleAndAdmin(unittest.TestCase):
         admin = os.path.join(os.path.dirname(ITSUKAD), "itsuka-admin")
         node = Node("--requirepass", "pw").start()
         try:
+            # `info` is one node's INFO by section (what `status` printed before it
+            # became the cluster view, tests/integration/test_admin_ops.py).
             r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "--password", "pw",
-                                "--json", "status"], capture_output=True, timeout=30)
+                                "--json", "info"], capture_output=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
             status = json.loads(r.stdout)
             self.assertEqual(status["Server"]["node_id"], "node1")
             # Numbers are JSON numbers, names stay strings.
             self.assertEqual(status["Server"]["tcp_port"], node.port)
-            r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "status"],
-                               capture_output=True, timeout=30)
-            self.assertNotEqual(r.returncode, 0)  # no password: NOAUTH, reported
-            self.assertIn(b"NOAUTH", r.stderr)
-            r = subprocess.run([admin, "--host", "127.0.0.1:1", "status"], capture_output=True, timeout=30)
-            self.assertNotEqual(r.returncode, 0)
-            self.assertIn(b"cannot connect", r.stderr)
+            # `status` of a node without a cluster: itself, up, owning everything.
+            r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", "--password", "pw",
+                                "--json", "status"], capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            nodes = json.loads(r.stdout)["nodes"]
+            self.assertEqual([(n["id"], n["state"]) for n in nodes], [("node1", "up")])
+            self.assertEqual(nodes[0]["ownership_pct"], 100.0)
+            for cmd in ("info", "status"):
+                r = subprocess.run([admin, "--host", f"127.0.0.1:{node.port}", cmd],
+                                   capture_output=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0)  # no password: NOAUTH, reported
+                self.assertIn(b"NOAUTH", r.stderr)
+                r = subprocess.run([admin, "--host", "127.0.0.1:1", cmd], capture_output=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(b"cannot connect", r.stderr)
         finally:
             node.cleanup()
 

@@ -220,6 +220,52 @@ TEST(Transfer, AMoveResumesFromItsCursorAfterLostBatchesAndReportsProgress) {
   EXPECT_EQ(b.transferred_objects(), owned);  // each key copied once: nothing restarted
 }
 
+// ITSUKA.TRANSFERS's figures: per source, the partitions wanted, keys and bytes merged,
+// batches and times; nothing once the plan is synced.
+TEST(Transfer, ProgressCountsWhatWasMergedPerSource) {
+  storage::MemEngine ea, eb;
+  server::Store sa(ea, false), sb(eb, false);
+  core::NodeOptions o;
+  o.n = 1;
+  o.transfer_interval_ms = 0;
+  core::NodeCore a("a", sa, o), b("b", sb, o);
+  for (int i = 0; i < 2000; ++i) sa.Stage("key" + std::to_string(i), Value("value"));
+  ASSERT_TRUE(sa.Commit().ok());
+  core::Ring old_ring = core::Ring::Create(16, {"a"}, 1).value();
+  core::Ring new_ring = core::Ring::Create(16, {"a", "b"}, 2).value();
+  a.SetRings(old_ring, new_ring, 3);
+  b.SetRings(old_ring, new_ring, 3);
+  std::vector<core::TransferProgress> before = b.TransfersInProgress();
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(before[0].source, "a");
+  EXPECT_EQ(before[0].partitions.size(), b.TransfersPending());
+  EXPECT_EQ(before[0].started_ms, 0);  // nothing asked yet
+  EXPECT_EQ(before[0].keys, 0u);
+  b.Tick(5);
+  core::Outbox out = b.TakeOutbox();
+  ASSERT_EQ(out.sends.size(), 1u);
+  a.OnMessage("b", out.sends[0].second, 5);
+  core::Outbox reply = a.TakeOutbox();
+  ASSERT_EQ(reply.sends.size(), 1u);
+  const auto& batch = std::get<core::TransferBatch>(reply.sends[0].second);
+  ASSERT_FALSE(batch.done);
+  b.OnMessage("a", reply.sends[0].second, 20);
+  std::vector<core::TransferProgress> mid = b.TransfersInProgress();
+  ASSERT_EQ(mid.size(), 1u);
+  EXPECT_EQ(mid[0].started_ms, 5);
+  EXPECT_EQ(mid[0].last_batch_ms, 20);
+  EXPECT_EQ(mid[0].batches, 1u);
+  EXPECT_FALSE(mid[0].done);
+  EXPECT_EQ(mid[0].keys, b.transferred_objects());
+  EXPECT_GT(mid[0].keys, 0u);
+  EXPECT_GE(mid[0].bytes, mid[0].keys * (4 + 5));  // "keyN" and "value"
+  int messages = 0;
+  b.Tick(200);
+  Pump({{"a", &a}, {"b", &b}}, {{"a", &sa}, {"b", &sb}}, 200, &messages);
+  EXPECT_EQ(b.Synced(), 3u);
+  EXPECT_TRUE(b.TransfersInProgress().empty());
+}
+
 TEST(Transfer, TransferFromARingOfAnotherSizeIsRefused) {
   storage::MemEngine ea;
   server::Store sa(ea, false);

@@ -1,6 +1,9 @@
-// itsuka-admin: the operator's tool. Talks RESP to one node.
+// itsuka-admin: the operator's tool. Talks RESP to one node (the cluster-wide commands
+// status, transfers and snapshot to every member, and restore to none: tools/admin/ops.h).
 //
-//   itsuka-admin [--host H:P] [--password PW] [--json] status
+//   itsuka-admin [--host H:P] [--password PW] [--json] info
+//   itsuka-admin ... status | transfers [--wait] | snapshot [<id> | --list]
+//   itsuka-admin restore --snapshot DIR --data-dir DIR --node-id ID [--secret-file F]
 //   itsuka-admin [--host H:P] [--password PW] [--json] repair [--partition Q] [--node ID]
 //                [--dry-run] [--no-wait] | repair --status | repair --stop
 //   itsuka-admin ... hints | members | ring | decommission <node> | leave [<node>]
@@ -18,6 +21,9 @@
 #include <regex>
 #include <string>
 #include <vector>
+
+#include "cluster_view.h"
+#include "ops.h"
 
 namespace {
 
@@ -171,7 +177,20 @@ int Usage() {
   std::fprintf(stderr,
                "usage: itsuka-admin [--host HOST:PORT] [--password PW] [--json] <command>\n"
                "commands:\n"
-               "  status    node identity, uptime, clients, storage and traffic figures\n"
+               "  status    the cluster, one line per member (from the --host node's view and\n"
+               "            each member's INFO): state (up/down/joining/leaving/left), address,\n"
+               "            data size, keys, ownership, hints held and held for it, last repair\n"
+               "  info      one node's INFO, by section (what `status` printed before)\n"
+               "  transfers [--wait]  partition transfers of a move, per destination and\n"
+               "            source: keys and bytes copied, rate, progress and ETA (estimates);\n"
+               "            --wait follows them until no partition moves (progress bar on a tty)\n"
+               "  snapshot [<id>]  a RocksDB checkpoint on every member under one id (default\n"
+               "            snap-<UTC time>), in <data_dir>.snapshots/<id> with a manifest.json;\n"
+               "            exits 1 if a member did not take it.  snapshot --list: ids per node\n"
+               "  restore --snapshot DIR --data-dir DIR --node-id ID [--secret-file F | --cluster-id HEX]\n"
+               "            offline, on the node's host, node stopped: copies the snapshot into the\n"
+               "            empty data directory after checking node and cluster id; then start\n"
+               "            the node and run repair\n"
                "  hints     hints kept on this node for unreachable replicas, per target node,\n"
                "            and the handoff counters (written, replayed, dropped, refused)\n"
                "  repair [--partition Q] [--node ID] [--dry-run] [--no-wait]\n"
@@ -190,7 +209,7 @@ int Usage() {
   return 2;
 }
 
-int Status(Connection& conn, bool json) {
+int Info(Connection& conn, bool json) {
   std::string err;
   std::optional<Reply> r = conn.Call({"INFO"}, &err);
   if (!r) {
@@ -303,45 +322,20 @@ int Hints(Connection& conn, bool json) {
   return 0;
 }
 
+using itsuka::admin::Duration;
+using itsuka::admin::SleepMs;
+
 std::map<std::string, std::string> ParseLines(const std::string& text) {
-  std::map<std::string, std::string> kv;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find("\r\n", start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 2;
-    if (size_t colon = line.find(':'); colon != std::string::npos) {
-      kv[line.substr(0, colon)] = line.substr(colon + 1);
-    }
-  }
-  return kv;
+  return itsuka::admin::ParseInfo(text);
 }
 
 long long Num(const std::map<std::string, std::string>& kv, const std::string& k) {
-  auto it = kv.find(k);
-  return it == kv.end() ? 0 : std::atoll(it->second.c_str());
+  return itsuka::admin::InfoNum(kv, k);
 }
 
 std::string Get(const std::map<std::string, std::string>& kv, const std::string& k) {
   auto it = kv.find(k);
   return it == kv.end() ? "" : it->second;
-}
-
-std::string Duration(double s) {
-  char b[32];
-  const long long t = static_cast<long long>(s + 0.5);
-  if (t >= 3600) {
-    std::snprintf(b, sizeof b, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
-  } else {
-    std::snprintf(b, sizeof b, "%lld:%02lld", t / 60, t % 60);
-  }
-  return b;
-}
-
-void SleepMs(long ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000};
-  ::nanosleep(&ts, nullptr);
 }
 
 void PrintRepairReport(const std::map<std::string, std::string>& st, bool json) {
@@ -700,7 +694,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (command.empty() && a[0] != '-') {
       command = a;
-    } else if (command == "repair") {
+    } else if (command == "repair" || command == "transfers" || command == "snapshot" ||
+               command == "restore" || command == "status") {
       sub_args.push_back(a);
     } else if (!command.empty() && a[0] != '-' && arg.empty()) {
       arg = a;
@@ -709,7 +704,15 @@ int main(int argc, char** argv) {
     }
   }
   const bool takes_arg = command == "decommission" || command == "leave" || command == "gate";
-  if (command != "status" && command != "repair" && command != "hints" && command != "members" &&
+  if (command == "status" || command == "transfers" || command == "snapshot" || command == "restore") {
+    itsuka::admin::Options o{host, port, password, json, sub_args};
+    const int rc = command == "status"      ? itsuka::admin::StatusCmd(o)
+                   : command == "transfers" ? itsuka::admin::TransfersCmd(o)
+                   : command == "snapshot"  ? itsuka::admin::SnapshotCmd(o)
+                                            : itsuka::admin::RestoreCmd(o);
+    return rc == 2 ? Usage() : rc;
+  }
+  if (command != "info" && command != "repair" && command != "hints" && command != "members" &&
       command != "ring" && !takes_arg) {
     return Usage();
   }
@@ -737,5 +740,5 @@ int main(int argc, char** argv) {
   if (command == "ring") return RingCmd(conn, json);
   if (command == "gate") return Gate(conn, arg);
   if (takes_arg) return Decommission(conn, arg);
-  return Status(conn, json);
+  return Info(conn, json);
 }
