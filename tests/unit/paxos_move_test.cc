@@ -501,7 +501,7 @@ TEST(PaxosMove, TheCopyNeverLowersWhatTheReceiverAcceptedItself) {
 std::string KeyLedInOldRingBy(const Cluster& c, const std::string& leader) {
   for (int i = 0; i < 100000; ++i) {
     const std::string k = "key" + std::to_string(i);
-    if (c.old_ring.PreferenceList(c.old_ring.PartitionOf(Hash64(k)), 3)[0] == leader) return k;
+    if (c.old_ring.PreferenceList(c.old_ring.PartitionOfKey(k), 3)[0] == leader) return k;
   }
   ADD_FAILURE() << "no key led by " << leader;
   return "";

@@ -213,7 +213,7 @@ TEST(Transfer, AMoveResumesFromItsCursorAfterLostBatchesAndReportsProgress) {
   size_t owned = 0;
   for (int i = 0; i < 3000; ++i) {
     const std::string k = "key" + std::to_string(i);
-    if (new_ring.Owner(new_ring.PartitionOf(Hash64(k))) != "b") continue;
+    if (new_ring.Owner(new_ring.PartitionOfKey(k)) != "b") continue;
     ++owned;
     EXPECT_EQ(Only(sb.Read(k).value()), "v") << k;
   }
@@ -235,7 +235,7 @@ TEST(Transfer, ProgressCountsWhatWasMergedPerSource) {
   core::Ring new_ring = core::Ring::Create(16, {"a", "b"}, 2).value();
   a.SetRings(old_ring, new_ring, 3);
   b.SetRings(old_ring, new_ring, 3);
-  std::vector<core::TransferProgress> before = b.TransfersInProgress();
+  std::vector<core::SourceTransferProgress> before = b.TransfersInProgress();
   ASSERT_EQ(before.size(), 1u);
   EXPECT_EQ(before[0].source, "a");
   EXPECT_EQ(before[0].partitions.size(), b.TransfersPending());
@@ -250,7 +250,7 @@ TEST(Transfer, ProgressCountsWhatWasMergedPerSource) {
   const auto& batch = std::get<core::TransferBatch>(reply.sends[0].second);
   ASSERT_FALSE(batch.done);
   b.OnMessage("a", reply.sends[0].second, 20);
-  std::vector<core::TransferProgress> mid = b.TransfersInProgress();
+  std::vector<core::SourceTransferProgress> mid = b.TransfersInProgress();
   ASSERT_EQ(mid.size(), 1u);
   EXPECT_EQ(mid[0].started_ms, 5);
   EXPECT_EQ(mid[0].last_batch_ms, 20);
