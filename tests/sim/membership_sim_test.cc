@@ -171,7 +171,8 @@ TEST(MembershipSimulation, ConsistentOperationsStayLinearizableAcrossMoves) {
 // before its transfers finished, so the others read from it too early) the checkers
 // report a stale CONSISTENT read or a lost acknowledged write for at least one of these
 // fixed seeds (with joint rounds during moves, the ring fence, the restart gate and a
-// joiner's decommission through leaving, and the hash-slot placement of data format 2,
+// joiner's decommission through leaving, converge's handoff probation and transfer retry,
+// and the hash-slot placement of data format 2,
 // 1008, 1021 and 1075 (each a stale CONSISTENT read) are the first three seeds from 1001
 // that catch it, found with ITSUKA_SIM_GLUE_SEARCH=3; under the XXH3 placement before it
 // they were 1013, 1224 (a lost write) and 1079; see the file comment for the earlier

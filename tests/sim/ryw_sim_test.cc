@@ -166,9 +166,11 @@ SeedOutcome RunRywSeed(uint64_t seed, int64_t window_ms) {
   return out;
 }
 
-// Seeds that find the gap with the record off (ITSUKA_SIM_RYW_SEARCH found them; re-picked
-// for the hash-slot placement of data format 2, which moved keys: 1 and 18 no longer do).
-constexpr uint64_t kSeedsThatFindTheGap[] = {4, 22, 31};
+// Seeds that find the gap with the record off (ITSUKA_SIM_RYW_SEARCH found them, the first
+// three; re-picked for the hash-slot placement of data format 2 together with converge's
+// handoff probation and transfer retry, which changed the schedules: 1 and 18 stopped
+// finding it with the first, 22 and 31 with both).
+constexpr uint64_t kSeedsThatFindTheGap[] = {4, 8, 23};
 
 TEST(ReadYourWritesSim, ADelThroughTheNodeThatAckedTheWriteAlwaysFindsIt) {
   const std::vector<uint64_t> seeds = Seeds(100, 1, "ITSUKA_SIM_RYW_SEEDS");
