@@ -25,10 +25,26 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from resp import Client, Closed, RespError  # noqa: E402,F401  (shared with the fault harness)
 
 
+# Ports are handed out from 11000-17999, below Linux's ephemeral range (32768-60999):
+# a port picked there as free could be taken, before the node binds it, as the source
+# port of some outgoing connection (a peer's dial), and the node would then fail to
+# listen (a CI run under ASan timed out waiting for a cluster's peers). Each process
+# starts at its own offset and walks the range, skipping ports it cannot bind.
+_PORT_LO, _PORT_HI = 11000, 18000
+_next_port = [_PORT_LO + (os.getpid() * 37) % (_PORT_HI - _PORT_LO)]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(_PORT_HI - _PORT_LO):
+        p = _next_port[0]
+        _next_port[0] = _PORT_LO + (p - _PORT_LO + 1) % (_PORT_HI - _PORT_LO)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            return p
+    raise AssertionError(f"no free port in {_PORT_LO}-{_PORT_HI - 1}")
 
 
 def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
