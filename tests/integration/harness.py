@@ -25,26 +25,37 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from resp import Client, Closed, RespError  # noqa: E402,F401  (shared with the fault harness)
 
 
+class PortRange:
+    """Free loopback ports from [lo, hi), walked from `start` on; with `peer` set, a port
+    is handed out only if port + 10000 (a node's default peer port) is free too."""
+
+    def __init__(self, lo, hi, start, peer=False):
+        self.lo, self.hi, self.next, self.peer = lo, hi, lo + (start - lo) % (hi - lo), peer
+
+    def take(self):
+        for _ in range(self.hi - self.lo):
+            p = self.next
+            self.next = self.lo + (p - self.lo + 1) % (self.hi - self.lo)
+            try:
+                for q in (p, p + 10000) if self.peer else (p,):
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", q))
+            except OSError:
+                continue
+            return p
+        raise AssertionError(f"no free port in {self.lo}-{self.hi - 1}")
+
+
 # Ports are handed out from 11000-17999, below Linux's ephemeral range (32768-60999):
 # a port picked there as free could be taken, before the node binds it, as the source
 # port of some outgoing connection (a peer's dial), and the node would then fail to
 # listen (a CI run under ASan timed out waiting for a cluster's peers). Each process
 # starts at its own offset and walks the range, skipping ports it cannot bind.
-_PORT_LO, _PORT_HI = 11000, 18000
-_next_port = [_PORT_LO + (os.getpid() * 37) % (_PORT_HI - _PORT_LO)]
+_ports = PortRange(11000, 18000, 11000 + (os.getpid() * 37) % 7000)
 
 
 def free_port():
-    for _ in range(_PORT_HI - _PORT_LO):
-        p = _next_port[0]
-        _next_port[0] = _PORT_LO + (p - _PORT_LO + 1) % (_PORT_HI - _PORT_LO)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-            return p
-    raise AssertionError(f"no free port in {_PORT_LO}-{_PORT_HI - 1}")
+    return _ports.take()
 
 
 def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):

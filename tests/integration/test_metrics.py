@@ -15,29 +15,15 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import Cluster, Node, wait_until
+from harness import Cluster, Node, PortRange, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-_next_port = [20200 + (os.getpid() % 40) * 20]
+_ports = PortRange(20200, 21000, 20200 + (os.getpid() % 40) * 20, peer=True)
 
 
 def port_in_range():
-    """A free loopback port in this part's range (20200-20999)."""
-    for _ in range(800):
-        p = _next_port[0]
-        _next_port[0] = 20200 + (p - 20200 + 1) % 800
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        with socket.socket() as s:  # the peer port (+10000) must be free too
-            try:
-                s.bind(("127.0.0.1", p + 10000))
-            except OSError:
-                continue
-        return p
-    raise AssertionError("no free port in 20200-20999")
+    """A free loopback port (and port + 10000) in this part's range (20200-20999)."""
+    return _ports.take()
 
 
 def scrape(port, path="/metrics"):

@@ -6,7 +6,6 @@ from 20000-20199."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,24 +13,15 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import Cluster, wait_until
+from harness import Cluster, PortRange, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-_next = [20000 + (os.getpid() % 20) * 10]
+_ports = PortRange(20000, 20200, 20000 + (os.getpid() % 20) * 10)
 
 
 def port_in_range():
     """A free loopback port in 20000-20199 (this part's range)."""
-    for _ in range(200):
-        p = _next[0]
-        _next[0] = 20000 + (p - 20000 + 1) % 200
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        return p
-    raise AssertionError("no free port in 20000-20199")
+    return _ports.take()
 
 
 def query(port, expr):

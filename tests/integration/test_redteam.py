@@ -22,24 +22,14 @@ import threading
 import time
 import unittest
 
-from harness import Client, Node, RespError, SANITIZED, wait_until
+from harness import Client, Node, PortRange, RespError, SANITIZED, wait_until
 
-_next_port = [20500 + (os.getpid() % 50) * 20]
+_ports = PortRange(20500, 21500, 20500 + (os.getpid() % 50) * 20, peer=True)
 
 
 def port_in_range():
     """A free loopback port (and port + 10000) in the red team's range (20500-21499)."""
-    for _ in range(1000):
-        p = _next_port[0]
-        _next_port[0] = 20500 + (p - 20500 + 1) % 1000
-        try:
-            for q in (p, p + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", q))
-        except OSError:
-            continue
-        return p
-    raise AssertionError("no free port in 20500-21499")
+    return _ports.take()
 
 
 def peak_rss_mib(pid):
